@@ -1,0 +1,38 @@
+//! Errors of the ratchet.
+
+/// Why an encrypt or decrypt failed. On any of these the state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RatchetError {
+    /// The wire ciphertext is shorter than the 12-byte nonce (+16-byte tag).
+    #[error("ciphertext too short: {len} bytes")]
+    CiphertextTooShort {
+        /// Length received.
+        len: usize,
+    },
+    /// The AEAD tag did not verify (forged, tampered or wrong key).
+    #[error("decryption failed: authentication tag mismatch")]
+    DecryptionFailed,
+    /// The message was already decrypted (its key is gone).
+    #[error("message replay: message {msg_num} of this chain was already received")]
+    MessageReplay {
+        /// The replayed message number.
+        msg_num: u32,
+    },
+    /// The message would open a gap larger than the configured limit.
+    #[error("too many skipped messages: gap of {gap} exceeds the limit of {max}")]
+    TooManySkippedMessages {
+        /// The gap the message would open.
+        gap: u64,
+        /// The configured limit.
+        max: u32,
+    },
+    /// Keys would have to be skipped on a receiving chain that does not exist.
+    #[error("missing receiving chain")]
+    MissingReceivingChain,
+    /// Sending before anything was received on a receiver-initialised state.
+    #[error("cannot send before receiving: no remote ratchet key yet")]
+    NoRemoteKey,
+    /// A message counter would overflow u32.
+    #[error("message counter overflow")]
+    CounterOverflow,
+}

@@ -1,0 +1,78 @@
+//! Persist-or-roll-back: load a conversation's state from a [`RatchetStore`], apply one
+//! encrypt or decrypt, save the new state and the skipped-key delta through the store.
+//!
+//! On any error nothing is saved, and since [`RatchetState`] transitions are pure, the
+//! caller's view is unchanged too. The store's `save_ratchet_state` must itself be atomic
+//! (a database transaction, or the in-memory store's single update), so that a failing save
+//! leaves the store as it was. Only the one skipped key the header names is read, and only the
+//! delta is written: no copy of the whole skipped-key set is made per message.
+
+use rand_core::CryptoRngCore;
+use zeroize::Zeroizing;
+
+use crate::config::RatchetConfig;
+use crate::error::RatchetError;
+use crate::header::Header;
+use crate::store::{RatchetStore, StoreError};
+
+/// Why a persisted encrypt/decrypt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No ratchet state is stored for the conversation.
+    #[error("no ratchet state for conversation {convo_id}")]
+    NoSession {
+        /// The conversation id looked up.
+        convo_id: String,
+    },
+    /// The ratchet refused the message or the send.
+    #[error(transparent)]
+    Ratchet(#[from] RatchetError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Loads the state, encrypts `plaintext`, saves the new state. Returns header and wire ciphertext.
+pub fn encrypt_in_store<S: RatchetStore + ?Sized>(
+    store: &mut S,
+    convo_id: &str,
+    config: &RatchetConfig,
+    plaintext: &[u8],
+    rng: &mut impl CryptoRngCore,
+) -> Result<(Header, Vec<u8>), SessionError> {
+    let state = load(store, convo_id)?;
+    let encrypted = state.encrypt(config, plaintext, rng)?;
+    store.save_ratchet_state(convo_id, &encrypted.state, &Default::default())?;
+    Ok((encrypted.header, encrypted.ciphertext))
+}
+
+/// Loads the state and the one skipped key the header names, decrypts, saves the new state and
+/// the skipped-key delta (capped at `config.max_skipped_keys`). `now` is Unix seconds.
+pub fn decrypt_in_store<S: RatchetStore + ?Sized>(
+    store: &mut S,
+    convo_id: &str,
+    config: &RatchetConfig,
+    header: &Header,
+    ciphertext: &[u8],
+    now: i64,
+) -> Result<Zeroizing<Vec<u8>>, SessionError> {
+    let state = load(store, convo_id)?;
+    let skipped = store.load_skipped_key(convo_id, &header.dh_pub, header.msg_num)?;
+    let mut decrypted = state.decrypt(config, header, ciphertext, skipped.as_ref(), now)?;
+    if !decrypted.delta.inserted.is_empty() {
+        decrypted.delta.cap = Some(config.max_skipped_keys);
+    }
+    store.save_ratchet_state(convo_id, &decrypted.state, &decrypted.delta)?;
+    Ok(decrypted.plaintext)
+}
+
+fn load<S: RatchetStore + ?Sized>(
+    store: &mut S,
+    convo_id: &str,
+) -> Result<crate::state::RatchetState, SessionError> {
+    store
+        .load_ratchet_state(convo_id)?
+        .ok_or_else(|| SessionError::NoSession {
+            convo_id: convo_id.to_owned(),
+        })
+}

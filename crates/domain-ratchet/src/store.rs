@@ -1,0 +1,110 @@
+//! The storage boundary of the ratchet: what a store must do, never how.
+
+use crate::keys::{PublicKey, SymmetricKey};
+use crate::state::RatchetState;
+
+/// Errors a store reports. Backends wrap their own error in [`StoreError::Backend`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, SQL, lock timeout, ...).
+    #[error("storage backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored record is invalid (wrong length, unknown kind, negative counter, ...).
+    #[error("corrupt stored data in {location}: {reason}")]
+    Corrupt {
+        /// Where the invalid value sits (for SQL: `table.column`).
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A write the operation relies on found no target (e.g. no ratchet row for a conversation).
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// A skipped message key as stored: the key itself and when it was stored (Unix seconds),
+/// so that keys can be expired by age.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SkippedKey {
+    /// The ratchet public key of the chain the key belongs to.
+    pub dh_pub: PublicKey,
+    /// The message number in that chain.
+    pub msg_num: u32,
+    /// The message key.
+    pub message_key: SymmetricKey,
+    /// When the key was stored, Unix seconds.
+    pub stored_at: i64,
+}
+
+impl std::fmt::Debug for SkippedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SkippedKey")
+            .field("dh_pub", &self.dh_pub)
+            .field("msg_num", &self.msg_num)
+            .field("stored_at", &self.stored_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one encrypt/decrypt changed in the skipped-key set of a conversation: the store
+/// applies exactly this delta, so a save never rewrites every stored key.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SkippedKeyDelta {
+    /// Keys to insert (newly skipped), in the order they were derived.
+    pub inserted: Vec<SkippedKey>,
+    /// Keys to delete because they were used to decrypt, `(dh_pub, msg_num)`.
+    pub removed: Vec<(PublicKey, u32)>,
+    /// After inserting, keep at most this many keys for the conversation, evicting the oldest
+    /// (earliest inserted) first. `None` means no cap is applied by this save.
+    pub cap: Option<usize>,
+}
+
+impl SkippedKeyDelta {
+    /// True when the delta changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.inserted.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// Storage of ratchet states and their skipped keys, keyed by conversation id.
+///
+/// Loads return `Ok(None)` for absence. Implementations must apply a [`SkippedKeyDelta`]
+/// incrementally. All methods take `&mut self` so that a database transaction can implement it.
+pub trait RatchetStore {
+    /// Loads the ratchet state (without skipped keys) of a conversation.
+    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError>;
+
+    /// Inserts or replaces the ratchet state of a conversation, then applies the skipped-key
+    /// delta (insert new, delete used, evict oldest beyond `delta.cap`).
+    fn save_ratchet_state(
+        &mut self,
+        convo_id: &str,
+        state: &RatchetState,
+        delta: &SkippedKeyDelta,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the ratchet state and every skipped key of a conversation. Returns whether a
+    /// state existed.
+    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError>;
+
+    /// Whether a ratchet state exists for the conversation.
+    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError>;
+
+    /// Looks up one skipped message key.
+    fn load_skipped_key(
+        &mut self,
+        convo_id: &str,
+        dh_pub: &PublicKey,
+        msg_num: u32,
+    ) -> Result<Option<SkippedKey>, StoreError>;
+
+    /// Every skipped key of the conversation, oldest first (for export, tests and codecs).
+    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError>;
+
+    /// Number of skipped keys stored for the conversation.
+    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError>;
+
+    /// Deletes, across all conversations, skipped keys stored before `older_than` (Unix
+    /// seconds). Returns how many were deleted.
+    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError>;
+}
