@@ -1,0 +1,54 @@
+-- State of one installation: identity, intro ephemeral keys, conversations, ratchet states
+-- and skipped message keys. Every key column is exactly 32 bytes; counters are never negative.
+
+CREATE TABLE identity (
+    id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    name TEXT NOT NULL,
+    secret_key BLOB NOT NULL CHECK (length(secret_key) = 32),
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE intro_keys (
+    public_key BLOB PRIMARY KEY NOT NULL CHECK (length(public_key) = 32),
+    secret_key BLOB NOT NULL CHECK (length(secret_key) = 32),
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE conversations (
+    local_id TEXT PRIMARY KEY NOT NULL,
+    remote_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+CREATE INDEX idx_conversations_created ON conversations (created_at, local_id);
+
+CREATE TABLE ratchet_states (
+    conversation_id TEXT PRIMARY KEY NOT NULL
+        REFERENCES conversations (local_id) ON DELETE CASCADE,
+    root_key BLOB NOT NULL CHECK (length(root_key) = 32),
+    sending_chain BLOB CHECK (sending_chain IS NULL OR length(sending_chain) = 32),
+    receiving_chain BLOB CHECK (receiving_chain IS NULL OR length(receiving_chain) = 32),
+    dh_self_secret BLOB NOT NULL CHECK (length(dh_self_secret) = 32),
+    dh_remote BLOB CHECK (dh_remote IS NULL OR length(dh_remote) = 32),
+    msg_send BIGINT NOT NULL CHECK (msg_send >= 0),
+    msg_recv BIGINT NOT NULL CHECK (msg_recv >= 0),
+    prev_chain_len BIGINT NOT NULL CHECK (prev_chain_len >= 0)
+);
+
+-- `id` is the rowid: it grows with insertion, so "oldest inserted" is "smallest id".
+CREATE TABLE skipped_keys (
+    id INTEGER PRIMARY KEY NOT NULL,
+    conversation_id TEXT NOT NULL
+        REFERENCES ratchet_states (conversation_id) ON DELETE CASCADE,
+    public_key BLOB NOT NULL CHECK (length(public_key) = 32),
+    msg_num BIGINT NOT NULL CHECK (msg_num >= 0),
+    message_key BLOB NOT NULL CHECK (length(message_key) = 32),
+    stored_at BIGINT NOT NULL,
+    UNIQUE (conversation_id, public_key, msg_num)
+);
+
+-- Per-conversation eviction, oldest first (and the cascade from ratchet_states).
+CREATE INDEX idx_skipped_keys_conversation_order ON skipped_keys (conversation_id, id);
+-- Expiry by age across all conversations in one range delete.
+CREATE INDEX idx_skipped_keys_stored_at ON skipped_keys (stored_at);

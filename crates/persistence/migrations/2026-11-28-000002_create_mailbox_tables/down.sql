@@ -1,0 +1,5 @@
+DROP TABLE processed_envelopes;
+DROP INDEX idx_messages_conversation;
+DROP TABLE messages;
+DROP TABLE inbox;
+DROP TABLE outbox;
