@@ -1,0 +1,3 @@
+//! Conversation kinds. Only PrivateV1 exists.
+
+pub mod private_v1;

@@ -1,0 +1,1 @@
+//! Conformance test kit for ChatStore implementations (in progress).
