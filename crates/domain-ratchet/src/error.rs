@@ -3,7 +3,9 @@
 /// Why an encrypt or decrypt failed. On any of these the state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RatchetError {
-    /// The wire ciphertext is shorter than the 12-byte nonce (+16-byte tag).
+    /// The wire ciphertext is shorter than the 12-byte nonce. (An input that holds a nonce but
+    /// is too short for the 16-byte tag is [`RatchetError::DecryptionFailed`], as in the
+    /// reference.)
     #[error("ciphertext too short: {len} bytes")]
     CiphertextTooShort {
         /// Length received.
@@ -29,10 +31,19 @@ pub enum RatchetError {
     /// Keys would have to be skipped on a receiving chain that does not exist.
     #[error("missing receiving chain")]
     MissingReceivingChain,
-    /// Sending before anything was received on a receiver-initialised state.
+    /// No remote ratchet key is known: sending before anything was received on a
+    /// receiver-initialised state, or (on an inconsistent decoded state) skipping keys on a
+    /// receiving chain whose public key is unknown.
     #[error("cannot send before receiving: no remote ratchet key yet")]
     NoRemoteKey,
     /// A message counter would overflow u32.
     #[error("message counter overflow")]
     CounterOverflow,
+    /// The plaintext is longer than ChaCha20-Poly1305 can encrypt under one nonce
+    /// ([`crate::aead::MAX_PLAINTEXT_LEN`]).
+    #[error("plaintext too long: {len} bytes")]
+    PlaintextTooLong {
+        /// Length of the plaintext.
+        len: usize,
+    },
 }

@@ -4,9 +4,11 @@
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
+use crate::aead;
 use crate::config::RatchetConfig;
 use crate::error::RatchetError;
 use crate::header::Header;
+use crate::kdf::{kdf_chain, kdf_root};
 use crate::keys::{DhKeyPair, PublicKey, SymmetricKey};
 use crate::store::{SkippedKey, SkippedKeyDelta};
 
@@ -76,39 +78,113 @@ impl std::fmt::Debug for Decrypted {
 }
 
 impl RatchetState {
-    /// `init_sender(SK, remote_pub)`: generates `dh_self` from `rng` and derives the first
-    /// sending chain.
+    /// `init_sender(SK, remote_pub)`: generates `dh_self` from `rng` (32 bytes) and derives the
+    /// first sending chain: `(root, send_ck) = kdf_root(SK, DH(dh_self, remote_pub))`.
     pub fn init_sender(
         config: &RatchetConfig,
         shared_secret: &SymmetricKey,
         remote: PublicKey,
         rng: &mut impl CryptoRngCore,
     ) -> Self {
-        let _ = (config, shared_secret, remote, rng);
-        todo!("implemented by the ratchet work")
+        let dh_self = DhKeyPair::generate(rng);
+        let dh_out = dh_self.diffie_hellman(&remote);
+        let (root_key, sending_chain) = kdf_root(config.domain, shared_secret, &dh_out);
+        Self {
+            root_key,
+            sending_chain: Some(sending_chain),
+            receiving_chain: None,
+            dh_self,
+            dh_remote: Some(remote),
+            msg_send: 0,
+            msg_recv: 0,
+            prev_chain_len: 0,
+        }
     }
 
-    /// `init_receiver(SK, dh_self)`.
+    /// `init_receiver(SK, dh_self)`: root key = SK, no chains, no remote key, counters 0.
     pub fn init_receiver(shared_secret: &SymmetricKey, dh_self: DhKeyPair) -> Self {
-        let _ = (shared_secret, dh_self);
-        todo!("implemented by the ratchet work")
+        Self {
+            root_key: shared_secret.clone(),
+            sending_chain: None,
+            receiving_chain: None,
+            dh_self,
+            dh_remote: None,
+            msg_send: 0,
+            msg_recv: 0,
+            prev_chain_len: 0,
+        }
     }
 
     /// Encrypts one message. Randomness is drawn from `rng` in this order: the new ratchet
     /// secret (32 bytes, only when a DH step is needed), then the nonce (12 bytes).
+    ///
+    /// Errors: [`RatchetError::NoRemoteKey`] when a DH step is needed but nothing was received
+    /// yet, [`RatchetError::CounterOverflow`] when the chain is exhausted,
+    /// [`RatchetError::PlaintextTooLong`]. `self` is never changed.
     pub fn encrypt(
         &self,
         config: &RatchetConfig,
         plaintext: &[u8],
         rng: &mut impl CryptoRngCore,
     ) -> Result<Encrypted, RatchetError> {
-        let _ = (config, plaintext, rng);
-        todo!("implemented by the ratchet work")
+        if plaintext.len() as u64 > aead::MAX_PLAINTEXT_LEN {
+            return Err(RatchetError::PlaintextTooLong {
+                len: plaintext.len(),
+            });
+        }
+        let (mut next, chain_key) = match &self.sending_chain {
+            Some(chain_key) => (self.clone(), chain_key.clone()),
+            None => {
+                // Sending DH step.
+                let remote = self.dh_remote.ok_or(RatchetError::NoRemoteKey)?;
+                let dh_self = DhKeyPair::generate(rng);
+                let dh_out = dh_self.diffie_hellman(&remote);
+                let (root_key, chain_key) = kdf_root(config.domain, &self.root_key, &dh_out);
+                let next = Self {
+                    root_key,
+                    sending_chain: None,
+                    receiving_chain: self.receiving_chain.clone(),
+                    dh_self,
+                    dh_remote: self.dh_remote,
+                    msg_send: 0,
+                    msg_recv: self.msg_recv,
+                    prev_chain_len: self.msg_send,
+                };
+                (next, chain_key)
+            }
+        };
+        let (next_chain, message_key) = kdf_chain(&chain_key);
+        let header = Header {
+            dh_pub: next.dh_self.public(),
+            msg_num: next.msg_send,
+            prev_chain_len: next.prev_chain_len,
+        };
+        next.msg_send = next
+            .msg_send
+            .checked_add(1)
+            .ok_or(RatchetError::CounterOverflow)?;
+        next.sending_chain = Some(next_chain);
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        let ciphertext = aead::seal(&message_key, &nonce, plaintext, &header.to_aad())?;
+        Ok(Encrypted {
+            state: next,
+            header,
+            ciphertext,
+        })
     }
 
     /// Decrypts one message. `skipped` is the stored skipped key for
-    /// `(header.dh_pub, header.msg_num)` if the store has one. `now` (Unix seconds) stamps
-    /// newly skipped keys. On error, nothing changes (the state is borrowed immutably).
+    /// `(header.dh_pub, header.msg_num)` if the store has one (a key for any other id is
+    /// ignored). `now` (Unix seconds) stamps newly skipped keys. On error, nothing changes (the
+    /// state is borrowed immutably).
+    ///
+    /// The checks run in the reference's order (PROTOCOL.md §3): length, stored skipped key,
+    /// replay, skip on the old chain, receiving DH step, skip on the new chain, AEAD. Unlike
+    /// the reference, the gap limit is `config.max_gap`, every limit is checked before any key
+    /// is derived, and the new state is returned only once the tag verified. On success the
+    /// [`Decrypted::delta`] lists the keys skipped on the old and on the new chain (never the
+    /// message's own key) and, when a stored key was used, that key under `removed`.
     pub fn decrypt(
         &self,
         config: &RatchetConfig,
@@ -117,7 +193,138 @@ impl RatchetState {
         skipped: Option<&SkippedKey>,
         now: i64,
     ) -> Result<Decrypted, RatchetError> {
-        let _ = (config, header, ciphertext, skipped, now);
-        todo!("implemented by the ratchet work")
+        aead::check_len(ciphertext)?;
+        let aad = header.to_aad();
+
+        // A stored key for exactly this message: decrypt with it, or fail without change.
+        if let Some(stored) =
+            skipped.filter(|k| k.dh_pub == header.dh_pub && k.msg_num == header.msg_num)
+        {
+            let plaintext = aead::open(&stored.message_key, ciphertext, &aad)?;
+            return Ok(Decrypted {
+                state: self.clone(),
+                plaintext,
+                delta: SkippedKeyDelta {
+                    inserted: Vec::new(),
+                    removed: vec![(header.dh_pub, header.msg_num)],
+                    cap: None,
+                },
+            });
+        }
+
+        let same_chain = self.dh_remote == Some(header.dh_pub);
+        if same_chain && header.msg_num < self.msg_recv {
+            return Err(RatchetError::MessageReplay {
+                msg_num: header.msg_num,
+            });
+        }
+
+        // Every limit is checked before any key is derived, in the reference's order.
+        let old_chain_skip = if same_chain {
+            None
+        } else {
+            self.check_skip(config, self.msg_recv, header.prev_chain_len)?;
+            (self.msg_recv < header.prev_chain_len).then_some(header.prev_chain_len)
+        };
+        let new_chain_start = if same_chain { self.msg_recv } else { 0 };
+        check_gap(config, new_chain_start, header.msg_num)?;
+        let msg_recv_after = header
+            .msg_num
+            .checked_add(1)
+            .ok_or(RatchetError::CounterOverflow)?;
+
+        let mut inserted = Vec::new();
+        let mut next = self.clone();
+        if !same_chain {
+            if let Some(until) = old_chain_skip {
+                let (Some(chain_key), Some(old_remote)) = (&self.receiving_chain, self.dh_remote)
+                else {
+                    // check_skip proved both present.
+                    return Err(RatchetError::MissingReceivingChain);
+                };
+                let mut chain_key = chain_key.clone();
+                for n in self.msg_recv..until {
+                    let (next_chain, message_key) = kdf_chain(&chain_key);
+                    inserted.push(SkippedKey {
+                        dh_pub: old_remote,
+                        msg_num: n,
+                        message_key,
+                        stored_at: now,
+                    });
+                    chain_key = next_chain;
+                }
+            }
+            // Receiving DH step.
+            let dh_out = self.dh_self.diffie_hellman(&header.dh_pub);
+            let (root_key, chain_key) = kdf_root(config.domain, &self.root_key, &dh_out);
+            next.root_key = root_key;
+            next.receiving_chain = Some(chain_key);
+            next.sending_chain = None;
+            next.dh_remote = Some(header.dh_pub);
+            next.msg_recv = 0;
+            next.prev_chain_len = header.msg_num;
+        }
+
+        let Some(chain_key) = &next.receiving_chain else {
+            return Err(RatchetError::MissingReceivingChain);
+        };
+        let mut chain_key = chain_key.clone();
+        // Keys strictly before the message's own number: the own key is never stored.
+        for n in next.msg_recv..header.msg_num {
+            let (next_chain, message_key) = kdf_chain(&chain_key);
+            inserted.push(SkippedKey {
+                dh_pub: header.dh_pub,
+                msg_num: n,
+                message_key,
+                stored_at: now,
+            });
+            chain_key = next_chain;
+        }
+        let (next_chain, message_key) = kdf_chain(&chain_key);
+        let plaintext = aead::open(&message_key, ciphertext, &aad)?;
+
+        next.receiving_chain = Some(next_chain);
+        next.msg_recv = msg_recv_after;
+        Ok(Decrypted {
+            state: next,
+            plaintext,
+            delta: SkippedKeyDelta {
+                inserted,
+                removed: Vec::new(),
+                cap: None,
+            },
+        })
     }
+
+    /// The reference's `skip(until)` checks on the current receiving chain, without deriving:
+    /// gap limit first, then a receiving chain (and its key) must exist if anything is skipped.
+    fn check_skip(
+        &self,
+        config: &RatchetConfig,
+        from: u32,
+        until: u32,
+    ) -> Result<(), RatchetError> {
+        check_gap(config, from, until)?;
+        if from < until {
+            if self.receiving_chain.is_none() {
+                return Err(RatchetError::MissingReceivingChain);
+            }
+            if self.dh_remote.is_none() {
+                return Err(RatchetError::NoRemoteKey);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `TooManySkippedMessages` if `from + max_gap < until` (the reference's comparison, so that
+/// skipping exactly `max_gap` keys is allowed).
+fn check_gap(config: &RatchetConfig, from: u32, until: u32) -> Result<(), RatchetError> {
+    if u64::from(from) + u64::from(config.max_gap) < u64::from(until) {
+        return Err(RatchetError::TooManySkippedMessages {
+            gap: u64::from(until) - u64::from(from),
+            max: config.max_gap,
+        });
+    }
+    Ok(())
 }
