@@ -1,1 +1,39 @@
-//! placeholder
+//! # persistence
+//!
+//! The single owner of libchat state: one SQLite database (plain or SQLCipher-encrypted)
+//! through Diesel, with one embedded migration chain. It implements the store traits of
+//! `domain-ratchet` and `domain-chat`; nothing else in the workspace touches SQL.
+//!
+//! ```no_run
+//! use domain_chat::ConversationStore;
+//! use persistence::{Database, DatabaseConfig, PersistenceError};
+//!
+//! # fn main() -> Result<(), PersistenceError> {
+//! let mut db = Database::open(DatabaseConfig::file("/tmp/libchat.db"))?;
+//! // One operation, one transaction: everything the closure wrote, or nothing.
+//! let conversations = db.transaction(|tx| {
+//!     tx.list_conversations()
+//!         .map_err(|e| PersistenceError::NotFound(e.to_string()))
+//! })?;
+//! # let _ = conversations;
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod database;
+mod error;
+mod migrate;
+mod repo;
+#[rustfmt::skip]
+#[allow(missing_docs)]
+mod schema;
+mod store;
+
+pub use config::{
+    DEFAULT_BUSY_TIMEOUT, DatabaseConfig, DatabaseKey, Durability, Location, MigrationMode,
+};
+pub use database::{Database, DatabaseSize, Tx};
+pub use error::PersistenceError;
+pub use migrate::{MIGRATIONS, SchemaStatus, embedded_versions};
+pub use repo::mailbox::{Direction, HistoryEntry, InboxEntry, NewInbox, NewOutbox, OutboxEntry};

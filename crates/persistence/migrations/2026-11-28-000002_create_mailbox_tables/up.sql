@@ -35,3 +35,5 @@ CREATE TABLE processed_envelopes (
     digest BLOB PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
     processed_at BIGINT NOT NULL
 );
+
+CREATE INDEX idx_processed_envelopes_at ON processed_envelopes (processed_at);

@@ -1,0 +1,117 @@
+//! The persistence error type and its mapping to the domain's [`StoreError`].
+
+use domain_ratchet::StoreError;
+
+/// Everything that can go wrong in the persistence crate.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistenceError {
+    /// The file is not a database, or the key does not open it (a wrong key, a key on a
+    /// plain file, or no key on an encrypted file). The file was not modified.
+    #[error(
+        "{location}: wrong key or not a database (is the database encrypted with another key, or not encrypted at all?)"
+    )]
+    WrongKeyOrNotADatabase {
+        /// The database that was being opened.
+        location: String,
+    },
+    /// The database was migrated by a newer build: it has migrations this build does not
+    /// know. It was not modified; open it with the newer build.
+    #[error(
+        "{location} was migrated by a newer version of libchat (unknown migrations: {}); refusing to touch it",
+        unknown.join(", ")
+    )]
+    NewerSchema {
+        /// The database that was being opened.
+        location: String,
+        /// Versions applied to the database that this build does not contain.
+        unknown: Vec<String>,
+    },
+    /// Another connection held the database lock longer than the busy timeout.
+    #[error("database is locked by another connection (busy timeout expired)")]
+    Locked,
+    /// A key was given but the linked SQLite library has no SQLCipher support.
+    #[error("a database key was given but SQLite was built without SQLCipher")]
+    EncryptionUnavailable,
+    /// The database path is not valid UTF-8 and cannot be passed to SQLite.
+    #[error("database path is not valid UTF-8: {0}")]
+    InvalidPath(String),
+    /// Opening the connection failed.
+    #[error("cannot open database {location}: {source}")]
+    Connection {
+        /// The database that was being opened.
+        location: String,
+        /// The underlying error.
+        #[source]
+        source: diesel::ConnectionError,
+    },
+    /// Applying or reverting migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored value is invalid (wrong blob length, unknown kind, negative counter, ...).
+    #[error("corrupt stored data in {location}: {reason}")]
+    Corrupt {
+        /// `table.column` of the invalid value.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A write found no target it relies on (e.g. a ratchet state for an unknown conversation).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Query(#[source] diesel::result::Error),
+}
+
+impl PersistenceError {
+    /// A [`PersistenceError::Corrupt`] for `table.column`.
+    pub(crate) fn corrupt(location: &str, reason: impl Into<String>) -> Self {
+        Self::Corrupt {
+            location: location.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Whether a diesel error is SQLite's "database is locked" / "database table is locked".
+fn is_busy(error: &diesel::result::Error) -> bool {
+    match error {
+        diesel::result::Error::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("database is locked") || message.contains("database table is locked")
+        }
+        _ => false,
+    }
+}
+
+/// Whether a diesel error is SQLite's `SQLITE_NOTADB` ("file is not a database").
+pub(crate) fn is_not_a_database(error: &diesel::result::Error) -> bool {
+    match error {
+        diesel::result::Error::DatabaseError(_, info) => {
+            info.message().contains("file is not a database")
+        }
+        _ => false,
+    }
+}
+
+impl From<diesel::result::Error> for PersistenceError {
+    fn from(error: diesel::result::Error) -> Self {
+        if is_busy(&error) {
+            Self::Locked
+        } else {
+            Self::Query(error)
+        }
+    }
+}
+
+impl From<PersistenceError> for StoreError {
+    fn from(error: PersistenceError) -> Self {
+        match error {
+            PersistenceError::Corrupt { location, reason } => {
+                StoreError::Corrupt { location, reason }
+            }
+            PersistenceError::NotFound(what) => StoreError::NotFound(what),
+            other => StoreError::Backend(Box::new(other)),
+        }
+    }
+}

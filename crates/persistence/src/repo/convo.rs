@@ -1,0 +1,111 @@
+//! ConvoRepo: table `conversations`.
+
+use diesel::prelude::*;
+use domain_chat::{ConversationKind, ConversationRecord};
+
+use crate::error::PersistenceError;
+use crate::schema::conversations;
+
+/// A row of `conversations`.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = conversations, check_for_backend(diesel::sqlite::Sqlite))]
+pub(crate) struct ConversationRow {
+    pub local_id: String,
+    pub remote_id: String,
+    pub kind: String,
+    pub created_at: i64,
+}
+
+/// A new row of `conversations`.
+#[derive(Insertable)]
+#[diesel(table_name = conversations)]
+pub(crate) struct NewConversationRow<'a> {
+    pub local_id: &'a str,
+    pub remote_id: &'a str,
+    pub kind: &'a str,
+    pub created_at: i64,
+}
+
+impl ConversationRow {
+    fn into_domain(self) -> Result<ConversationRecord, PersistenceError> {
+        let kind = ConversationKind::parse(&self.kind).ok_or_else(|| {
+            PersistenceError::corrupt(
+                "conversations.kind",
+                format!("unknown conversation kind {:?}", self.kind),
+            )
+        })?;
+        Ok(ConversationRecord {
+            local_id: self.local_id,
+            remote_id: self.remote_id,
+            kind,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// Inserts a conversation (an existing `local_id` is an error).
+pub(crate) fn save(
+    conn: &mut SqliteConnection,
+    record: &ConversationRecord,
+) -> Result<(), PersistenceError> {
+    diesel::insert_into(conversations::table)
+        .values(NewConversationRow {
+            local_id: &record.local_id,
+            remote_id: &record.remote_id,
+            kind: record.kind.as_str(),
+            created_at: record.created_at,
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Loads a conversation by local id.
+pub(crate) fn load(
+    conn: &mut SqliteConnection,
+    local_id: &str,
+) -> Result<Option<ConversationRecord>, PersistenceError> {
+    conversations::table
+        .find(local_id)
+        .select(ConversationRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(ConversationRow::into_domain)
+        .transpose()
+}
+
+/// All conversations, by creation time then id.
+pub(crate) fn list(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<ConversationRecord>, PersistenceError> {
+    conversations::table
+        .order((
+            conversations::created_at.asc(),
+            conversations::local_id.asc(),
+        ))
+        .select(ConversationRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(ConversationRow::into_domain)
+        .collect()
+}
+
+/// Deletes a conversation; its ratchet state, skipped keys and history go with it (foreign
+/// keys with `ON DELETE CASCADE`). Whether it existed.
+pub(crate) fn delete(
+    conn: &mut SqliteConnection,
+    local_id: &str,
+) -> Result<bool, PersistenceError> {
+    let n = diesel::delete(conversations::table.find(local_id)).execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Whether a conversation exists.
+pub(crate) fn exists(
+    conn: &mut SqliteConnection,
+    local_id: &str,
+) -> Result<bool, PersistenceError> {
+    Ok(
+        diesel::select(diesel::dsl::exists(conversations::table.find(local_id)))
+            .get_result(conn)?,
+    )
+}

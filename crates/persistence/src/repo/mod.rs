@@ -1,0 +1,90 @@
+//! Repositories: per table a `Row` (read) and a `NewRow<'a>` (write), and the functions that
+//! map them to domain records. All queries use Diesel's query DSL.
+
+pub(crate) mod convo;
+pub(crate) mod identity;
+pub(crate) mod mailbox;
+pub(crate) mod ratchet;
+
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::sql_types::Binary;
+use domain_ratchet::{KEY_LEN, PublicKey, SymmetricKey};
+use zeroize::Zeroizing;
+
+use crate::error::PersistenceError;
+
+/// A secret BLOB column as read: zeroized on drop, never printed.
+#[derive(FromSqlRow)]
+pub(crate) struct SecretBlob(Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for SecretBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretBlob(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+impl<DB> FromSql<Binary, DB> for SecretBlob
+where
+    DB: Backend,
+    Vec<u8>: FromSql<Binary, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        <Vec<u8> as FromSql<Binary, DB>>::from_sql(bytes).map(|v| SecretBlob(Zeroizing::new(v)))
+    }
+}
+
+impl SecretBlob {
+    /// The secret as a 32-byte array, or `Corrupt` naming `location`.
+    pub(crate) fn key_bytes(
+        &self,
+        location: &str,
+    ) -> Result<Zeroizing<[u8; KEY_LEN]>, PersistenceError> {
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        if self.0.len() != KEY_LEN {
+            return Err(PersistenceError::corrupt(
+                location,
+                format!("expected {KEY_LEN} bytes, found {}", self.0.len()),
+            ));
+        }
+        out.copy_from_slice(&self.0);
+        Ok(out)
+    }
+
+    /// The secret as a [`SymmetricKey`], or `Corrupt` naming `location`.
+    pub(crate) fn symmetric(&self, location: &str) -> Result<SymmetricKey, PersistenceError> {
+        let bytes = self.key_bytes(location)?;
+        Ok(SymmetricKey::from_bytes(*bytes))
+    }
+}
+
+/// A public key from a BLOB, or `Corrupt` naming `location`.
+pub(crate) fn public_key(bytes: &[u8], location: &str) -> Result<PublicKey, PersistenceError> {
+    PublicKey::from_slice(bytes).ok_or_else(|| {
+        PersistenceError::corrupt(
+            location,
+            format!("expected {KEY_LEN} bytes, found {}", bytes.len()),
+        )
+    })
+}
+
+/// A `u32` counter from a BIGINT, or `Corrupt` naming `location`.
+pub(crate) fn counter(value: i64, location: &str) -> Result<u32, PersistenceError> {
+    u32::try_from(value).map_err(|_| {
+        PersistenceError::corrupt(location, format!("counter {value} is outside 0..=u32::MAX"))
+    })
+}
+
+/// A count from SQL as `usize`.
+pub(crate) fn count(value: i64) -> usize {
+    usize::try_from(value).unwrap_or(0)
+}
+
+/// Current time in Unix seconds (for `created_at` bookkeeping columns only; protocol
+/// timestamps are always passed in by the caller).
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,295 @@
+//! RatchetRepo: tables `ratchet_states` and `skipped_keys`.
+//!
+//! A save upserts the state row and applies the skipped-key delta: it deletes the used keys,
+//! inserts the new ones and, only when something was inserted and a cap is set, counts and
+//! evicts the oldest beyond the cap. It never reads or rewrites the other stored keys.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use domain_ratchet::{DhKeyPair, PublicKey, RatchetState, SkippedKey, SkippedKeyDelta};
+
+use super::{SecretBlob, count, counter, public_key};
+use crate::error::PersistenceError;
+use crate::schema::{ratchet_states, skipped_keys};
+
+/// Rows per multi-row insert (5 parameters each, far below SQLite's parameter limit).
+const INSERT_CHUNK: usize = 500;
+
+/// A row of `ratchet_states`.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = ratchet_states, check_for_backend(diesel::sqlite::Sqlite))]
+pub(crate) struct RatchetStateRow {
+    #[allow(dead_code)]
+    pub conversation_id: String,
+    pub root_key: SecretBlob,
+    pub sending_chain: Option<SecretBlob>,
+    pub receiving_chain: Option<SecretBlob>,
+    pub dh_self_secret: SecretBlob,
+    pub dh_remote: Option<Vec<u8>>,
+    pub msg_send: i64,
+    pub msg_recv: i64,
+    pub prev_chain_len: i64,
+}
+
+/// A new or replacing row of `ratchet_states`.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = ratchet_states, primary_key(conversation_id), treat_none_as_null = true)]
+pub(crate) struct NewRatchetStateRow<'a> {
+    pub conversation_id: &'a str,
+    pub root_key: &'a [u8],
+    pub sending_chain: Option<&'a [u8]>,
+    pub receiving_chain: Option<&'a [u8]>,
+    pub dh_self_secret: &'a [u8],
+    pub dh_remote: Option<&'a [u8]>,
+    pub msg_send: i64,
+    pub msg_recv: i64,
+    pub prev_chain_len: i64,
+}
+
+impl RatchetStateRow {
+    fn into_domain(self) -> Result<RatchetState, PersistenceError> {
+        let root_key = self.root_key.symmetric("ratchet_states.root_key")?;
+        let sending_chain = self
+            .sending_chain
+            .map(|b| b.symmetric("ratchet_states.sending_chain"))
+            .transpose()?;
+        let receiving_chain = self
+            .receiving_chain
+            .map(|b| b.symmetric("ratchet_states.receiving_chain"))
+            .transpose()?;
+        let secret = self
+            .dh_self_secret
+            .key_bytes("ratchet_states.dh_self_secret")?;
+        let dh_remote = self
+            .dh_remote
+            .map(|b| public_key(&b, "ratchet_states.dh_remote"))
+            .transpose()?;
+        Ok(RatchetState {
+            root_key,
+            sending_chain,
+            receiving_chain,
+            dh_self: DhKeyPair::from_secret_bytes(*secret),
+            dh_remote,
+            msg_send: counter(self.msg_send, "ratchet_states.msg_send")?,
+            msg_recv: counter(self.msg_recv, "ratchet_states.msg_recv")?,
+            prev_chain_len: counter(self.prev_chain_len, "ratchet_states.prev_chain_len")?,
+        })
+    }
+}
+
+/// A row of `skipped_keys`.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = skipped_keys, check_for_backend(diesel::sqlite::Sqlite))]
+pub(crate) struct SkippedKeyRow {
+    pub public_key: Vec<u8>,
+    pub msg_num: i64,
+    pub message_key: SecretBlob,
+    pub stored_at: i64,
+}
+
+/// A new row of `skipped_keys` (`id` is assigned by SQLite, growing with insertion).
+#[derive(Insertable)]
+#[diesel(table_name = skipped_keys)]
+pub(crate) struct NewSkippedKeyRow<'a> {
+    pub conversation_id: &'a str,
+    pub public_key: &'a [u8],
+    pub msg_num: i64,
+    pub message_key: &'a [u8],
+    pub stored_at: i64,
+}
+
+impl SkippedKeyRow {
+    fn into_domain(self) -> Result<SkippedKey, PersistenceError> {
+        Ok(SkippedKey {
+            dh_pub: public_key(&self.public_key, "skipped_keys.public_key")?,
+            msg_num: counter(self.msg_num, "skipped_keys.msg_num")?,
+            message_key: self.message_key.symmetric("skipped_keys.message_key")?,
+            stored_at: self.stored_at,
+        })
+    }
+}
+
+/// Loads the state of a conversation.
+pub(crate) fn load(
+    conn: &mut SqliteConnection,
+    convo_id: &str,
+) -> Result<Option<RatchetState>, PersistenceError> {
+    ratchet_states::table
+        .find(convo_id)
+        .select(RatchetStateRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(RatchetStateRow::into_domain)
+        .transpose()
+}
+
+/// Upserts the state, then applies the delta. Must run inside a transaction.
+pub(crate) fn save(
+    conn: &mut SqliteConnection,
+    convo_id: &str,
+    state: &RatchetState,
+    delta: &SkippedKeyDelta,
+) -> Result<(), PersistenceError> {
+    let secret = state.dh_self.secret_bytes();
+    let row = NewRatchetStateRow {
+        conversation_id: convo_id,
+        root_key: state.root_key.as_bytes(),
+        sending_chain: state.sending_chain.as_ref().map(|k| &k.as_bytes()[..]),
+        receiving_chain: state.receiving_chain.as_ref().map(|k| &k.as_bytes()[..]),
+        dh_self_secret: &secret[..],
+        dh_remote: state.dh_remote.as_ref().map(|k| &k.as_bytes()[..]),
+        msg_send: i64::from(state.msg_send),
+        msg_recv: i64::from(state.msg_recv),
+        prev_chain_len: i64::from(state.prev_chain_len),
+    };
+    diesel::insert_into(ratchet_states::table)
+        .values(&row)
+        .on_conflict(ratchet_states::conversation_id)
+        .do_update()
+        .set(&row)
+        .execute(conn)
+        .map_err(|e| match e {
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                PersistenceError::NotFound(format!("conversation {convo_id}"))
+            }
+            other => other.into(),
+        })?;
+    apply_delta(conn, convo_id, delta)
+}
+
+/// Deletes used keys, inserts new ones, evicts the oldest beyond the cap.
+fn apply_delta(
+    conn: &mut SqliteConnection,
+    convo_id: &str,
+    delta: &SkippedKeyDelta,
+) -> Result<(), PersistenceError> {
+    for (dh_pub, msg_num) in &delta.removed {
+        diesel::delete(
+            skipped_keys::table
+                .filter(skipped_keys::conversation_id.eq(convo_id))
+                .filter(skipped_keys::public_key.eq(&dh_pub.as_bytes()[..]))
+                .filter(skipped_keys::msg_num.eq(i64::from(*msg_num))),
+        )
+        .execute(conn)?;
+    }
+    if delta.inserted.is_empty() {
+        return Ok(());
+    }
+    for chunk in delta.inserted.chunks(INSERT_CHUNK) {
+        let rows: Vec<NewSkippedKeyRow<'_>> = chunk
+            .iter()
+            .map(|k| NewSkippedKeyRow {
+                conversation_id: convo_id,
+                public_key: k.dh_pub.as_bytes(),
+                msg_num: i64::from(k.msg_num),
+                message_key: k.message_key.as_bytes(),
+                stored_at: k.stored_at,
+            })
+            .collect();
+        // A key already stored under the same (chain, number) is replaced in place.
+        diesel::replace_into(skipped_keys::table)
+            .values(&rows)
+            .execute(conn)?;
+    }
+    if let Some(cap) = delta.cap {
+        let stored: i64 = skipped_keys::table
+            .filter(skipped_keys::conversation_id.eq(convo_id))
+            .count()
+            .get_result(conn)?;
+        let excess = count(stored).saturating_sub(cap);
+        if excess > 0 {
+            // The id of the newest key to evict: keys are evicted up to and including it.
+            let offset = i64::try_from(excess - 1).unwrap_or(i64::MAX);
+            let cutoff: i32 = skipped_keys::table
+                .filter(skipped_keys::conversation_id.eq(convo_id))
+                .order(skipped_keys::id.asc())
+                .select(skipped_keys::id)
+                .offset(offset)
+                .first(conn)?;
+            diesel::delete(
+                skipped_keys::table
+                    .filter(skipped_keys::conversation_id.eq(convo_id))
+                    .filter(skipped_keys::id.le(cutoff)),
+            )
+            .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a state (its skipped keys cascade); whether it existed.
+pub(crate) fn delete(
+    conn: &mut SqliteConnection,
+    convo_id: &str,
+) -> Result<bool, PersistenceError> {
+    let n = diesel::delete(ratchet_states::table.find(convo_id)).execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Whether a state exists.
+pub(crate) fn exists(
+    conn: &mut SqliteConnection,
+    convo_id: &str,
+) -> Result<bool, PersistenceError> {
+    Ok(
+        diesel::select(diesel::dsl::exists(ratchet_states::table.find(convo_id)))
+            .get_result(conn)?,
+    )
+}
+
+/// One skipped key.
+pub(crate) fn load_skipped(
+    conn: &mut SqliteConnection,
+    convo_id: &str,
+    dh_pub: &PublicKey,
+    msg_num: u32,
+) -> Result<Option<SkippedKey>, PersistenceError> {
+    skipped_keys::table
+        .filter(skipped_keys::conversation_id.eq(convo_id))
+        .filter(skipped_keys::public_key.eq(&dh_pub.as_bytes()[..]))
+        .filter(skipped_keys::msg_num.eq(i64::from(msg_num)))
+        .select(SkippedKeyRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(SkippedKeyRow::into_domain)
+        .transpose()
+}
+
+/// Every skipped key of a conversation, oldest inserted first.
+pub(crate) fn load_all_skipped(
+    conn: &mut SqliteConnection,
+    convo_id: &str,
+) -> Result<Vec<SkippedKey>, PersistenceError> {
+    skipped_keys::table
+        .filter(skipped_keys::conversation_id.eq(convo_id))
+        .order(skipped_keys::id.asc())
+        .select(SkippedKeyRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(SkippedKeyRow::into_domain)
+        .collect()
+}
+
+/// Number of skipped keys of a conversation.
+pub(crate) fn count_skipped(
+    conn: &mut SqliteConnection,
+    convo_id: &str,
+) -> Result<usize, PersistenceError> {
+    let n: i64 = skipped_keys::table
+        .filter(skipped_keys::conversation_id.eq(convo_id))
+        .count()
+        .get_result(conn)?;
+    Ok(count(n))
+}
+
+/// Deletes every skipped key stored before `older_than`, in one statement (range scan on
+/// `idx_skipped_keys_stored_at`).
+pub(crate) fn expire(
+    conn: &mut SqliteConnection,
+    older_than: i64,
+) -> Result<usize, PersistenceError> {
+    Ok(
+        diesel::delete(skipped_keys::table.filter(skipped_keys::stored_at.lt(older_than)))
+            .execute(conn)?,
+    )
+}

@@ -1,0 +1,300 @@
+//! The domain store traits on [`Tx`] (one transaction) and on [`Database`] (each call its own
+//! transaction), and the Client's mailbox methods on [`Tx`].
+
+use domain_chat::{
+    ConversationRecord, ConversationStore, EphemeralKeyStore, Identity, IdentityStore,
+};
+use domain_ratchet::{
+    DhKeyPair, PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
+};
+
+use crate::database::{Database, Tx};
+use crate::error::PersistenceError;
+use crate::repo::mailbox::{
+    self, Direction, HistoryEntry, InboxEntry, NewInbox, NewOutbox, OutboxEntry,
+};
+use crate::repo::{convo, identity, ratchet};
+
+impl IdentityStore for Tx<'_> {
+    fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
+        Ok(identity::load(self.conn)?)
+    }
+
+    fn save_identity(&mut self, value: &Identity) -> Result<(), StoreError> {
+        Ok(identity::save(self.conn, value)?)
+    }
+}
+
+impl EphemeralKeyStore for Tx<'_> {
+    fn save_ephemeral_key(&mut self, key_pair: &DhKeyPair) -> Result<(), StoreError> {
+        Ok(identity::save_intro_key(self.conn, key_pair)?)
+    }
+
+    fn load_ephemeral_key(&mut self, public: &PublicKey) -> Result<Option<DhKeyPair>, StoreError> {
+        Ok(identity::load_intro_key(self.conn, public)?)
+    }
+
+    fn delete_ephemeral_key(&mut self, public: &PublicKey) -> Result<bool, StoreError> {
+        Ok(identity::delete_intro_key(self.conn, public)?)
+    }
+
+    fn count_ephemeral_keys(&mut self) -> Result<usize, StoreError> {
+        Ok(identity::count_intro_keys(self.conn)?)
+    }
+}
+
+impl ConversationStore for Tx<'_> {
+    fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
+        Ok(convo::save(self.conn, record)?)
+    }
+
+    fn load_conversation(
+        &mut self,
+        local_id: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        Ok(convo::load(self.conn, local_id)?)
+    }
+
+    fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
+        Ok(convo::list(self.conn)?)
+    }
+
+    fn delete_conversation(&mut self, local_id: &str) -> Result<bool, StoreError> {
+        Ok(convo::delete(self.conn, local_id)?)
+    }
+}
+
+impl RatchetStore for Tx<'_> {
+    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
+        Ok(ratchet::load(self.conn, convo_id)?)
+    }
+
+    fn save_ratchet_state(
+        &mut self,
+        convo_id: &str,
+        state: &RatchetState,
+        delta: &SkippedKeyDelta,
+    ) -> Result<(), StoreError> {
+        // Already inside the caller's transaction: a failure makes the caller roll back.
+        Ok(ratchet::save(self.conn, convo_id, state, delta)?)
+    }
+
+    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+        Ok(ratchet::delete(self.conn, convo_id)?)
+    }
+
+    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+        Ok(ratchet::exists(self.conn, convo_id)?)
+    }
+
+    fn load_skipped_key(
+        &mut self,
+        convo_id: &str,
+        dh_pub: &PublicKey,
+        msg_num: u32,
+    ) -> Result<Option<SkippedKey>, StoreError> {
+        Ok(ratchet::load_skipped(self.conn, convo_id, dh_pub, msg_num)?)
+    }
+
+    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        Ok(ratchet::load_all_skipped(self.conn, convo_id)?)
+    }
+
+    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
+        Ok(ratchet::count_skipped(self.conn, convo_id)?)
+    }
+
+    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
+        Ok(ratchet::expire(self.conn, older_than)?)
+    }
+}
+
+/// The Client's mailbox, inside the transaction.
+impl Tx<'_> {
+    /// Queues an envelope for delivery; returns its queue id.
+    pub fn outbox_push(&mut self, entry: &NewOutbox<'_>) -> Result<i64, PersistenceError> {
+        mailbox::outbox_push(self.conn, entry)
+    }
+
+    /// Up to `limit` queued envelopes, oldest first.
+    pub fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, PersistenceError> {
+        mailbox::outbox_pending(self.conn, limit)
+    }
+
+    /// Removes a delivered envelope from the queue; whether it was queued.
+    pub fn outbox_mark_delivered(&mut self, id: i64) -> Result<bool, PersistenceError> {
+        mailbox::outbox_delete(self.conn, id)
+    }
+
+    /// Number of queued envelopes.
+    pub fn outbox_len(&mut self) -> Result<usize, PersistenceError> {
+        mailbox::outbox_count(self.conn)
+    }
+
+    /// Stores received content until the application acknowledges it; returns its id.
+    pub fn inbox_push(&mut self, entry: &NewInbox<'_>) -> Result<i64, PersistenceError> {
+        mailbox::inbox_push(self.conn, entry)
+    }
+
+    /// Up to `limit` unacknowledged received entries, oldest first.
+    pub fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, PersistenceError> {
+        mailbox::inbox_pending(self.conn, limit)
+    }
+
+    /// Acknowledges (removes) a received entry; whether it was there.
+    pub fn inbox_ack(&mut self, id: i64) -> Result<bool, PersistenceError> {
+        mailbox::inbox_delete(self.conn, id)
+    }
+
+    /// Appends a message to a conversation's history; returns its id. The conversation must
+    /// exist ([`PersistenceError::NotFound`] otherwise).
+    pub fn history_push(
+        &mut self,
+        conversation_id: &str,
+        direction: Direction,
+        content: &[u8],
+        timestamp: i64,
+    ) -> Result<i64, PersistenceError> {
+        mailbox::history_push(self.conn, conversation_id, direction, content, timestamp)
+    }
+
+    /// The last `limit` messages of a conversation, oldest first.
+    pub fn history(
+        &mut self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, PersistenceError> {
+        mailbox::history(self.conn, conversation_id, limit)
+    }
+
+    /// Records that the envelope with this digest was processed. Returns `false` if it had
+    /// already been recorded (a duplicate).
+    pub fn mark_envelope_processed(
+        &mut self,
+        digest: [u8; 32],
+        at: i64,
+    ) -> Result<bool, PersistenceError> {
+        mailbox::mark_processed(self.conn, &digest, at)
+    }
+
+    /// Whether the envelope with this digest was already processed.
+    pub fn is_envelope_processed(&mut self, digest: [u8; 32]) -> Result<bool, PersistenceError> {
+        mailbox::is_processed(self.conn, &digest)
+    }
+
+    /// Forgets processed-envelope digests recorded before `before`; returns how many.
+    pub fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, PersistenceError> {
+        mailbox::forget_processed_before(self.conn, before)
+    }
+
+    /// Whether a conversation exists (cheaper than loading it).
+    pub fn conversation_exists(&mut self, local_id: &str) -> Result<bool, PersistenceError> {
+        convo::exists(self.conn, local_id)
+    }
+}
+
+/// Runs one store call in its own transaction.
+fn in_tx<T>(
+    db: &mut Database,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    db.transaction(f)
+}
+
+impl IdentityStore for Database {
+    fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
+        Ok(identity::load(&mut self.conn)?)
+    }
+
+    fn save_identity(&mut self, value: &Identity) -> Result<(), StoreError> {
+        in_tx(self, |tx| tx.save_identity(value))
+    }
+}
+
+impl EphemeralKeyStore for Database {
+    fn save_ephemeral_key(&mut self, key_pair: &DhKeyPair) -> Result<(), StoreError> {
+        in_tx(self, |tx| tx.save_ephemeral_key(key_pair))
+    }
+
+    fn load_ephemeral_key(&mut self, public: &PublicKey) -> Result<Option<DhKeyPair>, StoreError> {
+        Ok(identity::load_intro_key(&mut self.conn, public)?)
+    }
+
+    fn delete_ephemeral_key(&mut self, public: &PublicKey) -> Result<bool, StoreError> {
+        in_tx(self, |tx| tx.delete_ephemeral_key(public))
+    }
+
+    fn count_ephemeral_keys(&mut self) -> Result<usize, StoreError> {
+        Ok(identity::count_intro_keys(&mut self.conn)?)
+    }
+}
+
+impl ConversationStore for Database {
+    fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
+        in_tx(self, |tx| tx.save_conversation(record))
+    }
+
+    fn load_conversation(
+        &mut self,
+        local_id: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        Ok(convo::load(&mut self.conn, local_id)?)
+    }
+
+    fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
+        Ok(convo::list(&mut self.conn)?)
+    }
+
+    fn delete_conversation(&mut self, local_id: &str) -> Result<bool, StoreError> {
+        in_tx(self, |tx| tx.delete_conversation(local_id))
+    }
+}
+
+impl RatchetStore for Database {
+    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
+        Ok(ratchet::load(&mut self.conn, convo_id)?)
+    }
+
+    fn save_ratchet_state(
+        &mut self,
+        convo_id: &str,
+        state: &RatchetState,
+        delta: &SkippedKeyDelta,
+    ) -> Result<(), StoreError> {
+        in_tx(self, |tx| tx.save_ratchet_state(convo_id, state, delta))
+    }
+
+    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+        in_tx(self, |tx| tx.delete_ratchet_state(convo_id))
+    }
+
+    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+        Ok(ratchet::exists(&mut self.conn, convo_id)?)
+    }
+
+    fn load_skipped_key(
+        &mut self,
+        convo_id: &str,
+        dh_pub: &PublicKey,
+        msg_num: u32,
+    ) -> Result<Option<SkippedKey>, StoreError> {
+        Ok(ratchet::load_skipped(
+            &mut self.conn,
+            convo_id,
+            dh_pub,
+            msg_num,
+        )?)
+    }
+
+    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        Ok(ratchet::load_all_skipped(&mut self.conn, convo_id)?)
+    }
+
+    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
+        Ok(ratchet::count_skipped(&mut self.conn, convo_id)?)
+    }
+
+    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
+        Ok(ratchet::expire(&mut self.conn, older_than)?)
+    }
+}
