@@ -1,0 +1,469 @@
+//! Writing the import: a temporary file next to the target, one transaction through the
+//! repositories, a read-back verification, fsync, and a no-replace move into place.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use domain_chat::{ConversationStore, EphemeralKeyStore, IdentityStore};
+use domain_ratchet::{RatchetStore, SkippedKeyDelta};
+
+use super::error::LegacyImportError;
+use super::source::{LegacyData, open_source, read_source, sidecar_path};
+use super::{ImportCounts, ImportOutcome, ImportPhase, ImportProgress, ImportReport};
+use crate::config::{DatabaseConfig, DatabaseKey, Durability, Location, MigrationMode};
+use crate::database::Database;
+use crate::error::PersistenceError;
+
+/// SQLite's sidecar files of a database.
+const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// Imports the reference database at `source` into a new database described by `target`.
+///
+/// - `source_key`: `None` for a plain SQLite source, or the SQLCipher key of an encrypted one
+///   (the reference used [`DatabaseKey::Passphrase`]). The source is opened read-only
+///   (`mode=ro`); its bytes are never changed and no journal is created next to it.
+/// - `target`: where the new database goes (`target.location` must be a file) and how it is
+///   encrypted (`target.key`); `target.durability` and `target.busy_timeout` apply to the
+///   verification pass. Migrations are always applied.
+/// - `progress`: called with the phase and the records handled so far.
+///
+/// If the target file already exists it is never overwritten: when it holds exactly this
+/// import, the result is [`ImportOutcome::AlreadyImported`] and nothing is written;
+/// otherwise [`LegacyImportError::TargetExists`].
+///
+/// # Errors
+/// Every failure is a typed [`LegacyImportError`]; in every case the target was not created
+/// (or an existing one was not modified) and no temporary file is left behind.
+pub fn import_legacy(
+    source: &Path,
+    source_key: Option<&DatabaseKey>,
+    target: &DatabaseConfig,
+    progress: &mut dyn FnMut(ImportProgress),
+) -> Result<ImportReport, LegacyImportError> {
+    let started = Instant::now();
+    let target_path = match &target.location {
+        Location::File(path) => path.clone(),
+        Location::InMemory => {
+            return Err(LegacyImportError::InvalidTargetPath {
+                path: PathBuf::from(":memory:"),
+            });
+        }
+    };
+    let (directory, file_name) = split_target(&target_path)?;
+
+    progress(ImportProgress {
+        phase: ImportPhase::Reading,
+        done: 0,
+        total: 0,
+    });
+    let data = {
+        let mut conn = open_source(source, source_key)?;
+        read_source(&mut conn, source)?
+        // The read-only connection closes here.
+    };
+    let counts = ImportCounts {
+        identities: 1,
+        intro_keys: data.intro_keys.len(),
+        conversations: data.conversations.len(),
+        ratchet_states: data.conversations.len(),
+        skipped_keys: data.skipped_key_count(),
+    };
+    let total = record_total(&counts);
+    progress(ImportProgress {
+        phase: ImportPhase::Reading,
+        done: total,
+        total,
+    });
+    let report = |outcome| ImportReport {
+        outcome,
+        target: target_path.clone(),
+        identity_name: data.identity.name.clone(),
+        identity_public_hex: hex::encode(data.identity.key_pair.public().as_bytes()),
+        counts,
+        duration: started.elapsed(),
+    };
+
+    if std::fs::symlink_metadata(&target_path).is_ok() {
+        check_existing(&target_path, target, &data, progress)?;
+        return Ok(report(ImportOutcome::AlreadyImported));
+    }
+    for suffix in SIDECARS {
+        let sidecar = sidecar_path(&target_path, suffix);
+        if std::fs::symlink_metadata(&sidecar).is_ok() {
+            return Err(LegacyImportError::StaleTargetSidecar { sidecar });
+        }
+    }
+
+    let temp = TempDatabase::create(&directory, &file_name)?;
+    write(temp.path(), target, &data, total, progress)?;
+    verify(temp.path(), target, &data, total, progress)?;
+    progress(ImportProgress {
+        phase: ImportPhase::Finishing,
+        done: 0,
+        total: 1,
+    });
+    temp.persist(&target_path, &directory)?;
+    progress(ImportProgress {
+        phase: ImportPhase::Finishing,
+        done: 1,
+        total: 1,
+    });
+    Ok(report(ImportOutcome::Imported))
+}
+
+/// The target's directory (`.` for a bare file name) and file name.
+fn split_target(path: &Path) -> Result<(PathBuf, String), LegacyImportError> {
+    let invalid = || LegacyImportError::InvalidTargetPath {
+        path: path.to_path_buf(),
+    };
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(invalid)?
+        .to_owned();
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((directory, file_name))
+}
+
+fn record_total(counts: &ImportCounts) -> u64 {
+    let records =
+        counts.identities + counts.intro_keys + counts.conversations + counts.skipped_keys;
+    u64::try_from(records).unwrap_or(u64::MAX)
+}
+
+fn as_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// The configuration for the temporary file: same key, migrations applied.
+fn temp_config(path: &Path, target: &DatabaseConfig, durability: Durability) -> DatabaseConfig {
+    let mut config = target.clone();
+    config.location = Location::File(path.to_path_buf());
+    config.durability = durability;
+    config.migrations = MigrationMode::Apply;
+    config
+}
+
+/// Writes everything in one transaction. The file is synced explicitly before it is moved
+/// into place, so the commit itself does not need `synchronous = FULL`.
+fn write(
+    path: &Path,
+    target: &DatabaseConfig,
+    data: &LegacyData,
+    total: u64,
+    progress: &mut dyn FnMut(ImportProgress),
+) -> Result<(), LegacyImportError> {
+    let mut db = Database::open(temp_config(path, target, Durability::Normal))?;
+    progress(ImportProgress {
+        phase: ImportPhase::Writing,
+        done: 0,
+        total,
+    });
+    db.transaction(|tx| -> Result<(), LegacyImportError> {
+        let mut done = 0u64;
+        tx.save_identity(&data.identity)?;
+        done += 1;
+        for key in &data.intro_keys {
+            tx.save_ephemeral_key(key)?;
+            done += 1;
+        }
+        progress(ImportProgress {
+            phase: ImportPhase::Writing,
+            done,
+            total,
+        });
+        for convo in &data.conversations {
+            tx.save_conversation(&convo.record)?;
+            let delta = SkippedKeyDelta {
+                inserted: convo.skipped.clone(),
+                removed: Vec::new(),
+                cap: None,
+            };
+            tx.save_ratchet_state(&convo.record.local_id, &convo.state, &delta)?;
+            done += 1 + as_u64(convo.skipped.len());
+            progress(ImportProgress {
+                phase: ImportPhase::Writing,
+                done,
+                total,
+            });
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Reopens the written file (checking that the key opens it and the chain is complete) and
+/// compares everything with the source.
+fn verify(
+    path: &Path,
+    target: &DatabaseConfig,
+    data: &LegacyData,
+    total: u64,
+    progress: &mut dyn FnMut(ImportProgress),
+) -> Result<(), LegacyImportError> {
+    let mut db = Database::open(temp_config(path, target, target.durability))?;
+    let status = db.schema_status()?;
+    if !status.is_current() {
+        return Err(LegacyImportError::VerificationFailed {
+            what: format!("schema not current after migration: {status:?}"),
+        });
+    }
+    let mut on_progress = |done| {
+        progress(ImportProgress {
+            phase: ImportPhase::Verifying,
+            done,
+            total,
+        });
+    };
+    let result = db.transaction(|tx| -> Result<Result<(), String>, LegacyImportError> {
+        compare(tx, data, &mut on_progress)
+    })?;
+    result.map_err(|what| LegacyImportError::VerificationFailed { what })
+}
+
+/// The target exists: `Ok` when it holds exactly this import, else `TargetExists`. Nothing
+/// is written: a target whose schema is not current is not migrated, just refused.
+fn check_existing(
+    path: &Path,
+    target: &DatabaseConfig,
+    data: &LegacyData,
+    progress: &mut dyn FnMut(ImportProgress),
+) -> Result<(), LegacyImportError> {
+    let exists = |same_identity| LegacyImportError::TargetExists {
+        path: path.to_path_buf(),
+        same_identity,
+    };
+    let mut config = target.clone();
+    config.migrations = MigrationMode::Skip;
+    let status = match Database::inspect(&config) {
+        Ok(status) => status,
+        // Not a database (or another key): certainly not this import.
+        Err(PersistenceError::WrongKeyOrNotADatabase { .. }) => return Err(exists(false)),
+        Err(e) => return Err(e.into()),
+    };
+    if !status.is_current() {
+        return Err(exists(false));
+    }
+    let mut db = Database::open(config)?;
+    let total = record_total(&ImportCounts {
+        identities: 1,
+        intro_keys: data.intro_keys.len(),
+        conversations: data.conversations.len(),
+        ratchet_states: 0,
+        skipped_keys: data.skipped_key_count(),
+    });
+    let mut on_progress = |done| {
+        progress(ImportProgress {
+            phase: ImportPhase::Verifying,
+            done,
+            total,
+        });
+    };
+    let same = db.transaction(|tx| -> Result<Option<bool>, LegacyImportError> {
+        let same_identity = tx
+            .load_identity()?
+            .is_some_and(|id| id.key_pair.public() == data.identity.key_pair.public());
+        if !same_identity {
+            return Ok(None);
+        }
+        Ok(Some(compare(tx, data, &mut on_progress)?.is_ok()))
+    })?;
+    match same {
+        Some(true) => Ok(()),
+        Some(false) => Err(exists(true)),
+        None => Err(exists(false)),
+    }
+}
+
+/// Compares the store with the source's data: `Ok(Err(what))` names the first difference.
+/// Every record is compared in full (secrets included), and the store must hold nothing else.
+fn compare<S>(
+    store: &mut S,
+    data: &LegacyData,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Result<(), String>, LegacyImportError>
+where
+    S: IdentityStore + EphemeralKeyStore + ConversationStore + RatchetStore,
+{
+    let mut done = 0u64;
+    match store.load_identity()? {
+        Some(identity) if identity == data.identity => {}
+        Some(_) => return Ok(Err("the identity differs".into())),
+        None => return Ok(Err("no identity".into())),
+    }
+    done += 1;
+    let stored_intro = store.count_ephemeral_keys()?;
+    if stored_intro != data.intro_keys.len() {
+        return Ok(Err(format!(
+            "{stored_intro} intro keys, expected {}",
+            data.intro_keys.len()
+        )));
+    }
+    for key in &data.intro_keys {
+        let public = key.public();
+        match store.load_ephemeral_key(&public)? {
+            Some(stored) if stored == *key => {}
+            _ => {
+                return Ok(Err(format!(
+                    "intro key {} is missing or differs",
+                    hex::encode(public.as_bytes())
+                )));
+            }
+        }
+        done += 1;
+    }
+    progress(done);
+    let stored_convos = store.list_conversations()?;
+    if stored_convos.len() != data.conversations.len() {
+        return Ok(Err(format!(
+            "{} conversations, expected {}",
+            stored_convos.len(),
+            data.conversations.len()
+        )));
+    }
+    for convo in &data.conversations {
+        let id = &convo.record.local_id;
+        if store.load_conversation(id)?.as_ref() != Some(&convo.record) {
+            return Ok(Err(format!("conversation {id} is missing or differs")));
+        }
+        if store.load_ratchet_state(id)?.as_ref() != Some(&convo.state) {
+            return Ok(Err(format!(
+                "the ratchet state of conversation {id} is missing or differs"
+            )));
+        }
+        let stored = store.load_skipped_keys(id)?;
+        if stored != convo.skipped {
+            return Ok(Err(format!(
+                "the skipped keys of conversation {id} differ ({} stored, expected {})",
+                stored.len(),
+                convo.skipped.len()
+            )));
+        }
+        done += 1 + as_u64(convo.skipped.len());
+        progress(done);
+    }
+    Ok(Ok(()))
+}
+
+/// A temporary database file next to the target; removed (with its sidecars) on drop unless
+/// it was moved into place.
+struct TempDatabase {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempDatabase {
+    /// Creates a new, empty, owner-only file `.<name>.import-<pid>-<nanos>.tmp` in `directory`.
+    fn create(directory: &Path, name: &str) -> Result<Self, LegacyImportError> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let mut last_error = None;
+        for attempt in 0..16u32 {
+            let path = directory.join(format!(
+                ".{name}.import-{}-{nanos}-{attempt}.tmp",
+                std::process::id()
+            ));
+            let mut options = OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            match options.open(&path) {
+                Ok(_) => return Ok(Self { path, armed: true }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_error = Some(e),
+                Err(source) => return Err(LegacyImportError::TargetIo { path, source }),
+            }
+        }
+        Err(LegacyImportError::TargetIo {
+            path: directory.to_path_buf(),
+            source: last_error.unwrap_or_else(|| std::io::Error::other("no temporary name")),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs the file and moves it to `target` without ever replacing an existing file, then
+    /// syncs the directory.
+    fn persist(mut self, target: &Path, directory: &Path) -> Result<(), LegacyImportError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LegacyImportError::TargetIo { path, source }
+        };
+        // Every connection is closed: the WAL must have been checkpointed into the file.
+        for suffix in ["-wal", "-journal"] {
+            let sidecar = sidecar_path(&self.path, suffix);
+            if std::fs::metadata(&sidecar).is_ok_and(|m| m.len() > 0) {
+                return Err(LegacyImportError::VerificationFailed {
+                    what: format!("{} was not checkpointed", sidecar.display()),
+                });
+            }
+        }
+        File::open(&self.path)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&self.path))?;
+        // A hard link fails if the target exists (no replace, no race), unlike rename.
+        match std::fs::hard_link(&self.path, target) {
+            Ok(()) => {
+                std::fs::remove_file(&self.path).map_err(io(&self.path))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(LegacyImportError::TargetExists {
+                    path: target.to_path_buf(),
+                    same_identity: false,
+                });
+            }
+            Err(_) => {
+                // File systems without hard links: check, then rename.
+                if std::fs::symlink_metadata(target).is_ok() {
+                    return Err(LegacyImportError::TargetExists {
+                        path: target.to_path_buf(),
+                        same_identity: false,
+                    });
+                }
+                std::fs::rename(&self.path, target).map_err(io(target))?;
+            }
+        }
+        self.armed = false;
+        self.remove_sidecars();
+        sync_directory(directory).map_err(io(directory))?;
+        Ok(())
+    }
+
+    fn remove_sidecars(&self) {
+        for suffix in SIDECARS {
+            let _ = std::fs::remove_file(sidecar_path(&self.path, suffix));
+        }
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+            self.remove_sidecars();
+        }
+    }
+}
+
+/// Makes a rename or link in `directory` durable (a no-op where directories cannot be opened).
+fn sync_directory(directory: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(directory)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = directory;
+        Ok(())
+    }
+}
