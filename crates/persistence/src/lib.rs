@@ -23,6 +23,7 @@
 mod config;
 mod database;
 mod error;
+pub mod legacy;
 mod migrate;
 mod repo;
 #[rustfmt::skip]
