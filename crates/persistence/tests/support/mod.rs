@@ -1,0 +1,136 @@
+//! Shared helpers for the persistence tests (and benches, through `#[path]`).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use domain_chat::{ConversationKind, ConversationRecord, ConversationStore};
+use domain_ratchet::{PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError};
+use persistence::{Database, DatabaseConfig, DatabaseKey};
+use tempfile::TempDir;
+
+/// A raw SQLCipher key for tests (fast: no PBKDF2).
+pub const RAW_KEY: [u8; 32] = [0x5a; 32];
+
+/// Another raw key.
+pub const OTHER_KEY: [u8; 32] = [0xa5; 32];
+
+/// A fresh temporary directory and a database path inside it.
+pub fn temp_path() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.db");
+    (dir, path)
+}
+
+/// Config for a plain file.
+pub fn plain(path: &Path) -> DatabaseConfig {
+    DatabaseConfig::file(path)
+}
+
+/// Config for an encrypted file with [`RAW_KEY`].
+pub fn encrypted(path: &Path) -> DatabaseConfig {
+    DatabaseConfig::file(path).with_key(DatabaseKey::Raw(RAW_KEY))
+}
+
+/// Every byte of the database file and its `-wal`/`-shm` companions (absent ones as `None`).
+pub fn snapshot_files(path: &Path) -> Vec<(String, Option<Vec<u8>>)> {
+    ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| {
+            let p = PathBuf::from(format!("{}{suffix}", path.display()));
+            (suffix.to_string(), std::fs::read(&p).ok())
+        })
+        .collect()
+}
+
+/// A conversation record with id `id`.
+pub fn record(id: &str, created_at: i64) -> ConversationRecord {
+    ConversationRecord {
+        local_id: id.to_owned(),
+        remote_id: format!("remote-{id}"),
+        kind: ConversationKind::PrivateV1,
+        created_at,
+    }
+}
+
+/// A [`Database`] (with whatever keeps its file alive) seen as a bare [`RatchetStore`]:
+/// a ratchet state needs its conversation row (foreign key), which the ratchet conformance
+/// kit knows nothing about, so a save first creates the conversation if it is missing, in the
+/// same transaction.
+pub struct RatchetOnly {
+    pub db: Database,
+    pub _dir: Option<TempDir>,
+}
+
+impl RatchetOnly {
+    pub fn memory() -> Self {
+        Self {
+            db: Database::open(DatabaseConfig::in_memory()).unwrap(),
+            _dir: None,
+        }
+    }
+
+    pub fn plain_file() -> Self {
+        let (dir, path) = temp_path();
+        Self {
+            db: Database::open(plain(&path)).unwrap(),
+            _dir: Some(dir),
+        }
+    }
+
+    pub fn encrypted_file() -> Self {
+        let (dir, path) = temp_path();
+        Self {
+            db: Database::open(encrypted(&path)).unwrap(),
+            _dir: Some(dir),
+        }
+    }
+}
+
+impl RatchetStore for RatchetOnly {
+    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
+        self.db.load_ratchet_state(convo_id)
+    }
+
+    fn save_ratchet_state(
+        &mut self,
+        convo_id: &str,
+        state: &RatchetState,
+        delta: &SkippedKeyDelta,
+    ) -> Result<(), StoreError> {
+        self.db.transaction(|tx| {
+            if !tx.conversation_exists(convo_id)? {
+                tx.save_conversation(&record(convo_id, 0))?;
+            }
+            tx.save_ratchet_state(convo_id, state, delta)
+        })
+    }
+
+    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+        self.db.delete_ratchet_state(convo_id)
+    }
+
+    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+        self.db.ratchet_state_exists(convo_id)
+    }
+
+    fn load_skipped_key(
+        &mut self,
+        convo_id: &str,
+        dh_pub: &PublicKey,
+        msg_num: u32,
+    ) -> Result<Option<SkippedKey>, StoreError> {
+        self.db.load_skipped_key(convo_id, dh_pub, msg_num)
+    }
+
+    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        self.db.load_skipped_keys(convo_id)
+    }
+
+    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
+        self.db.count_skipped_keys(convo_id)
+    }
+
+    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
+        self.db.expire_skipped_keys(older_than).map_err(StoreError::from)
+    }
+}
