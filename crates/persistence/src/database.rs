@@ -91,6 +91,9 @@ fn connect(config: &DatabaseConfig) -> Result<SqliteConnection, PersistenceError
         if available.is_empty() {
             return Err(PersistenceError::EncryptionUnavailable);
         }
+        // SQLCipher logs decryption failures to stderr by default; a wrong key is reported
+        // through the typed error instead.
+        conn.batch_execute("PRAGMA cipher_log_level = NONE;")?;
         let pragma = key.pragma();
         conn.batch_execute(&pragma)?;
     }
