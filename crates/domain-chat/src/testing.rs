@@ -1,1 +1,673 @@
-//! Conformance test kit for ChatStore implementations (in progress).
+//! Conformance test kit for [`ChatStore`] implementations (feature `testing`).
+//!
+//! Run every check against a fresh store from a factory:
+//!
+//! ```ignore
+//! domain_chat::testing::run_all(|| MyStore::open_in_memory());
+//! ```
+//!
+//! The kit uses only the store traits, so any implementation (the in-memory reference, the
+//! SQL repositories) can run it. Besides the plain store contract, it drives the stateless
+//! service through a [`FailingStore`] that fails the k-th write, for every k, and checks with a
+//! [`Snapshot`] that a failed operation left the store exactly as it was.
+//!
+//! A failed check panics (this is test code; the crate-wide `unwrap`/`expect`/`panic` lints
+//! are relaxed here on purpose).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use domain_ratchet::{
+    DhKeyPair, PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
+};
+use rand_core::OsRng;
+
+use crate::service::{
+    ChatConfig, EnvelopeOutcome, create_intro_bundle, handle_envelope, send_content,
+    start_private_conversation,
+};
+use crate::store::{
+    ChatStore, ConversationKind, ConversationRecord, ConversationStore, EphemeralKeyStore,
+    Identity, IdentityStore,
+};
+use crate::{ChatError, HandshakeError, IntroBundle, create_identity};
+
+/// A store wrapper that fails the `fail_at`-th write (1-based) with
+/// [`StoreError::Backend`], without performing it; every other call goes to the inner store.
+/// Reads are never counted.
+#[derive(Debug)]
+pub struct FailingStore<S> {
+    inner: S,
+    fail_at: Option<usize>,
+    writes: usize,
+}
+
+impl<S> FailingStore<S> {
+    /// Wraps `inner`; the `fail_at`-th write fails (`None`: never).
+    pub fn new(inner: S, fail_at: Option<usize>) -> Self {
+        Self {
+            inner,
+            fail_at,
+            writes: 0,
+        }
+    }
+
+    /// Number of writes attempted so far (including the failed one).
+    pub fn writes(&self) -> usize {
+        self.writes
+    }
+
+    /// The inner store.
+    pub fn inner_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner store.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    fn write(&mut self) -> Result<(), StoreError> {
+        self.writes += 1;
+        if Some(self.writes) == self.fail_at {
+            return Err(StoreError::Backend(
+                format!("injected failure of write #{}", self.writes).into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<S: IdentityStore> IdentityStore for FailingStore<S> {
+    fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
+        self.inner.load_identity()
+    }
+    fn save_identity(&mut self, identity: &Identity) -> Result<(), StoreError> {
+        self.write()?;
+        self.inner.save_identity(identity)
+    }
+}
+
+impl<S: EphemeralKeyStore> EphemeralKeyStore for FailingStore<S> {
+    fn save_ephemeral_key(&mut self, key_pair: &DhKeyPair) -> Result<(), StoreError> {
+        self.write()?;
+        self.inner.save_ephemeral_key(key_pair)
+    }
+    fn load_ephemeral_key(&mut self, public: &PublicKey) -> Result<Option<DhKeyPair>, StoreError> {
+        self.inner.load_ephemeral_key(public)
+    }
+    fn delete_ephemeral_key(&mut self, public: &PublicKey) -> Result<bool, StoreError> {
+        self.write()?;
+        self.inner.delete_ephemeral_key(public)
+    }
+    fn count_ephemeral_keys(&mut self) -> Result<usize, StoreError> {
+        self.inner.count_ephemeral_keys()
+    }
+}
+
+impl<S: ConversationStore> ConversationStore for FailingStore<S> {
+    fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
+        self.write()?;
+        self.inner.save_conversation(record)
+    }
+    fn load_conversation(
+        &mut self,
+        local_id: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        self.inner.load_conversation(local_id)
+    }
+    fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
+        self.inner.list_conversations()
+    }
+    fn delete_conversation(&mut self, local_id: &str) -> Result<bool, StoreError> {
+        self.write()?;
+        self.inner.delete_conversation(local_id)
+    }
+}
+
+impl<S: RatchetStore> RatchetStore for FailingStore<S> {
+    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
+        self.inner.load_ratchet_state(convo_id)
+    }
+    fn save_ratchet_state(
+        &mut self,
+        convo_id: &str,
+        state: &RatchetState,
+        delta: &SkippedKeyDelta,
+    ) -> Result<(), StoreError> {
+        self.write()?;
+        self.inner.save_ratchet_state(convo_id, state, delta)
+    }
+    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+        self.write()?;
+        self.inner.delete_ratchet_state(convo_id)
+    }
+    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+        self.inner.ratchet_state_exists(convo_id)
+    }
+    fn load_skipped_key(
+        &mut self,
+        convo_id: &str,
+        dh_pub: &PublicKey,
+        msg_num: u32,
+    ) -> Result<Option<SkippedKey>, StoreError> {
+        self.inner.load_skipped_key(convo_id, dh_pub, msg_num)
+    }
+    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        self.inner.load_skipped_keys(convo_id)
+    }
+    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
+        self.inner.count_skipped_keys(convo_id)
+    }
+    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
+        self.write()?;
+        self.inner.expire_skipped_keys(older_than)
+    }
+}
+
+/// Everything observable through the store traits about the given keys and conversations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The stored identity.
+    pub identity: Option<Identity>,
+    /// Number of stored ephemeral keys.
+    pub ephemeral_key_count: usize,
+    /// Each probed ephemeral public key with what is stored for it.
+    pub ephemeral_keys: Vec<(PublicKey, Option<DhKeyPair>)>,
+    /// Every conversation.
+    pub conversations: Vec<ConversationRecord>,
+    /// For every listed conversation and every probed id: ratchet state and skipped keys
+    /// (sorted by key and number).
+    pub ratchets: Vec<(String, Option<RatchetState>, Vec<SkippedKey>)>,
+}
+
+/// Takes a [`Snapshot`]. `probe_keys` are ephemeral keys and `probe_ids` conversation ids to
+/// look at in addition to the listed conversations.
+pub fn snapshot<S: ChatStore + ?Sized>(
+    store: &mut S,
+    probe_keys: &[PublicKey],
+    probe_ids: &[String],
+) -> Snapshot {
+    let identity = store.load_identity().expect("load identity");
+    let ephemeral_key_count = store.count_ephemeral_keys().expect("count ephemeral keys");
+    let ephemeral_keys = probe_keys
+        .iter()
+        .map(|k| (*k, store.load_ephemeral_key(k).expect("load ephemeral key")))
+        .collect();
+    let conversations = store.list_conversations().expect("list conversations");
+    let mut ids: Vec<String> = conversations.iter().map(|c| c.local_id.clone()).collect();
+    ids.extend(probe_ids.iter().cloned());
+    ids.sort();
+    ids.dedup();
+    let ratchets = ids
+        .into_iter()
+        .map(|id| {
+            let state = store.load_ratchet_state(&id).expect("load ratchet state");
+            let mut skipped = store.load_skipped_keys(&id).expect("load skipped keys");
+            skipped.sort_by_key(|k| (k.dh_pub, k.msg_num));
+            (id, state, skipped)
+        })
+        .collect();
+    Snapshot {
+        identity,
+        ephemeral_key_count,
+        ephemeral_keys,
+        conversations,
+        ratchets,
+    }
+}
+
+/// Runs every check of the kit, each on fresh stores from `new_store`.
+pub fn run_all<S: ChatStore>(mut new_store: impl FnMut() -> S) {
+    check_identity_store(&mut new_store());
+    check_ephemeral_key_store(&mut new_store());
+    check_conversation_store(&mut new_store());
+    check_conversation_round_trip(&mut new_store(), &mut new_store());
+    check_bad_input_changes_nothing(&mut new_store(), &mut new_store());
+    check_atomic_create_intro_bundle(&mut new_store);
+    check_atomic_start_conversation(&mut new_store);
+    check_atomic_handshake(&mut new_store);
+    check_atomic_send(&mut new_store);
+    check_atomic_receive(&mut new_store);
+}
+
+/// Identity: absent at first, then saved, loaded, replaced.
+pub fn check_identity_store<S: ChatStore + ?Sized>(store: &mut S) {
+    assert!(
+        store.load_identity().unwrap().is_none(),
+        "fresh store has no identity"
+    );
+    let first = create_identity("first", &mut OsRng);
+    store.save_identity(&first).unwrap();
+    assert_eq!(store.load_identity().unwrap(), Some(first));
+    let second = create_identity("second", &mut OsRng);
+    store.save_identity(&second).unwrap();
+    assert_eq!(store.load_identity().unwrap(), Some(second));
+}
+
+/// Ephemeral keys: save, load by public key, count, delete (reporting existence).
+pub fn check_ephemeral_key_store<S: ChatStore + ?Sized>(store: &mut S) {
+    assert_eq!(store.count_ephemeral_keys().unwrap(), 0);
+    let a = DhKeyPair::generate(&mut OsRng);
+    let b = DhKeyPair::generate(&mut OsRng);
+    assert!(store.load_ephemeral_key(&a.public()).unwrap().is_none());
+    store.save_ephemeral_key(&a).unwrap();
+    store.save_ephemeral_key(&b).unwrap();
+    assert_eq!(store.count_ephemeral_keys().unwrap(), 2);
+    assert_eq!(
+        store.load_ephemeral_key(&a.public()).unwrap(),
+        Some(a.clone())
+    );
+    assert!(store.delete_ephemeral_key(&a.public()).unwrap());
+    assert!(!store.delete_ephemeral_key(&a.public()).unwrap());
+    assert!(store.load_ephemeral_key(&a.public()).unwrap().is_none());
+    assert_eq!(store.load_ephemeral_key(&b.public()).unwrap(), Some(b));
+    assert_eq!(store.count_ephemeral_keys().unwrap(), 1);
+}
+
+/// Conversations: insert, duplicate insert refused, load, ordered list, delete cascading to
+/// the ratchet state.
+pub fn check_conversation_store<S: ChatStore + ?Sized>(store: &mut S) {
+    let rec = |id: &str, at: i64| ConversationRecord {
+        local_id: id.to_owned(),
+        remote_id: format!("remote-{id}"),
+        kind: ConversationKind::PrivateV1,
+        created_at: at,
+    };
+    assert!(store.list_conversations().unwrap().is_empty());
+    assert!(store.load_conversation("a").unwrap().is_none());
+    let (c, b, a) = (rec("c", 1), rec("b", 2), rec("a", 2));
+    store.save_conversation(&b).unwrap();
+    store.save_conversation(&c).unwrap();
+    store.save_conversation(&a).unwrap();
+    assert!(
+        store.save_conversation(&rec("a", 9)).is_err(),
+        "inserting an existing local id is an error"
+    );
+    assert_eq!(store.load_conversation("a").unwrap(), Some(a.clone()));
+    assert_eq!(
+        store.list_conversations().unwrap(),
+        vec![c, a, b.clone()],
+        "ordered by creation time, then id"
+    );
+    // Deleting a conversation deletes its ratchet state.
+    let state = RatchetState::init_receiver(
+        &domain_ratchet::SymmetricKey::from_bytes([3; 32]),
+        DhKeyPair::generate(&mut OsRng),
+    );
+    store
+        .save_ratchet_state("a", &state, &SkippedKeyDelta::default())
+        .unwrap();
+    assert!(store.delete_conversation("a").unwrap());
+    assert!(!store.delete_conversation("a").unwrap());
+    assert!(store.load_conversation("a").unwrap().is_none());
+    assert!(
+        !store.ratchet_state_exists("a").unwrap(),
+        "deleting a conversation deletes its ratchet state"
+    );
+    assert_eq!(store.list_conversations().unwrap().len(), 2);
+    assert_eq!(store.load_conversation("b").unwrap(), Some(b));
+}
+
+/// Two parties over the store: handshake, messages both ways, out of order.
+pub fn check_conversation_round_trip<S: ChatStore + ?Sized>(saro: &mut S, raya: &mut S) {
+    let config = ChatConfig::default();
+    let (saro_id, raya_id) = handshake(saro, raya, &config);
+    let mut out = Vec::new();
+    for i in 0..3u8 {
+        out.push(
+            send_content(
+                raya,
+                &config,
+                &mut OsRng,
+                &raya_id,
+                &[b'r', i],
+                2_000 + i64::from(i),
+            )
+            .unwrap(),
+        );
+    }
+    for (i, env) in out.iter().enumerate().rev() {
+        let got = handle_envelope(saro, &config, &env.bytes, 3_000).unwrap();
+        assert_eq!(
+            got,
+            content_outcome(&saro_id, &[b'r', i as u8], false, 2_000 + i as i64)
+        );
+    }
+    let env = send_content(saro, &config, &mut OsRng, &saro_id, b"back", 4_000).unwrap();
+    assert_eq!(env.conversation_hint, raya_id);
+    assert_eq!(
+        handle_envelope(raya, &config, &env.bytes, 4_001).unwrap(),
+        content_outcome(&raya_id, b"back", false, 4_000)
+    );
+    let listed: Vec<_> = crate::service::list_conversations(raya)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.local_id, c.remote_id))
+        .collect();
+    assert_eq!(listed, vec![(raya_id, saro_id)]);
+}
+
+/// Replays, tampering, unknown hints, a consumed intro key, a handshake for another key and
+/// garbage give typed results and change nothing.
+pub fn check_bad_input_changes_nothing<S: ChatStore + ?Sized>(saro: &mut S, raya: &mut S) {
+    let config = ChatConfig::default();
+    raya.save_identity(&create_identity("raya", &mut OsRng))
+        .unwrap();
+    saro.save_identity(&create_identity("saro", &mut OsRng))
+        .unwrap();
+    let bundle = create_intro_bundle(raya, &mut OsRng).unwrap();
+    let started =
+        start_private_conversation(saro, &config, &mut OsRng, &bundle, b"hello", 1_000).unwrap();
+    let raya_id = saro
+        .load_conversation(&started.conversation_id)
+        .unwrap()
+        .unwrap()
+        .remote_id;
+    let probe_keys = [bundle.ephemeral_key()];
+    let probe_ids = [raya_id.clone(), started.conversation_id.clone()];
+
+    // A handshake whose responder_static is not Raya's key.
+    let wrong = rewrite_handshake_responder(&started.envelope.bytes);
+    let before = snapshot(raya, &probe_keys, &probe_ids);
+    let err = handle_envelope(raya, &config, &wrong, 1_001).unwrap_err();
+    assert!(
+        matches!(err, ChatError::Handshake(HandshakeError::WrongResponder)),
+        "{err:?}"
+    );
+    assert_eq!(snapshot(raya, &probe_keys, &probe_ids), before);
+
+    // A message for a conversation that does not exist yet: kept for later, nothing written.
+    let early = send_content(
+        saro,
+        &config,
+        &mut OsRng,
+        &started.conversation_id,
+        b"early",
+        1_002,
+    )
+    .unwrap();
+    assert_eq!(
+        handle_envelope(raya, &config, &early.bytes, 1_003).unwrap(),
+        EnvelopeOutcome::UnknownConversation {
+            hint: raya_id.clone()
+        }
+    );
+    assert_eq!(snapshot(raya, &probe_keys, &probe_ids), before);
+
+    // Accept, then the same handshake again: the intro key is consumed.
+    handle_envelope(raya, &config, &started.envelope.bytes, 1_004).unwrap();
+    let before = snapshot(raya, &probe_keys, &probe_ids);
+    let err = handle_envelope(raya, &config, &started.envelope.bytes, 1_005).unwrap_err();
+    assert!(
+        matches!(err, ChatError::Handshake(HandshakeError::UnknownIntroKey)),
+        "{err:?}"
+    );
+    assert_eq!(snapshot(raya, &probe_keys, &probe_ids), before);
+
+    // The early message now decrypts; delivered again it is a replay.
+    assert_eq!(
+        handle_envelope(raya, &config, &early.bytes, 1_006).unwrap(),
+        content_outcome(&raya_id, b"early", false, 1_002)
+    );
+    let before = snapshot(raya, &probe_keys, &probe_ids);
+    let err = handle_envelope(raya, &config, &early.bytes, 1_007).unwrap_err();
+    assert!(
+        err.ratchet_error().is_some(),
+        "replay gives a ratchet error: {err:?}"
+    );
+    assert_eq!(snapshot(raya, &probe_keys, &probe_ids), before);
+
+    // A tampered message.
+    let mut fresh = send_content(
+        saro,
+        &config,
+        &mut OsRng,
+        &started.conversation_id,
+        b"x",
+        1_008,
+    )
+    .unwrap();
+    let last = fresh.bytes.len() - 1;
+    fresh.bytes[last] ^= 0x01;
+    let err = handle_envelope(raya, &config, &fresh.bytes, 1_009).unwrap_err();
+    assert!(
+        matches!(
+            err.ratchet_error(),
+            Some(domain_ratchet::RatchetError::DecryptionFailed)
+        ),
+        "{err:?}"
+    );
+    assert_eq!(snapshot(raya, &probe_keys, &probe_ids), before);
+
+    // Garbage and oversized input.
+    let err = handle_envelope(raya, &config, &[0xff, 0x00, 0x13, 0x37], 1_010).unwrap_err();
+    assert!(matches!(err, ChatError::Decode { .. }), "{err:?}");
+    let big = vec![0u8; crate::service::MAX_ENVELOPE_LEN + 1];
+    let err = handle_envelope(raya, &config, &big, 1_011).unwrap_err();
+    assert!(matches!(err, ChatError::EnvelopeTooLarge { .. }), "{err:?}");
+    assert_eq!(
+        handle_envelope(raya, &config, &[], 1_012).unwrap(),
+        EnvelopeOutcome::Empty
+    );
+    assert_eq!(snapshot(raya, &probe_keys, &probe_ids), before);
+
+    // Sending in an unknown conversation.
+    let err = send_content(raya, &config, &mut OsRng, "nope", b"x", 1_013).unwrap_err();
+    assert!(
+        matches!(err, ChatError::UnknownConversation { .. }),
+        "{err:?}"
+    );
+    assert_eq!(snapshot(raya, &probe_keys, &probe_ids), before);
+}
+
+/// `create_intro_bundle` through a store failing its k-th write, for every k.
+pub fn check_atomic_create_intro_bundle<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
+    for_every_k(|k| {
+        let mut store = new_store();
+        store
+            .save_identity(&create_identity("raya", &mut OsRng))
+            .unwrap();
+        let mut store = FailingStore::new(store, Some(k));
+        let before = snapshot(&mut store, &[], &[]);
+        let result = create_intro_bundle(&mut store, &mut OsRng);
+        finish_k(k, &mut store, result.map(|_| ()), &before, &[], &[])
+    });
+}
+
+/// `start_private_conversation` through a store failing its k-th write, for every k.
+pub fn check_atomic_start_conversation<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
+    let config = ChatConfig::default();
+    for_every_k(|k| {
+        let mut raya = new_store();
+        raya.save_identity(&create_identity("raya", &mut OsRng))
+            .unwrap();
+        let bundle = create_intro_bundle(&mut raya, &mut OsRng).unwrap();
+        let mut saro = new_store();
+        saro.save_identity(&create_identity("saro", &mut OsRng))
+            .unwrap();
+        let mut saro = FailingStore::new(saro, Some(k));
+        let before = snapshot(&mut saro, &[], &[]);
+        let result = start_private_conversation(&mut saro, &config, &mut OsRng, &bundle, b"hi", 1);
+        finish_k(k, &mut saro, result.map(|_| ()), &before, &[], &[])
+    });
+}
+
+/// Accepting a handshake through a store failing its k-th write, for every k: the intro key,
+/// conversation and ratchet state are all there afterwards, or none of the changes is.
+pub fn check_atomic_handshake<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
+    let config = ChatConfig::default();
+    for_every_k(|k| {
+        let mut raya = new_store();
+        raya.save_identity(&create_identity("raya", &mut OsRng))
+            .unwrap();
+        let bundle = create_intro_bundle(&mut raya, &mut OsRng).unwrap();
+        let mut saro = new_store();
+        saro.save_identity(&create_identity("saro", &mut OsRng))
+            .unwrap();
+        let started =
+            start_private_conversation(&mut saro, &config, &mut OsRng, &bundle, b"hi", 1).unwrap();
+        let raya_id = saro
+            .load_conversation(&started.conversation_id)
+            .unwrap()
+            .unwrap()
+            .remote_id;
+        let keys = [bundle.ephemeral_key()];
+        let ids = [raya_id];
+        let mut raya = FailingStore::new(raya, Some(k));
+        let before = snapshot(&mut raya, &keys, &ids);
+        let result = handle_envelope(&mut raya, &config, &started.envelope.bytes, 2);
+        if let Ok(outcome) = &result {
+            assert!(matches!(outcome, EnvelopeOutcome::Content(c) if c.is_new_conversation));
+        }
+        finish_k(k, &mut raya, result.map(|_| ()), &before, &keys, &ids)
+    });
+}
+
+/// `send_content` through a store failing its k-th write, for every k.
+pub fn check_atomic_send<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
+    let config = ChatConfig::default();
+    for_every_k(|k| {
+        let (mut saro, mut raya) = (new_store(), new_store());
+        let (saro_id, raya_id) = handshake(&mut saro, &mut raya, &config);
+        let ids = [raya_id.clone()];
+        let mut raya = FailingStore::new(raya, Some(k));
+        let before = snapshot(&mut raya, &[], &ids);
+        let result = send_content(&mut raya, &config, &mut OsRng, &raya_id, b"reply", 3);
+        let _ = saro_id;
+        finish_k(k, &mut raya, result.map(|_| ()), &before, &[], &ids)
+    });
+}
+
+/// Receiving a message (one that needs a DH step and stores skipped keys, and one that uses a
+/// skipped key) through a store failing its k-th write, for every k.
+pub fn check_atomic_receive<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
+    let config = ChatConfig::default();
+    for use_skipped in [false, true] {
+        for_every_k(|k| {
+            let (mut saro, mut raya) = (new_store(), new_store());
+            let (saro_id, raya_id) = handshake(&mut saro, &mut raya, &config);
+            let first = send_content(&mut raya, &config, &mut OsRng, &raya_id, b"one", 3).unwrap();
+            let second = send_content(&mut raya, &config, &mut OsRng, &raya_id, b"two", 4).unwrap();
+            let (env, expected) = if use_skipped {
+                // Deliver the second first: the first one's key is then stored as skipped.
+                handle_envelope(&mut saro, &config, &second.bytes, 5).unwrap();
+                (first, b"one")
+            } else {
+                (second, b"two")
+            };
+            let ids = [saro_id.clone()];
+            let mut saro = FailingStore::new(saro, Some(k));
+            let before = snapshot(&mut saro, &[], &ids);
+            let result = handle_envelope(&mut saro, &config, &env.bytes, 6);
+            if let Ok(outcome) = &result {
+                assert!(
+                    matches!(outcome, EnvelopeOutcome::Content(c) if c.content == expected),
+                    "{outcome:?}"
+                );
+            }
+            finish_k(k, &mut saro, result.map(|_| ()), &before, &[], &ids)
+        });
+    }
+}
+
+/// Runs `attempt(k)` for k = 1, 2, ... until it reports success (the operation did not reach
+/// its k-th write). Panics if it never succeeds within 64 writes.
+fn for_every_k(mut attempt: impl FnMut(usize) -> bool) {
+    for k in 1..=64 {
+        if attempt(k) {
+            assert!(k > 1, "the operation wrote nothing");
+            return;
+        }
+    }
+    panic!("operation still failing after 64 injected write failures");
+}
+
+/// Checks one run with the k-th write failing; returns true when the operation succeeded
+/// (it had fewer than k writes).
+fn finish_k<S: ChatStore>(
+    k: usize,
+    store: &mut FailingStore<S>,
+    result: Result<(), ChatError>,
+    before: &Snapshot,
+    probe_keys: &[PublicKey],
+    probe_ids: &[String],
+) -> bool {
+    match result {
+        Ok(()) => {
+            assert!(store.writes() < k, "succeeded although write #{k} failed");
+            true
+        }
+        Err(err) => {
+            assert!(
+                matches!(
+                    err,
+                    ChatError::Store(_)
+                        | ChatError::Session(domain_ratchet::SessionError::Store(_))
+                ),
+                "failing write #{k} must surface as a store error, got {err:?}"
+            );
+            let after = snapshot(store.inner_mut(), probe_keys, probe_ids);
+            assert_eq!(&after, before, "write #{k} failed but the store changed");
+            false
+        }
+    }
+}
+
+/// Identities for both, a bundle from Raya, Saro's handshake accepted by Raya.
+/// Returns (Saro's local id, Raya's local id).
+fn handshake<S: ChatStore + ?Sized>(
+    saro: &mut S,
+    raya: &mut S,
+    config: &ChatConfig,
+) -> (String, String) {
+    raya.save_identity(&create_identity("raya", &mut OsRng))
+        .unwrap();
+    saro.save_identity(&create_identity("saro", &mut OsRng))
+        .unwrap();
+    let bundle = create_intro_bundle(raya, &mut OsRng).unwrap();
+    let parsed = IntroBundle::parse(&bundle.to_string()).unwrap();
+    assert_eq!(raya.count_ephemeral_keys().unwrap(), 1);
+    let started =
+        start_private_conversation(saro, config, &mut OsRng, &parsed, b"hello raya", 1_000)
+            .unwrap();
+    let outcome = handle_envelope(raya, config, &started.envelope.bytes, 1_001).unwrap();
+    let EnvelopeOutcome::Content(received) = outcome else {
+        panic!("handshake gave {outcome:?}");
+    };
+    assert!(received.is_new_conversation);
+    assert_eq!(received.content, b"hello raya");
+    assert_eq!(received.sent_at_ms, 1_000);
+    assert_eq!(
+        raya.count_ephemeral_keys().unwrap(),
+        0,
+        "intro key consumed"
+    );
+    let raya_id = received.conversation_id;
+    let record = raya.load_conversation(&raya_id).unwrap().unwrap();
+    assert_eq!(record.remote_id, started.conversation_id);
+    assert_eq!(record.kind, ConversationKind::PrivateV1);
+    (started.conversation_id, raya_id)
+}
+
+fn content_outcome(id: &str, content: &[u8], is_new: bool, sent_at_ms: i64) -> EnvelopeOutcome {
+    EnvelopeOutcome::Content(crate::service::ReceivedContent {
+        conversation_id: id.to_owned(),
+        content: content.to_vec(),
+        is_new_conversation: is_new,
+        sent_at_ms,
+    })
+}
+
+/// Re-encodes a handshake envelope with a different `responder_static`.
+fn rewrite_handshake_responder(bytes: &[u8]) -> Vec<u8> {
+    use crate::proto::{EncryptedPayload, EnvelopeV1, encrypted_payload::Encryption};
+    use prost::Message as _;
+    let mut env = EnvelopeV1::decode(bytes).unwrap();
+    let mut payload = EncryptedPayload::decode(env.payload.as_slice()).unwrap();
+    let Some(Encryption::InboxHandshakeV1(hs)) = payload.encryption.as_mut() else {
+        panic!("not a handshake");
+    };
+    let header = hs.header.as_mut().unwrap();
+    header.responder_static = DhKeyPair::generate(&mut OsRng).public().as_bytes().to_vec();
+    env.payload = payload.encode_to_vec();
+    env.encode_to_vec()
+}
