@@ -1,0 +1,424 @@
+//! The [`Client`]: one installation, one database, every operation one transaction.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use domain_chat::{
+    ChatConfig, ChatError, ChatStore, ConversationRecord, EnvelopeOutcome, IntroBundle,
+    OutboundEnvelope, StoreError,
+};
+use domain_ratchet::{PublicKey, RatchetError};
+use persistence::{
+    Database, DatabaseConfig, DatabaseSize, Direction, HistoryEntry, InboxEntry, NewInbox,
+    NewOutbox, OutboxEntry, PersistenceError,
+};
+use rand_core::OsRng;
+use sha2::{Digest, Sha256};
+
+use crate::fault::FaultyStore;
+use crate::mailbox::Mailbox;
+
+/// Everything a Client operation may read or write: the chat stores and the mailbox.
+pub trait ClientStore: ChatStore + Mailbox {}
+impl<T: ChatStore + Mailbox + ?Sized> ClientStore for T {}
+
+/// Why a Client operation failed. On any of these, the database is as it was before.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Opening or using the database failed.
+    #[error(transparent)]
+    Database(#[from] PersistenceError),
+    /// The protocol refused the input or the operation (the cause is kept).
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    /// A store read or write failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The intro bundle string is malformed or its signature does not verify.
+    #[error("invalid intro bundle: {0}")]
+    Bundle(#[from] domain_chat::BundleError),
+}
+
+/// How to open a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The database (file or in-memory, key, durability, busy timeout).
+    pub database: DatabaseConfig,
+    /// The installation name used when the identity is created on first open.
+    pub name: String,
+    /// Protocol configuration (ratchet limits).
+    pub chat: ChatConfig,
+}
+
+impl ClientConfig {
+    /// A client over `database`, named `name` if it creates its identity.
+    pub fn new(database: DatabaseConfig, name: impl Into<String>) -> Self {
+        Self {
+            database,
+            name: name.into(),
+            chat: ChatConfig::default(),
+        }
+    }
+}
+
+/// An envelope produced by [`Client::start_conversation`] or [`Client::send`]. It is already in
+/// the outbox (committed with the ratchet step); hand `envelope.bytes` to the transport and then
+/// call [`Client::mark_delivered`] with `outbox_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// Our local id of the conversation.
+    pub conversation_id: String,
+    /// The outbox entry holding the envelope.
+    pub outbox_id: i64,
+    /// The envelope.
+    pub envelope: OutboundEnvelope,
+}
+
+/// What [`Client::receive`] made of an envelope.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Received {
+    /// New content, stored in the inbox (acknowledge it with [`Client::acknowledge`]).
+    Content {
+        /// The inbox entry holding it.
+        inbox_id: i64,
+        /// Our local conversation id.
+        conversation_id: String,
+        /// The content.
+        content: Vec<u8>,
+        /// True when this envelope created the conversation (a handshake).
+        is_new_conversation: bool,
+        /// The sender's timestamp, Unix milliseconds.
+        sent_at_ms: i64,
+    },
+    /// A protocol frame without content (e.g. a placeholder) was processed.
+    Frame {
+        /// Our local conversation id.
+        conversation_id: String,
+        /// True when this envelope created the conversation.
+        is_new_conversation: bool,
+    },
+    /// No conversation (yet) for the envelope's hint: nothing was written; keep the envelope
+    /// and deliver it again later (e.g. after the handshake arrived).
+    UnknownConversation {
+        /// The hint that matched nothing.
+        hint: String,
+    },
+    /// The envelope was already processed: nothing was written, nothing is delivered again.
+    Duplicate,
+    /// Empty input.
+    Empty,
+}
+
+impl std::fmt::Debug for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Received::Content {
+                inbox_id,
+                conversation_id,
+                content,
+                is_new_conversation,
+                sent_at_ms,
+            } => f
+                .debug_struct("Content")
+                .field("inbox_id", inbox_id)
+                .field("conversation_id", conversation_id)
+                .field("content_len", &content.len())
+                .field("is_new_conversation", is_new_conversation)
+                .field("sent_at_ms", sent_at_ms)
+                .finish(),
+            Received::Frame {
+                conversation_id,
+                is_new_conversation,
+            } => f
+                .debug_struct("Frame")
+                .field("conversation_id", conversation_id)
+                .field("is_new_conversation", is_new_conversation)
+                .finish(),
+            Received::UnknownConversation { hint } => f
+                .debug_struct("UnknownConversation")
+                .field("hint", hint)
+                .finish(),
+            Received::Duplicate => f.write_str("Duplicate"),
+            Received::Empty => f.write_str("Empty"),
+        }
+    }
+}
+
+/// One libchat installation over one database.
+///
+/// Every operation runs as one database transaction (`BEGIN IMMEDIATE`): either everything
+/// it changed is committed — ratchet step, consumed intro key, outbox or inbox entry, history —
+/// or nothing is, and the same input can be retried.
+pub struct Client {
+    db: Database,
+    chat: ChatConfig,
+    name: String,
+    public_key: PublicKey,
+    inbox_id: String,
+    fault_after_writes: Option<usize>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("name", &self.name)
+            .field("public_key", &self.public_key)
+            .field("database", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Digest of an envelope, for duplicate detection.
+fn envelope_digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Wall-clock time in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Client {
+    /// Opens the client's database (running pending migrations) and loads the installation
+    /// identity, creating it on first open. Only the identity is read: opening does not load
+    /// conversations.
+    pub fn open(config: ClientConfig) -> Result<Self, ClientError> {
+        let mut db = Database::open(config.database)?;
+        let name = config.name;
+        let identity = db.transaction(|tx| -> Result<_, ClientError> {
+            if let Some(identity) = domain_chat::IdentityStore::load_identity(tx)? {
+                return Ok(identity);
+            }
+            let identity = domain_chat::create_identity(&name, &mut OsRng);
+            domain_chat::IdentityStore::save_identity(tx, &identity)?;
+            Ok(identity)
+        })?;
+        let public_key = identity.key_pair.public();
+        Ok(Self {
+            db,
+            chat: config.chat,
+            name: identity.name.clone(),
+            inbox_id: domain_chat::inbox_id(&public_key),
+            public_key,
+            fault_after_writes: None,
+        })
+    }
+
+    /// The installation name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The installation public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.public_key
+    }
+
+    /// Our inbox id: the hint peers put on handshakes to us.
+    pub fn inbox_id(&self) -> &str {
+        &self.inbox_id
+    }
+
+    /// Runs `op` as one transaction over the store.
+    fn run<T>(
+        &mut self,
+        op: impl FnOnce(&mut dyn ClientStore, &ChatConfig) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let chat = self.chat;
+        match self.fault_after_writes.take() {
+            None => self.db.transaction(|tx| op(tx, &chat)),
+            Some(k) => self.db.transaction(|tx| {
+                let mut faulty = FaultyStore::new(tx, k);
+                op(&mut faulty, &chat)
+            }),
+        }
+    }
+
+    /// Fault injection for tests: the next operation fails on its `k`-th write (0-based).
+    #[doc(hidden)]
+    pub fn fail_next_operation_at_write(&mut self, k: usize) {
+        self.fault_after_writes = Some(k);
+    }
+
+    /// Creates a new intro bundle with its own single-use ephemeral key; returns the
+    /// `logos_chatintro_1_...` string to publish.
+    pub fn create_intro_bundle(&mut self) -> Result<String, ClientError> {
+        self.run(|store, _| Ok(domain_chat::create_intro_bundle(store, &mut OsRng)?.to_string()))
+    }
+
+    /// Starts a PrivateV1 conversation from a peer's intro bundle with a first message. The
+    /// handshake envelope is queued in the outbox in the same transaction.
+    pub fn start_conversation(
+        &mut self,
+        bundle: &str,
+        content: &[u8],
+    ) -> Result<Sent, ClientError> {
+        let bundle = IntroBundle::parse(bundle.trim())?;
+        self.run(|store, chat| {
+            let now = now_ms();
+            let started = domain_chat::start_private_conversation(
+                store, chat, &mut OsRng, &bundle, content, now,
+            )?;
+            queue_sent(
+                store,
+                started.conversation_id,
+                started.envelope,
+                content,
+                now,
+            )
+        })
+    }
+
+    /// Sends content in a conversation; the envelope is queued in the outbox in the same
+    /// transaction that advances the ratchet.
+    pub fn send(&mut self, conversation_id: &str, content: &[u8]) -> Result<Sent, ClientError> {
+        self.run(|store, chat| {
+            let now = now_ms();
+            let envelope =
+                domain_chat::send_content(store, chat, &mut OsRng, conversation_id, content, now)?;
+            queue_sent(store, conversation_id.to_owned(), envelope, content, now)
+        })
+    }
+
+    /// Handles an incoming envelope. Content is stored in the inbox and the history in the same
+    /// transaction that advances the ratchet; acknowledge it with [`Client::acknowledge`] once
+    /// the application has it.
+    pub fn receive(&mut self, envelope: &[u8]) -> Result<Received, ClientError> {
+        if envelope.is_empty() {
+            return Ok(Received::Empty);
+        }
+        let digest = envelope_digest(envelope);
+        self.run(|store, chat| {
+            if store.is_envelope_processed(&digest)? {
+                return Ok(Received::Duplicate);
+            }
+            let now = now_ms();
+            let outcome = match domain_chat::handle_envelope(store, chat, envelope, now) {
+                Ok(outcome) => outcome,
+                // A different encoding of a message we already decrypted.
+                Err(e) if matches!(e.ratchet_error(), Some(RatchetError::MessageReplay { .. })) => {
+                    return Ok(Received::Duplicate);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match outcome {
+                EnvelopeOutcome::Content(received) => {
+                    let inbox_id = store.inbox_push(&NewInbox {
+                        conversation_id: &received.conversation_id,
+                        content: &received.content,
+                        sent_at: received.sent_at_ms,
+                        received_at: now,
+                        is_new_conversation: received.is_new_conversation,
+                    })?;
+                    store.history_push(
+                        &received.conversation_id,
+                        Direction::Received,
+                        &received.content,
+                        now,
+                    )?;
+                    store.mark_envelope_processed(&digest, now)?;
+                    Ok(Received::Content {
+                        inbox_id,
+                        conversation_id: received.conversation_id,
+                        content: received.content,
+                        is_new_conversation: received.is_new_conversation,
+                        sent_at_ms: received.sent_at_ms,
+                    })
+                }
+                EnvelopeOutcome::Frame {
+                    conversation_id,
+                    is_new_conversation,
+                } => {
+                    store.mark_envelope_processed(&digest, now)?;
+                    Ok(Received::Frame {
+                        conversation_id,
+                        is_new_conversation,
+                    })
+                }
+                EnvelopeOutcome::UnknownConversation { hint } => {
+                    Ok(Received::UnknownConversation { hint })
+                }
+                EnvelopeOutcome::Empty => Ok(Received::Empty),
+            }
+        })
+    }
+
+    /// All conversations, oldest first.
+    pub fn conversations(&mut self) -> Result<Vec<ConversationRecord>, ClientError> {
+        self.run(|store, _| Ok(domain_chat::list_conversations(store)?))
+    }
+
+    /// Envelopes not yet marked delivered (to redeliver after a crash), oldest first.
+    pub fn outbox(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, ClientError> {
+        self.run(|store, _| Ok(store.outbox_pending(limit)?))
+    }
+
+    /// Marks an outbox envelope delivered (removes it); returns whether it was pending.
+    pub fn mark_delivered(&mut self, outbox_id: i64) -> Result<bool, ClientError> {
+        self.run(|store, _| Ok(store.outbox_mark_delivered(outbox_id)?))
+    }
+
+    /// Received content not yet acknowledged, oldest first.
+    pub fn inbox(&mut self, limit: usize) -> Result<Vec<InboxEntry>, ClientError> {
+        self.run(|store, _| Ok(store.inbox_pending(limit)?))
+    }
+
+    /// Acknowledges received content (removes it from the inbox; history keeps it).
+    pub fn acknowledge(&mut self, inbox_id: i64) -> Result<bool, ClientError> {
+        self.run(|store, _| Ok(store.inbox_ack(inbox_id)?))
+    }
+
+    /// A conversation's history (sent and received), oldest first, at most `limit` newest.
+    pub fn history(
+        &mut self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, ClientError> {
+        self.run(|store, _| Ok(store.history(conversation_id, limit)?))
+    }
+
+    /// Deletes skipped message keys stored more than `max_age` ago; returns how many.
+    pub fn expire_skipped_keys(
+        &mut self,
+        max_age: std::time::Duration,
+    ) -> Result<usize, ClientError> {
+        let age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        let older_than = (now_ms() / 1000).saturating_sub(age);
+        self.run(|store, _| Ok(store.expire_skipped_keys(older_than)?))
+    }
+
+    /// Page counters of the database.
+    pub fn database_size(&mut self) -> Result<DatabaseSize, ClientError> {
+        Ok(self.db.size()?)
+    }
+
+    /// The underlying database (schema status, raw access for tools and tests).
+    pub fn database(&mut self) -> &mut Database {
+        &mut self.db
+    }
+}
+
+/// Queues a produced envelope in the outbox and records the sent content in history.
+fn queue_sent(
+    store: &mut dyn ClientStore,
+    conversation_id: String,
+    envelope: OutboundEnvelope,
+    content: &[u8],
+    now: i64,
+) -> Result<Sent, ClientError> {
+    let outbox_id = store.outbox_push(&NewOutbox {
+        conversation_id: &conversation_id,
+        conversation_hint: &envelope.conversation_hint,
+        delivery_address: &envelope.delivery_address,
+        envelope: &envelope.bytes,
+        created_at: now,
+    })?;
+    store.history_push(&conversation_id, Direction::Sent, content, now)?;
+    Ok(Sent {
+        conversation_id,
+        outbox_id,
+        envelope,
+    })
+}
