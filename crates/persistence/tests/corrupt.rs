@@ -4,9 +4,7 @@
 mod support;
 
 use diesel::connection::SimpleConnection;
-use domain_chat::{
-    ConversationStore, EphemeralKeyStore, Identity, IdentityStore, StoreError,
-};
+use domain_chat::{ConversationStore, EphemeralKeyStore, Identity, IdentityStore, StoreError};
 use domain_ratchet::testing::{sample_key, sample_state};
 use domain_ratchet::{DhKeyPair, RatchetStore, SkippedKeyDelta};
 use persistence::{Database, DatabaseConfig, Direction, PersistenceError};
@@ -55,20 +53,32 @@ fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>, location: &
 #[test]
 fn short_root_key() {
     let mut db = filled();
-    plant(&mut db, "UPDATE ratchet_states SET root_key = substr(root_key, 1, 31);");
+    plant(
+        &mut db,
+        "UPDATE ratchet_states SET root_key = substr(root_key, 1, 31);",
+    );
     assert_corrupt(db.load_ratchet_state("c"), "ratchet_states.root_key");
 }
 
 #[test]
 fn long_sending_chain_and_short_dh_remote() {
     let mut db = filled();
-    plant(&mut db, "UPDATE ratchet_states SET sending_chain = zeroblob(33);");
+    plant(
+        &mut db,
+        "UPDATE ratchet_states SET sending_chain = zeroblob(33);",
+    );
     assert_corrupt(db.load_ratchet_state("c"), "ratchet_states.sending_chain");
     let mut db = filled();
-    plant(&mut db, "UPDATE ratchet_states SET dh_remote = zeroblob(31);");
+    plant(
+        &mut db,
+        "UPDATE ratchet_states SET dh_remote = zeroblob(31);",
+    );
     assert_corrupt(db.load_ratchet_state("c"), "ratchet_states.dh_remote");
     let mut db = filled();
-    plant(&mut db, "UPDATE ratchet_states SET dh_self_secret = zeroblob(0);");
+    plant(
+        &mut db,
+        "UPDATE ratchet_states SET dh_self_secret = zeroblob(0);",
+    );
     assert_corrupt(db.load_ratchet_state("c"), "ratchet_states.dh_self_secret");
 }
 
@@ -78,14 +88,20 @@ fn negative_and_oversized_counters() {
     plant(&mut db, "UPDATE ratchet_states SET msg_send = -1;");
     assert_corrupt(db.load_ratchet_state("c"), "ratchet_states.msg_send");
     let mut db = filled();
-    plant(&mut db, "UPDATE ratchet_states SET prev_chain_len = 4294967296;");
+    plant(
+        &mut db,
+        "UPDATE ratchet_states SET prev_chain_len = 4294967296;",
+    );
     assert_corrupt(db.load_ratchet_state("c"), "ratchet_states.prev_chain_len");
 }
 
 #[test]
 fn short_skipped_message_key() {
     let mut db = filled();
-    plant(&mut db, "UPDATE skipped_keys SET message_key = substr(message_key, 1, 31);");
+    plant(
+        &mut db,
+        "UPDATE skipped_keys SET message_key = substr(message_key, 1, 31);",
+    );
     let key = sample_key(1, 1, 10);
     assert_corrupt(
         db.load_skipped_key("c", &key.dh_pub, 1),
@@ -97,7 +113,10 @@ fn short_skipped_message_key() {
 #[test]
 fn short_identity_and_intro_secrets() {
     let mut db = filled();
-    plant(&mut db, "UPDATE identity SET secret_key = substr(secret_key, 1, 31);");
+    plant(
+        &mut db,
+        "UPDATE identity SET secret_key = substr(secret_key, 1, 31);",
+    );
     assert_corrupt(db.load_identity(), "identity.secret_key");
     let mut db = filled();
     let public = DhKeyPair::from_secret_bytes([0x22; 32]).public();

@@ -80,7 +80,11 @@ fn key32(value: &Value) -> [u8; 32] {
 }
 
 fn opt_key32(value: &Value) -> Option<[u8; 32]> {
-    if value.is_null() { None } else { Some(key32(value)) }
+    if value.is_null() {
+        None
+    } else {
+        Some(key32(value))
+    }
 }
 
 /// Copies a file into `dir` and returns the copy's path.
@@ -109,16 +113,21 @@ fn target_config(path: &Path, key: Option<DatabaseKey>) -> DatabaseConfig {
 /// Asserts an import failed without writing anything: the directory listing is unchanged
 /// (no target, no temporary file, no sidecar), and the source bytes are unchanged.
 fn assert_nothing_written(dir: &Path, before: &[String], source: &Path, source_bytes: &[u8]) {
-    assert_eq!(listing(dir), before, "files were left behind in {}", dir.display());
-    assert_eq!(std::fs::read(source).unwrap(), source_bytes, "the source was modified");
+    assert_eq!(
+        listing(dir),
+        before,
+        "files were left behind in {}",
+        dir.display()
+    );
+    assert_eq!(
+        std::fs::read(source).unwrap(),
+        source_bytes,
+        "the source was modified"
+    );
 }
 
 /// Runs an import that must fail, checks nothing was written, returns the error.
-fn import_must_fail(
-    source: &Path,
-    key: Option<&DatabaseKey>,
-    target: &Path,
-) -> LegacyImportError {
+fn import_must_fail(source: &Path, key: Option<&DatabaseKey>, target: &Path) -> LegacyImportError {
     let dir = target.parent().unwrap();
     let before = listing(dir);
     let source_bytes = std::fs::read(source).unwrap();
@@ -172,11 +181,17 @@ fn assert_matches_manifest(db: &ManifestDb, target: &DatabaseConfig) {
         assert_eq!(listed.len(), convos.len());
         for row in convos {
             let id = row["local_convo_id"].as_str().unwrap();
-            let record = tx.load_conversation(id).unwrap().expect("conversation imported");
+            let record = tx
+                .load_conversation(id)
+                .unwrap()
+                .expect("conversation imported");
             assert_eq!(record.remote_id, row["remote_convo_id"].as_str().unwrap());
             assert_eq!(record.kind, ConversationKind::PrivateV1);
             assert_eq!(row["convo_type"].as_str().unwrap(), "private_v1");
-            assert_eq!(record.created_at, row["created_at"].as_i64().unwrap() * 1000);
+            assert_eq!(
+                record.created_at,
+                row["created_at"].as_i64().unwrap() * 1000
+            );
         }
         let main = &db.info["main_conversation"];
         assert!(
@@ -226,7 +241,10 @@ fn assert_matches_manifest(db: &ManifestDb, target: &DatabaseConfig) {
             let stored = tx.load_skipped_keys(id).unwrap();
             assert_eq!(stored.len(), tx.count_skipped_keys(id).unwrap());
             total += stored.len();
-            for row in skipped.iter().filter(|r| r["conversation_id"] == convo["local_convo_id"]) {
+            for row in skipped
+                .iter()
+                .filter(|r| r["conversation_id"] == convo["local_convo_id"])
+            {
                 let dh_pub = PublicKey(key32(&row["public_key"]));
                 let msg_num = u32::try_from(row["msg_num"].as_u64().unwrap()).unwrap();
                 let key = tx
@@ -282,7 +300,10 @@ fn every_manifest_database_imports_exactly_and_the_source_is_unchanged() {
             report.identity_public_hex,
             db.info["identity_public"].as_str().unwrap()
         );
-        assert_eq!(report.identity_name, db.info["identity_name"].as_str().unwrap());
+        assert_eq!(
+            report.identity_name,
+            db.info["identity_name"].as_str().unwrap()
+        );
         assert_eq!(report.counts.identities, db.row_count("identity"));
         assert_eq!(report.counts.intro_keys, db.row_count("ephemeral_keys"));
         assert_eq!(report.counts.conversations, db.row_count("conversations"));
@@ -344,10 +365,19 @@ fn importing_twice_reports_already_imported_and_writes_nothing() {
         let before = listing(dir.path());
 
         let second = import_legacy(&source, db.key().as_ref(), &config, &mut |_| {}).unwrap();
-        assert_eq!(second.outcome, ImportOutcome::AlreadyImported, "{}", db.file);
+        assert_eq!(
+            second.outcome,
+            ImportOutcome::AlreadyImported,
+            "{}",
+            db.file
+        );
         assert_eq!(second.counts, first.counts);
         assert_eq!(second.identity_public_hex, first.identity_public_hex);
-        assert_eq!(std::fs::read(&target).unwrap(), target_bytes, "target modified");
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            target_bytes,
+            "target modified"
+        );
         assert_eq!(listing(dir.path()), before);
     }
 }
@@ -376,7 +406,13 @@ fn a_target_with_other_data_is_never_overwritten() {
     let other_bytes = std::fs::read(&other).unwrap();
     let error = import_must_fail(&source, db.key().as_ref(), &other);
     assert!(
-        matches!(error, LegacyImportError::TargetExists { same_identity: false, .. }),
+        matches!(
+            error,
+            LegacyImportError::TargetExists {
+                same_identity: false,
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert_eq!(std::fs::read(&other).unwrap(), other_bytes);
@@ -386,21 +422,36 @@ fn a_target_with_other_data_is_never_overwritten() {
     std::fs::write(&junk, b"not a database at all").unwrap();
     let error = import_must_fail(&source, db.key().as_ref(), &junk);
     assert!(
-        matches!(error, LegacyImportError::TargetExists { same_identity: false, .. }),
+        matches!(
+            error,
+            LegacyImportError::TargetExists {
+                same_identity: false,
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert_eq!(std::fs::read(&junk).unwrap(), b"not a database at all");
 
     // 3. The same identity, but the data changed since the import (an intro key was used).
     let used = dir.path().join("used.db");
-    import_legacy(&source, db.key().as_ref(), &target_config(&used, None), &mut |_| {}).unwrap();
+    import_legacy(
+        &source,
+        db.key().as_ref(),
+        &target_config(&used, None),
+        &mut |_| {},
+    )
+    .unwrap();
     {
         let mut database = Database::open(DatabaseConfig::file(&used)).unwrap();
-        let public: [u8; 32] =
-            hex::decode(db.table("ephemeral_keys")[0]["public_key_hex"].as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap();
+        let public: [u8; 32] = hex::decode(
+            db.table("ephemeral_keys")[0]["public_key_hex"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap()
+        .try_into()
+        .unwrap();
         database
             .transaction(|tx| {
                 tx.delete_ephemeral_key(&PublicKey(public))
@@ -410,7 +461,13 @@ fn a_target_with_other_data_is_never_overwritten() {
     }
     let error = import_must_fail(&source, db.key().as_ref(), &used);
     assert!(
-        matches!(error, LegacyImportError::TargetExists { same_identity: true, .. }),
+        matches!(
+            error,
+            LegacyImportError::TargetExists {
+                same_identity: true,
+                ..
+            }
+        ),
         "{error:?}"
     );
 }
@@ -423,7 +480,10 @@ fn stale_sidecar_next_to_the_target_is_refused() {
     let target = dir.path().join("imported.db");
     std::fs::write(dir.path().join("imported.db-wal"), b"stale").unwrap();
     let error = import_must_fail(&source, db.key().as_ref(), &target);
-    assert!(matches!(error, LegacyImportError::StaleTargetSidecar { .. }), "{error:?}");
+    assert!(
+        matches!(error, LegacyImportError::StaleTargetSidecar { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -437,7 +497,10 @@ fn wrong_missing_and_unexpected_source_keys_are_typed() {
             encrypted_seen += 1;
             let wrong = DatabaseKey::Passphrase("not the passphrase".to_owned().into());
             let error = import_must_fail(&source, Some(&wrong), &target);
-            assert!(matches!(error, LegacyImportError::WrongSourceKey), "{error:?}");
+            assert!(
+                matches!(error, LegacyImportError::WrongSourceKey),
+                "{error:?}"
+            );
             assert!(
                 db.variant["open_with_wrong_key"]
                     .as_str()
@@ -446,18 +509,30 @@ fn wrong_missing_and_unexpected_source_keys_are_typed() {
             );
 
             let error = import_must_fail(&source, None, &target);
-            assert!(matches!(error, LegacyImportError::MissingSourceKey), "{error:?}");
+            assert!(
+                matches!(error, LegacyImportError::MissingSourceKey),
+                "{error:?}"
+            );
 
             let raw = DatabaseKey::Raw([1u8; 32]);
             let error = import_must_fail(&source, Some(&raw), &target);
-            assert!(matches!(error, LegacyImportError::WrongSourceKey), "{error:?}");
+            assert!(
+                matches!(error, LegacyImportError::WrongSourceKey),
+                "{error:?}"
+            );
         } else {
             let key = DatabaseKey::Passphrase("a key for a plain file".to_owned().into());
             let error = import_must_fail(&source, Some(&key), &target);
-            assert!(matches!(error, LegacyImportError::UnexpectedSourceKey), "{error:?}");
+            assert!(
+                matches!(error, LegacyImportError::UnexpectedSourceKey),
+                "{error:?}"
+            );
         }
     }
-    assert!(encrypted_seen > 0, "the manifest lists no encrypted database");
+    assert!(
+        encrypted_seen > 0,
+        "the manifest lists no encrypted database"
+    );
 }
 
 #[test]
@@ -465,7 +540,13 @@ fn truncated_sources_are_typed_errors() {
     for db in manifest_dbs() {
         let bytes = std::fs::read(db.path()).unwrap();
         // Cut inside the file at several places: mid-file, one page short, inside page 1.
-        for cut in [bytes.len() / 2, bytes.len() - 4096, bytes.len() - 1, 2048, 100] {
+        for cut in [
+            bytes.len() / 2,
+            bytes.len() - 4096,
+            bytes.len() - 1,
+            2048,
+            100,
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let source = dir.path().join(&db.file);
             std::fs::write(&source, &bytes[..cut]).unwrap();
@@ -495,7 +576,10 @@ fn files_that_are_not_reference_databases_are_refused() {
         .batch_execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);")
         .unwrap();
     let error = import_must_fail(&other, None, &target);
-    assert!(matches!(error, LegacyImportError::NotALegacyDatabase { .. }), "{error:?}");
+    assert!(
+        matches!(error, LegacyImportError::NotALegacyDatabase { .. }),
+        "{error:?}"
+    );
 
     // A database of this implementation.
     let ours = dir.path().join("ours.db");
@@ -510,7 +594,10 @@ fn files_that_are_not_reference_databases_are_refused() {
 
     // The reference layout with a column missing / an extra migration / an extra table.
     for (name, sql) in [
-        ("missing_column.db", "ALTER TABLE skipped_keys DROP COLUMN created_at;"),
+        (
+            "missing_column.db",
+            "ALTER TABLE skipped_keys DROP COLUMN created_at;",
+        ),
         (
             "newer_migration.db",
             "INSERT INTO _migrations (name) VALUES ('002_something_newer');",
@@ -539,16 +626,25 @@ fn files_that_are_not_reference_databases_are_refused() {
     let junk = dir.path().join("junk.bin");
     std::fs::write(&junk, [0x5au8; 8192]).unwrap();
     let error = import_must_fail(&junk, None, &target);
-    assert!(matches!(error, LegacyImportError::MissingSourceKey), "{error:?}");
+    assert!(
+        matches!(error, LegacyImportError::MissingSourceKey),
+        "{error:?}"
+    );
 
     // An empty file and a missing file.
     let empty = dir.path().join("empty.db");
     std::fs::write(&empty, b"").unwrap();
     let error = import_must_fail(&empty, None, &target);
-    assert!(matches!(error, LegacyImportError::NotALegacyDatabase { .. }), "{error:?}");
+    assert!(
+        matches!(error, LegacyImportError::NotALegacyDatabase { .. }),
+        "{error:?}"
+    );
     let missing = dir.path().join("missing.db");
     let error = import_must_fail(&missing, None, &target);
-    assert!(matches!(error, LegacyImportError::SourceIo { .. }), "{error:?}");
+    assert!(
+        matches!(error, LegacyImportError::SourceIo { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -595,16 +691,37 @@ fn wrong_blob_lengths_name_the_table_column_and_row() {
 fn invalid_values_and_inconsistent_sources_are_typed() {
     let db = &manifest_dbs()[0];
     let cases: [(&str, fn(&LegacyImportError) -> bool); 5] = [
-        ("UPDATE ephemeral_keys SET public_key_hex = replace(public_key_hex, substr(public_key_hex, 1, 1), 'f') WHERE rowid = (SELECT min(rowid) FROM ephemeral_keys);",
-         |e| matches!(e, LegacyImportError::EphemeralKeyMismatch { .. })),
-        ("UPDATE conversations SET convo_type = 'group_v9';",
-         |e| matches!(e, LegacyImportError::InvalidValue { table: "conversations", column: "convo_type", .. })),
-        ("UPDATE ratchet_state SET msg_recv = -1;",
-         |e| matches!(e, LegacyImportError::InvalidValue { table: "ratchet_state", column: "msg_recv", .. })),
-        ("DELETE FROM skipped_keys; DELETE FROM ratchet_state;",
-         |e| matches!(e, LegacyImportError::InconsistentSource { .. })),
-        ("DELETE FROM identity;",
-         |e| matches!(e, LegacyImportError::InconsistentSource { .. })),
+        (
+            "UPDATE ephemeral_keys SET public_key_hex = replace(public_key_hex, substr(public_key_hex, 1, 1), 'f') WHERE rowid = (SELECT min(rowid) FROM ephemeral_keys);",
+            |e| matches!(e, LegacyImportError::EphemeralKeyMismatch { .. }),
+        ),
+        ("UPDATE conversations SET convo_type = 'group_v9';", |e| {
+            matches!(
+                e,
+                LegacyImportError::InvalidValue {
+                    table: "conversations",
+                    column: "convo_type",
+                    ..
+                }
+            )
+        }),
+        ("UPDATE ratchet_state SET msg_recv = -1;", |e| {
+            matches!(
+                e,
+                LegacyImportError::InvalidValue {
+                    table: "ratchet_state",
+                    column: "msg_recv",
+                    ..
+                }
+            )
+        }),
+        (
+            "DELETE FROM skipped_keys; DELETE FROM ratchet_state;",
+            |e| matches!(e, LegacyImportError::InconsistentSource { .. }),
+        ),
+        ("DELETE FROM identity;", |e| {
+            matches!(e, LegacyImportError::InconsistentSource { .. })
+        }),
     ];
     for (sql, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -641,7 +758,10 @@ fn a_generated_large_database_imports_exactly() {
     assert_eq!(report.counts.skipped_keys, 100_000);
     assert_eq!(report.counts.intro_keys, 5);
     let last = last.unwrap();
-    assert_eq!((last.phase, last.done, last.total), (ImportPhase::Finishing, 1, 1));
+    assert_eq!(
+        (last.phase, last.done, last.total),
+        (ImportPhase::Finishing, 1, 1)
+    );
     assert_eq!(std::fs::read(&source).unwrap(), source_bytes);
 
     // Skipped keys keep the source's order: created_at, then insertion order.

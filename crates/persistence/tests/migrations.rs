@@ -41,7 +41,9 @@ fn up_down_up_gives_the_same_schema() {
     let down = dump(&mut db);
     let names: Vec<&str> = down.iter().map(|r| r.name.as_str()).collect();
     assert!(
-        names.iter().all(|n| n.contains("__diesel_schema_migrations")),
+        names
+            .iter()
+            .all(|n| n.contains("__diesel_schema_migrations")),
         "down.sql left objects behind: {names:?}"
     );
     assert!(db.schema_status().unwrap().applied.is_empty());

@@ -118,7 +118,11 @@ fn reopen_round_trip_passphrase_and_wrong_passphrase() {
         matches!(err, PersistenceError::WrongKeyOrNotADatabase { .. }),
         "{err:?}"
     );
-    assert_eq!(snapshot_files(&path), before, "failed open changed the files");
+    assert_eq!(
+        snapshot_files(&path),
+        before,
+        "failed open changed the files"
+    );
 }
 
 #[test]
@@ -135,13 +139,18 @@ fn wrong_key_is_typed_and_leaves_file_unchanged() {
         "{err:?}"
     );
     assert!(err.to_string().contains("wrong key"), "{err}");
-    assert_eq!(snapshot_files(&path), before, "failed open changed the files");
+    assert_eq!(
+        snapshot_files(&path),
+        before,
+        "failed open changed the files"
+    );
     // Inspect fails the same way and writes nothing either.
-    let err = Database::inspect(
-        &DatabaseConfig::file(&path).with_key(DatabaseKey::Raw(OTHER_KEY)),
-    )
-    .unwrap_err();
-    assert!(matches!(err, PersistenceError::WrongKeyOrNotADatabase { .. }));
+    let err = Database::inspect(&DatabaseConfig::file(&path).with_key(DatabaseKey::Raw(OTHER_KEY)))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        PersistenceError::WrongKeyOrNotADatabase { .. }
+    ));
     assert_eq!(snapshot_files(&path), before);
 }
 
@@ -191,7 +200,13 @@ fn not_a_database_is_typed_and_unchanged() {
 fn newer_schema_is_refused_and_file_unchanged() {
     for encrypted_db in [false, true] {
         let (_dir, path) = temp_path();
-        let config = || if encrypted_db { encrypted(&path) } else { plain(&path) };
+        let config = || {
+            if encrypted_db {
+                encrypted(&path)
+            } else {
+                plain(&path)
+            }
+        };
         {
             let mut db = Database::open(config()).unwrap();
             fill(&mut db);
@@ -215,7 +230,11 @@ fn newer_schema_is_refused_and_file_unchanged() {
         let status = Database::inspect(&config()).unwrap();
         assert_eq!(status.unknown_applied, vec!["29991231235959".to_owned()]);
         assert!(status.is_newer_than_build());
-        assert_eq!(snapshot_files(&path), before, "refused open changed the files");
+        assert_eq!(
+            snapshot_files(&path),
+            before,
+            "refused open changed the files"
+        );
     }
 }
 
@@ -226,7 +245,10 @@ fn skip_mode_and_inspect_do_not_migrate() {
     assert!(status.applied.is_empty());
     assert_eq!(status.pending, persistence::embedded_versions().unwrap());
     let mut db = Database::open(plain(&path).with_migrations(MigrationMode::Skip)).unwrap();
-    assert_eq!(db.schema_status().unwrap().pending.len(), status.pending.len());
+    assert_eq!(
+        db.schema_status().unwrap().pending.len(),
+        status.pending.len()
+    );
     let applied = db.migrate().unwrap();
     assert_eq!(applied, status.pending);
     let now = db.schema_status().unwrap();
@@ -277,9 +299,10 @@ fn pragmas_follow_the_config() {
         )
         .unwrap();
         let conn = db.raw_connection();
-        let mode: TextRow = diesel::sql_query("SELECT journal_mode AS v FROM pragma_journal_mode()")
-            .get_result(conn)
-            .unwrap();
+        let mode: TextRow =
+            diesel::sql_query("SELECT journal_mode AS v FROM pragma_journal_mode()")
+                .get_result(conn)
+                .unwrap();
         assert_eq!(mode.v, "wal");
         let sync: IntRow = diesel::sql_query("SELECT synchronous AS v FROM pragma_synchronous()")
             .get_result(conn)

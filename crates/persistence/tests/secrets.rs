@@ -66,7 +66,10 @@ fn encrypted_file_contains_no_secret_bytes() {
     for secret in &secrets {
         // Either 16-byte half of a secret would already be a leak.
         for window in [&secret[..16], &secret[16..]] {
-            assert!(!contains(&bytes, window), "secret bytes found in the encrypted file");
+            assert!(
+                !contains(&bytes, window),
+                "secret bytes found in the encrypted file"
+            );
         }
     }
 }

@@ -17,8 +17,7 @@ pub fn legacy_vectors_dir() -> PathBuf {
 /// The reference's schema (`schema.sql`).
 pub fn legacy_schema() -> String {
     let path = legacy_vectors_dir().join("schema.sql");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// Opens (creating) a SQLite file read-write for planting rows, with an optional passphrase.

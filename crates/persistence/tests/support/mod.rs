@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use domain_chat::{ConversationKind, ConversationRecord, ConversationStore};
-use domain_ratchet::{PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError};
+use domain_ratchet::{
+    PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
+};
 use persistence::{Database, DatabaseConfig, DatabaseKey};
 use tempfile::TempDir;
 
@@ -131,6 +133,8 @@ impl RatchetStore for RatchetOnly {
     }
 
     fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
-        self.db.expire_skipped_keys(older_than).map_err(StoreError::from)
+        self.db
+            .expire_skipped_keys(older_than)
+            .map_err(StoreError::from)
     }
 }

@@ -1,0 +1,175 @@
+//! Skipped keys are written incrementally: a save touches only its delta; cap evicts the
+//! oldest; expiry is one indexed delete.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use domain_chat::ConversationStore;
+use domain_ratchet::testing::{sample_key, sample_state};
+use domain_ratchet::{RatchetStore, SkippedKeyDelta};
+use persistence::{Database, DatabaseConfig};
+use support::record;
+
+#[derive(QueryableByName, Debug, PartialEq, Eq, Clone)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    msg_num: i64,
+}
+
+/// `(rowid, msg_num)` of every stored key of `c`, in insertion order.
+fn rows(db: &mut Database) -> Vec<IdRow> {
+    diesel::sql_query(
+        "SELECT id, msg_num FROM skipped_keys WHERE conversation_id = 'c' ORDER BY id",
+    )
+    .load(db.raw_connection())
+    .unwrap()
+}
+
+fn db_with_convos() -> Database {
+    let mut db = Database::open(DatabaseConfig::in_memory()).unwrap();
+    db.save_conversation(&record("c", 1)).unwrap();
+    db.save_conversation(&record("d", 2)).unwrap();
+    db
+}
+
+fn insert(keys: Vec<domain_ratchet::SkippedKey>, cap: Option<usize>) -> SkippedKeyDelta {
+    SkippedKeyDelta {
+        inserted: keys,
+        removed: vec![],
+        cap,
+    }
+}
+
+#[test]
+fn save_touches_only_the_delta_rows() {
+    let mut db = db_with_convos();
+    let state = sample_state(1, true);
+    let keys: Vec<_> = (0..100).map(|n| sample_key(1, n, 10)).collect();
+    db.save_ratchet_state("c", &state, &insert(keys, None))
+        .unwrap();
+    let before = rows(&mut db);
+    assert_eq!(before.len(), 100);
+
+    // Use key 40, skip a new one.
+    let delta = SkippedKeyDelta {
+        inserted: vec![sample_key(2, 0, 11)],
+        removed: vec![(sample_key(1, 40, 0).dh_pub, 40)],
+        cap: Some(5_000),
+    };
+    db.save_ratchet_state("c", &sample_state(2, true), &delta)
+        .unwrap();
+    let after = rows(&mut db);
+    let mut expected: Vec<IdRow> = before.iter().filter(|r| r.msg_num != 40).cloned().collect();
+    // Untouched keys keep their row ids: they were neither rewritten nor re-inserted.
+    assert_eq!(&after[..99], &expected[..]);
+    assert_eq!(after[99].msg_num, 0);
+    assert!(after[99].id > before[99].id);
+    expected.clear();
+
+    // An empty delta changes no key row at all.
+    db.save_ratchet_state("c", &sample_state(3, false), &SkippedKeyDelta::default())
+        .unwrap();
+    assert_eq!(rows(&mut db), after);
+}
+
+#[test]
+fn cap_evicts_oldest_per_conversation_only() {
+    let mut db = db_with_convos();
+    let state = sample_state(1, true);
+    db.save_ratchet_state(
+        "d",
+        &state,
+        &insert((0..10).map(|n| sample_key(9, n, 1)).collect(), None),
+    )
+    .unwrap();
+    db.save_ratchet_state(
+        "c",
+        &state,
+        &insert((0..10).map(|n| sample_key(1, n, 1)).collect(), None),
+    )
+    .unwrap();
+    db.save_ratchet_state(
+        "c",
+        &state,
+        &insert((0..5).map(|n| sample_key(2, n, 2)).collect(), Some(8)),
+    )
+    .unwrap();
+    let left: Vec<i64> = rows(&mut db).iter().map(|r| r.msg_num).collect();
+    assert_eq!(left, vec![7, 8, 9, 0, 1, 2, 3, 4]);
+    assert_eq!(db.count_skipped_keys("d").unwrap(), 10);
+}
+
+#[test]
+fn expiry_is_one_indexed_delete_across_conversations() {
+    let mut db = db_with_convos();
+    let state = sample_state(1, true);
+    db.save_ratchet_state(
+        "c",
+        &state,
+        &insert(
+            (0..10)
+                .map(|n| sample_key(1, n, i64::from(n) * 100))
+                .collect(),
+            None,
+        ),
+    )
+    .unwrap();
+    db.save_ratchet_state(
+        "d",
+        &state,
+        &insert(
+            (0..10)
+                .map(|n| sample_key(2, n, i64::from(n) * 100))
+                .collect(),
+            None,
+        ),
+    )
+    .unwrap();
+    assert_eq!(db.expire_skipped_keys(450).unwrap(), 10);
+    assert_eq!(db.count_skipped_keys("c").unwrap(), 5);
+    assert_eq!(db.count_skipped_keys("d").unwrap(), 5);
+    assert!(
+        db.load_skipped_keys("c")
+            .unwrap()
+            .iter()
+            .all(|k| k.stored_at >= 450)
+    );
+
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+    let plan: Vec<Plan> =
+        diesel::sql_query("EXPLAIN QUERY PLAN DELETE FROM skipped_keys WHERE stored_at < 450")
+            .load(db.raw_connection())
+            .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.detail.contains("idx_skipped_keys_stored_at")),
+        "expiry does not use the stored_at index: {:?}",
+        plan.iter().map(|p| &p.detail).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn deleting_the_conversation_cascades() {
+    let mut db = db_with_convos();
+    db.save_ratchet_state(
+        "c",
+        &sample_state(1, true),
+        &insert(vec![sample_key(1, 1, 1)], None),
+    )
+    .unwrap();
+    db.transaction(|tx| tx.history_push("c", persistence::Direction::Sent, b"x", 1))
+        .unwrap();
+    assert!(db.delete_conversation("c").unwrap());
+    assert!(!db.ratchet_state_exists("c").unwrap());
+    assert_eq!(db.count_skipped_keys("c").unwrap(), 0);
+    assert!(db.transaction(|tx| tx.history("c", 10)).unwrap().is_empty());
+    assert!(rows(&mut db).is_empty());
+}
