@@ -198,7 +198,11 @@ pub fn check_delta_insert_remove<S: RatchetStore>(store: &mut S) {
 pub fn check_reinsert_replaces<S: RatchetStore>(store: &mut S) {
     let old = sample_key(7, 1, 100);
     store
-        .save_ratchet_state("c", &sample_state(1, true), &insert(&[old.clone()], None))
+        .save_ratchet_state(
+            "c",
+            &sample_state(1, true),
+            &insert(std::slice::from_ref(&old), None),
+        )
         .unwrap();
     let mut new = sample_key(7, 1, 200);
     new.message_key = SymmetricKey::from_bytes([0xab; 32]);
@@ -360,7 +364,11 @@ pub fn check_conversations_isolated<S: RatchetStore>(store: &mut S) {
     let mut key_b = sample_key(1, 0, 2);
     key_b.message_key = SymmetricKey::from_bytes([0x55; 32]);
     store
-        .save_ratchet_state("a", &sample_state(1, true), &insert(&[key_a.clone()], None))
+        .save_ratchet_state(
+            "a",
+            &sample_state(1, true),
+            &insert(std::slice::from_ref(&key_a), None),
+        )
         .unwrap();
     store
         .save_ratchet_state(

@@ -1,6 +1,9 @@
 //! Property tests: out-of-order delivery across DH steps in both directions, duplicates,
 //! forgeries, and random bytes into the decoders.
 
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use domain_ratchet::{
     DhKeyPair, Header, MemoryRatchetStore, PublicKey, RatchetConfig, RatchetError, RatchetState,
     RatchetStore, SessionError, SkippedKey, SkippedKeyDelta, SymmetricKey, decode_v1,

@@ -1,0 +1,127 @@
+//! Ratchet benchmarks, 100-byte messages:
+//! - `encrypt_one_chain` / `decrypt_one_chain`: one message on an existing chain (no DH step);
+//! - `ping_pong`: every message is a DH ratchet step (encrypt + decrypt, directions alternate);
+//! - `decrypt_in_store/{0,2000}_skipped`: a message decrypted through the persist-or-roll-back
+//!   helper over `MemoryRatchetStore` holding 0 or 2,000 skipped keys.
+//!
+//! `cargo bench -p domain-ratchet --bench ratchet -- --warm-up-time 1 --measurement-time 3`
+
+// Benchmark code: a failure should abort the run loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use domain_ratchet::{
+    DhKeyPair, Header, MemoryRatchetStore, RatchetConfig, RatchetState, RatchetStore,
+    SkippedKeyDelta, SymmetricKey, decrypt_in_store,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const MSG: [u8; 100] = [0x61; 100];
+
+fn pair(rng: &mut ChaCha20Rng, config: &RatchetConfig) -> (RatchetState, RatchetState) {
+    let shared = SymmetricKey::from_bytes([9; 32]);
+    let bob_key = DhKeyPair::generate(rng);
+    let alice = RatchetState::init_sender(config, &shared, bob_key.public(), rng);
+    (alice, RatchetState::init_receiver(&shared, bob_key))
+}
+
+fn one_chain(c: &mut Criterion) {
+    let config = RatchetConfig::default();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let (alice, bob) = pair(&mut rng, &config);
+    // Alice's first message gives Bob his receiving chain; the benches then work on that chain.
+    let first = alice.encrypt(&config, &MSG, &mut rng).unwrap();
+    let bob = bob
+        .decrypt(&config, &first.header, &first.ciphertext, None, 0)
+        .unwrap()
+        .state;
+    let alice = first.state;
+    c.bench_function("encrypt_one_chain", |b| {
+        b.iter(|| black_box(alice.encrypt(&config, black_box(&MSG), &mut rng).unwrap()))
+    });
+    let next = alice.encrypt(&config, &MSG, &mut rng).unwrap();
+    c.bench_function("decrypt_one_chain", |b| {
+        b.iter(|| {
+            black_box(
+                bob.decrypt(&config, &next.header, black_box(&next.ciphertext), None, 0)
+                    .unwrap(),
+            )
+        })
+    });
+}
+
+fn ping_pong(c: &mut Criterion) {
+    let config = RatchetConfig::default();
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let (alice, bob) = pair(&mut rng, &config);
+    // Get both sides going so that every further message is a DH step.
+    let m = alice.encrypt(&config, &MSG, &mut rng).unwrap();
+    let bob = bob
+        .decrypt(&config, &m.header, &m.ciphertext, None, 0)
+        .unwrap()
+        .state;
+    let mut parties = [m.state, bob];
+    let mut turn = 1;
+    c.bench_function("ping_pong", |b| {
+        b.iter(|| {
+            let (s, r) = (turn, 1 - turn);
+            let sent = parties[s].encrypt(&config, &MSG, &mut rng).unwrap();
+            let got = parties[r]
+                .decrypt(&config, &sent.header, &sent.ciphertext, None, 0)
+                .unwrap();
+            black_box(&got.plaintext);
+            parties[s] = sent.state;
+            parties[r] = got.state;
+            turn = r;
+        })
+    });
+}
+
+fn in_store(c: &mut Criterion) {
+    let config = RatchetConfig::default();
+    let mut group = c.benchmark_group("decrypt_in_store");
+    for skipped in [0u32, 2_000] {
+        group.bench_function(format!("{skipped}_skipped"), |b| {
+            b.iter_custom(|iters| {
+                // Untimed setup: a store where Bob holds `skipped` keys, and `iters` messages.
+                let mut rng = ChaCha20Rng::seed_from_u64(3);
+                let (mut alice, bob) = pair(&mut rng, &config);
+                let mut store = MemoryRatchetStore::new();
+                store
+                    .save_ratchet_state("bob", &bob, &SkippedKeyDelta::default())
+                    .unwrap();
+                let mut encrypt = |alice: &mut RatchetState| -> (Header, Vec<u8>) {
+                    let e = alice.encrypt(&config, &MSG, &mut rng).unwrap();
+                    *alice = e.state;
+                    (e.header, e.ciphertext)
+                };
+                for _ in 0..skipped {
+                    encrypt(&mut alice);
+                }
+                let (h, w) = encrypt(&mut alice);
+                decrypt_in_store(&mut store, "bob", &config, &h, &w, 0).unwrap();
+                assert_eq!(store.count_skipped_keys("bob").unwrap(), skipped as usize);
+                let msgs: Vec<_> = (0..iters).map(|_| encrypt(&mut alice)).collect();
+                let start = Instant::now();
+                for (h, w) in &msgs {
+                    black_box(decrypt_in_store(&mut store, "bob", &config, h, w, 1).unwrap());
+                }
+                let elapsed = start.elapsed();
+                assert_eq!(store.count_skipped_keys("bob").unwrap(), skipped as usize);
+                elapsed
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3));
+    targets = one_chain, ping_pong, in_store
+}
+criterion_main!(benches);
