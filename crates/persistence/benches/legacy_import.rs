@@ -33,7 +33,12 @@ fn main() {
         started.elapsed()
     );
 
-    let runs: [(&str, &std::path::Path, Option<DatabaseKey>, Option<DatabaseKey>); 3] = [
+    let runs: [(
+        &str,
+        &std::path::Path,
+        Option<DatabaseKey>,
+        Option<DatabaseKey>,
+    ); 3] = [
         ("plain -> plain", &plain, None, None),
         (
             "plain -> sqlcipher (raw key)",
@@ -44,7 +49,9 @@ fn main() {
         (
             "sqlcipher (passphrase) -> sqlcipher (passphrase)",
             &encrypted,
-            Some(DatabaseKey::Passphrase("bench passphrase".to_owned().into())),
+            Some(DatabaseKey::Passphrase(
+                "bench passphrase".to_owned().into(),
+            )),
             Some(DatabaseKey::Passphrase("new passphrase".to_owned().into())),
         ),
     ];
@@ -57,10 +64,7 @@ fn main() {
         let elapsed = started.elapsed();
         println!(
             "legacy import {label}: {} conversations, {} skipped keys in {:.2?} (report: {:.2?})",
-            report.counts.conversations,
-            report.counts.skipped_keys,
-            elapsed,
-            report.duration
+            report.counts.conversations, report.counts.skipped_keys, elapsed, report.duration
         );
     }
 }

@@ -142,9 +142,10 @@ pub(crate) fn open_source(
     }
     // Bytes 18 and 19 are the read/write format versions: 2 means WAL.
     if plain && header_len >= 20 && (header[18] == 2 || header[19] == 2) {
-        return Err(LegacyImportError::SourceInUse {
-            reason: "the source is in WAL mode (the reference never uses WAL)".into(),
-        });
+        return Err(not_legacy(
+            path,
+            "it is in WAL mode, which the reference never uses (is it a database of this implementation?)",
+        ));
     }
     for suffix in ["-journal", "-wal"] {
         let sidecar = sidecar_path(path, suffix);
@@ -189,6 +190,7 @@ pub(crate) fn open_source(
             (SqliteFailure::Other, _) => LegacyImportError::Source(e),
         });
     }
+    size_check(&mut conn, metadata.len())?;
     integrity_check(&mut conn)?;
     check_layout(&mut conn, path)?;
     Ok(conn)
@@ -336,8 +338,31 @@ fn source_error(error: diesel::result::Error) -> LegacyImportError {
 #[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
-    #[allow(dead_code)] // read only to force SQLite to decrypt and parse page 1
     n: i64,
+}
+
+/// The file must hold exactly `page_count` pages: SQLite reads missing pages of a truncated
+/// file as zeros, which `quick_check` does not always notice.
+fn size_check(conn: &mut SqliteConnection, file_len: u64) -> Result<(), LegacyImportError> {
+    let page_size: Count = diesel::sql_query("SELECT page_size AS n FROM pragma_page_size()")
+        .get_result(conn)
+        .map_err(source_error)?;
+    let page_count: Count = diesel::sql_query("SELECT page_count AS n FROM pragma_page_count()")
+        .get_result(conn)
+        .map_err(source_error)?;
+    let expected = u64::try_from(page_size.n)
+        .ok()
+        .zip(u64::try_from(page_count.n).ok())
+        .and_then(|(size, count)| size.checked_mul(count));
+    if expected != Some(file_len) {
+        return Err(LegacyImportError::CorruptSource {
+            detail: format!(
+                "the file has {file_len} bytes, but its header describes {} pages of {} bytes (truncated?)",
+                page_count.n, page_size.n
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[derive(QueryableByName)]
