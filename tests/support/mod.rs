@@ -1,0 +1,123 @@
+//! Helpers shared by the workspace tests (and benches through `#[path]`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use diesel::RunQueryDsl;
+use diesel::sql_types::Text;
+use libchat::{Client, ClientConfig, DatabaseConfig, Received};
+
+/// `../shared/vectors` relative to the repository root. Panics (the test fails) when missing.
+pub fn vectors_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    assert!(
+        dir.join("README.md").is_file(),
+        "known-answer vectors missing: expected {} (../shared/vectors beside the repository)",
+        dir.display()
+    );
+    dir
+}
+
+/// Loads a JSON file from the vectors directory.
+pub fn load_json(relative: &str) -> serde_json::Value {
+    let path = vectors_dir().join(relative);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display()))
+}
+
+/// Decodes a hex string field.
+pub fn hex_field(value: &serde_json::Value) -> Vec<u8> {
+    hex::decode(value.as_str().expect("hex string")).expect("valid hex")
+}
+
+/// A 32-byte hex field.
+pub fn key_field(value: &serde_json::Value) -> [u8; 32] {
+    hex_field(value).try_into().expect("32 bytes")
+}
+
+#[derive(diesel::QueryableByName)]
+struct Line {
+    #[diesel(sql_type = Text)]
+    line: String,
+}
+
+/// A logical dump of the whole database: schema plus every row of every table, in rowid order.
+/// Two dumps are equal exactly when the databases hold the same content.
+pub fn dump(client: &mut Client) -> Vec<String> {
+    let conn = client.database().raw_connection();
+    let mut out: Vec<String> = diesel::sql_query(
+        "SELECT type || ' ' || name || ': ' || coalesce(sql, '') AS line FROM sqlite_master ORDER BY type, name",
+    )
+    .load::<Line>(conn)
+    .expect("read schema")
+    .into_iter()
+    .map(|l| l.line)
+    .collect();
+    let tables: Vec<String> = diesel::sql_query(
+        "SELECT name AS line FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .load::<Line>(conn)
+    .expect("list tables")
+    .into_iter()
+    .map(|l| l.line)
+    .collect();
+    for table in tables {
+        let columns: Vec<String> = diesel::sql_query(format!(
+            "SELECT name AS line FROM pragma_table_info('{table}') ORDER BY cid"
+        ))
+        .load::<Line>(conn)
+        .expect("list columns")
+        .into_iter()
+        .map(|l| format!("quote(\"{}\")", l.line))
+        .collect();
+        let select = format!(
+            "SELECT '{table}: ' || {} AS line FROM \"{table}\" ORDER BY rowid",
+            columns.join(" || '|' || ")
+        );
+        out.extend(
+            diesel::sql_query(select)
+                .load::<Line>(conn)
+                .expect("dump rows")
+                .into_iter()
+                .map(|l| l.line),
+        );
+    }
+    out
+}
+
+/// Opens a client on a plain file.
+pub fn open_file(path: &Path, name: &str) -> Client {
+    Client::open(ClientConfig::new(DatabaseConfig::file(path), name)).expect("open client")
+}
+
+/// Receives an envelope that must carry content; acknowledges it; returns (conversation, text).
+pub fn receive_content(client: &mut Client, envelope: &[u8]) -> (String, Vec<u8>, bool) {
+    match client.receive(envelope).expect("receive") {
+        Received::Content {
+            inbox_id,
+            conversation_id,
+            content,
+            is_new_conversation,
+            ..
+        } => {
+            assert!(client.acknowledge(inbox_id).expect("ack"));
+            (conversation_id, content, is_new_conversation)
+        }
+        other => panic!("expected content, got {other:?}"),
+    }
+}
+
+/// Raya (responder) and Saro (initiator) on two files in `dir`, with an established
+/// conversation; returns (saro, saro_convo, raya, raya_convo).
+pub fn connected_pair(dir: &Path) -> (Client, String, Client, String) {
+    let mut raya = open_file(&dir.join("raya.db"), "raya");
+    let mut saro = open_file(&dir.join("saro.db"), "saro");
+    let bundle = raya.create_intro_bundle().expect("bundle");
+    let sent = saro.start_conversation(&bundle, b"hello").expect("start");
+    let (raya_convo, content, is_new) = receive_content(&mut raya, &sent.envelope.bytes);
+    assert!(is_new);
+    assert_eq!(content, b"hello");
+    assert!(saro.mark_delivered(sent.outbox_id).expect("delivered"));
+    (saro, sent.conversation_id, raya, raya_convo)
+}
