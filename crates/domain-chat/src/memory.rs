@@ -142,11 +142,11 @@ impl RatchetStore for MemoryChatStore {
             skipped.retain(|k| !(k.dh_pub == key.dh_pub && k.msg_num == key.msg_num));
             skipped.push(key.clone());
         }
-        if let Some(cap) = delta.cap {
-            if skipped.len() > cap {
-                let excess = skipped.len() - cap;
-                skipped.drain(..excess);
-            }
+        if let Some(cap) = delta.cap
+            && skipped.len() > cap
+        {
+            let excess = skipped.len() - cap;
+            skipped.drain(..excess);
         }
         self.ratchets.insert(
             convo_id.to_owned(),

@@ -254,10 +254,10 @@ pub fn handle_envelope<S: ChatStore + ?Sized>(
         source,
     })?;
     let hint = envelope.conversation_hint;
-    if let Some(identity) = store.load_identity()? {
-        if hint == inbox_id(&identity.key_pair.public()) {
-            return handle_handshake(store, config, &identity.key_pair, &envelope.payload, now_ms);
-        }
+    if let Some(identity) = store.load_identity()?
+        && hint == inbox_id(&identity.key_pair.public())
+    {
+        return handle_handshake(store, config, &identity.key_pair, &envelope.payload, now_ms);
     }
     match store.load_conversation(&hint)? {
         Some(record) => handle_message(store, config, &record, &envelope.payload, now_ms),

@@ -1,5 +1,8 @@
 //! The conformance kits run against the in-memory reference store.
 
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use domain_chat::MemoryChatStore;
 use domain_chat::testing;
 

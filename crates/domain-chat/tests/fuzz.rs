@@ -1,6 +1,9 @@
 //! Random input to envelope handling and bundle parsing never panics and changes nothing
 //! unless it is a valid message.
 
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use domain_chat::{
     ChatConfig, EnvelopeOutcome, IdentityStore, IntroBundle, MemoryChatStore, create_identity,
     create_intro_bundle, handle_envelope, start_private_conversation,

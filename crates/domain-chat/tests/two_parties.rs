@@ -2,6 +2,9 @@
 //! duplication. Every message is delivered exactly once; every duplicate is refused with a
 //! typed ratchet error and changes nothing.
 
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashSet;
 
 use domain_chat::{

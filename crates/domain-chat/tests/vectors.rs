@@ -1,5 +1,8 @@
 //! Known-answer tests against `../shared/vectors/privatev1.json` (reference libchat @66c2abe).
 
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use domain_chat::conversation::private_v1::{self, Role};
