@@ -1,0 +1,133 @@
+//! The `libchat` binary: the demo runs with no arguments' defaults and reports every message;
+//! a scripted two-party chat through files works; bad arguments give clear errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn libchat(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_libchat"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("LIBCHAT_DB")
+        .env_remove("LIBCHAT_EXCHANGE")
+        .output()
+        .expect("run libchat")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = libchat(dir, args);
+    assert!(
+        out.status.success(),
+        "libchat {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+}
+
+#[test]
+fn demo_reports_every_message_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(dir.path(), &["demo", "--messages", "120", "--json", "--dir", "run"]);
+    let summary = &json_lines(&out)[0];
+    assert_eq!(summary["messages_sent"], 120);
+    assert_eq!(summary["messages_received"], 120);
+    assert!(summary["out_of_order_deliveries"].as_u64().unwrap() > 0);
+    assert!(summary["duplicates_refused"].as_u64().unwrap() > 0);
+    assert!(summary["saro_db_bytes"].as_u64().unwrap() > 0);
+    assert!(dir.path().join("run/saro.db").is_file());
+    // The demo refuses to reuse a directory that already holds its databases.
+    let again = libchat(dir.path(), &["demo", "--dir", "run"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn demo_runs_with_no_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(dir.path(), &[]);
+    assert!(out.contains("1000 sent, 1000 received"), "{out}");
+}
+
+#[test]
+fn two_party_file_chat_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("raya.key"), "raya passphrase\n").unwrap();
+    let raya = ["--db", "raya.db", "--key-file", "raya.key", "--json"];
+    let saro = ["--db", "saro.db", "--json"];
+    let with = |base: &[&str], rest: &[&str]| -> Vec<String> {
+        base.iter().chain(rest).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>| -> Vec<serde_json::Value> {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        json_lines(&ok(d, &refs))
+    };
+
+    run(with(&raya, &["init", "--name", "raya"]));
+    run(with(&saro, &["init", "--name", "saro"]));
+    let bundle = run(with(&raya, &["intro"]))[0]["bundle"].as_str().unwrap().to_owned();
+    assert!(bundle.starts_with("logos_chatintro_1_"));
+    let started = run(with(&saro, &["connect", &bundle, "hello from saro"]));
+    let saro_convo = started[0]["conversation"].as_str().unwrap().to_owned();
+    assert_eq!(started[0]["delivered"], 1);
+
+    // Saro does not pick up his own envelope.
+    assert!(run(with(&saro, &["receive"])).is_empty());
+    let got = run(with(&raya, &["receive"]));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["message"], "hello from saro");
+    assert_eq!(got[0]["new_conversation"], true);
+    let raya_convo = got[0]["conversation"].as_str().unwrap().to_owned();
+
+    run(with(&raya, &["send", &raya_convo, "hi saro"]));
+    run(with(&raya, &["send", &raya_convo, "how are you?"]));
+    let got = run(with(&saro, &["receive"]));
+    let texts: Vec<&str> = got.iter().map(|v| v["message"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["hi saro", "how are you?"]);
+    // Nothing left: envelopes are removed once received.
+    assert!(run(with(&saro, &["receive"])).is_empty());
+
+    let list = run(with(&saro, &["list"]));
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["conversation"], saro_convo.as_str());
+    let history = run(with(&saro, &["history", &saro_convo]));
+    let lines: Vec<(String, String)> = history
+        .iter()
+        .map(|v| (v["direction"].as_str().unwrap().to_owned(), v["message"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(lines, [
+        ("sent".to_owned(), "hello from saro".to_owned()),
+        ("received".to_owned(), "hi saro".to_owned()),
+        ("received".to_owned(), "how are you?".to_owned()),
+    ]);
+
+    let status = run(with(&raya, &["db", "status"]));
+    assert_eq!(status[0]["state"], "up to date");
+    // Raya's database is encrypted: without the key it is refused with a clear error.
+    let out = libchat(d, &["--db", "raya.db", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn bad_arguments_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = libchat(d, &["--db", "x.db", "send", "nope", "text"]);
+    assert!(!out.status.success());
+    let out = libchat(d, &["--db", "x.db", "connect", "logos_chatintro_1_AAAA", "hi"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("intro bundle"));
+    let out = libchat(d, &["--db", "x.db", "--key-env", "LIBCHAT_TEST_UNSET_VAR", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LIBCHAT_TEST_UNSET_VAR"));
+    let out = libchat(d, &["--db", "missing.db", "db", "status"]);
+    assert!(!out.status.success());
+    let out = libchat(d, &["--db", "x.db", "history", "nope"]);
+    assert!(!out.status.success());
+}
