@@ -1,6 +1,7 @@
 //! Import of the reference implementation's databases (issue 7): every database listed in
 //! `../shared/vectors/legacy/manifest.json` imports exactly, the sources are never modified,
 //! and every failure is typed and writes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod legacy_support;
 
@@ -692,7 +693,8 @@ fn wrong_blob_lengths_name_the_table_column_and_row() {
 #[test]
 fn invalid_values_and_inconsistent_sources_are_typed() {
     let db = &manifest_dbs()[0];
-    let cases: [(&str, fn(&LegacyImportError) -> bool); 5] = [
+    type Case = (&'static str, fn(&LegacyImportError) -> bool);
+    let cases: [Case; 5] = [
         (
             "UPDATE ephemeral_keys SET public_key_hex = replace(public_key_hex, substr(public_key_hex, 1, 1), 'f') WHERE rowid = (SELECT min(rowid) FROM ephemeral_keys);",
             |e| matches!(e, LegacyImportError::EphemeralKeyMismatch { .. }),

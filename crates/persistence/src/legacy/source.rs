@@ -164,14 +164,12 @@ pub(crate) fn open_source(
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     })?;
+    if matches!(key, Some(DatabaseKey::Passphrase(p)) if p.contains('\0')) {
+        return Err(LegacyImportError::InvalidSourceKey {
+            reason: "the passphrase contains a NUL character",
+        });
+    }
     if let Some(key) = key {
-        if let DatabaseKey::Passphrase(passphrase) = key {
-            if passphrase.contains('\0') {
-                return Err(LegacyImportError::InvalidSourceKey {
-                    reason: "the passphrase contains a NUL character",
-                });
-            }
-        }
         let pragma = key.pragma();
         conn.batch_execute(&pragma)
             .map_err(LegacyImportError::Source)?;
