@@ -14,7 +14,6 @@ use domain_ratchet::{
 };
 use prost::Message as _;
 use rand_core::CryptoRngCore;
-use zeroize::Zeroizing;
 
 use crate::conversation::private_v1::{self, INVITE_DISCRIMINATOR, Role};
 use crate::error::{ChatError, HandshakeError};
@@ -153,7 +152,7 @@ pub fn start_private_conversation<S: ChatStore + ?Sized>(
     }
 
     let state = RatchetState::init_sender(&config.ratchet, &x3dh.seed, responder_ephemeral, rng);
-    let frame = Zeroizing::new(private_v1::content_frame(&local_id, content, now_ms));
+    let frame = private_v1::content_frame(&local_id, content, now_ms);
     let encrypted = state.encrypt(&config.ratchet, &frame, rng)?;
 
     let invite = proto::InboxV1Frame {
@@ -212,7 +211,7 @@ pub fn send_content<S: ChatStore + ?Sized>(
 ) -> Result<OutboundEnvelope, ChatError> {
     check_content_len(content)?;
     let record = load_record(store, conversation_id)?;
-    let frame = Zeroizing::new(private_v1::content_frame(&record.local_id, content, now_ms));
+    let frame = private_v1::content_frame(&record.local_id, content, now_ms);
     send_frame(store, config, rng, &record, &frame)
 }
 

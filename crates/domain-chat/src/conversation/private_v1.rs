@@ -7,6 +7,7 @@ use blake2::digest::consts::U18;
 use blake2::digest::{Mac as _, Update as _, VariableOutput as _};
 use domain_ratchet::SymmetricKey;
 use prost::Message as _;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::proto::{self, private_v1_frame::FrameType};
 
@@ -81,15 +82,24 @@ pub fn conversation_ids(seed: &SymmetricKey, role: Role) -> (String, String) {
     )
 }
 
-/// Encodes a content frame.
-pub fn content_frame(sender_convo_id: &str, content: &[u8], timestamp_ms: i64) -> Vec<u8> {
-    proto::PrivateV1Frame {
+/// Encodes a content frame. The returned plaintext is zeroized on drop, and so is the
+/// intermediate copy of the content.
+pub fn content_frame(
+    sender_convo_id: &str,
+    content: &[u8],
+    timestamp_ms: i64,
+) -> Zeroizing<Vec<u8>> {
+    let mut frame = proto::PrivateV1Frame {
         conversation_id: sender_convo_id.to_owned(),
         sender: FRAME_SENDER.to_vec(),
         timestamp: timestamp_ms,
         frame_type: Some(FrameType::Content(content.to_vec())),
+    };
+    let encoded = Zeroizing::new(frame.encode_to_vec());
+    if let Some(FrameType::Content(copy)) = frame.frame_type.as_mut() {
+        copy.zeroize();
     }
-    .encode_to_vec()
+    encoded
 }
 
 /// Encodes a placeholder frame (a protocol frame with no content).
