@@ -798,3 +798,78 @@ fn a_generated_large_database_imports_exactly() {
         assert_eq!(i64::from(stored.msg_num), expected.msg_num);
     }
 }
+
+/// Imports `db` afresh and delivers its pending envelopes in `order` (indices into the
+/// manifest's list), each in its own transaction, checking every result.
+fn deliver_pending(db: &ManifestDb, order: &[usize]) {
+    let pending: Vec<&Value> = db.variant["pending_envelopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["to_db"].as_str() == Some(db.file.as_str()))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let source = copy_into(&db.path(), dir.path(), &db.file);
+    let target = dir.path().join("imported.db");
+    let config = target_config(&target, None);
+    import_legacy(&source, db.key().as_ref(), &config, &mut |_| {}).unwrap();
+    let mut database = Database::open(config).unwrap();
+    let now_ms = 1_795_900_000_000;
+    for &i in order {
+        let envelope = pending[i];
+        let label = envelope["label"].as_str().unwrap();
+        let bytes = hex::decode(envelope["envelope"].as_str().unwrap()).unwrap();
+        let outcome = database
+            .transaction(
+                |tx| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                    Ok(domain_chat::handle_envelope(
+                        tx,
+                        &domain_chat::ChatConfig::default(),
+                        &bytes,
+                        now_ms,
+                    )?)
+                },
+            )
+            .unwrap_or_else(|e| panic!("{} {label} (order {order:?}): {e}", db.file));
+        match outcome {
+            domain_chat::EnvelopeOutcome::Content(content) => {
+                assert_eq!(
+                    hex::encode(&content.content),
+                    envelope["plaintext"].as_str().unwrap(),
+                    "{} {label}",
+                    db.file
+                );
+                assert_eq!(
+                    content.conversation_id,
+                    envelope["expected_conversation_id"].as_str().unwrap(),
+                    "{} {label}",
+                    db.file
+                );
+                assert_eq!(
+                    content.is_new_conversation,
+                    envelope["is_new_convo"].as_bool().unwrap(),
+                    "{} {label}",
+                    db.file
+                );
+            }
+            other => panic!("{} {label}: {other:?}", db.file),
+        }
+    }
+}
+
+#[test]
+fn pending_envelopes_decrypt_after_import_in_listed_and_reverse_order() {
+    for db in manifest_dbs() {
+        let count = db.variant["pending_envelopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["to_db"].as_str() == Some(db.file.as_str()))
+            .count();
+        assert!(count > 0, "{}: no pending envelopes", db.file);
+        let listed: Vec<usize> = (0..count).collect();
+        let reversed: Vec<usize> = listed.iter().rev().copied().collect();
+        deliver_pending(&db, &listed);
+        deliver_pending(&db, &reversed);
+    }
+}
