@@ -115,3 +115,11 @@ impl From<PersistenceError> for StoreError {
         }
     }
 }
+
+/// Lets a persisted encrypt/decrypt run directly as the closure of
+/// [`crate::Database::transaction`].
+impl From<PersistenceError> for domain_ratchet::SessionError {
+    fn from(error: PersistenceError) -> Self {
+        domain_ratchet::SessionError::Store(error.into())
+    }
+}

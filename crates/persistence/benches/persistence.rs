@@ -1,0 +1,179 @@
+//! Persistence benchmarks (criterion). Run:
+//! `cargo bench -p persistence --bench persistence -- --warm-up-time 1 --measurement-time 3`
+//!
+//! - `tx/{full,normal}/raw_upsert`: baseline, a raw single-row upsert per `BEGIN IMMEDIATE`
+//!   transaction on the same file and durability;
+//!   `persisted_encrypt` / `persisted_decrypt`: load, encrypt/decrypt, save in one transaction.
+//! - `save/{0,5000}_stored/...`: one ratchet save with 0 vs 5,000 skipped keys stored.
+//! - `open/10k_conversations`: opening a database holding 10,000 conversations.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Binary;
+use domain_chat::ConversationStore;
+use domain_ratchet::testing::{sample_key, sample_state};
+use domain_ratchet::{
+    DhKeyPair, MemoryRatchetStore, RatchetConfig, RatchetState, RatchetStore, SkippedKeyDelta,
+    StoreError, SymmetricKey, decrypt_in_store, encrypt_in_store,
+};
+use persistence::{Database, DatabaseConfig, Durability};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use support::{record, temp_path};
+
+fn open(path: &std::path::Path, durability: Durability) -> Database {
+    Database::open(DatabaseConfig::file(path).with_durability(durability)).unwrap()
+}
+
+/// A sender/receiver pair: `alice` on `db` (if `sender_on_db`) or in memory; `bob` on `db`.
+fn setup(db: &mut Database, memory: &mut MemoryRatchetStore, rng: &mut ChaCha20Rng) {
+    let config = RatchetConfig::default();
+    let shared = SymmetricKey::from_bytes([0x42; 32]);
+    let bob_key = DhKeyPair::generate(rng);
+    let alice = RatchetState::init_sender(&config, &shared, bob_key.public(), rng);
+    let bob = RatchetState::init_receiver(&shared, bob_key);
+    let none = SkippedKeyDelta::default();
+    db.transaction(|tx| -> Result<(), StoreError> {
+        tx.save_conversation(&record("alice", 1))?;
+        tx.save_conversation(&record("bob", 1))?;
+        tx.save_ratchet_state("alice", &alice, &none)?;
+        tx.save_ratchet_state("bob", &bob, &none)
+    })
+    .unwrap();
+    // The same sender in memory, to produce messages for bob without touching the file.
+    memory.save_ratchet_state("alice", &alice, &none).unwrap();
+}
+
+fn bench_tx(c: &mut Criterion) {
+    for (name, durability) in [("full", Durability::Full), ("normal", Durability::Normal)] {
+        let (_dir, path) = temp_path();
+        let mut db = open(&path, durability);
+        db.raw_connection()
+            .batch_execute("CREATE TABLE bench_raw (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+            .unwrap();
+        let mut memory = MemoryRatchetStore::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        setup(&mut db, &mut memory, &mut rng);
+        let config = RatchetConfig::default();
+        let mut group = c.benchmark_group(format!("tx/{name}"));
+
+        let payload = [0x33u8; 200];
+        group.bench_function("raw_upsert", |b| {
+            b.iter(|| {
+                db.raw_connection()
+                    .immediate_transaction(|conn| {
+                        diesel::sql_query(
+                            "INSERT INTO bench_raw (id, v) VALUES (1, ?) \
+                             ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+                        )
+                        .bind::<Binary, _>(&payload[..])
+                        .execute(conn)
+                    })
+                    .unwrap()
+            })
+        });
+
+        group.bench_function("persisted_encrypt", |b| {
+            b.iter(|| {
+                db.transaction(|tx| {
+                    encrypt_in_store(tx, "alice", &config, b"hello, persisted world", &mut rng)
+                })
+                .unwrap()
+            })
+        });
+
+        group.bench_function("persisted_decrypt", |b| {
+            b.iter_custom(|iters| {
+                let messages: Vec<_> = (0..iters)
+                    .map(|_| {
+                        encrypt_in_store(&mut memory, "alice", &config, b"hello", &mut rng).unwrap()
+                    })
+                    .collect();
+                let start = Instant::now();
+                for (header, ciphertext) in &messages {
+                    db.transaction(|tx| {
+                        decrypt_in_store(tx, "bob", &config, header, ciphertext, 1_000)
+                    })
+                    .unwrap();
+                }
+                start.elapsed()
+            })
+        });
+        group.finish();
+    }
+}
+
+fn bench_save(c: &mut Criterion) {
+    let mut group = c.benchmark_group("save");
+    for stored in [0u32, 5_000] {
+        let (_dir, path) = temp_path();
+        let mut db = open(&path, Durability::Normal);
+        db.save_conversation(&record("c", 1)).unwrap();
+        let keys: Vec<_> = (0..stored).map(|n| sample_key(1, n, 10)).collect();
+        db.save_ratchet_state(
+            "c",
+            &sample_state(1, true),
+            &SkippedKeyDelta {
+                inserted: keys,
+                removed: vec![],
+                cap: None,
+            },
+        )
+        .unwrap();
+        let state = sample_state(2, true);
+        group.bench_function(BenchmarkId::new("empty_delta", stored), |b| {
+            b.iter(|| {
+                db.transaction(|tx| tx.save_ratchet_state("c", &state, &SkippedKeyDelta::default()))
+                    .unwrap()
+            })
+        });
+        // Steady state of out-of-order delivery: one new key skipped, one used, capped.
+        let mut n = 0u32;
+        group.bench_function(BenchmarkId::new("one_in_one_out", stored), |b| {
+            b.iter(|| {
+                let delta = SkippedKeyDelta {
+                    inserted: vec![sample_key(2, n + 1, 20)],
+                    removed: vec![(sample_key(2, n, 0).dh_pub, n)],
+                    cap: Some(5_000),
+                };
+                n += 1;
+                db.transaction(|tx| tx.save_ratchet_state("c", &state, &delta))
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_open(c: &mut Criterion) {
+    let (_dir, path) = temp_path();
+    {
+        let mut db = open(&path, Durability::Normal);
+        db.transaction(|tx| -> Result<(), StoreError> {
+            let state = sample_state(1, true);
+            for i in 0..10_000 {
+                let id = format!("{i:036x}");
+                tx.save_conversation(&record(&id, i64::from(i)))?;
+                tx.save_ratchet_state(&id, &state, &SkippedKeyDelta::default())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    let mut group = c.benchmark_group("open");
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("10k_conversations", |b| {
+        b.iter(|| open(&path, Durability::Full))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_tx, bench_save, bench_open);
+criterion_main!(benches);
