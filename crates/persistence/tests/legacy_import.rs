@@ -873,3 +873,27 @@ fn pending_envelopes_decrypt_after_import_in_listed_and_reverse_order() {
         deliver_pending(&db, &reversed);
     }
 }
+
+#[test]
+fn a_failure_while_writing_the_target_leaves_no_temporary_file() {
+    let db = &manifest_dbs()[0];
+    let dir = tempfile::tempdir().unwrap();
+    let source = copy_into(&db.path(), dir.path(), &db.file);
+    let source_bytes = std::fs::read(&source).unwrap();
+    let before = listing(dir.path());
+    let target = dir.path().join("imported.db");
+    // A target key SQLite cannot take: opening the temporary database fails after the
+    // temporary file was created.
+    let bad_key = DatabaseKey::Passphrase("nul\0inside".to_owned().into());
+    let result = import_legacy(
+        &source,
+        db.key().as_ref(),
+        &target_config(&target, Some(bad_key)),
+        &mut |_| {},
+    );
+    assert!(
+        matches!(result, Err(LegacyImportError::Target(_))),
+        "{result:?}"
+    );
+    assert_nothing_written(dir.path(), &before, &source, &source_bytes);
+}

@@ -110,7 +110,7 @@ pub enum LegacyImportError {
     /// The target exists and does not hold exactly this import: it is never overwritten.
     #[error(
         "the target {path} already exists and {}; it is never overwritten",
-        if *.same_identity { "holds the same identity, but its data differs from the source (was it used since the import?)" } else { "holds a different database" }
+        if *.same_identity { "holds the same identity, but its data differs from the source (was it used since the import?)" } else { "holds another database (or one the given target key does not open)" }
     )]
     TargetExists {
         /// The target path.
