@@ -209,3 +209,146 @@ fn service_errors_are_typed() {
     let env = send_content(&mut a.store, &config, &mut rng, &a.convo, &max, 1).unwrap();
     assert!(env.bytes.len() <= domain_chat::MAX_ENVELOPE_LEN);
 }
+
+/// Structurally malformed handshakes and payloads of the wrong kind give typed errors and
+/// leave the responder's store unchanged.
+#[test]
+fn malformed_handshakes_are_typed() {
+    use domain_chat::HandshakeError;
+    use domain_chat::proto::{self, encrypted_payload::Encryption};
+    use prost::Message;
+
+    let config = ChatConfig::default();
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let mut saro = MemoryChatStore::new();
+    let mut raya = MemoryChatStore::new();
+    saro.save_identity(&create_identity("saro", &mut rng))
+        .unwrap();
+    raya.save_identity(&create_identity("raya", &mut rng))
+        .unwrap();
+    let bundle = create_intro_bundle(&mut raya, &mut rng).unwrap();
+    let started =
+        start_private_conversation(&mut saro, &config, &mut rng, &bundle, b"hi", 1).unwrap();
+    let env = proto::EnvelopeV1::decode(started.envelope.bytes.as_slice()).unwrap();
+    let payload = proto::EncryptedPayload::decode(env.payload.as_slice()).unwrap();
+    let Some(Encryption::InboxHandshakeV1(hs)) = payload.encryption.clone() else {
+        panic!("not a handshake")
+    };
+
+    let rebuild = |hs: proto::InboxHandshakeV1| {
+        proto::EnvelopeV1 {
+            conversation_hint: env.conversation_hint.clone(),
+            salt: 0,
+            payload: proto::EncryptedPayload {
+                encryption: Some(Encryption::InboxHandshakeV1(hs)),
+            }
+            .encode_to_vec(),
+        }
+        .encode_to_vec()
+    };
+    let mut cases: Vec<(&str, Vec<u8>, fn(&ChatError) -> bool)> = Vec::new();
+
+    let mut m = hs.clone();
+    m.header = None;
+    cases.push(("no header", rebuild(m), |e| {
+        matches!(e, ChatError::Handshake(HandshakeError::MissingHeader))
+    }));
+    let mut m = hs.clone();
+    m.header.as_mut().unwrap().initiator_ephemeral.pop();
+    cases.push(("short EK_I", rebuild(m), |e| {
+        matches!(
+            e,
+            ChatError::Handshake(HandshakeError::InvalidKeyLength {
+                field: "initiator_ephemeral",
+                len: 31
+            })
+        )
+    }));
+    let mut m = hs.clone();
+    m.payload = Vec::new();
+    cases.push(("empty inbox frame", rebuild(m), |e| {
+        matches!(e, ChatError::Handshake(HandshakeError::MissingFrame))
+    }));
+    let mut m = hs.clone();
+    m.payload = proto::InboxV1Frame {
+        frame_type: Some(proto::inbox_v1_frame::FrameType::InvitePrivateV1(
+            proto::InvitePrivateV1 {
+                discriminator: "default".into(),
+                initial_message: None,
+            },
+        )),
+    }
+    .encode_to_vec();
+    cases.push(("no initial message", rebuild(m), |e| {
+        matches!(
+            e,
+            ChatError::Handshake(HandshakeError::MissingInitialMessage)
+        )
+    }));
+    let mut m = hs.clone();
+    m.payload = vec![0xff, 0xff];
+    cases.push(("garbage inbox frame", rebuild(m), |e| {
+        matches!(
+            e,
+            ChatError::Decode {
+                what: "InboxV1Frame",
+                ..
+            }
+        )
+    }));
+    let mut m = hs.clone();
+    m.header.as_mut().unwrap().initiator_static = bundle.installation_key().as_bytes().to_vec();
+    cases.push(("wrong initiator key", rebuild(m), |e| {
+        e.ratchet_error() == Some(&domain_ratchet::RatchetError::DecryptionFailed)
+    }));
+    // A Double Ratchet message sent to the inbox.
+    let dr = proto::EnvelopeV1 {
+        conversation_hint: env.conversation_hint.clone(),
+        salt: 0,
+        payload: proto::EncryptedPayload {
+            encryption: Some(Encryption::Doubleratchet(proto::Doubleratchet::default())),
+        }
+        .encode_to_vec(),
+    }
+    .encode_to_vec();
+    cases.push(("ratchet message to inbox", dr, |e| {
+        matches!(
+            e,
+            ChatError::UnexpectedPayload {
+                expected: "InboxHandshakeV1"
+            }
+        )
+    }));
+
+    for (name, bytes, check) in cases {
+        let before = raya.clone();
+        let err = handle_envelope(&mut raya, &config, &bytes, 2).unwrap_err();
+        assert!(check(&err), "{name}: {err:?}");
+        assert!(raya == before, "{name}: store changed");
+    }
+
+    // The genuine handshake still works, and a handshake sent to the conversation hint is
+    // refused as the wrong kind of payload.
+    let EnvelopeOutcome::Content(c) =
+        handle_envelope(&mut raya, &config, &started.envelope.bytes, 3).unwrap()
+    else {
+        panic!("handshake refused")
+    };
+    let misrouted = proto::EnvelopeV1 {
+        conversation_hint: c.conversation_id.clone(),
+        ..env.clone()
+    }
+    .encode_to_vec();
+    let before = raya.clone();
+    let err = handle_envelope(&mut raya, &config, &misrouted, 4).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChatError::UnexpectedPayload {
+                expected: "Doubleratchet"
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(raya == before);
+}
