@@ -246,7 +246,8 @@ fn malformed_handshakes_are_typed() {
         }
         .encode_to_vec()
     };
-    let mut cases: Vec<(&str, Vec<u8>, fn(&ChatError) -> bool)> = Vec::new();
+    type Check = fn(&ChatError) -> bool;
+    let mut cases: Vec<(&str, Vec<u8>, Check)> = Vec::new();
 
     let mut m = hs.clone();
     m.header = None;
