@@ -897,3 +897,25 @@ fn a_failure_while_writing_the_target_leaves_no_temporary_file() {
     );
     assert_nothing_written(dir.path(), &before, &source, &source_bytes);
 }
+
+#[test]
+fn file_names_with_uri_syntax_import() {
+    let db = &manifest_dbs()[0];
+    let dir = tempfile::tempdir().unwrap();
+    let source = copy_into(&db.path(), dir.path(), "old ?mode=rw#%20.db");
+    let source_bytes = std::fs::read(&source).unwrap();
+    let target = dir.path().join("new ?#%.db");
+    let report = import_legacy(
+        &source,
+        db.key().as_ref(),
+        &target_config(&target, None),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.outcome, ImportOutcome::Imported);
+    assert!(target.exists());
+    assert_eq!(std::fs::read(&source).unwrap(), source_bytes);
+    let mut names = vec!["old ?mode=rw#%20.db".to_owned(), "new ?#%.db".to_owned()];
+    names.sort();
+    assert_eq!(listing(dir.path()), names);
+}

@@ -794,3 +794,22 @@ fn read_skipped_keys(
     }
     Ok(grouped)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_uri_escapes_uri_syntax_in_file_names() {
+        let uri = read_only_uri(Path::new("/tmp/a b?c#d%e&mode=rw.db")).unwrap();
+        assert_eq!(uri, "file:/tmp/a%20b%3Fc%23d%25e%26mode%3Drw.db?mode=ro");
+    }
+
+    #[test]
+    fn sidecar_appends_to_the_file_name() {
+        assert_eq!(
+            sidecar_path(Path::new("/x/y.db"), "-wal"),
+            PathBuf::from("/x/y.db-wal")
+        );
+    }
+}
