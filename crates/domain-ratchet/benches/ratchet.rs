@@ -13,8 +13,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use domain_ratchet::aead::seal;
+use domain_ratchet::kdf::{kdf_chain, kdf_root};
 use domain_ratchet::{
-    DhKeyPair, Header, MemoryRatchetStore, RatchetConfig, RatchetState, RatchetStore,
+    DhKeyPair, Header, KdfDomain, MemoryRatchetStore, RatchetConfig, RatchetState, RatchetStore,
     SkippedKeyDelta, SymmetricKey, decrypt_in_store,
 };
 use rand::SeedableRng;
@@ -81,6 +83,38 @@ fn ping_pong(c: &mut Criterion) {
     });
 }
 
+/// The building blocks, measured in the same run, to put the figures above in context on a
+/// shared machine.
+fn primitives(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let a = DhKeyPair::generate(&mut rng);
+    let b = DhKeyPair::generate(&mut rng).public();
+    let key = SymmetricKey::from_bytes([5; 32]);
+    let mut group = c.benchmark_group("primitives");
+    group.bench_function("x25519_dh", |bench| {
+        bench.iter(|| black_box(a.diffie_hellman(black_box(&b))))
+    });
+    group.bench_function("x25519_keygen", |bench| {
+        bench.iter(|| black_box(DhKeyPair::generate(&mut rng)))
+    });
+    group.bench_function("kdf_chain", |bench| {
+        bench.iter(|| black_box(kdf_chain(black_box(&key))))
+    });
+    group.bench_function("kdf_root", |bench| {
+        bench.iter(|| {
+            black_box(kdf_root(
+                KdfDomain::DoubleRatchet,
+                black_box(&key),
+                &[7; 32],
+            ))
+        })
+    });
+    group.bench_function("aead_seal_100", |bench| {
+        bench.iter(|| black_box(seal(&key, &[1; 12], black_box(&MSG), &[2; 40]).unwrap()))
+    });
+    group.finish();
+}
+
 fn in_store(c: &mut Criterion) {
     let config = RatchetConfig::default();
     let mut group = c.benchmark_group("decrypt_in_store");
@@ -122,6 +156,6 @@ fn in_store(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3));
-    targets = one_chain, ping_pong, in_store
+    targets = one_chain, ping_pong, in_store, primitives
 }
 criterion_main!(benches);

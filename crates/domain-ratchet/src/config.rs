@@ -9,6 +9,11 @@ pub const DEFAULT_MAX_GAP: u32 = 2_000;
 /// Trade-off: larger keeps very late messages decryptable, smaller bounds storage per peer.
 pub const DEFAULT_MAX_SKIPPED_KEYS: usize = 5_000;
 
+/// Default age (seconds) after which stored skipped keys are expired by
+/// [`crate::session::expire_skipped_keys`]: 30 days. Trade-off: a message delayed longer than
+/// this cannot be decrypted; a shorter age limits how long old message keys stay stored.
+pub const DEFAULT_SKIPPED_KEY_MAX_AGE: i64 = 30 * 24 * 60 * 60;
+
 /// The reference implementation's gap limit (its `MAX_SKIP`), for compatibility tests.
 pub const REFERENCE_MAX_GAP: u32 = 10;
 

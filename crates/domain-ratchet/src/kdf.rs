@@ -5,11 +5,11 @@
 //! - [`kdf_chain`]: keyed BLAKE2b-256 (key = chain key, empty salt, empty message) with
 //!   personalization `mk` for the message key and `ck` for the next chain key.
 
-use blake2::digest::FixedOutput;
 use blake2::digest::consts::U32;
+use blake2::digest::{FixedOutput, Output};
 use blake2::{Blake2b512, Blake2bMac};
 use hkdf::SimpleHkdf;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::KdfDomain;
 use crate::keys::{KEY_LEN, SymmetricKey};
@@ -41,14 +41,7 @@ pub fn kdf_root(
         // 64 bytes is within HKDF's limit (checked at compile time above).
         unreachable!("HKDF-BLAKE2b-512 accepts 64 output bytes");
     }
-    let mut root = [0u8; KEY_LEN];
-    let mut chain = [0u8; KEY_LEN];
-    root.copy_from_slice(&okm[..KEY_LEN]);
-    chain.copy_from_slice(&okm[KEY_LEN..]);
-    (
-        SymmetricKey::from_bytes(root),
-        SymmetricKey::from_bytes(chain),
-    )
+    (key_from(&okm[..KEY_LEN]), key_from(&okm[KEY_LEN..]))
 }
 
 /// `kdf_chain(ck)`: returns `(next_chain_key, message_key)`.
@@ -64,9 +57,18 @@ fn keyed_blake2b_256(key: &SymmetricKey, personal: &[u8]) -> SymmetricKey {
         // Key, salt and personalization lengths are fixed and valid (compile-time checks above).
         unreachable!("BLAKE2b-256 parameters are valid by construction");
     };
-    let mut out = [0u8; KEY_LEN];
-    out.copy_from_slice(&mac.finalize_fixed());
-    SymmetricKey::from_bytes(out)
+    let mut out = Output::<Blake2bMac256>::default();
+    mac.finalize_into(&mut out);
+    let key = key_from(&out);
+    out.as_mut_slice().zeroize();
+    key
+}
+
+/// Copies 32 bytes into a key, wiping the temporary copy.
+fn key_from(bytes: &[u8]) -> SymmetricKey {
+    let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+    raw.copy_from_slice(bytes);
+    SymmetricKey::from_bytes(*raw)
 }
 
 #[cfg(test)]

@@ -44,12 +44,13 @@ pub mod testing;
 
 pub use codec::{CodecError, decode_v1, encode_v1};
 pub use config::{
-    DEFAULT_MAX_GAP, DEFAULT_MAX_SKIPPED_KEYS, KdfDomain, REFERENCE_MAX_GAP, RatchetConfig,
+    DEFAULT_MAX_GAP, DEFAULT_MAX_SKIPPED_KEYS, DEFAULT_SKIPPED_KEY_MAX_AGE, KdfDomain,
+    REFERENCE_MAX_GAP, RatchetConfig,
 };
 pub use error::RatchetError;
 pub use header::{HEADER_LEN, Header};
 pub use keys::{DhKeyPair, KEY_LEN, PublicKey, SymmetricKey};
 pub use memory::MemoryRatchetStore;
-pub use session::{SessionError, decrypt_in_store, encrypt_in_store};
+pub use session::{SessionError, decrypt_in_store, encrypt_in_store, expire_skipped_keys};
 pub use state::{Decrypted, Encrypted, RatchetState};
 pub use store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError};

@@ -76,3 +76,52 @@ fn load<S: RatchetStore + ?Sized>(
             convo_id: convo_id.to_owned(),
         })
 }
+
+/// Deletes, across all conversations, the skipped keys stored more than `max_age` seconds
+/// before `now` (both Unix seconds). Returns how many were deleted. Run it periodically (e.g.
+/// with [`crate::DEFAULT_SKIPPED_KEY_MAX_AGE`]): a message whose key expired can no longer be
+/// decrypted, so the age trades late delivery against how long old keys stay on disk.
+pub fn expire_skipped_keys<S: RatchetStore + ?Sized>(
+    store: &mut S,
+    now: i64,
+    max_age: i64,
+) -> Result<usize, StoreError> {
+    store.expire_skipped_keys(now.saturating_sub(max_age.max(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::PublicKey;
+    use crate::memory::MemoryRatchetStore;
+    use crate::state::RatchetState;
+    use crate::store::{SkippedKey, SkippedKeyDelta};
+    use crate::{DhKeyPair, SymmetricKey};
+
+    #[test]
+    fn expire_uses_age_relative_to_now() {
+        let mut store = MemoryRatchetStore::new();
+        let state = RatchetState::init_receiver(
+            &SymmetricKey::from_bytes([1; 32]),
+            DhKeyPair::from_secret_bytes([2; 32]),
+        );
+        let key = |n, at| SkippedKey {
+            dh_pub: PublicKey([3; 32]),
+            msg_num: n,
+            message_key: SymmetricKey::from_bytes([4; 32]),
+            stored_at: at,
+        };
+        let delta = SkippedKeyDelta {
+            inserted: vec![key(0, 100), key(1, 200)],
+            ..Default::default()
+        };
+        store.save_ratchet_state("c", &state, &delta).unwrap();
+        assert_eq!(expire_skipped_keys(&mut store, 1_000, 900).unwrap(), 0);
+        assert_eq!(expire_skipped_keys(&mut store, 1_000, 850).unwrap(), 1);
+        assert_eq!(store.count_skipped_keys("c").unwrap(), 1);
+        assert_eq!(
+            expire_skipped_keys(&mut store, i64::MIN, i64::MAX).unwrap(),
+            0
+        );
+    }
+}

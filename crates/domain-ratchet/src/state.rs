@@ -328,3 +328,139 @@ fn check_gap(config: &RatchetConfig, from: u32, until: u32) -> Result<(), Ratche
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    fn pair(config: &RatchetConfig) -> (RatchetState, RatchetState) {
+        let shared = SymmetricKey::from_bytes([9; 32]);
+        let bob_key = DhKeyPair::generate(&mut OsRng);
+        let alice = RatchetState::init_sender(config, &shared, bob_key.public(), &mut OsRng);
+        (alice, RatchetState::init_receiver(&shared, bob_key))
+    }
+
+    fn send(s: &mut RatchetState, config: &RatchetConfig, text: &[u8]) -> (Header, Vec<u8>) {
+        let e = s.encrypt(config, text, &mut OsRng).unwrap();
+        *s = e.state;
+        (e.header, e.ciphertext)
+    }
+
+    #[test]
+    fn receiver_cannot_send_first() {
+        let (_, bob) = pair(&RatchetConfig::default());
+        let err = bob.encrypt(&RatchetConfig::default(), b"x", &mut OsRng);
+        assert_eq!(err.unwrap_err(), RatchetError::NoRemoteKey);
+    }
+
+    #[test]
+    fn send_counter_overflow_is_an_error() {
+        let config = RatchetConfig::default();
+        let (mut alice, _) = pair(&config);
+        alice.msg_send = u32::MAX;
+        assert_eq!(
+            alice.encrypt(&config, b"x", &mut OsRng).unwrap_err(),
+            RatchetError::CounterOverflow
+        );
+    }
+
+    #[test]
+    fn gap_limit_allows_exactly_max_gap() {
+        let config = RatchetConfig {
+            max_gap: 3,
+            ..RatchetConfig::default()
+        };
+        let (mut alice, bob) = pair(&config);
+        let msgs: Vec<_> = (0..5).map(|_| send(&mut alice, &config, b"m")).collect();
+        let err = bob.decrypt(&config, &msgs[4].0, &msgs[4].1, None, 0);
+        assert_eq!(
+            err.unwrap_err(),
+            RatchetError::TooManySkippedMessages { gap: 4, max: 3 }
+        );
+        let ok = bob
+            .decrypt(&config, &msgs[3].0, &msgs[3].1, None, 7)
+            .unwrap();
+        assert_eq!(ok.delta.inserted.len(), 3);
+        assert!(ok.delta.inserted.iter().all(|k| k.stored_at == 7));
+        assert_eq!(ok.state.msg_recv, 4);
+    }
+
+    #[test]
+    fn delta_holds_old_and_new_chain_keys_and_removal() {
+        let config = RatchetConfig::default();
+        let (mut alice, mut bob) = pair(&config);
+        let a: Vec<_> = (0..3).map(|_| send(&mut alice, &config, b"a")).collect();
+        bob = bob
+            .decrypt(&config, &a[0].0, &a[0].1, None, 0)
+            .unwrap()
+            .state;
+        let b0 = send(&mut bob, &config, b"b");
+        alice = alice.decrypt(&config, &b0.0, &b0.1, None, 0).unwrap().state;
+        let a_new: Vec<_> = (0..3).map(|_| send(&mut alice, &config, b"c")).collect();
+        // Bob gets the new chain's third message: a1, a2 (old chain) and c0, c1 are skipped.
+        let out = bob
+            .decrypt(&config, &a_new[2].0, &a_new[2].1, None, 0)
+            .unwrap();
+        let ids: Vec<_> = out
+            .delta
+            .inserted
+            .iter()
+            .map(|k| (k.dh_pub, k.msg_num))
+            .collect();
+        let (old, new) = (a[0].0.dh_pub, a_new[0].0.dh_pub);
+        assert_eq!(ids, vec![(old, 1), (old, 2), (new, 0), (new, 1)]);
+        assert!(out.delta.removed.is_empty());
+        // A stored key decrypts, is listed as removed, and leaves the state as it was.
+        let stored = out.delta.inserted[0].clone();
+        let bob2 = out.state;
+        let used = bob2
+            .decrypt(&config, &a[1].0, &a[1].1, Some(&stored), 0)
+            .unwrap();
+        assert_eq!(&used.plaintext[..], b"a");
+        assert_eq!(used.delta.removed, vec![(old, 1)]);
+        assert!(used.delta.inserted.is_empty());
+        assert!(used.state == bob2);
+        // A key for another message is ignored (not used, not removed).
+        let wrong = bob2.decrypt(&config, &a[2].0, &a[2].1, Some(&stored), 0);
+        assert_eq!(wrong.unwrap_err(), RatchetError::DecryptionFailed);
+    }
+
+    #[test]
+    fn header_on_remote_key_without_receiving_chain_is_typed() {
+        let config = RatchetConfig::default();
+        let (alice, bob) = pair(&config);
+        // Alice never received, but a header claims Bob's initial key.
+        let header = Header {
+            dh_pub: bob.dh_self.public(),
+            msg_num: 2,
+            prev_chain_len: 0,
+        };
+        let err = alice.decrypt(&config, &header, &[0; 40], None, 0);
+        assert_eq!(err.unwrap_err(), RatchetError::MissingReceivingChain);
+        // A fresh receiver asked to skip on a chain it does not have.
+        let header = Header {
+            dh_pub: PublicKey([5; 32]),
+            msg_num: 0,
+            prev_chain_len: 3,
+        };
+        let err = bob.decrypt(&config, &header, &[0; 40], None, 0);
+        assert_eq!(err.unwrap_err(), RatchetError::MissingReceivingChain);
+    }
+
+    #[test]
+    fn receive_counter_overflow_is_an_error() {
+        let config = RatchetConfig::default();
+        let (mut alice, bob) = pair(&config);
+        let (mut h, w) = send(&mut alice, &config, b"x");
+        h.msg_num = u32::MAX;
+        let mut bob = bob;
+        bob.dh_remote = Some(h.dh_pub);
+        bob.receiving_chain = Some(SymmetricKey::from_bytes([1; 32]));
+        bob.msg_recv = u32::MAX;
+        assert_eq!(
+            bob.decrypt(&config, &h, &w, None, 0).unwrap_err(),
+            RatchetError::CounterOverflow
+        );
+    }
+}
