@@ -1,7 +1,7 @@
 //! Persist-or-roll-back: load a conversation's state from a [`RatchetStore`], apply one
 //! encrypt or decrypt, save the new state and the skipped-key delta through the store.
 //!
-//! On any error nothing is saved, and since [`RatchetState`] transitions are pure, the
+//! On any error nothing is saved, and since [`RatchetState`](crate::RatchetState) transitions are pure, the
 //! caller's view is unchanged too. The store's `save_ratchet_state` must itself be atomic
 //! (a database transaction, or the in-memory store's single update), so that a failing save
 //! leaves the store as it was. Only the one skipped key the header names is read, and only the
