@@ -26,13 +26,18 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 }
 
 fn json_lines(text: &str) -> Vec<serde_json::Value> {
-    text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
 }
 
 #[test]
 fn demo_reports_every_message_received() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ok(dir.path(), &["demo", "--messages", "120", "--json", "--dir", "run"]);
+    let out = ok(
+        dir.path(),
+        &["demo", "--messages", "120", "--json", "--dir", "run"],
+    );
     let summary = &json_lines(&out)[0];
     assert_eq!(summary["messages_sent"], 120);
     assert_eq!(summary["messages_received"], 120);
@@ -70,7 +75,10 @@ fn two_party_file_chat_through_the_binary() {
 
     run(with(&raya, &["init", "--name", "raya"]));
     run(with(&saro, &["init", "--name", "saro"]));
-    let bundle = run(with(&raya, &["intro"]))[0]["bundle"].as_str().unwrap().to_owned();
+    let bundle = run(with(&raya, &["intro"]))[0]["bundle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(bundle.starts_with("logos_chatintro_1_"));
     let started = run(with(&saro, &["connect", &bundle, "hello from saro"]));
     let saro_convo = started[0]["conversation"].as_str().unwrap().to_owned();
@@ -98,20 +106,32 @@ fn two_party_file_chat_through_the_binary() {
     let history = run(with(&saro, &["history", &saro_convo]));
     let lines: Vec<(String, String)> = history
         .iter()
-        .map(|v| (v["direction"].as_str().unwrap().to_owned(), v["message"].as_str().unwrap().to_owned()))
+        .map(|v| {
+            (
+                v["direction"].as_str().unwrap().to_owned(),
+                v["message"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(lines, [
-        ("sent".to_owned(), "hello from saro".to_owned()),
-        ("received".to_owned(), "hi saro".to_owned()),
-        ("received".to_owned(), "how are you?".to_owned()),
-    ]);
+    assert_eq!(
+        lines,
+        [
+            ("sent".to_owned(), "hello from saro".to_owned()),
+            ("received".to_owned(), "hi saro".to_owned()),
+            ("received".to_owned(), "how are you?".to_owned()),
+        ]
+    );
 
     let status = run(with(&raya, &["db", "status"]));
     assert_eq!(status[0]["state"], "up to date");
     // Raya's database is encrypted: without the key it is refused with a clear error.
     let out = libchat(d, &["--db", "raya.db", "list"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("key"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -120,10 +140,22 @@ fn bad_arguments_give_clear_errors() {
     let d = dir.path();
     let out = libchat(d, &["--db", "x.db", "send", "nope", "text"]);
     assert!(!out.status.success());
-    let out = libchat(d, &["--db", "x.db", "connect", "logos_chatintro_1_AAAA", "hi"]);
+    let out = libchat(
+        d,
+        &["--db", "x.db", "connect", "logos_chatintro_1_AAAA", "hi"],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("intro bundle"));
-    let out = libchat(d, &["--db", "x.db", "--key-env", "LIBCHAT_TEST_UNSET_VAR", "list"]);
+    let out = libchat(
+        d,
+        &[
+            "--db",
+            "x.db",
+            "--key-env",
+            "LIBCHAT_TEST_UNSET_VAR",
+            "list",
+        ],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("LIBCHAT_TEST_UNSET_VAR"));
     let out = libchat(d, &["--db", "missing.db", "db", "status"]);

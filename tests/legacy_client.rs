@@ -30,12 +30,17 @@ fn manifest_databases() -> Vec<(Value, Vec<Value>)> {
             out.push((db.clone(), pending));
         }
     }
-    assert!(out.len() >= 2, "the manifest lists at least the plain and the encrypted database");
+    assert!(
+        out.len() >= 2,
+        "the manifest lists at least the plain and the encrypted database"
+    );
     out
 }
 
 fn source_key(db: &Value) -> Option<DatabaseKey> {
-    db["key"].as_str().map(|k| DatabaseKey::Passphrase(Zeroizing::new(k.to_owned())))
+    db["key"]
+        .as_str()
+        .map(|k| DatabaseKey::Passphrase(Zeroizing::new(k.to_owned())))
 }
 
 /// Imports a copy of the listed database into `dir/imported.db` and opens it as a Client.
@@ -44,12 +49,24 @@ fn import(db: &Value, dir: &Path) -> Client {
     let original = vectors_dir().join("legacy").join(file);
     let before = std::fs::read(&original).unwrap();
     let target = dir.join("imported.db");
-    let report = import_legacy(&original, source_key(db).as_ref(), &DatabaseConfig::file(&target), &mut |_| {})
-        .unwrap_or_else(|e| panic!("{file}: import failed: {e}"));
+    let report = import_legacy(
+        &original,
+        source_key(db).as_ref(),
+        &DatabaseConfig::file(&target),
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{file}: import failed: {e}"));
     assert_eq!(report.outcome, ImportOutcome::Imported);
-    assert_eq!(std::fs::read(&original).unwrap(), before, "{file}: the source changed");
+    assert_eq!(
+        std::fs::read(&original).unwrap(),
+        before,
+        "{file}: the source changed"
+    );
     let client = Client::open(ClientConfig::new(DatabaseConfig::file(&target), "ignored")).unwrap();
-    assert_eq!(hex::encode(client.public_key().as_bytes()), db["identity_public"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(client.public_key().as_bytes()),
+        db["identity_public"].as_str().unwrap()
+    );
     assert_eq!(client.inbox_id(), db["inbox_id"].as_str().unwrap());
     client
 }
@@ -59,10 +76,28 @@ fn deliver_all(client: &mut Client, file: &str, pending: &[&Value]) -> Option<St
     for p in pending {
         let label = p["label"].as_str().unwrap();
         match client.receive(&hex_field(&p["envelope"])).unwrap() {
-            Received::Content { conversation_id, content, is_new_conversation, inbox_id, .. } => {
-                assert_eq!(content, hex_field(&p["plaintext"]), "{file} {label}: plaintext");
-                assert_eq!(conversation_id, p["expected_conversation_id"].as_str().unwrap(), "{file} {label}");
-                assert_eq!(is_new_conversation, p["is_new_convo"].as_bool().unwrap(), "{file} {label}");
+            Received::Content {
+                conversation_id,
+                content,
+                is_new_conversation,
+                inbox_id,
+                ..
+            } => {
+                assert_eq!(
+                    content,
+                    hex_field(&p["plaintext"]),
+                    "{file} {label}: plaintext"
+                );
+                assert_eq!(
+                    conversation_id,
+                    p["expected_conversation_id"].as_str().unwrap(),
+                    "{file} {label}"
+                );
+                assert_eq!(
+                    is_new_conversation,
+                    p["is_new_convo"].as_bool().unwrap(),
+                    "{file} {label}"
+                );
                 if is_new_conversation {
                     new_convo = Some(conversation_id);
                 }
@@ -89,12 +124,18 @@ fn pending_envelopes_decrypt_after_import_in_either_order() {
             let new_convo = deliver_all(&mut raya, file, &order);
             // Every pending envelope was consumed exactly once.
             for p in &pending {
-                assert_eq!(raya.receive(&hex_field(&p["envelope"])).unwrap(), Received::Duplicate);
+                assert_eq!(
+                    raya.receive(&hex_field(&p["envelope"])).unwrap(),
+                    Received::Duplicate
+                );
             }
             // Raya can still send in the imported conversation and in the new one.
             let main = db["main_conversation"]["local_convo_id"].as_str().unwrap();
             let sent = raya.send(main, b"after import").unwrap();
-            assert_eq!(sent.envelope.conversation_hint, db["main_conversation"]["remote_convo_id"].as_str().unwrap());
+            assert_eq!(
+                sent.envelope.conversation_hint,
+                db["main_conversation"]["remote_convo_id"].as_str().unwrap()
+            );
             if let Some(convo) = new_convo {
                 raya.send(&convo, b"welcome").unwrap();
             }
@@ -122,7 +163,9 @@ fn imported_installation_keeps_working_with_a_fresh_peer() {
             let (_, content, _) = receive_content(&mut peer, &sent.envelope.bytes);
             assert_eq!(content, text.as_bytes());
             let text = format!("peer {round}");
-            let sent = peer.send(&started.conversation_id, text.as_bytes()).unwrap();
+            let sent = peer
+                .send(&started.conversation_id, text.as_bytes())
+                .unwrap();
             let (_, content, _) = receive_content(&mut raya, &sent.envelope.bytes);
             assert_eq!(content, text.as_bytes());
         }
