@@ -170,6 +170,9 @@ pub(crate) fn open_source(
         });
     }
     if let Some(key) = key {
+        // SQLCipher logs decryption failures to stderr; a wrong key is a typed error instead.
+        conn.batch_execute("PRAGMA cipher_log_level = NONE;")
+            .map_err(LegacyImportError::Source)?;
         let pragma = key.pragma();
         conn.batch_execute(&pragma)
             .map_err(LegacyImportError::Source)?;
@@ -195,10 +198,7 @@ pub(crate) fn open_source(
 }
 
 /// Reads and validates every row of an opened source.
-pub(crate) fn read_source(
-    conn: &mut SqliteConnection,
-    path: &Path,
-) -> Result<LegacyData, LegacyImportError> {
+pub(crate) fn read_source(conn: &mut SqliteConnection) -> Result<LegacyData, LegacyImportError> {
     let identity = read_identity(conn)?;
     let intro_keys = read_intro_keys(conn)?;
     let records = read_conversations(conn)?;
@@ -227,7 +227,6 @@ pub(crate) fn read_source(
             reason: format!("ratchet_state '{orphan}' has no row in conversations"),
         });
     }
-    let _ = path;
     Ok(LegacyData {
         identity,
         intro_keys,

@@ -59,7 +59,7 @@ pub fn import_legacy(
     });
     let data = {
         let mut conn = open_source(source, source_key)?;
-        read_source(&mut conn, source)?
+        read_source(&mut conn)?
         // The read-only connection closes here.
     };
     let counts = ImportCounts {
