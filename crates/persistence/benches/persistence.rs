@@ -64,9 +64,14 @@ fn bench_tx(c: &mut Criterion) {
         let config = RatchetConfig::default();
         let mut group = c.benchmark_group(format!("tx/{name}"));
 
-        let payload = [0x33u8; 200];
+        // The value changes every time: SQLite skips writing a cell whose bytes are unchanged,
+        // which would turn the baseline into a no-op commit.
+        let mut payload = [0x33u8; 200];
+        let mut counter = 0u64;
         group.bench_function("raw_upsert", |b| {
             b.iter(|| {
+                counter += 1;
+                payload[..8].copy_from_slice(&counter.to_le_bytes());
                 db.raw_connection()
                     .immediate_transaction(|conn| {
                         diesel::sql_query(
@@ -105,6 +110,23 @@ fn bench_tx(c: &mut Criterion) {
                 }
                 start.elapsed()
             })
+        });
+        group.bench_function("empty_tx", |b| {
+            b.iter(|| db.transaction(|_| Ok::<_, StoreError>(())).unwrap())
+        });
+        group.bench_function("x25519_from_secret", |b| {
+            b.iter(|| DhKeyPair::from_secret_bytes(std::hint::black_box([7u8; 32])))
+        });
+        let state = db.load_ratchet_state("alice").unwrap().unwrap();
+        group.bench_function("encrypt_pure", |b| {
+            b.iter(|| {
+                state
+                    .encrypt(&config, b"hello, persisted world", &mut rng)
+                    .unwrap()
+            })
+        });
+        group.bench_function("load_only", |b| {
+            b.iter(|| db.transaction(|tx| tx.load_ratchet_state("alice")).unwrap())
         });
         group.finish();
     }

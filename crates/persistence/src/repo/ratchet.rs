@@ -33,7 +33,12 @@ pub(crate) struct RatchetStateRow {
 
 /// A new or replacing row of `ratchet_states`.
 #[derive(Insertable, AsChangeset)]
-#[diesel(table_name = ratchet_states, primary_key(conversation_id), treat_none_as_null = true)]
+#[diesel(
+    table_name = ratchet_states,
+    primary_key(conversation_id),
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
 pub(crate) struct NewRatchetStateRow<'a> {
     pub conversation_id: &'a str,
     pub root_key: &'a [u8],
