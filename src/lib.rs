@@ -44,3 +44,8 @@ pub mod mailbox;
 pub use client::{Client, ClientConfig, ClientError, ClientStore, Received, Sent};
 pub use mailbox::Mailbox;
 pub use persistence::{DatabaseConfig, DatabaseKey, Durability, Location};
+
+// The README's examples compile and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
