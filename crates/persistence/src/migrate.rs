@@ -111,7 +111,7 @@ pub(crate) fn status(conn: &mut SqliteConnection) -> Result<SchemaStatus, Persis
 pub(crate) fn run_pending(conn: &mut SqliteConnection) -> Result<Vec<String>, PersistenceError> {
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| migration_error(e))?;
+        .map_err(migration_error)?;
     Ok(applied.iter().map(ToString::to_string).collect())
 }
 
@@ -119,7 +119,7 @@ pub(crate) fn run_pending(conn: &mut SqliteConnection) -> Result<Vec<String>, Pe
 pub(crate) fn revert_all(conn: &mut SqliteConnection) -> Result<Vec<String>, PersistenceError> {
     let reverted = conn
         .revert_all_migrations(MIGRATIONS)
-        .map_err(|e| migration_error(e))?;
+        .map_err(migration_error)?;
     Ok(reverted.iter().map(ToString::to_string).collect())
 }
 
