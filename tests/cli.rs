@@ -163,3 +163,61 @@ fn bad_arguments_give_clear_errors() {
     let out = libchat(d, &["--db", "x.db", "history", "nope"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn import_a_reference_database_through_the_binary() {
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/legacy");
+    assert!(
+        vectors.join("manifest.json").is_file(),
+        "missing ../shared/vectors/legacy"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let source = vectors.join("raya_encrypted.db");
+    let source = source.to_str().unwrap();
+    std::fs::write(d.join("old.key"), "raya-legacy-passphrase\n").unwrap();
+    std::fs::write(d.join("new.key"), "a new passphrase\n").unwrap();
+    let args = [
+        "--json",
+        "--key-file",
+        "new.key",
+        "import",
+        "--from",
+        source,
+        "--to",
+        "new.db",
+        "--from-key-file",
+        "old.key",
+    ];
+    let report = &json_lines(&ok(d, &args))[0];
+    assert_eq!(report["outcome"], "imported");
+    assert_eq!(report["conversations"], 1);
+    assert!(report["skipped_keys"].as_u64().unwrap() > 0);
+    // Running it again is safe: the target already holds this import.
+    let again = &json_lines(&ok(d, &args))[0];
+    assert_eq!(again["outcome"], "already_imported");
+    // The imported database works with the CLI (and needs its new key).
+    let list = json_lines(&ok(
+        d,
+        &["--db", "new.db", "--key-file", "new.key", "--json", "list"],
+    ));
+    assert_eq!(list.len(), 1);
+    // A wrong source key is a clear error, and nothing is written.
+    std::fs::write(d.join("bad.key"), "nope\n").unwrap();
+    let out = libchat(
+        d,
+        &[
+            "import",
+            "--from",
+            source,
+            "--to",
+            "other.db",
+            "--from-key-file",
+            "bad.key",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(!d.join("other.db").exists());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(stderr.contains("key"), "{stderr}");
+}
