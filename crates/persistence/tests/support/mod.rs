@@ -7,7 +7,7 @@ use domain_chat::{ConversationKind, ConversationRecord, ConversationStore};
 use domain_ratchet::{
     PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
 };
-use persistence::{Database, DatabaseConfig, DatabaseKey};
+use persistence::{Database, DatabaseConfig, DatabaseKey, Tx};
 use tempfile::TempDir;
 
 /// A raw SQLCipher key for tests (fast: no PBKDF2).
@@ -136,5 +136,55 @@ impl RatchetStore for RatchetOnly {
         self.db
             .expire_skipped_keys(older_than)
             .map_err(StoreError::from)
+    }
+}
+
+/// [`RatchetOnly`] for a transaction in progress.
+pub struct RatchetOnlyTx<'a, 'b>(pub &'a mut Tx<'b>);
+
+impl RatchetStore for RatchetOnlyTx<'_, '_> {
+    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
+        self.0.load_ratchet_state(convo_id)
+    }
+
+    fn save_ratchet_state(
+        &mut self,
+        convo_id: &str,
+        state: &RatchetState,
+        delta: &SkippedKeyDelta,
+    ) -> Result<(), StoreError> {
+        if !self.0.conversation_exists(convo_id)? {
+            self.0.save_conversation(&record(convo_id, 0))?;
+        }
+        self.0.save_ratchet_state(convo_id, state, delta)
+    }
+
+    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+        self.0.delete_ratchet_state(convo_id)
+    }
+
+    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+        self.0.ratchet_state_exists(convo_id)
+    }
+
+    fn load_skipped_key(
+        &mut self,
+        convo_id: &str,
+        dh_pub: &PublicKey,
+        msg_num: u32,
+    ) -> Result<Option<SkippedKey>, StoreError> {
+        self.0.load_skipped_key(convo_id, dh_pub, msg_num)
+    }
+
+    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        self.0.load_skipped_keys(convo_id)
+    }
+
+    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
+        self.0.count_skipped_keys(convo_id)
+    }
+
+    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
+        self.0.expire_skipped_keys(older_than)
     }
 }
