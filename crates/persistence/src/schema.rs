@@ -72,6 +72,7 @@ diesel::table! {
         sending_chain -> Nullable<Binary>,
         receiving_chain -> Nullable<Binary>,
         dh_self_secret -> Binary,
+        dh_self_public -> Binary,
         dh_remote -> Nullable<Binary>,
         msg_send -> BigInt,
         msg_recv -> BigInt,

@@ -30,6 +30,8 @@ CREATE TABLE ratchet_states (
     sending_chain BLOB CHECK (sending_chain IS NULL OR length(sending_chain) = 32),
     receiving_chain BLOB CHECK (receiving_chain IS NULL OR length(receiving_chain) = 32),
     dh_self_secret BLOB NOT NULL CHECK (length(dh_self_secret) = 32),
+    -- Public half of dh_self, stored so that it need not be recomputed on load.
+    dh_self_public BLOB NOT NULL CHECK (length(dh_self_public) = 32),
     dh_remote BLOB CHECK (dh_remote IS NULL OR length(dh_remote) = 32),
     msg_send BIGINT NOT NULL CHECK (msg_send >= 0),
     msg_recv BIGINT NOT NULL CHECK (msg_recv >= 0),

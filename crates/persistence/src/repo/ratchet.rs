@@ -25,6 +25,7 @@ pub(crate) struct RatchetStateRow {
     pub sending_chain: Option<SecretBlob>,
     pub receiving_chain: Option<SecretBlob>,
     pub dh_self_secret: SecretBlob,
+    pub dh_self_public: Vec<u8>,
     pub dh_remote: Option<Vec<u8>>,
     pub msg_send: i64,
     pub msg_recv: i64,
@@ -45,6 +46,7 @@ pub(crate) struct NewRatchetStateRow<'a> {
     pub sending_chain: Option<&'a [u8]>,
     pub receiving_chain: Option<&'a [u8]>,
     pub dh_self_secret: &'a [u8],
+    pub dh_self_public: &'a [u8],
     pub dh_remote: Option<&'a [u8]>,
     pub msg_send: i64,
     pub msg_recv: i64,
@@ -65,6 +67,16 @@ impl RatchetStateRow {
         let secret = self
             .dh_self_secret
             .key_bytes("ratchet_states.dh_self_secret")?;
+        let public = public_key(&self.dh_self_public, "ratchet_states.dh_self_public")?;
+        // The domain offers no constructor from both halves, so the public key is derived
+        // again; checking it against the stored one catches a damaged secret.
+        let dh_self = DhKeyPair::from_secret_bytes(*secret);
+        if dh_self.public() != public {
+            return Err(PersistenceError::corrupt(
+                "ratchet_states.dh_self_secret",
+                "does not match ratchet_states.dh_self_public",
+            ));
+        }
         let dh_remote = self
             .dh_remote
             .map(|b| public_key(&b, "ratchet_states.dh_remote"))
@@ -73,7 +85,7 @@ impl RatchetStateRow {
             root_key,
             sending_chain,
             receiving_chain,
-            dh_self: DhKeyPair::from_secret_bytes(*secret),
+            dh_self,
             dh_remote,
             msg_send: counter(self.msg_send, "ratchet_states.msg_send")?,
             msg_recv: counter(self.msg_recv, "ratchet_states.msg_recv")?,
@@ -136,12 +148,14 @@ pub(crate) fn save(
     delta: &SkippedKeyDelta,
 ) -> Result<(), PersistenceError> {
     let secret = state.dh_self.secret_bytes();
+    let public = state.dh_self.public();
     let row = NewRatchetStateRow {
         conversation_id: convo_id,
         root_key: state.root_key.as_bytes(),
         sending_chain: state.sending_chain.as_ref().map(|k| &k.as_bytes()[..]),
         receiving_chain: state.receiving_chain.as_ref().map(|k| &k.as_bytes()[..]),
         dh_self_secret: &secret[..],
+        dh_self_public: public.as_bytes(),
         dh_remote: state.dh_remote.as_ref().map(|k| &k.as_bytes()[..]),
         msg_send: i64::from(state.msg_send),
         msg_recv: i64::from(state.msg_recv),
