@@ -75,7 +75,9 @@ pub trait RatchetStore {
     fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError>;
 
     /// Inserts or replaces the ratchet state of a conversation, then applies the skipped-key
-    /// delta (insert new, delete used, evict oldest beyond `delta.cap`).
+    /// delta (insert new, delete used, evict oldest beyond `delta.cap`). Inserting a key whose
+    /// `(dh_pub, msg_num)` is already stored replaces it (it then counts as newest). The whole
+    /// save must be atomic: on error, nothing of it is visible.
     fn save_ratchet_state(
         &mut self,
         convo_id: &str,
