@@ -7,6 +7,7 @@ use diesel::sql_types::BigInt;
 use crate::config::{DatabaseConfig, Location, MigrationMode};
 use crate::error::{PersistenceError, is_not_a_database};
 use crate::migrate::{self, SchemaStatus};
+use crate::repo::keycache::KeyPairCache;
 
 /// One open database: a single SQLite (or SQLCipher) connection that owns all libchat state.
 ///
@@ -15,6 +16,7 @@ use crate::migrate::{self, SchemaStatus};
 /// convenient for tools and tests.
 pub struct Database {
     pub(crate) conn: SqliteConnection,
+    pub(crate) keys: KeyPairCache,
     location: Location,
 }
 
@@ -49,6 +51,7 @@ impl DatabaseSize {
 /// [`domain_chat::ChatStore`]) and the Client's mailbox methods.
 pub struct Tx<'a> {
     pub(crate) conn: &'a mut SqliteConnection,
+    pub(crate) keys: &'a mut KeyPairCache,
 }
 
 impl std::fmt::Debug for Tx<'_> {
@@ -151,6 +154,7 @@ impl Database {
         ))?;
         let mut db = Self {
             conn,
+            keys: KeyPairCache::default(),
             location: config.location,
         };
         if config.migrations == MigrationMode::Apply && !status.pending.is_empty() {
@@ -205,8 +209,9 @@ impl Database {
         E: From<PersistenceError>,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     {
+        let keys = &mut self.keys;
         let result = self.conn.immediate_transaction::<T, TxError<E>, _>(|conn| {
-            let mut tx = Tx { conn };
+            let mut tx = Tx { conn, keys };
             f(&mut tx).map_err(TxError::Caller)
         });
         match result {

@@ -66,7 +66,7 @@ impl ConversationStore for Tx<'_> {
 
 impl RatchetStore for Tx<'_> {
     fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
-        Ok(ratchet::load(self.conn, convo_id)?)
+        Ok(ratchet::load(self.conn, self.keys, convo_id)?)
     }
 
     fn save_ratchet_state(
@@ -76,7 +76,7 @@ impl RatchetStore for Tx<'_> {
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError> {
         // Already inside the caller's transaction: a failure makes the caller roll back.
-        Ok(ratchet::save(self.conn, convo_id, state, delta)?)
+        Ok(ratchet::save(self.conn, self.keys, convo_id, state, delta)?)
     }
 
     fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
@@ -252,7 +252,7 @@ impl ConversationStore for Database {
 
 impl RatchetStore for Database {
     fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
-        Ok(ratchet::load(&mut self.conn, convo_id)?)
+        Ok(ratchet::load(&mut self.conn, &mut self.keys, convo_id)?)
     }
 
     fn save_ratchet_state(

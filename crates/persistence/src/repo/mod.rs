@@ -3,6 +3,7 @@
 
 pub(crate) mod convo;
 pub(crate) mod identity;
+pub(crate) mod keycache;
 pub(crate) mod mailbox;
 pub(crate) mod ratchet;
 

@@ -6,8 +6,9 @@
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use domain_ratchet::{DhKeyPair, PublicKey, RatchetState, SkippedKey, SkippedKeyDelta};
+use domain_ratchet::{PublicKey, RatchetState, SkippedKey, SkippedKeyDelta};
 
+use super::keycache::KeyPairCache;
 use super::{SecretBlob, count, counter, public_key};
 use crate::error::PersistenceError;
 use crate::schema::{ratchet_states, skipped_keys};
@@ -54,7 +55,7 @@ pub(crate) struct NewRatchetStateRow<'a> {
 }
 
 impl RatchetStateRow {
-    fn into_domain(self) -> Result<RatchetState, PersistenceError> {
+    fn into_domain(self, keys: &mut KeyPairCache) -> Result<RatchetState, PersistenceError> {
         let root_key = self.root_key.symmetric("ratchet_states.root_key")?;
         let sending_chain = self
             .sending_chain
@@ -68,9 +69,9 @@ impl RatchetStateRow {
             .dh_self_secret
             .key_bytes("ratchet_states.dh_self_secret")?;
         let public = public_key(&self.dh_self_public, "ratchet_states.dh_self_public")?;
-        // The domain offers no constructor from both halves, so the public key is derived
-        // again; checking it against the stored one catches a damaged secret.
-        let dh_self = DhKeyPair::from_secret_bytes(*secret);
+        // The domain offers no constructor from both halves, so the pair is rebuilt from the
+        // secret (memoized); checking it against the stored public key catches a damaged secret.
+        let dh_self = keys.key_pair(&secret);
         if dh_self.public() != public {
             return Err(PersistenceError::corrupt(
                 "ratchet_states.dh_self_secret",
@@ -129,6 +130,7 @@ impl SkippedKeyRow {
 /// Loads the state of a conversation.
 pub(crate) fn load(
     conn: &mut SqliteConnection,
+    keys: &mut KeyPairCache,
     convo_id: &str,
 ) -> Result<Option<RatchetState>, PersistenceError> {
     ratchet_states::table
@@ -136,13 +138,14 @@ pub(crate) fn load(
         .select(RatchetStateRow::as_select())
         .first(conn)
         .optional()?
-        .map(RatchetStateRow::into_domain)
+        .map(|row| row.into_domain(keys))
         .transpose()
 }
 
 /// Upserts the state, then applies the delta. Must run inside a transaction.
 pub(crate) fn save(
     conn: &mut SqliteConnection,
+    keys: &mut KeyPairCache,
     convo_id: &str,
     state: &RatchetState,
     delta: &SkippedKeyDelta,
@@ -173,7 +176,9 @@ pub(crate) fn save(
             }
             other => other.into(),
         })?;
-    apply_delta(conn, convo_id, delta)
+    apply_delta(conn, convo_id, delta)?;
+    keys.remember(state.dh_self.clone());
+    Ok(())
 }
 
 /// Deletes used keys, inserts new ones, evicts the oldest beyond the cap.

@@ -1,0 +1,96 @@
+//! A small memo of X25519 public-key derivations for ratchet key pairs.
+//!
+//! Loading a ratchet state must rebuild `dh_self` from its stored secret, and the domain's only
+//! constructor ([`DhKeyPair::from_secret_bytes`]) recomputes the public key: a scalar
+//! multiplication that costs more than the whole SQL round trip of a load. The memo keeps the
+//! key pairs of the few most recently loaded or saved states; a hit is used only when the
+//! stored secret is byte-for-byte the cached one, so the result is always exactly what
+//! `from_secret_bytes` would return, whatever happened to the database in between (rollbacks,
+//! other connections). The cached secrets are zeroized when evicted or dropped (`DhKeyPair`
+//! zeroizes its secret).
+
+use std::collections::VecDeque;
+
+use domain_ratchet::{DhKeyPair, KEY_LEN};
+use zeroize::Zeroizing;
+
+/// How many key pairs are memoized: enough for the conversations a client is actively using,
+/// small enough that few secrets linger in memory.
+pub(crate) const KEY_CACHE_CAPACITY: usize = 16;
+
+/// Most recently used last.
+#[derive(Default)]
+pub(crate) struct KeyPairCache {
+    entries: VecDeque<DhKeyPair>,
+}
+
+impl std::fmt::Debug for KeyPairCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPairCache")
+            .field("len", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Constant-time equality of two secrets.
+fn same_secret(a: &[u8; KEY_LEN], b: &[u8; KEY_LEN]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+impl KeyPairCache {
+    /// The key pair of `secret`, from the memo when present, else derived (and memoized).
+    pub(crate) fn key_pair(&mut self, secret: &Zeroizing<[u8; KEY_LEN]>) -> DhKeyPair {
+        let hit = self
+            .entries
+            .iter()
+            .position(|pair| same_secret(&pair.secret_bytes(), secret));
+        if let Some(index) = hit
+            && let Some(pair) = self.entries.remove(index)
+        {
+            let out = pair.clone();
+            self.entries.push_back(pair);
+            return out;
+        }
+        let pair = DhKeyPair::from_secret_bytes(**secret);
+        self.remember(pair.clone());
+        pair
+    }
+
+    /// Memoizes a key pair that is being saved (so the next load of it is a hit).
+    pub(crate) fn remember(&mut self, pair: DhKeyPair) {
+        let secret = pair.secret_bytes();
+        if let Some(index) = self
+            .entries
+            .iter()
+            .position(|p| same_secret(&p.secret_bytes(), &secret))
+        {
+            self.entries.remove(index);
+        }
+        if self.entries.len() >= KEY_CACHE_CAPACITY {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(pair);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hit_equals_derivation_and_capacity_is_bounded() {
+        let mut cache = KeyPairCache::default();
+        for i in 0..(KEY_CACHE_CAPACITY as u8 + 4) {
+            let secret = Zeroizing::new([i; KEY_LEN]);
+            let a = cache.key_pair(&secret);
+            let b = cache.key_pair(&secret);
+            assert!(a == DhKeyPair::from_secret_bytes([i; KEY_LEN]));
+            assert_eq!(a.public(), b.public());
+        }
+        assert_eq!(cache.entries.len(), KEY_CACHE_CAPACITY);
+    }
+}
