@@ -121,3 +121,34 @@ pub fn connected_pair(dir: &Path) -> (Client, String, Client, String) {
     assert!(saro.mark_delivered(sent.outbox_id).expect("delivered"));
     (saro, sent.conversation_id, raya, raya_convo)
 }
+
+/// `PRAGMA integrity_check` of the client's database: `["ok"]` when the file is sound.
+pub fn integrity_check(client: &mut Client) -> Vec<String> {
+    diesel::sql_query("SELECT integrity_check AS line FROM pragma_integrity_check()")
+        .load::<Line>(client.database().raw_connection())
+        .expect("integrity_check")
+        .into_iter()
+        .map(|l| l.line)
+        .collect()
+}
+
+/// `PRAGMA foreign_key_check` of the client's database, one line per violation (empty when
+/// every reference resolves).
+pub fn foreign_key_violations(client: &mut Client) -> Vec<String> {
+    diesel::sql_query(
+        "SELECT \"table\" || ' rowid ' || coalesce(rowid, 'NULL') || ' -> ' || parent AS line \
+         FROM pragma_foreign_key_check()",
+    )
+    .load::<Line>(client.database().raw_connection())
+    .expect("foreign_key_check")
+    .into_iter()
+    .map(|l| l.line)
+    .collect()
+}
+
+/// Every byte of a database file and its `-wal` companion (absent as `None`), to prove a
+/// failed open left them untouched. (`-shm` is SQLite's shared-memory index, rebuilt on open.)
+pub fn file_bytes(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    (std::fs::read(path).ok(), std::fs::read(wal).ok())
+}
