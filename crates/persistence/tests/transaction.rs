@@ -143,3 +143,45 @@ fn mailbox_queues() {
     })
     .unwrap();
 }
+
+#[test]
+fn failed_save_inside_a_transaction_leaves_nothing_of_itself() {
+    use diesel::connection::SimpleConnection;
+    let mut db = db();
+    // Make the skipped-key insert of message 666 fail, after the state upsert has run.
+    db.raw_connection()
+        .batch_execute(
+            "CREATE TEMP TRIGGER fail_666 BEFORE INSERT ON main.skipped_keys \
+             WHEN NEW.msg_num = 666 BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+        )
+        .unwrap();
+    db.transaction(|tx| -> Result<(), StoreError> {
+        tx.save_conversation(&record("c", 1))?;
+        let first = SkippedKeyDelta {
+            inserted: vec![sample_key(1, 1, 1)],
+            removed: vec![],
+            cap: None,
+        };
+        tx.save_ratchet_state("c", &sample_state(1, true), &first)?;
+        let failing = SkippedKeyDelta {
+            inserted: vec![sample_key(1, 2, 1), sample_key(1, 666, 1)],
+            removed: vec![(sample_key(1, 1, 1).dh_pub, 1)],
+            cap: None,
+        };
+        assert!(
+            tx.save_ratchet_state("c", &sample_state(2, false), &failing)
+                .is_err()
+        );
+        // The caller goes on and commits: nothing of the failed save is visible.
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        db.load_ratchet_state("c").unwrap(),
+        Some(sample_state(1, true))
+    );
+    assert_eq!(
+        db.load_skipped_keys("c").unwrap(),
+        vec![sample_key(1, 1, 1)]
+    );
+}

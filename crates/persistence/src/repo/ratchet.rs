@@ -142,7 +142,8 @@ pub(crate) fn load(
         .transpose()
 }
 
-/// Upserts the state, then applies the delta. Must run inside a transaction.
+/// Upserts the state, then applies the delta, atomically (a savepoint when the delta is not
+/// empty; callers run it inside their transaction).
 pub(crate) fn save(
     conn: &mut SqliteConnection,
     keys: &mut KeyPairCache,
@@ -164,19 +165,31 @@ pub(crate) fn save(
         msg_recv: i64::from(state.msg_recv),
         prev_chain_len: i64::from(state.prev_chain_len),
     };
-    diesel::insert_into(ratchet_states::table)
-        .values(&row)
-        .on_conflict(ratchet_states::conversation_id)
-        .do_update()
-        .set(&row)
-        .execute(conn)
-        .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-                PersistenceError::NotFound(format!("conversation {convo_id}"))
-            }
-            other => other.into(),
+    let upsert = |conn: &mut SqliteConnection| {
+        diesel::insert_into(ratchet_states::table)
+            .values(&row)
+            .on_conflict(ratchet_states::conversation_id)
+            .do_update()
+            .set(&row)
+            .execute(conn)
+            .map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                    PersistenceError::NotFound(format!("conversation {convo_id}"))
+                }
+                other => other.into(),
+            })
+    };
+    if delta.is_empty() {
+        // One statement: atomic by itself.
+        upsert(conn)?;
+    } else {
+        // Several statements: a savepoint (inside the caller's transaction) makes the save
+        // all-or-nothing even if the caller goes on after an error.
+        conn.transaction(|conn| {
+            upsert(conn)?;
+            apply_delta(conn, convo_id, delta)
         })?;
-    apply_delta(conn, convo_id, delta)?;
+    }
     keys.remember(state.dh_self.clone());
     Ok(())
 }
