@@ -10,6 +10,7 @@
 //! The child is this test binary itself (`std::env::current_exe()`), running only
 //! [`crash_worker`] with [`WORKER_ENV`] set; without the variable the worker test does nothing.
 //! Set `LIBCHAT_CRASH_SEED` to replay a run (the seed is printed with the figures).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
@@ -47,8 +48,6 @@ fn kill_delay_ms(durability: Durability) -> std::ops::RangeInclusive<u64> {
         Durability::Normal => 5..=120,
     }
 }
-
-const PARTIES: [&str; 2] = ["saro", "raya"];
 
 fn content(party: &str, n: usize) -> String {
     format!("{party} {n:04}")
