@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::Binary;
+use diesel::upsert::excluded;
 use domain_chat::ConversationStore;
 use domain_ratchet::testing::{sample_key, sample_state};
 use domain_ratchet::{
@@ -27,6 +27,14 @@ use persistence::{Database, DatabaseConfig, Durability};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use support::{record, temp_path};
+
+diesel::table! {
+    /// The raw baseline's table.
+    bench_raw (id) {
+        id -> Integer,
+        v -> Binary,
+    }
+}
 
 fn open(path: &std::path::Path, durability: Durability) -> Database {
     Database::open(DatabaseConfig::file(path).with_durability(durability)).unwrap()
@@ -74,12 +82,14 @@ fn bench_tx(c: &mut Criterion) {
                 payload[..8].copy_from_slice(&counter.to_le_bytes());
                 db.raw_connection()
                     .immediate_transaction(|conn| {
-                        diesel::sql_query(
-                            "INSERT INTO bench_raw (id, v) VALUES (1, ?) \
-                             ON CONFLICT (id) DO UPDATE SET v = excluded.v",
-                        )
-                        .bind::<Binary, _>(&payload[..])
-                        .execute(conn)
+                        // Query DSL, so the statement is prepared once and cached, as the
+                        // repositories' statements are.
+                        diesel::insert_into(bench_raw::table)
+                            .values((bench_raw::id.eq(1), bench_raw::v.eq(&payload[..])))
+                            .on_conflict(bench_raw::id)
+                            .do_update()
+                            .set(bench_raw::v.eq(excluded(bench_raw::v)))
+                            .execute(conn)
                     })
                     .unwrap()
             })
