@@ -2,8 +2,10 @@
 -- acknowledged by the application, message history, and digests of processed envelopes
 -- (duplicate detection).
 
+-- Outbox and inbox ids are handed to the application (mark delivered, acknowledge), so they
+-- must never be reused after a row is removed: AUTOINCREMENT.
 CREATE TABLE outbox (
-    id INTEGER PRIMARY KEY NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     conversation_id TEXT NOT NULL,
     conversation_hint TEXT NOT NULL,
     delivery_address TEXT NOT NULL,
@@ -12,7 +14,7 @@ CREATE TABLE outbox (
 );
 
 CREATE TABLE inbox (
-    id INTEGER PRIMARY KEY NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     conversation_id TEXT NOT NULL,
     content BLOB NOT NULL,
     sent_at BIGINT NOT NULL,
