@@ -348,6 +348,31 @@ mod tests {
     }
 
     #[test]
+    fn debug_prints_no_secret() {
+        let config = RatchetConfig::default();
+        let (mut alice, bob) = pair(&config);
+        let (h, w) = send(&mut alice, &config, b"secret text");
+        let got = bob.decrypt(&config, &h, &w, None, 0).unwrap();
+        alice.root_key = SymmetricKey::from_bytes([0xab; 32]);
+        alice.sending_chain = Some(SymmetricKey::from_bytes([0xab; 32]));
+        let secret = hex::encode(*alice.dh_self.secret_bytes());
+        for text in [
+            format!("{alice:?}"),
+            format!("{got:?}"),
+            format!("{:?}", alice.dh_self),
+        ] {
+            assert!(
+                !text.contains("171, 171") && !text.contains("abab"),
+                "{text}"
+            );
+            assert!(
+                !text.contains(&secret[..16]) && !text.contains("secret text"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn receiver_cannot_send_first() {
         let (_, bob) = pair(&RatchetConfig::default());
         let err = bob.encrypt(&RatchetConfig::default(), b"x", &mut OsRng);
