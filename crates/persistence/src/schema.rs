@@ -77,6 +77,7 @@ diesel::table! {
         msg_send -> BigInt,
         msg_recv -> BigInt,
         prev_chain_len -> BigInt,
+        skipped_bound -> BigInt,
     }
 }
 

@@ -173,3 +173,35 @@ fn deleting_the_conversation_cascades() {
     assert!(db.transaction(|tx| tx.history("c", 10)).unwrap().is_empty());
     assert!(rows(&mut db).is_empty());
 }
+
+#[test]
+fn cap_is_exact_after_expiry_left_the_bound_high() {
+    let mut db = db_with_convos();
+    let state = sample_state(1, true);
+    let old: Vec<_> = (0..10).map(|n| sample_key(1, n, i64::from(n))).collect();
+    db.save_ratchet_state("c", &state, &insert(old, Some(100)))
+        .unwrap();
+    assert_eq!(db.expire_skipped_keys(5).unwrap(), 5);
+    // 5 stored, bound still 10: 3 more with cap 8 must evict nothing.
+    let more: Vec<_> = (0..3).map(|n| sample_key(2, n, 50)).collect();
+    db.save_ratchet_state("c", &state, &insert(more, Some(8)))
+        .unwrap();
+    assert_eq!(db.count_skipped_keys("c").unwrap(), 8);
+    // One more with cap 8 evicts exactly the oldest one.
+    db.save_ratchet_state("c", &state, &insert(vec![sample_key(3, 0, 60)], Some(8)))
+        .unwrap();
+    let left: Vec<i64> = rows(&mut db).iter().map(|r| r.msg_num).collect();
+    assert_eq!(left, vec![6, 7, 8, 9, 0, 1, 2, 0]);
+    // Removing keys keeps the cap exact too.
+    let delta = SkippedKeyDelta {
+        inserted: vec![sample_key(4, 0, 70), sample_key(4, 1, 70)],
+        removed: vec![
+            (sample_key(1, 6, 0).dh_pub, 6),
+            (sample_key(9, 9, 0).dh_pub, 9),
+        ],
+        cap: Some(8),
+    };
+    db.save_ratchet_state("c", &state, &delta).unwrap();
+    let left: Vec<i64> = rows(&mut db).iter().map(|r| r.msg_num).collect();
+    assert_eq!(left, vec![8, 9, 0, 1, 2, 0, 0, 1]);
+}

@@ -35,7 +35,12 @@ CREATE TABLE ratchet_states (
     dh_remote BLOB CHECK (dh_remote IS NULL OR length(dh_remote) = 32),
     msg_send BIGINT NOT NULL CHECK (msg_send >= 0),
     msg_recv BIGINT NOT NULL CHECK (msg_recv >= 0),
-    prev_chain_len BIGINT NOT NULL CHECK (prev_chain_len >= 0)
+    prev_chain_len BIGINT NOT NULL CHECK (prev_chain_len >= 0),
+    -- An upper bound on this conversation's rows in skipped_keys, maintained by saves
+    -- (+inserted, -deleted): a save compares it with the cap instead of counting the keys,
+    -- and counts them only when the bound exceeds the cap. Deletions outside saves (expiry)
+    -- leave it high, never low.
+    skipped_bound BIGINT NOT NULL DEFAULT 0
 );
 
 -- `id` is the rowid: it grows with insertion, so "oldest inserted" is "smallest id".

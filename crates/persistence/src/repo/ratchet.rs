@@ -200,17 +200,16 @@ fn apply_delta(
     convo_id: &str,
     delta: &SkippedKeyDelta,
 ) -> Result<(), PersistenceError> {
+    let mut removed: i64 = 0;
     for (dh_pub, msg_num) in &delta.removed {
-        diesel::delete(
+        removed += diesel::delete(
             skipped_keys::table
                 .filter(skipped_keys::conversation_id.eq(convo_id))
                 .filter(skipped_keys::public_key.eq(&dh_pub.as_bytes()[..]))
                 .filter(skipped_keys::msg_num.eq(i64::from(*msg_num))),
         )
-        .execute(conn)?;
-    }
-    if delta.inserted.is_empty() {
-        return Ok(());
+        .execute(conn)
+        .map(|n| i64::try_from(n).unwrap_or(0))?;
     }
     for chunk in delta.inserted.chunks(INSERT_CHUNK) {
         let rows: Vec<NewSkippedKeyRow<'_>> = chunk
@@ -228,7 +227,19 @@ fn apply_delta(
             .values(&rows)
             .execute(conn)?;
     }
-    if let Some(cap) = delta.cap {
+    // Keep the bound: every inserted key may be new (a replaced one is counted again, which
+    // keeps it an upper bound); removals subtract only the rows they really deleted.
+    let net = i64::try_from(delta.inserted.len()).unwrap_or(i64::MAX) - removed;
+    let bound: i64 = diesel::update(ratchet_states::table.find(convo_id))
+        .set(ratchet_states::skipped_bound.eq(ratchet_states::skipped_bound + net))
+        .returning(ratchet_states::skipped_bound)
+        .get_result(conn)?;
+    if let Some(cap) = delta.cap
+        && !delta.inserted.is_empty()
+        && count(bound) > cap
+    {
+        // The bound says the cap may be exceeded: count for real (the only O(n) step, taken
+        // only when keys beyond the cap are actually being evicted or the bound is stale).
         let stored: i64 = skipped_keys::table
             .filter(skipped_keys::conversation_id.eq(convo_id))
             .count()
@@ -250,6 +261,10 @@ fn apply_delta(
             )
             .execute(conn)?;
         }
+        let exact = stored - i64::try_from(excess).unwrap_or(0);
+        diesel::update(ratchet_states::table.find(convo_id))
+            .set(ratchet_states::skipped_bound.eq(exact))
+            .execute(conn)?;
     }
     Ok(())
 }
