@@ -378,7 +378,8 @@ fn kill_until_done(dir: &Path, durability: Durability, rng: &mut StdRng) -> (usi
         runs += 1;
         assert!(runs < 50_000, "no progress after {runs} runs");
         let mut child = spawn_worker(dir, durability, rng.r#gen());
-        let deadline = Instant::now() + Duration::from_millis(rng.gen_range(kill_delay_ms(durability)));
+        let deadline =
+            Instant::now() + Duration::from_millis(rng.gen_range(kill_delay_ms(durability)));
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 let stderr = std::fs::read_to_string(dir.join("worker.stderr")).unwrap_or_default();
