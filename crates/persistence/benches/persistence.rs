@@ -159,10 +159,44 @@ fn bench_save(c: &mut Criterion) {
             },
         )
         .unwrap();
-        let state = sample_state(2, true);
+        // Alternate two states: SQLite does not write a cell whose bytes are unchanged, and a
+        // real save always changes the state.
+        let states = [sample_state(2, true), sample_state(3, true)];
+        let mut flip = 0usize;
         group.bench_function(BenchmarkId::new("empty_delta", stored), |b| {
             b.iter(|| {
-                db.transaction(|tx| tx.save_ratchet_state("c", &state, &SkippedKeyDelta::default()))
+                flip ^= 1;
+                db.transaction(|tx| {
+                    tx.save_ratchet_state("c", &states[flip], &SkippedKeyDelta::default())
+                })
+                .unwrap()
+            })
+        });
+        let mut m = 1_000_000u32;
+        group.bench_function(BenchmarkId::new("insert_one", stored), |b| {
+            b.iter(|| {
+                flip ^= 1;
+                m += 1;
+                let delta = SkippedKeyDelta {
+                    inserted: vec![sample_key(3, m, 20)],
+                    removed: vec![],
+                    cap: None,
+                };
+                db.transaction(|tx| tx.save_ratchet_state("c", &states[flip], &delta))
+                    .unwrap()
+            })
+        });
+        let mut r = 1_000_000u32;
+        group.bench_function(BenchmarkId::new("remove_one", stored), |b| {
+            b.iter(|| {
+                flip ^= 1;
+                r += 1;
+                let delta = SkippedKeyDelta {
+                    inserted: vec![],
+                    removed: vec![(sample_key(3, r, 0).dh_pub, r)],
+                    cap: None,
+                };
+                db.transaction(|tx| tx.save_ratchet_state("c", &states[flip], &delta))
                     .unwrap()
             })
         });
@@ -176,7 +210,8 @@ fn bench_save(c: &mut Criterion) {
                     cap: Some(5_000),
                 };
                 n += 1;
-                db.transaction(|tx| tx.save_ratchet_state("c", &state, &delta))
+                flip ^= 1;
+                db.transaction(|tx| tx.save_ratchet_state("c", &states[flip], &delta))
                     .unwrap()
             })
         });
