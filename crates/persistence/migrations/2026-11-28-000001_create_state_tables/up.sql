@@ -19,10 +19,12 @@ CREATE TABLE conversations (
     remote_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     created_at BIGINT NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE INDEX idx_conversations_created ON conversations (created_at, local_id);
 
+-- Keyed by the conversation id (a TEXT primary key): WITHOUT ROWID keeps one b-tree, so a
+-- load or save is one descent instead of index + table.
 CREATE TABLE ratchet_states (
     conversation_id TEXT PRIMARY KEY NOT NULL
         REFERENCES conversations (local_id) ON DELETE CASCADE,
@@ -41,7 +43,7 @@ CREATE TABLE ratchet_states (
     -- and counts them only when the bound exceeds the cap. Deletions outside saves (expiry)
     -- leave it high, never low.
     skipped_bound BIGINT NOT NULL DEFAULT 0
-);
+) WITHOUT ROWID;
 
 -- `id` is the rowid: it grows with insertion, so "oldest inserted" is "smallest id".
 CREATE TABLE skipped_keys (
