@@ -38,12 +38,15 @@ const RUN_SEED_ENV: &str = "LIBCHAT_CRASH_RUN_SEED";
 const MESSAGES_PER_PARTY: usize = 1_000;
 /// Kills each test must survive.
 const MIN_KILLS: usize = 50;
-/// A child is killed after a random delay in this range (milliseconds after spawn), per
-/// durability. A worker needs ~30-40 ms to start and reopen both databases; the uninterrupted
-/// exchange takes ~17 s (Full: an fsync per commit) or ~7 s (Normal) in a debug build, so
-/// either range gives well over [`MIN_KILLS`] kills (usually 150-300) before it completes.
-fn kill_delay_ms(durability: Durability) -> std::ops::RangeInclusive<u64> {
+/// A child is killed after a random delay in this range (milliseconds after spawn): short
+/// delays until [`MIN_KILLS`] kills are reached (so that even a fast machine cannot finish the
+/// exchange first: 50 short runs make ~1 s of progress, the exchange needs several seconds of
+/// commits and fsyncs), then longer ones so the rest completes without thousands of restarts.
+/// A worker needs ~30-40 ms to start and reopen both databases in a debug build; the
+/// uninterrupted exchange takes ~17 s (Full: an fsync per commit) or ~7 s (Normal).
+fn kill_delay_ms(durability: Durability, kills: usize) -> std::ops::RangeInclusive<u64> {
     match durability {
+        _ if kills < MIN_KILLS => 5..=60,
         Durability::Full => 5..=300,
         Durability::Normal => 5..=120,
     }
@@ -379,7 +382,7 @@ fn kill_until_done(dir: &Path, durability: Durability, rng: &mut StdRng) -> (usi
         assert!(runs < 50_000, "no progress after {runs} runs");
         let mut child = spawn_worker(dir, durability, rng.r#gen());
         let deadline =
-            Instant::now() + Duration::from_millis(rng.gen_range(kill_delay_ms(durability)));
+            Instant::now() + Duration::from_millis(rng.gen_range(kill_delay_ms(durability, kills)));
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 let stderr = std::fs::read_to_string(dir.join("worker.stderr")).unwrap_or_default();
