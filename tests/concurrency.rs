@@ -472,3 +472,35 @@ fn four_processes_create_a_fresh_file_at_once() {
         .unwrap();
     assert_eq!(intro_keys, 4);
 }
+
+/// A reader holding a read transaction open (here for as long as the writer works) does not
+/// block the writer, even with a very short busy timeout: WAL readers see their snapshot, the
+/// writer appends to the WAL.
+#[test]
+fn a_long_reader_does_not_block_writers() {
+    use diesel::connection::SimpleConnection;
+    use std::time::Duration;
+
+    let mut setup = set_up(0);
+    let mut reader = Database::open(DatabaseConfig::file(&setup.shared)).unwrap();
+    reader
+        .raw_connection()
+        .batch_execute("BEGIN; SELECT count(*) FROM messages;")
+        .unwrap();
+    let mut writer = Client::open(ClientConfig::new(
+        DatabaseConfig::file(&setup.shared).with_busy_timeout(Duration::from_millis(10)),
+        "shared",
+    ))
+    .unwrap();
+    for n in 0..20 {
+        writer
+            .send(&setup.convo, format!("while reading {n}").as_bytes())
+            .unwrap();
+        writer.create_intro_bundle().unwrap();
+    }
+    reader.raw_connection().batch_execute("COMMIT;").unwrap();
+    drop(writer);
+    let (intro_keys, outbox, _, _, _) = census(&mut setup);
+    assert_eq!(outbox.len(), 20);
+    assert_eq!(intro_keys, 20);
+}
