@@ -6,7 +6,7 @@ use domain_chat::{
     ChatConfig, ChatError, ChatStore, ConversationRecord, EnvelopeOutcome, IntroBundle,
     OutboundEnvelope, StoreError,
 };
-use domain_ratchet::{PublicKey, RatchetError};
+use domain_ratchet::PublicKey;
 use persistence::{
     Database, DatabaseConfig, DatabaseSize, Direction, HistoryEntry, InboxEntry, NewInbox,
     NewOutbox, OutboxEntry, PersistenceError,
@@ -295,14 +295,10 @@ impl Client {
                 return Ok(Received::Duplicate);
             }
             let now = now_ms();
-            let outcome = match domain_chat::handle_envelope(store, chat, envelope, now) {
-                Ok(outcome) => outcome,
-                // A different encoding of a message we already decrypted.
-                Err(e) if matches!(e.ratchet_error(), Some(RatchetError::MessageReplay { .. })) => {
-                    return Ok(Received::Duplicate);
-                }
-                Err(e) => return Err(e.into()),
-            };
+            // A ratchet-level `MessageReplay` stays an error: the same bytes were caught
+            // above, so this is either a re-encoded replay or a late message whose skipped key
+            // was evicted or expired — the application must not take it for a delivered one.
+            let outcome = domain_chat::handle_envelope(store, chat, envelope, now)?;
             match outcome {
                 EnvelopeOutcome::Content(received) => {
                     let inbox_id = store.inbox_push(&NewInbox {

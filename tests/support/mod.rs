@@ -42,7 +42,7 @@ struct Line {
     line: String,
 }
 
-/// A logical dump of the whole database: schema plus every row of every table, in rowid order.
+/// A logical dump of the whole database: schema plus every row of every table (rows sorted).
 /// Two dumps are equal exactly when the databases hold the same content.
 pub fn dump(client: &mut Client) -> Vec<String> {
     let conn = client.database().raw_connection();
@@ -72,7 +72,7 @@ pub fn dump(client: &mut Client) -> Vec<String> {
         .map(|l| format!("quote(\"{}\")", l.line))
         .collect();
         let select = format!(
-            "SELECT '{table}: ' || {} AS line FROM \"{table}\" ORDER BY rowid",
+            "SELECT '{table}: ' || {} AS line FROM \"{table}\" ORDER BY line",
             columns.join(" || '|' || ")
         );
         out.extend(

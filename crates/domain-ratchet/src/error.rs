@@ -14,8 +14,11 @@ pub enum RatchetError {
     /// The AEAD tag did not verify (forged, tampered or wrong key).
     #[error("decryption failed: authentication tag mismatch")]
     DecryptionFailed,
-    /// The message was already decrypted (its key is gone).
-    #[error("message replay: message {msg_num} of this chain was already received")]
+    /// The message's key is gone: it was already decrypted, or its stored skipped key was
+    /// evicted (per-conversation cap) or expired. The ratchet cannot tell these apart.
+    #[error(
+        "message replay: message {msg_num} of this chain was already received or its key was evicted"
+    )]
     MessageReplay {
         /// The replayed message number.
         msg_num: u32,
