@@ -100,6 +100,14 @@ fn connect(config: &DatabaseConfig) -> Result<SqliteConnection, PersistenceError
         let pragma = key.pragma();
         conn.batch_execute(&pragma)?;
     }
+    // The busy timeout is a connection setting that reads nothing; it comes before the first
+    // read because that read already needs a shared lock, which another process may hold
+    // (e.g. while it creates the schema of a fresh file).
+    let timeout_ms = u64::try_from(config.busy_timeout.as_millis()).unwrap_or(u64::MAX);
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {};",
+        timeout_ms.min(i32::MAX as u64)
+    ))?;
     // 2. Verify that the key (or the absence of one) opens the file: a read that decrypts
     //    page 1. A wrong key, a key on a plain file, no key on an encrypted file and a file
     //    that is not a database all fail here, before any write.
@@ -122,9 +130,9 @@ struct CipherVersion {
 impl Database {
     /// Opens (creating if missing) the database described by `config`.
     ///
-    /// Connection setup, in order: `PRAGMA key` (if a key is given), a read that verifies the
-    /// key, `foreign_keys = ON`, `journal_mode = WAL` (files), `synchronous` from the
-    /// durability, `busy_timeout`. Then the schema is checked: a database migrated by a newer
+    /// Connection setup, in order: `PRAGMA key` (if a key is given), `busy_timeout` (before
+    /// the first read, which may wait for a lock), a read that verifies the key,
+    /// `foreign_keys = ON`, `journal_mode = WAL` (files), `synchronous` from the durability. Then the schema is checked: a database migrated by a newer
     /// build is refused ([`PersistenceError::NewerSchema`]) before anything is written, and
     /// pending migrations are applied unless [`MigrationMode::Skip`] is set.
     ///
@@ -146,11 +154,6 @@ impl Database {
         conn.batch_execute(&format!(
             "PRAGMA synchronous = {};",
             config.durability.synchronous()
-        ))?;
-        let timeout_ms = u64::try_from(config.busy_timeout.as_millis()).unwrap_or(u64::MAX);
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {};",
-            timeout_ms.min(i32::MAX as u64)
         ))?;
         let mut db = Self {
             conn,
@@ -182,18 +185,25 @@ impl Database {
 
     /// Applies every pending migration (refusing a database migrated by a newer build);
     /// returns the versions applied.
+    ///
+    /// The check and the migrations run under one write lock (`BEGIN IMMEDIATE`), so several
+    /// processes opening a fresh file at once apply the chain exactly once between them.
     pub fn migrate(&mut self) -> Result<Vec<String>, PersistenceError> {
-        let status = migrate::status(&mut self.conn)?;
-        if status.is_newer_than_build() {
-            return Err(PersistenceError::NewerSchema {
-                location: self.location.to_string(),
-                unknown: status.unknown_applied,
-            });
-        }
-        if status.pending.is_empty() {
-            return Ok(Vec::new());
-        }
-        migrate::run_pending(&mut self.conn)
+        let location = self.location.to_string();
+        self.conn
+            .immediate_transaction(|conn| -> Result<Vec<String>, PersistenceError> {
+                let status = migrate::status(conn)?;
+                if status.is_newer_than_build() {
+                    return Err(PersistenceError::NewerSchema {
+                        location,
+                        unknown: status.unknown_applied,
+                    });
+                }
+                if status.pending.is_empty() {
+                    return Ok(Vec::new());
+                }
+                migrate::run_pending(conn)
+            })
     }
 
     /// Reverts every applied migration, newest first, leaving an empty schema; returns the
