@@ -47,6 +47,10 @@ pub struct ClientConfig {
     pub name: String,
     /// Protocol configuration (ratchet limits).
     pub chat: ChatConfig,
+    /// Skipped message keys older than this are deleted each time the client opens (a late
+    /// message older than that no longer decrypts). `None` keeps them until evicted by the
+    /// per-conversation cap. Default: 30 days.
+    pub skipped_key_max_age: Option<std::time::Duration>,
 }
 
 impl ClientConfig {
@@ -56,6 +60,9 @@ impl ClientConfig {
             database,
             name: name.into(),
             chat: ChatConfig::default(),
+            skipped_key_max_age: Some(std::time::Duration::from_secs(
+                domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE.unsigned_abs(),
+            )),
         }
     }
 }
@@ -182,12 +189,20 @@ pub(crate) fn now_ms() -> i64 {
 
 impl Client {
     /// Opens the client's database (running pending migrations) and loads the installation
-    /// identity, creating it on first open. Only the identity is read: opening does not load
-    /// conversations.
+    /// identity, creating it on first open, then expires skipped keys older than
+    /// `skipped_key_max_age` (one indexed range delete). Only the identity is read: opening
+    /// does not load conversations.
     pub fn open(config: ClientConfig) -> Result<Self, ClientError> {
         let mut db = Database::open(config.database)?;
         let name = config.name;
+        let expire_before = config.skipped_key_max_age.map(|age| {
+            let age = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+            (now_ms() / 1000).saturating_sub(age)
+        });
         let identity = db.transaction(|tx| -> Result<_, ClientError> {
+            if let Some(before) = expire_before {
+                domain_chat::RatchetStore::expire_skipped_keys(tx, before)?;
+            }
             if let Some(identity) = domain_chat::IdentityStore::load_identity(tx)? {
                 return Ok(identity);
             }

@@ -148,3 +148,45 @@ fn unknown_conversation_is_reported_and_can_be_retried() {
         Err(libchat::ClientError::Chat(_))
     ));
 }
+
+#[test]
+fn old_skipped_keys_expire_when_the_client_opens() {
+    use diesel::RunQueryDsl;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut saro, saro_convo, mut raya, raya_convo) = connected_pair(dir.path());
+    let late = saro.send(&saro_convo, b"late").unwrap();
+    let recent_late = saro.send(&saro_convo, b"late but recent").unwrap();
+    let now = saro.send(&saro_convo, b"now").unwrap();
+    receive_content(&mut raya, &now.envelope.bytes); // stores two skipped keys
+    // Age the first skipped key by 31 days.
+    diesel::sql_query(
+        "UPDATE skipped_keys SET stored_at = stored_at - 31 * 86400 \
+         WHERE id = (SELECT min(id) FROM skipped_keys)",
+    )
+    .execute(raya.database().raw_connection())
+    .unwrap();
+    drop(raya);
+    let path = dir.path().join("raya.db");
+    // Expiry disabled: nothing is deleted.
+    let mut config = ClientConfig::new(DatabaseConfig::file(&path), "raya");
+    config.skipped_key_max_age = None;
+    let mut kept = Client::open(config).unwrap();
+    let count = kept
+        .database()
+        .transaction(|tx| {
+            domain_ratchet::RatchetStore::count_skipped_keys(tx, &raya_convo)
+                .map_err(|e| persistence::PersistenceError::NotFound(e.to_string()))
+        })
+        .unwrap();
+    assert_eq!(count, 2);
+    drop(kept);
+    // Default (30 days): the aged key is deleted on open, the recent one kept.
+    let mut raya = open_file(&path, "raya");
+    let result = raya.receive(&late.envelope.bytes);
+    assert!(
+        matches!(&result, Err(libchat::ClientError::Chat(e)) if e.ratchet_error().is_some()),
+        "{result:?}"
+    );
+    let (_, content, _) = receive_content(&mut raya, &recent_late.envelope.bytes);
+    assert_eq!(content, b"late but recent");
+}
