@@ -2,6 +2,7 @@
 //! and then used through the Client: every pending envelope decrypts, in the listed order and
 //! reversed (each on a fresh import), the pending handshake creates its conversation, and the
 //! conversations keep working in both directions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

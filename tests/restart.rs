@@ -1,5 +1,6 @@
 //! A conversation continues across closing and reopening both clients, in both directions,
 //! on plain and encrypted files; nothing queued is lost across a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
