@@ -5,15 +5,16 @@
 //! `domain-ratchet` and `domain-chat`; nothing else in the workspace touches SQL.
 //!
 //! ```no_run
-//! use domain_chat::ConversationStore;
-//! use persistence::{Database, DatabaseConfig, PersistenceError};
+//! use domain_chat::{ConversationStore, StoreError};
+//! use persistence::{Database, DatabaseConfig};
 //!
-//! # fn main() -> Result<(), PersistenceError> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut db = Database::open(DatabaseConfig::file("/tmp/libchat.db"))?;
 //! // One operation, one transaction: everything the closure wrote, or nothing.
-//! let conversations = db.transaction(|tx| {
-//!     tx.list_conversations()
-//!         .map_err(|e| PersistenceError::NotFound(e.to_string()))
+//! let conversations = db.transaction(|tx| -> Result<_, StoreError> {
+//!     let all = tx.list_conversations()?;
+//!     tx.outbox_pending(10)?;
+//!     Ok(all)
 //! })?;
 //! # let _ = conversations;
 //! # Ok(())
