@@ -253,15 +253,18 @@ pub fn handle_envelope<S: ChatStore + ?Sized>(
         source,
     })?;
     let hint = envelope.conversation_hint;
+    // Conversation ids (36 hex characters) and inbox ids (128) never collide, so the common
+    // case — a message in a known conversation — is tried first and does not load (and
+    // re-derive) the identity key.
+    if let Some(record) = store.load_conversation(&hint)? {
+        return handle_message(store, config, &record, &envelope.payload, now_ms);
+    }
     if let Some(identity) = store.load_identity()?
         && hint == inbox_id(&identity.key_pair.public())
     {
         return handle_handshake(store, config, &identity.key_pair, &envelope.payload, now_ms);
     }
-    match store.load_conversation(&hint)? {
-        Some(record) => handle_message(store, config, &record, &envelope.payload, now_ms),
-        None => Ok(EnvelopeOutcome::UnknownConversation { hint }),
-    }
+    Ok(EnvelopeOutcome::UnknownConversation { hint })
 }
 
 /// Every conversation, ordered by creation time then id.

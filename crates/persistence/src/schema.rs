@@ -94,7 +94,7 @@ diesel::table! {
 
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(ratchet_states -> conversations (conversation_id));
-diesel::joinable!(skipped_keys -> ratchet_states (conversation_id));
+diesel::joinable!(skipped_keys -> conversations (conversation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     conversations,

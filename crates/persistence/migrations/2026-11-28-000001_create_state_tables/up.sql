@@ -46,10 +46,12 @@ CREATE TABLE ratchet_states (
 ) WITHOUT ROWID;
 
 -- `id` is the rowid: it grows with insertion, so "oldest inserted" is "smallest id".
+-- Keys belong to the conversation (deleted with it); a save replaces the ratchet_states row
+-- (delete + insert, statements diesel keeps prepared) without touching them.
 CREATE TABLE skipped_keys (
     id INTEGER PRIMARY KEY NOT NULL,
     conversation_id TEXT NOT NULL
-        REFERENCES ratchet_states (conversation_id) ON DELETE CASCADE,
+        REFERENCES conversations (local_id) ON DELETE CASCADE,
     public_key BLOB NOT NULL CHECK (length(public_key) = 32),
     msg_num BIGINT NOT NULL CHECK (msg_num >= 0),
     message_key BLOB NOT NULL CHECK (length(message_key) = 32),
@@ -57,7 +59,7 @@ CREATE TABLE skipped_keys (
     UNIQUE (conversation_id, public_key, msg_num)
 );
 
--- Per-conversation eviction, oldest first (and the cascade from ratchet_states).
+-- Per-conversation eviction, oldest first (and the cascade from conversations).
 CREATE INDEX idx_skipped_keys_conversation_order ON skipped_keys (conversation_id, id);
 -- Expiry by age across all conversations in one range delete.
 CREATE INDEX idx_skipped_keys_stored_at ON skipped_keys (stored_at);

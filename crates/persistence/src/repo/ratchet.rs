@@ -1,8 +1,13 @@
 //! RatchetRepo: tables `ratchet_states` and `skipped_keys`.
 //!
-//! A save upserts the state row and applies the skipped-key delta: it deletes the used keys,
-//! inserts the new ones and, only when something was inserted and a cap is set, counts and
-//! evicts the oldest beyond the cap. It never reads or rewrites the other stored keys.
+//! A save replaces the state row and applies the skipped-key delta: it deletes the used keys,
+//! inserts the new ones and, only when something was inserted and the stored-key bound passes
+//! the cap, counts and evicts the oldest beyond the cap. It never reads or rewrites the other
+//! stored keys.
+//!
+//! The state row is replaced with `DELETE ... RETURNING` + `INSERT` rather than an `UPDATE`
+//! or an upsert: diesel never caches `UPDATE` statements (it re-prepares them on every call,
+//! which cost more than the rest of a save), while these two stay prepared.
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -34,7 +39,7 @@ pub(crate) struct RatchetStateRow {
 }
 
 /// A new or replacing row of `ratchet_states`.
-#[derive(Insertable, AsChangeset)]
+#[derive(Insertable)]
 #[diesel(
     table_name = ratchet_states,
     primary_key(conversation_id),
@@ -52,6 +57,7 @@ pub(crate) struct NewRatchetStateRow<'a> {
     pub msg_send: i64,
     pub msg_recv: i64,
     pub prev_chain_len: i64,
+    pub skipped_bound: i64,
 }
 
 impl RatchetStateRow {
@@ -142,8 +148,8 @@ pub(crate) fn load(
         .transpose()
 }
 
-/// Upserts the state, then applies the delta, atomically (a savepoint when the delta is not
-/// empty; callers run it inside their transaction).
+/// Replaces the state and applies the delta, atomically (a savepoint inside the caller's
+/// transaction).
 pub(crate) fn save(
     conn: &mut SqliteConnection,
     keys: &mut KeyPairCache,
@@ -153,53 +159,56 @@ pub(crate) fn save(
 ) -> Result<(), PersistenceError> {
     let secret = state.dh_self.secret_bytes();
     let public = state.dh_self.public();
-    let row = NewRatchetStateRow {
-        conversation_id: convo_id,
-        root_key: state.root_key.as_bytes(),
-        sending_chain: state.sending_chain.as_ref().map(|k| &k.as_bytes()[..]),
-        receiving_chain: state.receiving_chain.as_ref().map(|k| &k.as_bytes()[..]),
-        dh_self_secret: &secret[..],
-        dh_self_public: public.as_bytes(),
-        dh_remote: state.dh_remote.as_ref().map(|k| &k.as_bytes()[..]),
-        msg_send: i64::from(state.msg_send),
-        msg_recv: i64::from(state.msg_recv),
-        prev_chain_len: i64::from(state.prev_chain_len),
-    };
-    let upsert = |conn: &mut SqliteConnection| {
+    conn.transaction(|conn| -> Result<(), PersistenceError> {
+        let old_bound: Option<i64> = diesel::delete(ratchet_states::table.find(convo_id))
+            .returning(ratchet_states::skipped_bound)
+            .get_result(conn)
+            .optional()?;
+        let bound = apply_delta(conn, convo_id, delta, old_bound.unwrap_or(0))?;
+        let row = NewRatchetStateRow {
+            conversation_id: convo_id,
+            root_key: state.root_key.as_bytes(),
+            sending_chain: state.sending_chain.as_ref().map(|k| &k.as_bytes()[..]),
+            receiving_chain: state.receiving_chain.as_ref().map(|k| &k.as_bytes()[..]),
+            dh_self_secret: &secret[..],
+            dh_self_public: public.as_bytes(),
+            dh_remote: state.dh_remote.as_ref().map(|k| &k.as_bytes()[..]),
+            msg_send: i64::from(state.msg_send),
+            msg_recv: i64::from(state.msg_recv),
+            prev_chain_len: i64::from(state.prev_chain_len),
+            skipped_bound: bound,
+        };
         diesel::insert_into(ratchet_states::table)
             .values(&row)
-            .on_conflict(ratchet_states::conversation_id)
-            .do_update()
-            .set(&row)
             .execute(conn)
-            .map_err(|e| match e {
-                DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-                    PersistenceError::NotFound(format!("conversation {convo_id}"))
-                }
-                other => other.into(),
-            })
-    };
-    if delta.is_empty() {
-        // One statement: atomic by itself.
-        upsert(conn)?;
-    } else {
-        // Several statements: a savepoint (inside the caller's transaction) makes the save
-        // all-or-nothing even if the caller goes on after an error.
-        conn.transaction(|conn| {
-            upsert(conn)?;
-            apply_delta(conn, convo_id, delta)
-        })?;
-    }
+            .map_err(|e| not_found_on_fk(e, convo_id))?;
+        Ok(())
+    })?;
     keys.remember(state.dh_self.clone());
     Ok(())
 }
 
-/// Deletes used keys, inserts new ones, evicts the oldest beyond the cap.
+/// A foreign-key violation on a save means the conversation does not exist.
+fn not_found_on_fk(error: DieselError, convo_id: &str) -> PersistenceError {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+            PersistenceError::NotFound(format!("conversation {convo_id}"))
+        }
+        other => other.into(),
+    }
+}
+
+/// Deletes used keys, inserts new ones, evicts the oldest beyond the cap. Takes the stored
+/// bound on the conversation's key count and returns the new one.
 fn apply_delta(
     conn: &mut SqliteConnection,
     convo_id: &str,
     delta: &SkippedKeyDelta,
-) -> Result<(), PersistenceError> {
+    old_bound: i64,
+) -> Result<i64, PersistenceError> {
+    if delta.is_empty() {
+        return Ok(old_bound);
+    }
     let mut removed: i64 = 0;
     for (dh_pub, msg_num) in &delta.removed {
         removed += diesel::delete(
@@ -225,57 +234,57 @@ fn apply_delta(
         // A key already stored under the same (chain, number) is replaced in place.
         diesel::replace_into(skipped_keys::table)
             .values(&rows)
-            .execute(conn)?;
+            .execute(conn)
+            .map_err(|e| not_found_on_fk(e, convo_id))?;
     }
     // Keep the bound: every inserted key may be new (a replaced one is counted again, which
     // keeps it an upper bound); removals subtract only the rows they really deleted.
-    let net = i64::try_from(delta.inserted.len()).unwrap_or(i64::MAX) - removed;
-    let bound: i64 = diesel::update(ratchet_states::table.find(convo_id))
-        .set(ratchet_states::skipped_bound.eq(ratchet_states::skipped_bound + net))
-        .returning(ratchet_states::skipped_bound)
-        .get_result(conn)?;
-    if let Some(cap) = delta.cap
-        && !delta.inserted.is_empty()
-        && count(bound) > cap
-    {
-        // The bound says the cap may be exceeded: count for real (the only O(n) step, taken
-        // only when keys beyond the cap are actually being evicted or the bound is stale).
-        let stored: i64 = skipped_keys::table
-            .filter(skipped_keys::conversation_id.eq(convo_id))
-            .count()
-            .get_result(conn)?;
-        let excess = count(stored).saturating_sub(cap);
-        if excess > 0 {
-            // The id of the newest key to evict: keys are evicted up to and including it.
-            let offset = i64::try_from(excess - 1).unwrap_or(i64::MAX);
-            let cutoff: i32 = skipped_keys::table
-                .filter(skipped_keys::conversation_id.eq(convo_id))
-                .order(skipped_keys::id.asc())
-                .select(skipped_keys::id)
-                .offset(offset)
-                .first(conn)?;
-            diesel::delete(
-                skipped_keys::table
-                    .filter(skipped_keys::conversation_id.eq(convo_id))
-                    .filter(skipped_keys::id.le(cutoff)),
-            )
-            .execute(conn)?;
-        }
-        let exact = stored - i64::try_from(excess).unwrap_or(0);
-        diesel::update(ratchet_states::table.find(convo_id))
-            .set(ratchet_states::skipped_bound.eq(exact))
-            .execute(conn)?;
+    let bound = old_bound
+        .saturating_add(i64::try_from(delta.inserted.len()).unwrap_or(i64::MAX))
+        .saturating_sub(removed);
+    let Some(cap) = delta.cap else {
+        return Ok(bound);
+    };
+    if delta.inserted.is_empty() || count(bound) <= cap {
+        return Ok(bound);
     }
-    Ok(())
+    // The bound says the cap may be exceeded: count for real (the only O(n) step, taken only
+    // when keys beyond the cap are actually being evicted or the bound is stale).
+    let stored: i64 = skipped_keys::table
+        .filter(skipped_keys::conversation_id.eq(convo_id))
+        .count()
+        .get_result(conn)?;
+    let excess = count(stored).saturating_sub(cap);
+    if excess > 0 {
+        // The id of the newest key to evict: keys are evicted up to and including it.
+        let offset = i64::try_from(excess - 1).unwrap_or(i64::MAX);
+        let cutoff: i32 = skipped_keys::table
+            .filter(skipped_keys::conversation_id.eq(convo_id))
+            .order(skipped_keys::id.asc())
+            .select(skipped_keys::id)
+            .offset(offset)
+            .first(conn)?;
+        diesel::delete(
+            skipped_keys::table
+                .filter(skipped_keys::conversation_id.eq(convo_id))
+                .filter(skipped_keys::id.le(cutoff)),
+        )
+        .execute(conn)?;
+    }
+    Ok(stored - i64::try_from(excess).unwrap_or(0))
 }
 
-/// Deletes a state (its skipped keys cascade); whether it existed.
+/// Deletes a state and its skipped keys; whether a state existed.
 pub(crate) fn delete(
     conn: &mut SqliteConnection,
     convo_id: &str,
 ) -> Result<bool, PersistenceError> {
-    let n = diesel::delete(ratchet_states::table.find(convo_id)).execute(conn)?;
-    Ok(n > 0)
+    conn.transaction(|conn| -> Result<bool, PersistenceError> {
+        diesel::delete(skipped_keys::table.filter(skipped_keys::conversation_id.eq(convo_id)))
+            .execute(conn)?;
+        let n = diesel::delete(ratchet_states::table.find(convo_id)).execute(conn)?;
+        Ok(n > 0)
+    })
 }
 
 /// Whether a state exists.
