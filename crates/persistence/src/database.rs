@@ -1,5 +1,7 @@
 //! Opening a database (connection setup, key check, migrations) and the unit of work.
 
+use std::time::{Duration, Instant};
+
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -121,6 +123,35 @@ fn connect(config: &DatabaseConfig) -> Result<SqliteConnection, PersistenceError
 }
 
 #[derive(QueryableByName)]
+struct JournalMode {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    journal_mode: String,
+}
+
+/// Switches a file database to WAL. Nothing to do when it already is (every open but the
+/// first). Converting a fresh file needs an exclusive lock, and SQLite does not call the busy
+/// handler for it: when several processes convert the same new file at once, the losers get
+/// `SQLITE_BUSY` at once, so retry until the busy timeout.
+fn set_wal(conn: &mut SqliteConnection, busy_timeout: Duration) -> Result<(), PersistenceError> {
+    let current: JournalMode = diesel::sql_query("PRAGMA journal_mode").get_result(conn)?;
+    if current.journal_mode.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
+    let deadline = Instant::now() + busy_timeout;
+    loop {
+        match conn
+            .batch_execute("PRAGMA journal_mode = WAL;")
+            .map_err(PersistenceError::from)
+        {
+            Err(PersistenceError::Locked) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+#[derive(QueryableByName)]
 struct CipherVersion {
     #[diesel(sql_type = diesel::sql_types::Text)]
     #[allow(dead_code)]
@@ -149,7 +180,7 @@ impl Database {
         }
         conn.batch_execute("PRAGMA foreign_keys = ON;")?;
         if matches!(config.location, Location::File(_)) {
-            conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+            set_wal(&mut conn, config.busy_timeout)?;
         }
         conn.batch_execute(&format!(
             "PRAGMA synchronous = {};",
