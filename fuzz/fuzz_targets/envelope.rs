@@ -159,11 +159,31 @@ fn dump(conn: &mut SqliteConnection) -> Vec<String> {
     out
 }
 
+/// Once per process: the recorded S2 then S1 decrypt from the starting state (S2 first skips
+/// S1's key), so the harness really reaches the decrypt path. Fails loudly if the library or
+/// the vectors change in a way that makes this target shallow.
+fn check_harness() {
+    let vectors: Value = serde_json::from_str(PRIVATEV1).expect("privatev1.json");
+    let events = vectors["events"].as_array().expect("events");
+    let mut receiver = Receiver::new();
+    for index in [6, 5] {
+        let event = &events[index];
+        let expected = hex_field(&event["receiver_result"]["content"]);
+        match receiver.client.receive(&hex_field(&event["envelope"])) {
+            Ok(Received::Content { content, .. }) => assert!(content == expected),
+            other => panic!("harness: event {index} gave {other:?}"),
+        }
+    }
+}
+
+static HARNESS_CHECKED: std::sync::Once = std::sync::Once::new();
+
 thread_local! {
     static RECEIVER: RefCell<Option<Receiver>> = const { RefCell::new(None) };
 }
 
 fuzz_target!(|data: &[u8]| {
+    HARNESS_CHECKED.call_once(check_harness);
     RECEIVER.with_borrow_mut(|slot| {
         let receiver = slot.get_or_insert_with(Receiver::new);
         let before = total_changes(receiver.client.database().raw_connection());
