@@ -251,6 +251,15 @@ impl Client {
         }
     }
 
+    /// Runs read-only `op` in one deferred transaction (a snapshot that does not wait for or
+    /// block writers).
+    fn read<T>(
+        &mut self,
+        op: impl FnOnce(&mut dyn ClientStore) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        self.db.read(|tx| op(tx))
+    }
+
     /// Fault injection for tests: the next operation fails on its `k`-th write (0-based).
     #[doc(hidden)]
     pub fn fail_next_operation_at_write(&mut self, k: usize) {
@@ -358,12 +367,12 @@ impl Client {
 
     /// All conversations, oldest first.
     pub fn conversations(&mut self) -> Result<Vec<ConversationRecord>, ClientError> {
-        self.run(|store, _| Ok(domain_chat::list_conversations(store)?))
+        self.read(|store| Ok(domain_chat::list_conversations(store)?))
     }
 
     /// Envelopes not yet marked delivered (to redeliver after a crash), oldest first.
     pub fn outbox(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, ClientError> {
-        self.run(|store, _| Ok(store.outbox_pending(limit)?))
+        self.read(|store| Ok(store.outbox_pending(limit)?))
     }
 
     /// Marks an outbox envelope delivered (removes it); returns whether it was pending.
@@ -373,7 +382,7 @@ impl Client {
 
     /// Received content not yet acknowledged, oldest first.
     pub fn inbox(&mut self, limit: usize) -> Result<Vec<InboxEntry>, ClientError> {
-        self.run(|store, _| Ok(store.inbox_pending(limit)?))
+        self.read(|store| Ok(store.inbox_pending(limit)?))
     }
 
     /// Acknowledges received content (removes it from the inbox; history keeps it).
@@ -387,7 +396,7 @@ impl Client {
         conversation_id: &str,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, ClientError> {
-        self.run(|store, _| Ok(store.history(conversation_id, limit)?))
+        self.read(|store| Ok(store.history(conversation_id, limit)?))
     }
 
     /// Deletes skipped message keys stored more than `max_age` ago; returns how many.

@@ -262,6 +262,28 @@ impl Database {
         }
     }
 
+    /// Runs read-only work `f` in one deferred (`BEGIN`) transaction: a consistent snapshot
+    /// that does not take the write lock, so it neither waits for nor blocks writers in WAL.
+    /// Writing inside it is a mistake: it may fail with [`PersistenceError::Locked`] at once
+    /// when another connection wrote since the snapshot. Use [`Database::transaction`] for
+    /// anything that writes.
+    pub fn read<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<PersistenceError>,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    {
+        let keys = &mut self.keys;
+        let result = self.conn.transaction::<T, TxError<E>, _>(|conn| {
+            let mut tx = Tx { conn, keys };
+            f(&mut tx).map_err(TxError::Caller)
+        });
+        match result {
+            Ok(value) => Ok(value),
+            Err(TxError::Caller(e)) => Err(e),
+            Err(TxError::Database(e)) => Err(E::from(PersistenceError::from(e))),
+        }
+    }
+
     /// Deletes, across all conversations, skipped message keys stored before `older_than`
     /// (Unix seconds), in one statement; returns how many were deleted.
     pub fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, PersistenceError> {
