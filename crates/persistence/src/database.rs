@@ -250,16 +250,7 @@ impl Database {
         E: From<PersistenceError>,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     {
-        let keys = &mut self.keys;
-        let result = self.conn.immediate_transaction::<T, TxError<E>, _>(|conn| {
-            let mut tx = Tx { conn, keys };
-            f(&mut tx).map_err(TxError::Caller)
-        });
-        match result {
-            Ok(value) => Ok(value),
-            Err(TxError::Caller(e)) => Err(e),
-            Err(TxError::Database(e)) => Err(E::from(PersistenceError::from(e))),
-        }
+        self.run_in_transaction(true, f)
     }
 
     /// Runs read-only work `f` in one deferred (`BEGIN`) transaction: a consistent snapshot
@@ -272,11 +263,25 @@ impl Database {
         E: From<PersistenceError>,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     {
+        self.run_in_transaction(false, f)
+    }
+
+    /// `BEGIN IMMEDIATE` (`immediate`) or deferred `BEGIN`; commit on `Ok`, roll back on `Err`.
+    fn run_in_transaction<T, E, F>(&mut self, immediate: bool, f: F) -> Result<T, E>
+    where
+        E: From<PersistenceError>,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    {
         let keys = &mut self.keys;
-        let result = self.conn.transaction::<T, TxError<E>, _>(|conn| {
+        let body = |conn: &mut SqliteConnection| {
             let mut tx = Tx { conn, keys };
             f(&mut tx).map_err(TxError::Caller)
-        });
+        };
+        let result = if immediate {
+            self.conn.immediate_transaction::<T, TxError<E>, _>(body)
+        } else {
+            self.conn.transaction::<T, TxError<E>, _>(body)
+        };
         match result {
             Ok(value) => Ok(value),
             Err(TxError::Caller(e)) => Err(e),
