@@ -324,7 +324,7 @@ fn summary(
         );
         println!("restart       both clients closed and reopened half-way");
         println!(
-            "throughput    {rate:.0} messages/s (send + receive, {durability} durability, {:.2?} total)",
+            "throughput    {rate:.0} messages/s (full cycle: send, receive, acknowledge, mark delivered; {durability} durability, {:.2?} total)",
             elapsed
         );
         println!(
