@@ -9,8 +9,8 @@
 //! a database transaction gets all-or-nothing regardless.
 
 use domain_ratchet::{
-    DhKeyPair, Header, PublicKey, RatchetConfig, RatchetState, SessionError, SkippedKeyDelta,
-    encrypt_in_store,
+    DhKeyPair, Header, PublicKey, RatchetConfig, RatchetState, SkippedKeyDelta,
+    decrypt_in_store_with, encrypt_in_store,
 };
 use prost::Message as _;
 use rand_core::CryptoRngCore;
@@ -412,27 +412,16 @@ fn handle_message<S: ChatStore + ?Sized>(
         }
     };
     let header = ratchet_header(&message)?;
-    let convo_id = record.local_id.as_str();
-    // The same steps as `domain_ratchet::decrypt_in_store`, with the frame decoded before the
-    // single save, so that an undecodable frame writes nothing either.
-    let state = store
-        .load_ratchet_state(convo_id)?
-        .ok_or_else(|| SessionError::NoSession {
-            convo_id: convo_id.to_owned(),
-        })?;
-    let skipped = store.load_skipped_key(convo_id, &header.dh_pub, header.msg_num)?;
-    let mut decrypted = state.decrypt(
+    // The frame is decoded before the save, so an undecodable frame writes nothing either.
+    let frame = decrypt_in_store_with(
+        store,
+        &record.local_id,
         &config.ratchet,
         &header,
         &message.ciphertext,
-        skipped.as_ref(),
         now_secs(now_ms),
+        |plaintext| decode_frame(&plaintext),
     )?;
-    let frame = decode_frame(&decrypted.plaintext)?;
-    if !decrypted.delta.inserted.is_empty() {
-        decrypted.delta.cap = Some(config.ratchet.max_skipped_keys);
-    }
-    store.save_ratchet_state(convo_id, &decrypted.state, &decrypted.delta)?;
     Ok(outcome(frame, record.local_id.clone(), false))
 }
 

@@ -51,6 +51,8 @@ pub use error::RatchetError;
 pub use header::{HEADER_LEN, Header};
 pub use keys::{DhKeyPair, KEY_LEN, PublicKey, SymmetricKey};
 pub use memory::MemoryRatchetStore;
-pub use session::{SessionError, decrypt_in_store, encrypt_in_store, expire_skipped_keys};
+pub use session::{
+    SessionError, decrypt_in_store, decrypt_in_store_with, encrypt_in_store, expire_skipped_keys,
+};
 pub use state::{Decrypted, Encrypted, RatchetState};
 pub use store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError};

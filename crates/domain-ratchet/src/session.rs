@@ -56,14 +56,41 @@ pub fn decrypt_in_store<S: RatchetStore + ?Sized>(
     ciphertext: &[u8],
     now: i64,
 ) -> Result<Zeroizing<Vec<u8>>, SessionError> {
+    decrypt_in_store_with(store, convo_id, config, header, ciphertext, now, Ok)
+}
+
+/// [`decrypt_in_store`] with a check of the plaintext before anything is saved: `accept`
+/// turns the plaintext into the caller's value (e.g. decodes a frame); if it fails, the new
+/// state is not saved and its error is returned, so an authentic but unacceptable message
+/// writes nothing either.
+pub fn decrypt_in_store_with<S, T, E>(
+    store: &mut S,
+    convo_id: &str,
+    config: &RatchetConfig,
+    header: &Header,
+    ciphertext: &[u8],
+    now: i64,
+    accept: impl FnOnce(Zeroizing<Vec<u8>>) -> Result<T, E>,
+) -> Result<T, E>
+where
+    S: RatchetStore + ?Sized,
+    E: From<SessionError>,
+{
     let state = load(store, convo_id)?;
-    let skipped = store.load_skipped_key(convo_id, &header.dh_pub, header.msg_num)?;
-    let mut decrypted = state.decrypt(config, header, ciphertext, skipped.as_ref(), now)?;
+    let skipped = store
+        .load_skipped_key(convo_id, &header.dh_pub, header.msg_num)
+        .map_err(SessionError::from)?;
+    let mut decrypted = state
+        .decrypt(config, header, ciphertext, skipped.as_ref(), now)
+        .map_err(SessionError::from)?;
+    let value = accept(decrypted.plaintext)?;
     if !decrypted.delta.inserted.is_empty() {
         decrypted.delta.cap = Some(config.max_skipped_keys);
     }
-    store.save_ratchet_state(convo_id, &decrypted.state, &decrypted.delta)?;
-    Ok(decrypted.plaintext)
+    store
+        .save_ratchet_state(convo_id, &decrypted.state, &decrypted.delta)
+        .map_err(SessionError::from)?;
+    Ok(value)
 }
 
 fn load<S: RatchetStore + ?Sized>(
