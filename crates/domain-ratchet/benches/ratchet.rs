@@ -2,7 +2,9 @@
 //! - `encrypt_one_chain` / `decrypt_one_chain`: one message on an existing chain (no DH step);
 //! - `ping_pong`: every message is a DH ratchet step (encrypt + decrypt, directions alternate);
 //! - `decrypt_in_store/{0,2000}_skipped`: a message decrypted through the persist-or-roll-back
-//!   helper over `MemoryRatchetStore` holding 0 or 2,000 skipped keys.
+//!   helper over `MemoryRatchetStore` holding 0 or 2,000 skipped keys;
+//! - `primitives/*`: X25519 DH and key generation, the KDFs and the AEAD on their own;
+//! - `vodozemac/*`: the same message work done by Matrix's Olm (vodozemac), for comparison.
 //!
 //! `cargo bench -p domain-ratchet --bench ratchet -- --warm-up-time 1 --measurement-time 3`
 
@@ -153,9 +155,71 @@ fn in_store(c: &mut Criterion) {
     group.finish();
 }
 
+/// Matrix's Olm ratchet (vodozemac) doing the same work in the same run, so that the figures
+/// above compare on a shared, noisy machine: 100-byte messages on one chain, and ping-pong
+/// where every message is a DH ratchet step.
+fn vodozemac(c: &mut Criterion) {
+    use vodozemac::olm::{Account, OlmMessage, Session, SessionConfig};
+
+    /// Two sessions that have each received a message, so that further messages are plain
+    /// (not pre-key) messages.
+    fn established() -> (Session, Session) {
+        let alice = Account::new();
+        let mut bob = Account::new();
+        bob.generate_one_time_keys(1);
+        let otk = *bob.one_time_keys().values().next().unwrap();
+        bob.mark_keys_as_published();
+        let mut alice_session = alice
+            .create_outbound_session(SessionConfig::default(), bob.curve25519_key(), otk)
+            .unwrap();
+        let OlmMessage::PreKey(first) = alice_session.encrypt(MSG).unwrap() else {
+            panic!("the first Olm message is a pre-key message");
+        };
+        let mut bob_session = bob
+            .create_inbound_session(SessionConfig::default(), alice.curve25519_key(), &first)
+            .unwrap()
+            .session;
+        let reply = bob_session.encrypt(MSG).unwrap();
+        alice_session.decrypt(&reply).unwrap();
+        let next = alice_session.encrypt(MSG).unwrap();
+        bob_session.decrypt(&next).unwrap();
+        (alice_session, bob_session)
+    }
+
+    let mut group = c.benchmark_group("vodozemac");
+    let (mut alice, _) = established();
+    group.bench_function("encrypt_one_chain", |b| {
+        b.iter(|| black_box(alice.encrypt(black_box(MSG)).unwrap()))
+    });
+    group.bench_function("decrypt_one_chain", |b| {
+        b.iter_custom(|iters| {
+            // Olm decryption advances the session, so each iteration needs its own message.
+            let (mut alice, mut bob) = established();
+            let msgs: Vec<_> = (0..iters).map(|_| alice.encrypt(MSG).unwrap()).collect();
+            let start = Instant::now();
+            for m in &msgs {
+                black_box(bob.decrypt(m).unwrap());
+            }
+            start.elapsed()
+        })
+    });
+    let (alice, bob) = established();
+    let mut parties = [alice, bob];
+    let mut turn = 1;
+    group.bench_function("ping_pong", |b| {
+        b.iter(|| {
+            let (s, r) = (turn, 1 - turn);
+            let sent = parties[s].encrypt(MSG).unwrap();
+            black_box(parties[r].decrypt(&sent).unwrap());
+            turn = r;
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3));
-    targets = one_chain, ping_pong, in_store, primitives
+    targets = one_chain, ping_pong, in_store, primitives, vodozemac
 }
 criterion_main!(benches);
