@@ -3,6 +3,7 @@
 
 mod support;
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 use persistence::{Database, DatabaseConfig, MigrationMode};
@@ -92,4 +93,73 @@ fn versions_follow_the_directory_format() {
         assert_eq!(v.len(), 14, "{v}");
         assert!(v.chars().all(|c| c.is_ascii_digit()), "{v}");
     }
+}
+
+/// A database at the second migration, with processed envelopes recorded, keeps them when
+/// opening applies the third (`processed_envelopes` rebuilt WITHOUT ROWID).
+#[test]
+fn rebuilding_processed_envelopes_keeps_the_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut chain: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    chain.sort();
+    {
+        let mut db =
+            Database::open(DatabaseConfig::file(&path).with_migrations(MigrationMode::Skip))
+                .unwrap();
+        let conn = db.raw_connection();
+        diesel::sql_query(
+            "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+        )
+        .execute(conn)
+        .unwrap();
+        for dir in &chain[..2] {
+            conn.batch_execute(&std::fs::read_to_string(dir.join("up.sql")).unwrap())
+                .unwrap();
+            let name = dir.file_name().unwrap().to_str().unwrap();
+            let version: String = name
+                .split('_')
+                .next()
+                .unwrap()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            diesel::sql_query(format!(
+                "INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}')"
+            ))
+            .execute(conn)
+            .unwrap();
+        }
+        db.transaction(|tx| -> Result<(), persistence::PersistenceError> {
+            tx.mark_envelope_processed([1; 32], 10)?;
+            tx.mark_envelope_processed([2; 32], 20)?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(db.schema_status().unwrap().pending.len(), chain.len() - 2);
+    }
+    let mut db = Database::open(DatabaseConfig::file(&path)).unwrap();
+    assert!(db.schema_status().unwrap().is_current());
+    db.transaction(|tx| -> Result<(), persistence::PersistenceError> {
+        assert!(tx.is_envelope_processed([1; 32])?);
+        assert!(tx.is_envelope_processed([2; 32])?);
+        assert!(!tx.is_envelope_processed([3; 32])?);
+        assert_eq!(tx.forget_processed_envelopes(15)?, 1);
+        assert!(!tx.is_envelope_processed([1; 32])?);
+        assert!(tx.is_envelope_processed([2; 32])?);
+        Ok(())
+    })
+    .unwrap();
+    let without_rowid: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM sqlite_master WHERE name = 'processed_envelopes' \
+         AND sql LIKE '%WITHOUT ROWID%')",
+    ))
+    .get_result(db.raw_connection())
+    .unwrap();
+    assert_eq!(without_rowid, 1);
 }

@@ -242,6 +242,17 @@ impl MessageRow {
 }
 
 /// A limit as SQL `LIMIT`.
+// SQLite's `last_insert_rowid()`: the rowid of this connection's latest insert.
+diesel::define_sql_function! {
+    fn last_insert_rowid() -> diesel::sql_types::BigInt;
+}
+
+/// The id of the row just inserted. Cheaper than `INSERT … RETURNING`, which SQLite runs
+/// through a temporary table; both statements stay prepared.
+fn inserted_id(conn: &mut SqliteConnection) -> Result<i64, PersistenceError> {
+    Ok(diesel::select(last_insert_rowid()).get_result(conn)?)
+}
+
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -250,11 +261,10 @@ pub(crate) fn outbox_push(
     conn: &mut SqliteConnection,
     entry: &NewOutbox<'_>,
 ) -> Result<i64, PersistenceError> {
-    let id: i32 = diesel::insert_into(outbox::table)
+    diesel::insert_into(outbox::table)
         .values(entry)
-        .returning(outbox::id)
-        .get_result(conn)?;
-    Ok(i64::from(id))
+        .execute(conn)?;
+    inserted_id(conn)
 }
 
 pub(crate) fn outbox_pending(
@@ -295,11 +305,10 @@ pub(crate) fn inbox_push(
     conn: &mut SqliteConnection,
     entry: &NewInbox<'_>,
 ) -> Result<i64, PersistenceError> {
-    let id: i32 = diesel::insert_into(inbox::table)
+    diesel::insert_into(inbox::table)
         .values(entry)
-        .returning(inbox::id)
-        .get_result(conn)?;
-    Ok(i64::from(id))
+        .execute(conn)?;
+    inserted_id(conn)
 }
 
 pub(crate) fn inbox_pending(
@@ -330,15 +339,14 @@ pub(crate) fn history_push(
     content: &[u8],
     timestamp: i64,
 ) -> Result<i64, PersistenceError> {
-    let id: i32 = diesel::insert_into(messages::table)
+    diesel::insert_into(messages::table)
         .values(NewMessageRow {
             conversation_id,
             direction: direction.as_str(),
             content,
             timestamp,
         })
-        .returning(messages::id)
-        .get_result(conn)
+        .execute(conn)
         .map_err(|e| match e {
             diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::ForeignKeyViolation,
@@ -346,7 +354,7 @@ pub(crate) fn history_push(
             ) => PersistenceError::NotFound(format!("conversation {conversation_id}")),
             other => other.into(),
         })?;
-    Ok(i64::from(id))
+    inserted_id(conn)
 }
 
 pub(crate) fn history(

@@ -5,12 +5,15 @@
 //! the cap, counts and evicts the oldest beyond the cap. It never reads or rewrites the other
 //! stored keys.
 //!
-//! The state row is replaced with `DELETE ... RETURNING` + `INSERT` rather than an `UPDATE`
-//! or an upsert: diesel never caches `UPDATE` statements (it re-prepares them on every call,
-//! which cost more than the rest of a save), while these two stay prepared.
+//! The state row is written with [`UpdateStateRow`], an `UPDATE` that stays prepared: diesel's
+//! own `UPDATE` statements are re-prepared on every call, which cost more than the rest of a
+//! save.
 
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{BigInt, Binary, Nullable, Text};
+use diesel::sqlite::Sqlite;
 use domain_ratchet::{PublicKey, RatchetState, SkippedKey, SkippedKeyDelta};
 
 use super::keycache::KeyPairCache;
@@ -39,7 +42,7 @@ pub(crate) struct RatchetStateRow {
 }
 
 /// A new or replacing row of `ratchet_states`.
-#[derive(Insertable)]
+#[derive(Clone, Copy, Insertable)]
 #[diesel(
     table_name = ratchet_states,
     primary_key(conversation_id),
@@ -148,8 +151,11 @@ pub(crate) fn load(
         .transpose()
 }
 
-/// Replaces the state and applies the delta, atomically (a savepoint inside the caller's
-/// transaction).
+/// Replaces the state and applies the delta, atomically.
+///
+/// With no skipped-key changes (most messages) this is one cached `UPDATE` of the state row
+/// (an `INSERT` for a new conversation). Otherwise the delta and the row change run in a
+/// savepoint inside the caller's transaction.
 pub(crate) fn save(
     conn: &mut SqliteConnection,
     keys: &mut KeyPairCache,
@@ -159,34 +165,103 @@ pub(crate) fn save(
 ) -> Result<(), PersistenceError> {
     let secret = state.dh_self.secret_bytes();
     let public = state.dh_self.public();
-    conn.transaction(|conn| -> Result<(), PersistenceError> {
-        let old_bound: Option<i64> = diesel::delete(ratchet_states::table.find(convo_id))
-            .returning(ratchet_states::skipped_bound)
-            .get_result(conn)
-            .optional()?;
-        let bound = apply_delta(conn, convo_id, delta, old_bound.unwrap_or(0))?;
+    let row = NewRatchetStateRow {
+        conversation_id: convo_id,
+        root_key: state.root_key.as_bytes(),
+        sending_chain: state.sending_chain.as_ref().map(|k| &k.as_bytes()[..]),
+        receiving_chain: state.receiving_chain.as_ref().map(|k| &k.as_bytes()[..]),
+        dh_self_secret: &secret[..],
+        dh_self_public: public.as_bytes(),
+        dh_remote: state.dh_remote.as_ref().map(|k| &k.as_bytes()[..]),
+        msg_send: i64::from(state.msg_send),
+        msg_recv: i64::from(state.msg_recv),
+        prev_chain_len: i64::from(state.prev_chain_len),
+        skipped_bound: 0,
+    };
+    if delta.is_empty() {
+        // One statement: atomic on its own.
+        write_row(conn, &row, 0)?;
+    } else {
+        conn.transaction(|conn| -> Result<(), PersistenceError> {
+            let old_bound: i64 = ratchet_states::table
+                .find(convo_id)
+                .select(ratchet_states::skipped_bound)
+                .first(conn)
+                .optional()?
+                .unwrap_or(0);
+            let bound = apply_delta(conn, convo_id, delta, old_bound)?;
+            write_row(conn, &row, bound.saturating_sub(old_bound))
+        })?;
+    }
+    keys.remember(state.dh_self.clone());
+    Ok(())
+}
+
+/// Updates the state row (adding `bound_change` to `skipped_bound`), or inserts it when the
+/// conversation has no state yet (with `skipped_bound = bound_change`).
+fn write_row(
+    conn: &mut SqliteConnection,
+    row: &NewRatchetStateRow<'_>,
+    bound_change: i64,
+) -> Result<(), PersistenceError> {
+    let updated = UpdateStateRow { row, bound_change }.execute(conn)?;
+    if updated == 0 {
         let row = NewRatchetStateRow {
-            conversation_id: convo_id,
-            root_key: state.root_key.as_bytes(),
-            sending_chain: state.sending_chain.as_ref().map(|k| &k.as_bytes()[..]),
-            receiving_chain: state.receiving_chain.as_ref().map(|k| &k.as_bytes()[..]),
-            dh_self_secret: &secret[..],
-            dh_self_public: public.as_bytes(),
-            dh_remote: state.dh_remote.as_ref().map(|k| &k.as_bytes()[..]),
-            msg_send: i64::from(state.msg_send),
-            msg_recv: i64::from(state.msg_recv),
-            prev_chain_len: i64::from(state.prev_chain_len),
-            skipped_bound: bound,
+            skipped_bound: bound_change,
+            ..*row
         };
         diesel::insert_into(ratchet_states::table)
             .values(&row)
             .execute(conn)
-            .map_err(|e| not_found_on_fk(e, convo_id))?;
-        Ok(())
-    })?;
-    keys.remember(state.dh_self.clone());
+            .map_err(|e| not_found_on_fk(e, row.conversation_id))?;
+    }
     Ok(())
 }
+
+/// `UPDATE ratchet_states SET … WHERE conversation_id = ?`, written out as a query of its own
+/// because diesel re-prepares its `UPDATE` statements on every call (it cannot tell that a
+/// changeset's SQL is fixed). This one has a static query id, so the connection keeps it
+/// prepared: a save after a message costs one prepared statement.
+struct UpdateStateRow<'a> {
+    row: &'a NewRatchetStateRow<'a>,
+    bound_change: i64,
+}
+
+impl QueryId for UpdateStateRow<'_> {
+    type QueryId = UpdateStateRow<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Sqlite> for UpdateStateRow<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        let row = self.row;
+        out.push_sql("UPDATE ratchet_states SET root_key = ");
+        out.push_bind_param::<Binary, _>(row.root_key)?;
+        out.push_sql(", sending_chain = ");
+        out.push_bind_param::<Nullable<Binary>, _>(&row.sending_chain)?;
+        out.push_sql(", receiving_chain = ");
+        out.push_bind_param::<Nullable<Binary>, _>(&row.receiving_chain)?;
+        out.push_sql(", dh_self_secret = ");
+        out.push_bind_param::<Binary, _>(row.dh_self_secret)?;
+        out.push_sql(", dh_self_public = ");
+        out.push_bind_param::<Binary, _>(row.dh_self_public)?;
+        out.push_sql(", dh_remote = ");
+        out.push_bind_param::<Nullable<Binary>, _>(&row.dh_remote)?;
+        out.push_sql(", msg_send = ");
+        out.push_bind_param::<BigInt, _>(&row.msg_send)?;
+        out.push_sql(", msg_recv = ");
+        out.push_bind_param::<BigInt, _>(&row.msg_recv)?;
+        out.push_sql(", prev_chain_len = ");
+        out.push_bind_param::<BigInt, _>(&row.prev_chain_len)?;
+        out.push_sql(", skipped_bound = skipped_bound + ");
+        out.push_bind_param::<BigInt, _>(&self.bound_change)?;
+        out.push_sql(" WHERE conversation_id = ");
+        out.push_bind_param::<Text, _>(row.conversation_id)?;
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<SqliteConnection> for UpdateStateRow<'_> {}
 
 /// A foreign-key violation on a save means the conversation does not exist.
 fn not_found_on_fk(error: DieselError, convo_id: &str) -> PersistenceError {
