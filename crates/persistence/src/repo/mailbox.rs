@@ -241,7 +241,6 @@ impl MessageRow {
     }
 }
 
-/// A limit as SQL `LIMIT`.
 // SQLite's `last_insert_rowid()`: the rowid of this connection's latest insert.
 diesel::define_sql_function! {
     fn last_insert_rowid() -> diesel::sql_types::BigInt;
@@ -253,6 +252,7 @@ fn inserted_id(conn: &mut SqliteConnection) -> Result<i64, PersistenceError> {
     Ok(diesel::select(last_insert_rowid()).get_result(conn)?)
 }
 
+/// A limit as SQL `LIMIT`.
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
