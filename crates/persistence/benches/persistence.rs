@@ -2,7 +2,9 @@
 //! `cargo bench -p persistence --bench persistence -- --warm-up-time 1 --measurement-time 3`
 //!
 //! - `tx/{full,normal}/raw_upsert`: baseline, a raw single-row upsert per `BEGIN IMMEDIATE`
-//!   transaction on the same file and durability;
+//!   transaction on the same file and durability; `commit_pages/{1,3,5}`: a transaction that
+//!   appends a row to each of 1, 3 or 5 tables (so writes that many pages): what a commit
+//!   costs per page written, the floor under any operation that touches that many b-trees;
 //!   `persisted_encrypt` / `persisted_decrypt`: load, encrypt/decrypt, save in one transaction.
 //! - `save/{0,5000}_stored/...`: one ratchet save with 0 vs 5,000 skipped keys stored.
 //! - `open/10k_conversations`: opening a database holding 10,000 conversations.
@@ -94,6 +96,38 @@ fn bench_tx(c: &mut Criterion) {
                     .unwrap()
             })
         });
+
+        // The cost of a commit as a function of the pages it writes: one 150-byte row appended
+        // to each of `n` tables (each append dirties the last leaf page of its table).
+        for tables in [1usize, 3, 5] {
+            let conn = db.raw_connection();
+            for t in 0..tables {
+                conn.batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS bench_log_{t} (id INTEGER PRIMARY KEY, v BLOB NOT NULL)"
+                ))
+                .unwrap();
+            }
+            group.bench_function(format!("commit_pages/{tables}"), |b| {
+                b.iter(|| {
+                    counter += 1;
+                    payload[..8].copy_from_slice(&counter.to_le_bytes());
+                    db.raw_connection()
+                        .immediate_transaction(|conn| {
+                            for t in 0..tables {
+                                // Prepared on every call (diesel does not cache raw SQL):
+                                // a few µs per statement of the figure are not I/O.
+                                diesel::sql_query(format!(
+                                    "INSERT INTO bench_log_{t} (v) VALUES (?)"
+                                ))
+                                .bind::<diesel::sql_types::Binary, _>(&payload[..150])
+                                .execute(conn)?;
+                            }
+                            Ok::<_, diesel::result::Error>(())
+                        })
+                        .unwrap()
+                })
+            });
+        }
 
         group.bench_function("persisted_encrypt", |b| {
             b.iter(|| {
