@@ -50,6 +50,14 @@ pub enum BundleError {
         /// Length received.
         len: usize,
     },
+    /// A key is not the canonical encoding of a curve point: its value is at least the field
+    /// prime, or its unused top bit is set. X25519 would reduce it to another key, so the
+    /// signature could verify for bytes that name a different inbox.
+    #[error("{field} is not a canonical X25519 public key")]
+    NonCanonicalKey {
+        /// Which key (`installation_pubkey` or `ephemeral_pubkey`).
+        field: &'static str,
+    },
     /// The signature is not 64 bytes.
     #[error("invalid signature length: {len} bytes (expected 64)")]
     InvalidSignatureLength {
@@ -68,6 +76,21 @@ pub struct IntroBundle {
     installation_key: PublicKey,
     ephemeral_key: PublicKey,
     signature: [u8; SIGNATURE_LEN],
+}
+
+/// Whether `key` is the canonical little-endian encoding of a field element: below
+/// p = 2^255 - 19, top bit clear. Every key a real installation generates is; a bundle carrying
+/// another encoding of the same point is refused. Runs on public data only.
+fn is_canonical(key: &PublicKey) -> bool {
+    let bytes = key.as_bytes();
+    if bytes[KEY_LEN - 1] & 0x80 != 0 {
+        return false;
+    }
+    // value >= p only when bytes are ed ff … ff 7f (or above in the lowest byte).
+    let at_least_p = bytes[KEY_LEN - 1] == 0x7f
+        && bytes[1..KEY_LEN - 1].iter().all(|&b| b == 0xff)
+        && bytes[0] >= 0xed;
+    !at_least_p
 }
 
 fn signed_message(ephemeral: &PublicKey) -> Vec<u8> {
@@ -119,6 +142,14 @@ impl IntroBundle {
                 len: message.ephemeral_pubkey.len(),
             },
         )?;
+        for (field, key) in [
+            ("installation_pubkey", &installation_key),
+            ("ephemeral_pubkey", &ephemeral_key),
+        ] {
+            if !is_canonical(key) {
+                return Err(BundleError::NonCanonicalKey { field });
+            }
+        }
         let signature =
             <[u8; SIGNATURE_LEN]>::try_from(message.signature.as_slice()).map_err(|_| {
                 BundleError::InvalidSignatureLength {
@@ -217,5 +248,46 @@ mod tests {
             IntroBundle::parse(&bundle.encode()),
             Err(BundleError::BadSignature)
         );
+    }
+
+    /// Another encoding of the same point (top bit set, or u + p) still verifies under XEdDSA,
+    /// but names another inbox: refused.
+    #[test]
+    fn non_canonical_installation_key_is_refused() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let ek = DhKeyPair::generate(&mut rng);
+        // Flipping the unused top bit always gives an alias of the same point.
+        let ik = DhKeyPair::generate(&mut rng);
+        let bundle = IntroBundle::sign(&ik, ek.public(), &mut rng);
+        let mut aliased = *bundle.installation_key.as_bytes();
+        aliased[KEY_LEN - 1] |= 0x80;
+        let forged = IntroBundle {
+            installation_key: PublicKey(aliased),
+            ..bundle.clone()
+        };
+        assert!(
+            forged.verify().is_ok(),
+            "the alias verifies: the check must come first"
+        );
+        assert_eq!(
+            IntroBundle::parse(&forged.encode()),
+            Err(BundleError::NonCanonicalKey {
+                field: "installation_pubkey"
+            })
+        );
+        assert!(IntroBundle::parse(&bundle.encode()).is_ok());
+    }
+
+    #[test]
+    fn canonical_bound_is_the_field_prime() {
+        let mut p = [0xffu8; KEY_LEN];
+        p[0] = 0xed;
+        p[KEY_LEN - 1] = 0x7f;
+        assert!(!is_canonical(&PublicKey(p)));
+        p[0] = 0xec; // p - 1
+        assert!(is_canonical(&PublicKey(p)));
+        p[0] = 0xff; // p + 18
+        assert!(!is_canonical(&PublicKey(p)));
+        assert!(is_canonical(&PublicKey([0u8; KEY_LEN])));
     }
 }
