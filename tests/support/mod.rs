@@ -7,9 +7,20 @@ use diesel::RunQueryDsl;
 use diesel::sql_types::Text;
 use libchat::{Client, ClientConfig, DatabaseConfig, Received};
 
+/// The repository (workspace) root: the nearest ancestor of this package's directory that
+/// holds `Cargo.lock`. This module is also compiled into the CLI crate's tests.
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or_else(|| panic!("no Cargo.lock above {}", manifest_dir.display()))
+        .to_path_buf()
+}
+
 /// `../shared/vectors` relative to the repository root. Panics (the test fails) when missing.
 pub fn vectors_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    let dir = workspace_root().join("../shared/vectors");
     assert!(
         dir.join("README.md").is_file(),
         "known-answer vectors missing: expected {} (../shared/vectors beside the repository)",

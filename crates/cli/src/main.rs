@@ -1,4 +1,5 @@
-//! Command-line parsing and dispatch.
+//! The `libchat` command-line tool: the demo, a file-based two-terminal chat, schema tools and
+//! legacy import. Run `libchat --help`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -159,7 +160,7 @@ impl Global {
 }
 
 /// Parses arguments, runs the command, prints errors with their causes.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.global.json;
     let result = match cli.command {

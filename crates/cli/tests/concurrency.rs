@@ -9,6 +9,7 @@
 //! parent then counts rows in the database and compares.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,9 @@
 //! a scripted two-party chat through files works; bad arguments give clear errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -167,7 +170,7 @@ fn bad_arguments_give_clear_errors() {
 
 #[test]
 fn import_a_reference_database_through_the_binary() {
-    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/legacy");
+    let vectors = support::vectors_dir().join("legacy");
     assert!(
         vectors.join("manifest.json").is_file(),
         "missing ../shared/vectors/legacy"
