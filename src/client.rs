@@ -1,6 +1,6 @@
 //! The [`Client`]: one installation, one database, every operation one transaction.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use domain_chat::{
     ChatConfig, ChatError, ChatStore, ConversationRecord, EnvelopeOutcome, IntroBundle,
@@ -38,32 +38,75 @@ pub enum ClientError {
     Bundle(#[from] domain_chat::BundleError),
 }
 
-/// How to open a [`Client`].
+/// How to open a [`Client`]: the database, the installation name, the protocol limits and the
+/// age at which skipped message keys expire.
+///
+/// Built with [`ClientConfig::new`] and chained `with_*` setters; the fields are private, so a
+/// new option is not a breaking change. `Debug` never prints the database key.
+///
+/// ```
+/// use std::time::Duration;
+/// use libchat::{ClientConfig, DatabaseConfig};
+///
+/// let config = ClientConfig::new(DatabaseConfig::file("chat.db"), "raya")
+///     .with_skipped_key_max_age(Some(Duration::from_secs(7 * 86_400)));
+/// assert_eq!(config.name(), "raya");
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// The database (file or in-memory, key, durability, busy timeout).
-    pub database: DatabaseConfig,
-    /// The installation name used when the identity is created on first open.
-    pub name: String,
-    /// Protocol configuration (ratchet limits).
-    pub chat: ChatConfig,
-    /// Skipped message keys older than this are deleted each time the client opens (a late
-    /// message older than that no longer decrypts). `None` keeps them until evicted by the
-    /// per-conversation cap. Default: 30 days.
-    pub skipped_key_max_age: Option<std::time::Duration>,
+    database: DatabaseConfig,
+    name: String,
+    chat: ChatConfig,
+    skipped_key_max_age: Option<Duration>,
 }
 
 impl ClientConfig {
-    /// A client over `database`, named `name` if it creates its identity.
+    /// A client over `database`, named `name` if it creates its identity, with the default
+    /// protocol limits ([`ChatConfig::default`]) and skipped keys expiring after
+    /// [`domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE`] (30 days).
     pub fn new(database: DatabaseConfig, name: impl Into<String>) -> Self {
         Self {
             database,
             name: name.into(),
             chat: ChatConfig::default(),
-            skipped_key_max_age: Some(std::time::Duration::from_secs(
+            skipped_key_max_age: Some(Duration::from_secs(
                 domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE.unsigned_abs(),
             )),
         }
+    }
+
+    /// Sets the protocol configuration (ratchet limits).
+    pub fn with_chat_config(mut self, chat: ChatConfig) -> Self {
+        self.chat = chat;
+        self
+    }
+
+    /// Skipped message keys older than `max_age` are deleted each time the client opens (a
+    /// late message older than that no longer decrypts). `None` keeps them until evicted by
+    /// the per-conversation cap.
+    pub fn with_skipped_key_max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.skipped_key_max_age = max_age;
+        self
+    }
+
+    /// The database configuration.
+    pub fn database(&self) -> &DatabaseConfig {
+        &self.database
+    }
+
+    /// The installation name used when the identity is created on first open.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The protocol configuration.
+    pub fn chat_config(&self) -> &ChatConfig {
+        &self.chat
+    }
+
+    /// The age at which skipped message keys expire on open (`None`: never).
+    pub fn skipped_key_max_age(&self) -> Option<Duration> {
+        self.skipped_key_max_age
     }
 }
 
@@ -400,10 +443,7 @@ impl Client {
     }
 
     /// Deletes skipped message keys stored more than `max_age` ago; returns how many.
-    pub fn expire_skipped_keys(
-        &mut self,
-        max_age: std::time::Duration,
-    ) -> Result<usize, ClientError> {
+    pub fn expire_skipped_keys(&mut self, max_age: Duration) -> Result<usize, ClientError> {
         let age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
         let older_than = (now_ms() / 1000).saturating_sub(age);
         self.run(|store, _| Ok(store.expire_skipped_keys(older_than)?))

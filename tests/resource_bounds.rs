@@ -336,10 +336,7 @@ fn limited_config(path: &Path, name: &str) -> ClientConfig {
     let mut chat = ChatConfig::default();
     chat.ratchet.max_gap = MAX_GAP;
     chat.ratchet.max_skipped_keys = MAX_SKIPPED;
-    ClientConfig {
-        chat,
-        ..ClientConfig::new(DatabaseConfig::file(path), name)
-    }
+    ClientConfig::new(DatabaseConfig::file(path), name).with_chat_config(chat)
 }
 
 fn skipped_keys(client: &mut Client, convo: &str) -> usize {

@@ -169,8 +169,8 @@ fn old_skipped_keys_expire_when_the_client_opens() {
     drop(raya);
     let path = dir.path().join("raya.db");
     // Expiry disabled: nothing is deleted.
-    let mut config = ClientConfig::new(DatabaseConfig::file(&path), "raya");
-    config.skipped_key_max_age = None;
+    let config =
+        ClientConfig::new(DatabaseConfig::file(&path), "raya").with_skipped_key_max_age(None);
     let mut kept = Client::open(config).unwrap();
     let count = kept
         .database()

@@ -58,7 +58,9 @@ fn main() {
     for (i, (label, source, source_key, target_key)) in runs.into_iter().enumerate() {
         let target = dir.path().join(format!("target{i}.db"));
         let mut config = DatabaseConfig::file(&target);
-        config.key = target_key;
+        if let Some(key) = target_key {
+            config = config.with_key(key);
+        }
         let started = Instant::now();
         let report = import_legacy(source, source_key.as_ref(), &config, &mut |_| {}).unwrap();
         let elapsed = started.elapsed();

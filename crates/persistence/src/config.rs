@@ -114,29 +114,42 @@ pub enum MigrationMode {
 /// Default time to wait for a lock held by another connection.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Everything [`crate::Database::open`] needs.
+/// Everything [`crate::Database::open`] needs: where the database is, its key, its durability,
+/// its busy timeout and whether opening migrates.
+///
+/// Built from a constructor ([`DatabaseConfig::file`], [`DatabaseConfig::in_memory`]) and
+/// chained `with_*` setters; the fields are private, so a new option is not a breaking change.
+/// `Debug` never prints the key.
+///
+/// ```
+/// use std::time::Duration;
+/// use persistence::{DatabaseConfig, DatabaseKey, Durability};
+///
+/// let config = DatabaseConfig::file("chat.db")
+///     .with_key(DatabaseKey::Passphrase("correct horse".to_owned().into()))
+///     .with_durability(Durability::Normal)
+///     .with_busy_timeout(Duration::from_secs(2));
+/// assert_eq!(config.durability(), Durability::Normal);
+/// assert!(!format!("{config:?}").contains("horse"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
-    /// File or in-memory.
-    pub location: Location,
-    /// `None` for a plain database, or the SQLCipher key.
-    pub key: Option<DatabaseKey>,
-    /// Commit durability.
-    pub durability: Durability,
-    /// How long to wait for another connection's lock before failing with
-    /// [`crate::PersistenceError::Locked`].
-    pub busy_timeout: Duration,
-    /// Whether opening applies pending migrations.
-    pub migrations: MigrationMode,
+    pub(crate) location: Location,
+    pub(crate) key: Option<DatabaseKey>,
+    pub(crate) durability: Durability,
+    pub(crate) busy_timeout: Duration,
+    pub(crate) migrations: MigrationMode,
 }
 
 impl DatabaseConfig {
-    /// A plain database file with the default durability ([`Durability::Full`]) and timeout.
+    /// A plain database file (created if missing) with the default durability
+    /// ([`Durability::Full`]), busy timeout ([`DEFAULT_BUSY_TIMEOUT`]) and migrations
+    /// ([`MigrationMode::Apply`]).
     pub fn file(path: impl Into<PathBuf>) -> Self {
         Self::new(Location::File(path.into()))
     }
 
-    /// A private in-memory database.
+    /// A private in-memory database, gone when the [`crate::Database`] drops.
     pub fn in_memory() -> Self {
         Self::new(Location::InMemory)
     }
@@ -151,19 +164,20 @@ impl DatabaseConfig {
         }
     }
 
-    /// Sets the SQLCipher key.
+    /// Encrypts the database with SQLCipher under `key`.
     pub fn with_key(mut self, key: DatabaseKey) -> Self {
         self.key = Some(key);
         self
     }
 
-    /// Sets the durability.
+    /// Sets the commit durability.
     pub fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
     }
 
-    /// Sets the busy timeout.
+    /// Sets how long to wait for another connection's lock before failing with
+    /// [`crate::PersistenceError::Locked`].
     pub fn with_busy_timeout(mut self, busy_timeout: Duration) -> Self {
         self.busy_timeout = busy_timeout;
         self
@@ -173,5 +187,35 @@ impl DatabaseConfig {
     pub fn with_migrations(mut self, migrations: MigrationMode) -> Self {
         self.migrations = migrations;
         self
+    }
+
+    /// Where the database lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The SQLCipher key, if the database is encrypted.
+    pub fn key(&self) -> Option<&DatabaseKey> {
+        self.key.as_ref()
+    }
+
+    /// Whether the database is encrypted (a key is set).
+    pub fn is_encrypted(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The commit durability.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// How long opening and every transaction wait for another connection's lock.
+    pub fn busy_timeout(&self) -> Duration {
+        self.busy_timeout
+    }
+
+    /// Whether opening applies pending migrations.
+    pub fn migrations(&self) -> MigrationMode {
+        self.migrations
     }
 }

@@ -106,9 +106,11 @@ fn listing(dir: &Path) -> Vec<String> {
 }
 
 fn target_config(path: &Path, key: Option<DatabaseKey>) -> DatabaseConfig {
-    let mut config = DatabaseConfig::file(path);
-    config.key = key;
-    config
+    let config = DatabaseConfig::file(path);
+    match key {
+        Some(key) => config.with_key(key),
+        None => config,
+    }
 }
 
 /// Asserts an import failed without writing anything: the directory listing is unchanged
