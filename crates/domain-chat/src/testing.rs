@@ -8,16 +8,15 @@
 //!
 //! The kit uses only the store traits, so any implementation (the in-memory reference, the
 //! SQL repositories) can run it. Besides the plain store contract, it drives the stateless
-//! service through a [`FailingStore`] that fails the k-th write, for every k, and checks with a
+//! service through a [`FailingStore`] that fails the k-th write (0-based), for every k, and checks with a
 //! [`Snapshot`] that a failed operation left the store exactly as it was.
 //!
 //! A failed check panics (this is test code; the crate-wide `unwrap`/`expect`/`panic` lints
 //! are relaxed here on purpose).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use domain_ratchet::{
-    DhKeyPair, PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
-};
+use domain_ratchet::testing::FailingStore;
+use domain_ratchet::{DhKeyPair, PublicKey, RatchetState, SkippedKey, SkippedKeyDelta, StoreError};
 use rand_core::OsRng;
 
 use crate::service::{
@@ -30,136 +29,53 @@ use crate::store::{
 };
 use crate::{ChatError, HandshakeError, IntroBundle, create_identity};
 
-/// A store wrapper that fails the `fail_at`-th write (1-based) with
-/// [`StoreError::Backend`], without performing it; every other call goes to the inner store.
-/// Reads are never counted.
-#[derive(Debug)]
-pub struct FailingStore<S> {
-    inner: S,
-    fail_at: Option<usize>,
-    writes: usize,
-}
+// The workspace's one fault-injecting store is `domain_ratchet::testing::FailingStore`; it
+// implements `RatchetStore` there and the chat store traits here.
 
-impl<S> FailingStore<S> {
-    /// Wraps `inner`; the `fail_at`-th write fails (`None`: never).
-    pub fn new(inner: S, fail_at: Option<usize>) -> Self {
-        Self {
-            inner,
-            fail_at,
-            writes: 0,
-        }
-    }
-
-    /// Number of writes attempted so far (including the failed one).
-    pub fn writes(&self) -> usize {
-        self.writes
-    }
-
-    /// The inner store.
-    pub fn inner_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner store.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-
-    fn write(&mut self) -> Result<(), StoreError> {
-        self.writes += 1;
-        if Some(self.writes) == self.fail_at {
-            return Err(StoreError::Backend(
-                format!("injected failure of write #{}", self.writes).into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl<S: IdentityStore> IdentityStore for FailingStore<S> {
+impl<S: IdentityStore + ?Sized> IdentityStore for FailingStore<'_, S> {
     fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
-        self.inner.load_identity()
+        self.inner().load_identity()
     }
     fn save_identity(&mut self, identity: &Identity) -> Result<(), StoreError> {
         self.write()?;
-        self.inner.save_identity(identity)
+        self.inner().save_identity(identity)
     }
 }
 
-impl<S: EphemeralKeyStore> EphemeralKeyStore for FailingStore<S> {
+impl<S: EphemeralKeyStore + ?Sized> EphemeralKeyStore for FailingStore<'_, S> {
     fn save_ephemeral_key(&mut self, key_pair: &DhKeyPair) -> Result<(), StoreError> {
         self.write()?;
-        self.inner.save_ephemeral_key(key_pair)
+        self.inner().save_ephemeral_key(key_pair)
     }
     fn load_ephemeral_key(&mut self, public: &PublicKey) -> Result<Option<DhKeyPair>, StoreError> {
-        self.inner.load_ephemeral_key(public)
+        self.inner().load_ephemeral_key(public)
     }
     fn delete_ephemeral_key(&mut self, public: &PublicKey) -> Result<bool, StoreError> {
         self.write()?;
-        self.inner.delete_ephemeral_key(public)
+        self.inner().delete_ephemeral_key(public)
     }
     fn count_ephemeral_keys(&mut self) -> Result<usize, StoreError> {
-        self.inner.count_ephemeral_keys()
+        self.inner().count_ephemeral_keys()
     }
 }
 
-impl<S: ConversationStore> ConversationStore for FailingStore<S> {
+impl<S: ConversationStore + ?Sized> ConversationStore for FailingStore<'_, S> {
     fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
         self.write()?;
-        self.inner.save_conversation(record)
+        self.inner().save_conversation(record)
     }
     fn load_conversation(
         &mut self,
         local_id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
-        self.inner.load_conversation(local_id)
+        self.inner().load_conversation(local_id)
     }
     fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
-        self.inner.list_conversations()
+        self.inner().list_conversations()
     }
     fn delete_conversation(&mut self, local_id: &str) -> Result<bool, StoreError> {
         self.write()?;
-        self.inner.delete_conversation(local_id)
-    }
-}
-
-impl<S: RatchetStore> RatchetStore for FailingStore<S> {
-    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
-        self.inner.load_ratchet_state(convo_id)
-    }
-    fn save_ratchet_state(
-        &mut self,
-        convo_id: &str,
-        state: &RatchetState,
-        delta: &SkippedKeyDelta,
-    ) -> Result<(), StoreError> {
-        self.write()?;
-        self.inner.save_ratchet_state(convo_id, state, delta)
-    }
-    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        self.write()?;
-        self.inner.delete_ratchet_state(convo_id)
-    }
-    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        self.inner.ratchet_state_exists(convo_id)
-    }
-    fn load_skipped_key(
-        &mut self,
-        convo_id: &str,
-        dh_pub: &PublicKey,
-        msg_num: u32,
-    ) -> Result<Option<SkippedKey>, StoreError> {
-        self.inner.load_skipped_key(convo_id, dh_pub, msg_num)
-    }
-    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
-        self.inner.load_skipped_keys(convo_id)
-    }
-    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
-        self.inner.count_skipped_keys(convo_id)
-    }
-    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
-        self.write()?;
-        self.inner.expire_skipped_keys(older_than)
+        self.inner().delete_conversation(local_id)
     }
 }
 
@@ -466,10 +382,11 @@ pub fn check_atomic_create_intro_bundle<S: ChatStore>(new_store: &mut impl FnMut
         store
             .save_identity(&create_identity("raya", &mut OsRng))
             .unwrap();
-        let mut store = FailingStore::new(store, Some(k));
         let before = snapshot(&mut store, &[], &[]);
-        let result = create_intro_bundle(&mut store, &mut OsRng);
-        finish_k(k, &mut store, result.map(|_| ()), &before, &[], &[])
+        let mut failing = FailingStore::new(&mut store, k);
+        let result = create_intro_bundle(&mut failing, &mut OsRng);
+        let failed = failing.failed();
+        finish_k(k, failed, &mut store, result.map(|_| ()), &before, &[], &[])
     });
 }
 
@@ -484,10 +401,12 @@ pub fn check_atomic_start_conversation<S: ChatStore>(new_store: &mut impl FnMut(
         let mut saro = new_store();
         saro.save_identity(&create_identity("saro", &mut OsRng))
             .unwrap();
-        let mut saro = FailingStore::new(saro, Some(k));
         let before = snapshot(&mut saro, &[], &[]);
-        let result = start_private_conversation(&mut saro, &config, &mut OsRng, &bundle, b"hi", 1);
-        finish_k(k, &mut saro, result.map(|_| ()), &before, &[], &[])
+        let mut failing = FailingStore::new(&mut saro, k);
+        let result =
+            start_private_conversation(&mut failing, &config, &mut OsRng, &bundle, b"hi", 1);
+        let failed = failing.failed();
+        finish_k(k, failed, &mut saro, result.map(|_| ()), &before, &[], &[])
     });
 }
 
@@ -512,13 +431,22 @@ pub fn check_atomic_handshake<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
             .remote_id;
         let keys = [bundle.ephemeral_key()];
         let ids = [raya_id];
-        let mut raya = FailingStore::new(raya, Some(k));
         let before = snapshot(&mut raya, &keys, &ids);
-        let result = handle_envelope(&mut raya, &config, &started.envelope.bytes, 2);
+        let mut failing = FailingStore::new(&mut raya, k);
+        let result = handle_envelope(&mut failing, &config, &started.envelope.bytes, 2);
+        let failed = failing.failed();
         if let Ok(outcome) = &result {
             assert!(matches!(outcome, EnvelopeOutcome::Content(c) if c.is_new_conversation));
         }
-        finish_k(k, &mut raya, result.map(|_| ()), &before, &keys, &ids)
+        finish_k(
+            k,
+            failed,
+            &mut raya,
+            result.map(|_| ()),
+            &before,
+            &keys,
+            &ids,
+        )
     });
 }
 
@@ -529,11 +457,12 @@ pub fn check_atomic_send<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
         let (mut saro, mut raya) = (new_store(), new_store());
         let (saro_id, raya_id) = handshake(&mut saro, &mut raya, &config);
         let ids = [raya_id.clone()];
-        let mut raya = FailingStore::new(raya, Some(k));
         let before = snapshot(&mut raya, &[], &ids);
-        let result = send_content(&mut raya, &config, &mut OsRng, &raya_id, b"reply", 3);
+        let mut failing = FailingStore::new(&mut raya, k);
+        let result = send_content(&mut failing, &config, &mut OsRng, &raya_id, b"reply", 3);
+        let failed = failing.failed();
         let _ = saro_id;
-        finish_k(k, &mut raya, result.map(|_| ()), &before, &[], &ids)
+        finish_k(k, failed, &mut raya, result.map(|_| ()), &before, &[], &ids)
     });
 }
 
@@ -555,37 +484,39 @@ pub fn check_atomic_receive<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
                 (second, b"two")
             };
             let ids = [saro_id.clone()];
-            let mut saro = FailingStore::new(saro, Some(k));
             let before = snapshot(&mut saro, &[], &ids);
-            let result = handle_envelope(&mut saro, &config, &env.bytes, 6);
+            let mut failing = FailingStore::new(&mut saro, k);
+            let result = handle_envelope(&mut failing, &config, &env.bytes, 6);
+            let failed = failing.failed();
             if let Ok(outcome) = &result {
                 assert!(
                     matches!(outcome, EnvelopeOutcome::Content(c) if c.content == expected),
                     "{outcome:?}"
                 );
             }
-            finish_k(k, &mut saro, result.map(|_| ()), &before, &[], &ids)
+            finish_k(k, failed, &mut saro, result.map(|_| ()), &before, &[], &ids)
         });
     }
 }
 
-/// Runs `attempt(k)` for k = 1, 2, ... until it reports success (the operation did not reach
-/// its k-th write). Panics if it never succeeds within 64 writes.
+/// Runs `attempt(k)` for k = 0, 1, 2, ... until it reports success (the operation did not
+/// reach write `k`, 0-based). Panics if it never succeeds within 64 writes.
 fn for_every_k(mut attempt: impl FnMut(usize) -> bool) {
-    for k in 1..=64 {
+    for k in 0..64 {
         if attempt(k) {
-            assert!(k > 1, "the operation wrote nothing");
+            assert!(k > 0, "the operation wrote nothing");
             return;
         }
     }
     panic!("operation still failing after 64 injected write failures");
 }
 
-/// Checks one run with the k-th write failing; returns true when the operation succeeded
-/// (it had fewer than k writes).
+/// Checks one run with write `k` (0-based) failing; returns true when the operation succeeded
+/// (it did not reach write `k`). `failed` says whether the injected failure happened.
 fn finish_k<S: ChatStore>(
     k: usize,
-    store: &mut FailingStore<S>,
+    failed: bool,
+    store: &mut S,
     result: Result<(), ChatError>,
     before: &Snapshot,
     probe_keys: &[PublicKey],
@@ -593,7 +524,7 @@ fn finish_k<S: ChatStore>(
 ) -> bool {
     match result {
         Ok(()) => {
-            assert!(store.writes() < k, "succeeded although write #{k} failed");
+            assert!(!failed, "succeeded although write #{k} failed");
             true
         }
         Err(err) => {
@@ -605,7 +536,8 @@ fn finish_k<S: ChatStore>(
                 ),
                 "failing write #{k} must surface as a store error, got {err:?}"
             );
-            let after = snapshot(store.inner_mut(), probe_keys, probe_ids);
+            assert!(failed, "failed without reaching write #{k}: {err:?}");
+            let after = snapshot(store, probe_keys, probe_ids);
             assert_eq!(&after, before, "write #{k} failed but the store changed");
             false
         }

@@ -8,7 +8,8 @@
 //! domain_ratchet::testing::run_all(domain_ratchet::MemoryRatchetStore::new);
 //! ```
 //!
-//! [`FailingStore`] wraps a store and fails a chosen write, to test that callers roll back.
+//! [`FailingStore`] wraps a store and fails a chosen write (0-based), to test that callers roll
+//! back; it is the one fault-injecting store of the workspace.
 
 // This module is test code shipped for other crates' tests: failing loudly is its purpose.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -547,15 +548,24 @@ pub fn check_rollback_on_failed_save<S: RatchetStore>(store: &mut S) {
     assert_eq!(recv(store, "bob", &config, &m0, 1).unwrap(), "m0");
 }
 
-/// A store wrapper that fails one chosen write (`save`, `delete` or `expire`), counting from 0,
-/// without touching the inner store; every other call is passed through.
+/// The fault-injecting store of the workspace's tests: wraps any store and fails exactly one
+/// write, the `k`-th (0-based: `k = 0` is the first write), with [`StoreError::Backend`],
+/// without passing it to the inner store. Reads, and every other write, go to the inner store.
+///
+/// It implements [`RatchetStore`] here; `domain-chat`'s `testing` module implements the chat
+/// and mailbox store traits for it, and the Client's test hook uses it, so every atomicity test
+/// counts writes the same way. A test typically tries `k = 0, 1, 2, ...` until the operation
+/// succeeds without reaching write `k` ([`FailingStore::failed`] is then false).
 pub struct FailingStore<'a, S: ?Sized> {
     inner: &'a mut S,
     fail_at: usize,
     writes: usize,
 }
 
-impl<'a, S: RatchetStore + ?Sized> FailingStore<'a, S> {
+/// The text of the injected error (`StoreError::Backend`), followed by ` (write #k)`.
+pub const INJECTED_FAULT: &str = "injected write fault";
+
+impl<'a, S: ?Sized> FailingStore<'a, S> {
     /// Wraps `inner`; the write with index `fail_at` (0 = the first) fails.
     pub fn new(inner: &'a mut S, fail_at: usize) -> Self {
         Self {
@@ -565,17 +575,30 @@ impl<'a, S: RatchetStore + ?Sized> FailingStore<'a, S> {
         }
     }
 
-    /// How many writes were attempted so far.
+    /// How many writes were attempted so far, the failed one included.
     pub fn writes(&self) -> usize {
         self.writes
     }
 
-    fn write(&mut self) -> Result<(), StoreError> {
+    /// Whether the injected failure happened (the operation reached write `fail_at`).
+    pub fn failed(&self) -> bool {
+        self.writes > self.fail_at
+    }
+
+    /// The wrapped store, for reads and for the writes of an implementation that already
+    /// called [`FailingStore::write`].
+    pub fn inner(&mut self) -> &mut S {
+        self.inner
+    }
+
+    /// Counts one write: fails if it is write number `fail_at`. Store trait implementations
+    /// for this type call it before every write they pass to [`FailingStore::inner`].
+    pub fn write(&mut self) -> Result<(), StoreError> {
         let n = self.writes;
         self.writes += 1;
         if n == self.fail_at {
             return Err(StoreError::Backend(
-                format!("injected failure of write #{n}").into(),
+                format!("{INJECTED_FAULT} (write #{n})").into(),
             ));
         }
         Ok(())
