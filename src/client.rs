@@ -3,23 +3,18 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use domain_chat::{
-    ChatConfig, ChatError, ChatStore, ConversationRecord, EnvelopeOutcome, IntroBundle,
-    OutboundEnvelope, StoreError,
+    Acknowledged, ChatConfig, ChatError, ChatStore, ConversationRecord, Delivered, Direction,
+    EnvelopeOutcome, HistoryEntry, InboxEntry, IntroBundle, MailboxStore, NewHistoryEntry,
+    NewInboxEntry, NewOutboxEntry, OutboundEnvelope, OutboxEntry, StoreError,
 };
 use domain_ratchet::PublicKey;
-use persistence::{
-    Database, DatabaseConfig, DatabaseSize, Direction, HistoryEntry, InboxEntry, NewInbox,
-    NewOutbox, OutboxEntry, PersistenceError,
-};
+use persistence::{Database, DatabaseConfig, DatabaseSize, PersistenceError};
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 
-use crate::fault::FaultyStore;
-use crate::mailbox::Mailbox;
-
 /// Everything a Client operation may read or write: the chat stores and the mailbox.
-pub trait ClientStore: ChatStore + Mailbox {}
-impl<T: ChatStore + Mailbox + ?Sized> ClientStore for T {}
+pub trait ClientStore: ChatStore + MailboxStore {}
+impl<T: ChatStore + MailboxStore + ?Sized> ClientStore for T {}
 
 /// Why a Client operation failed. On any of these, the database is as it was before.
 #[derive(Debug, thiserror::Error)]
@@ -204,7 +199,9 @@ pub struct Client {
     name: String,
     public_key: PublicKey,
     inbox_id: String,
-    fault_after_writes: Option<usize>,
+    /// Test hook: the next operation fails its write with this index (0-based).
+    #[cfg(any(test, feature = "testing"))]
+    fail_at_write: Option<usize>,
 }
 
 impl std::fmt::Debug for Client {
@@ -260,7 +257,8 @@ impl Client {
             name: identity.name.clone(),
             inbox_id: domain_chat::inbox_id(&public_key),
             public_key,
-            fault_after_writes: None,
+            #[cfg(any(test, feature = "testing"))]
+            fail_at_write: None,
         })
     }
 
@@ -285,13 +283,14 @@ impl Client {
         op: impl FnOnce(&mut dyn ClientStore, &ChatConfig) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
         let chat = self.chat;
-        match self.fault_after_writes.take() {
-            None => self.db.transaction(|tx| op(tx, &chat)),
-            Some(k) => self.db.transaction(|tx| {
-                let mut faulty = FaultyStore::new(tx, k);
-                op(&mut faulty, &chat)
-            }),
+        #[cfg(any(test, feature = "testing"))]
+        if let Some(k) = self.fail_at_write.take() {
+            return self.db.transaction(|tx| {
+                let mut failing = domain_ratchet::testing::FailingStore::new(tx, k);
+                op(&mut failing, &chat)
+            });
         }
+        self.db.transaction(|tx| op(tx, &chat))
     }
 
     /// Runs read-only `op` in one deferred transaction (a snapshot that does not wait for or
@@ -303,10 +302,13 @@ impl Client {
         self.db.read(|tx| op(tx))
     }
 
-    /// Fault injection for tests: the next operation fails on its `k`-th write (0-based).
-    #[doc(hidden)]
+    /// Fault injection for tests (feature `testing`): the next operation runs through
+    /// [`domain_ratchet::testing::FailingStore`], which fails its write with index `k`
+    /// (0-based) with an injected [`StoreError::Backend`]. The operation must then change
+    /// nothing.
+    #[cfg(any(test, feature = "testing"))]
     pub fn fail_next_operation_at_write(&mut self, k: usize) {
-        self.fault_after_writes = Some(k);
+        self.fail_at_write = Some(k);
     }
 
     /// Creates a new intro bundle with its own single-use ephemeral key; returns the
@@ -368,19 +370,19 @@ impl Client {
             let outcome = domain_chat::handle_envelope(store, chat, envelope, now)?;
             match outcome {
                 EnvelopeOutcome::Content(received) => {
-                    let inbox_id = store.inbox_push(&NewInbox {
+                    let inbox_id = store.inbox_push(&NewInboxEntry {
                         conversation_id: &received.conversation_id,
                         content: &received.content,
                         sent_at: received.sent_at_ms,
                         received_at: now,
                         is_new_conversation: received.is_new_conversation,
                     })?;
-                    store.history_push(
-                        &received.conversation_id,
-                        Direction::Received,
-                        &received.content,
-                        now,
-                    )?;
+                    store.history_push(&NewHistoryEntry {
+                        conversation_id: &received.conversation_id,
+                        direction: Direction::Received,
+                        content: &received.content,
+                        timestamp: now,
+                    })?;
                     store.mark_envelope_processed(&digest, now)?;
                     Ok(Received::Content {
                         inbox_id,
@@ -418,8 +420,10 @@ impl Client {
         self.read(|store| Ok(store.outbox_pending(limit)?))
     }
 
-    /// Marks an outbox envelope delivered (removes it); returns whether it was pending.
-    pub fn mark_delivered(&mut self, outbox_id: i64) -> Result<bool, ClientError> {
+    /// Marks an outbox envelope delivered: removes it from the outbox
+    /// ([`Delivered::Removed`]), or changes nothing when no envelope with this id is pending
+    /// ([`Delivered::NotPending`]: already marked, or never queued).
+    pub fn mark_delivered(&mut self, outbox_id: i64) -> Result<Delivered, ClientError> {
         self.run(|store, _| Ok(store.outbox_mark_delivered(outbox_id)?))
     }
 
@@ -428,8 +432,10 @@ impl Client {
         self.read(|store| Ok(store.inbox_pending(limit)?))
     }
 
-    /// Acknowledges received content (removes it from the inbox; history keeps it).
-    pub fn acknowledge(&mut self, inbox_id: i64) -> Result<bool, ClientError> {
+    /// Acknowledges received content: removes it from the inbox ([`Acknowledged::Removed`];
+    /// the history keeps it), or changes nothing when no content with this id is pending
+    /// ([`Acknowledged::NotPending`]: already acknowledged, or never received).
+    pub fn acknowledge(&mut self, inbox_id: i64) -> Result<Acknowledged, ClientError> {
         self.run(|store, _| Ok(store.inbox_ack(inbox_id)?))
     }
 
@@ -454,7 +460,9 @@ impl Client {
         Ok(self.db.size()?)
     }
 
-    /// The underlying database (schema status, raw access for tools and tests).
+    /// The underlying database, for tests (feature `testing`): raw SQL to plant or inspect
+    /// rows. Applications and tools go through the Client's operations.
+    #[cfg(any(test, feature = "testing"))]
     pub fn database(&mut self) -> &mut Database {
         &mut self.db
     }
@@ -468,14 +476,19 @@ fn queue_sent(
     content: &[u8],
     now: i64,
 ) -> Result<Sent, ClientError> {
-    let outbox_id = store.outbox_push(&NewOutbox {
+    let outbox_id = store.outbox_push(&NewOutboxEntry {
         conversation_id: &conversation_id,
         conversation_hint: &envelope.conversation_hint,
         delivery_address: &envelope.delivery_address,
         envelope: &envelope.bytes,
         created_at: now,
     })?;
-    store.history_push(&conversation_id, Direction::Sent, content, now)?;
+    store.history_push(&NewHistoryEntry {
+        conversation_id: &conversation_id,
+        direction: Direction::Sent,
+        content,
+        timestamp: now,
+    })?;
     Ok(Sent {
         conversation_id,
         outbox_id,

@@ -37,12 +37,9 @@
 #![warn(missing_docs)]
 
 pub mod client;
-#[doc(hidden)]
-pub mod fault;
-pub mod mailbox;
 
 pub use client::{Client, ClientConfig, ClientError, ClientStore, Received, Sent};
-pub use mailbox::Mailbox;
+pub use domain_chat::{Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, OutboxEntry};
 pub use persistence::{DatabaseConfig, DatabaseKey, Durability, Location};
 
 // The README's examples compile and run as doctests.

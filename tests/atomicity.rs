@@ -85,11 +85,11 @@ fn handshake_send_and_receive_are_atomic_for_every_failing_write() {
 
     // Mailbox operations too.
     let (_, delivered) = for_every_write_fault(&mut saro, |c| c.mark_delivered(m1.outbox_id));
-    assert!(delivered);
+    assert_eq!(delivered, libchat::Delivered::Removed);
     let inbox = raya.inbox(10).unwrap();
     assert_eq!(inbox.len(), 3, "first message, m2, m1");
     let (_, acked) = for_every_write_fault(&mut raya, |c| c.acknowledge(inbox[0].id));
-    assert!(acked);
+    assert_eq!(acked, libchat::Acknowledged::Removed);
 
     // Everything still works afterwards.
     let m3 = saro.send(&started.conversation_id, b"m3").unwrap();

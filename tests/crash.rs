@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use libchat::Direction;
 use libchat::{Client, ClientConfig, DatabaseConfig, Durability, Received};
-use persistence::Direction;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -160,7 +160,10 @@ impl Party {
     fn drain_inbox(&mut self) {
         for entry in self.client.inbox(usize::MAX >> 1).unwrap() {
             self.log.show(entry.id, &entry.content);
-            assert!(self.client.acknowledge(entry.id).unwrap());
+            assert_eq!(
+                self.client.acknowledge(entry.id).unwrap(),
+                libchat::Acknowledged::Removed
+            );
         }
     }
 
@@ -170,7 +173,10 @@ impl Party {
                 inbox_id, content, ..
             } => {
                 self.log.show(inbox_id, &content);
-                assert!(self.client.acknowledge(inbox_id).unwrap());
+                assert_eq!(
+                    self.client.acknowledge(inbox_id).unwrap(),
+                    libchat::Acknowledged::Removed
+                );
             }
             Received::Duplicate => {}
             other => panic!("{}: unexpected {other:?}", self.name),
@@ -281,7 +287,10 @@ fn set_up(dir: &Path, durability: Durability) {
     let (_, content, is_new) = support::receive_content(&mut raya, &sent.envelope.bytes);
     assert!(is_new);
     assert_eq!(content, b"hello");
-    assert!(saro.mark_delivered(sent.outbox_id).unwrap());
+    assert_eq!(
+        saro.mark_delivered(sent.outbox_id).unwrap(),
+        libchat::Delivered::Removed
+    );
 }
 
 /// Every content of `entries` with its number of occurrences.
@@ -463,7 +472,10 @@ fn inbox_and_outbox_ids_are_never_reused() {
             "outbox id {} reused",
             sent.outbox_id
         );
-        assert!(saro.mark_delivered(sent.outbox_id).unwrap());
+        assert_eq!(
+            saro.mark_delivered(sent.outbox_id).unwrap(),
+            libchat::Delivered::Removed
+        );
         let Received::Content { inbox_id, .. } = raya.receive(&sent.envelope.bytes).unwrap() else {
             panic!("expected content")
         };
@@ -471,6 +483,9 @@ fn inbox_and_outbox_ids_are_never_reused() {
             seen_inbox.insert(inbox_id),
             "inbox id {inbox_id} reused for message m{n}"
         );
-        assert!(raya.acknowledge(inbox_id).unwrap());
+        assert_eq!(
+            raya.acknowledge(inbox_id).unwrap(),
+            libchat::Acknowledged::Removed
+        );
     }
 }

@@ -80,7 +80,10 @@ fn outbox_and_inbox_survive_a_restart() {
         raya.receive(&pending[1].envelope).unwrap(),
         Received::Duplicate
     );
-    assert!(raya.acknowledge(inbox_id).unwrap());
+    assert_eq!(
+        raya.acknowledge(inbox_id).unwrap(),
+        libchat::Acknowledged::Removed
+    );
     assert!(raya.inbox(10).unwrap().is_empty());
     // The earlier message, delivered late, still decrypts (its key was skipped and stored).
     let (_, content, _) = receive_content(&mut raya, &pending[0].envelope);

@@ -112,7 +112,10 @@ pub fn receive_content(client: &mut Client, envelope: &[u8]) -> (String, Vec<u8>
             is_new_conversation,
             ..
         } => {
-            assert!(client.acknowledge(inbox_id).expect("ack"));
+            assert_eq!(
+                client.acknowledge(inbox_id).expect("ack"),
+                libchat::Acknowledged::Removed
+            );
             (conversation_id, content, is_new_conversation)
         }
         other => panic!("expected content, got {other:?}"),
@@ -129,7 +132,10 @@ pub fn connected_pair(dir: &Path) -> (Client, String, Client, String) {
     let (raya_convo, content, is_new) = receive_content(&mut raya, &sent.envelope.bytes);
     assert!(is_new);
     assert_eq!(content, b"hello");
-    assert!(saro.mark_delivered(sent.outbox_id).expect("delivered"));
+    assert_eq!(
+        saro.mark_delivered(sent.outbox_id).expect("delivered"),
+        libchat::Delivered::Removed
+    );
     (saro, sent.conversation_id, raya, raya_convo)
 }
 

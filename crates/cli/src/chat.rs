@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use libchat::Direction;
 use libchat::{Client, ClientConfig, Received};
-use persistence::Direction;
 use serde_json::json;
 
 use super::{Command, Global};

@@ -18,8 +18,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use domain_chat::EphemeralKeyStore;
+use libchat::Direction;
 use libchat::{Client, ClientConfig, DatabaseConfig, Received};
-use persistence::{Database, Direction};
+use persistence::Database;
 use support::{foreign_key_violations, integrity_check, open_file, receive_content};
 
 /// Set in a child: what it does (see [`concurrency_worker`]).
@@ -121,7 +122,10 @@ fn concurrency_worker() {
             for line in envelopes.lines().take(count) {
                 match client.receive(&hex::decode(line).unwrap()).unwrap() {
                     Received::Content { inbox_id, .. } => {
-                        assert!(client.acknowledge(inbox_id).unwrap());
+                        assert_eq!(
+                            client.acknowledge(inbox_id).unwrap(),
+                            libchat::Acknowledged::Removed
+                        );
                         received += 1;
                     }
                     other => panic!("expected content, got {other:?}"),
@@ -287,7 +291,10 @@ fn set_up(incoming: usize) -> Setup {
     let bundle = raya.create_intro_bundle().unwrap();
     let hello = saro.start_conversation(&bundle, b"hello").unwrap();
     let (raya_convo, _, _) = receive_content(&mut raya, &hello.envelope.bytes);
-    assert!(saro.mark_delivered(hello.outbox_id).unwrap());
+    assert_eq!(
+        saro.mark_delivered(hello.outbox_id).unwrap(),
+        libchat::Delivered::Removed
+    );
     let mut lines = String::new();
     for n in 0..incoming {
         let sent = raya

@@ -45,6 +45,8 @@ pub use service::{
     list_conversations, send_content, send_placeholder, start_private_conversation,
 };
 pub use store::{
-    ChatStore, ConversationKind, ConversationRecord, ConversationStore, EphemeralKeyStore,
-    Identity, IdentityStore, RatchetStore, StoreError,
+    Acknowledged, ChatStore, ConversationKind, ConversationRecord, ConversationStore, Delivered,
+    Direction, EphemeralKeyStore, HistoryEntry, Identity, IdentityStore, InboxEntry, MailboxStore,
+    NewHistoryEntry, NewInboxEntry, NewOutboxEntry, OutboxEntry, Processed, RatchetStore,
+    StoreError,
 };

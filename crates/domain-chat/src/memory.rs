@@ -1,5 +1,6 @@
-//! An in-memory reference [`ChatStore`](crate::ChatStore): every trait of the chat domain
-//! (identity, intro ephemeral keys, conversations) and of the ratchet, in plain maps.
+//! An in-memory reference [`ChatStore`](crate::ChatStore) and [`MailboxStore`]: every trait
+//! of the chat domain (identity, intro ephemeral keys, conversations, mailbox) and of the
+//! ratchet, in plain maps.
 //!
 //! Each write is a single in-memory update that either happens completely or not at all.
 //! It implements [`RatchetStore`] itself (rather than composing the ratchet crate's memory
@@ -13,7 +14,9 @@ use domain_ratchet::{
 };
 
 use crate::store::{
-    ConversationRecord, ConversationStore, EphemeralKeyStore, Identity, IdentityStore,
+    Acknowledged, ConversationRecord, ConversationStore, Delivered, EphemeralKeyStore,
+    HistoryEntry, Identity, IdentityStore, InboxEntry, MailboxStore, NewHistoryEntry,
+    NewInboxEntry, NewOutboxEntry, OutboxEntry, Processed,
 };
 
 #[derive(Clone, PartialEq, Eq)]
@@ -23,7 +26,8 @@ struct RatchetEntry {
     skipped: Vec<SkippedKey>,
 }
 
-/// An in-memory [`ChatStore`](crate::ChatStore). Cloning it copies its whole content.
+/// An in-memory [`ChatStore`](crate::ChatStore) and [`MailboxStore`]. Cloning it copies its
+/// whole content.
 ///
 /// `Debug` prints only counts.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -32,6 +36,15 @@ pub struct MemoryChatStore {
     ephemeral_keys: BTreeMap<PublicKey, DhKeyPair>,
     conversations: BTreeMap<String, ConversationRecord>,
     ratchets: BTreeMap<String, RatchetEntry>,
+    outbox: BTreeMap<i64, OutboxEntry>,
+    inbox: BTreeMap<i64, InboxEntry>,
+    /// History, keyed by id (ids grow with insertion).
+    history: BTreeMap<i64, HistoryEntry>,
+    processed: BTreeMap<[u8; 32], i64>,
+    /// The last id handed out by the outbox, the inbox and the history (never reused).
+    last_outbox_id: i64,
+    last_inbox_id: i64,
+    last_history_id: i64,
 }
 
 impl MemoryChatStore {
@@ -48,6 +61,10 @@ impl std::fmt::Debug for MemoryChatStore {
             .field("ephemeral_keys", &self.ephemeral_keys.len())
             .field("conversations", &self.conversations.len())
             .field("ratchets", &self.ratchets.len())
+            .field("outbox", &self.outbox.len())
+            .field("inbox", &self.inbox.len())
+            .field("history", &self.history.len())
+            .field("processed", &self.processed.len())
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +133,7 @@ impl ConversationStore for MemoryChatStore {
         let existed = self.conversations.remove(local_id).is_some();
         if existed {
             self.ratchets.remove(local_id);
+            self.history.retain(|_, e| e.conversation_id != local_id);
         }
         Ok(existed)
     }
@@ -200,5 +218,139 @@ impl RatchetStore for MemoryChatStore {
             removed += before - entry.skipped.len();
         }
         Ok(removed)
+    }
+}
+
+/// The next id after `last`, or a `Backend` error when the id space is exhausted.
+fn next_id(last: &mut i64, what: &str) -> Result<i64, StoreError> {
+    let next = last
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Backend(format!("{what} ids exhausted").into()))?;
+    *last = next;
+    Ok(next)
+}
+
+/// The first `limit` values of an ordered map.
+fn first<V: Clone>(map: &BTreeMap<i64, V>, limit: usize) -> Vec<V> {
+    map.values().take(limit).cloned().collect()
+}
+
+impl MailboxStore for MemoryChatStore {
+    fn outbox_push(&mut self, entry: &NewOutboxEntry<'_>) -> Result<i64, StoreError> {
+        let id = next_id(&mut self.last_outbox_id, "outbox")?;
+        self.outbox.insert(
+            id,
+            OutboxEntry {
+                id,
+                conversation_id: entry.conversation_id.to_owned(),
+                conversation_hint: entry.conversation_hint.to_owned(),
+                delivery_address: entry.delivery_address.to_owned(),
+                envelope: entry.envelope.to_vec(),
+                created_at: entry.created_at,
+            },
+        );
+        Ok(id)
+    }
+
+    fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        Ok(first(&self.outbox, limit))
+    }
+
+    fn outbox_len(&mut self) -> Result<usize, StoreError> {
+        Ok(self.outbox.len())
+    }
+
+    fn outbox_mark_delivered(&mut self, id: i64) -> Result<Delivered, StoreError> {
+        Ok(match self.outbox.remove(&id) {
+            Some(_) => Delivered::Removed,
+            None => Delivered::NotPending,
+        })
+    }
+
+    fn inbox_push(&mut self, entry: &NewInboxEntry<'_>) -> Result<i64, StoreError> {
+        let id = next_id(&mut self.last_inbox_id, "inbox")?;
+        self.inbox.insert(
+            id,
+            InboxEntry {
+                id,
+                conversation_id: entry.conversation_id.to_owned(),
+                content: entry.content.to_vec(),
+                sent_at: entry.sent_at,
+                received_at: entry.received_at,
+                is_new_conversation: entry.is_new_conversation,
+            },
+        );
+        Ok(id)
+    }
+
+    fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+        Ok(first(&self.inbox, limit))
+    }
+
+    fn inbox_ack(&mut self, id: i64) -> Result<Acknowledged, StoreError> {
+        Ok(match self.inbox.remove(&id) {
+            Some(_) => Acknowledged::Removed,
+            None => Acknowledged::NotPending,
+        })
+    }
+
+    fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
+        if !self.conversations.contains_key(entry.conversation_id) {
+            return Err(StoreError::NotFound(format!(
+                "conversation {}",
+                entry.conversation_id
+            )));
+        }
+        let id = next_id(&mut self.last_history_id, "history")?;
+        self.history.insert(
+            id,
+            HistoryEntry {
+                id,
+                conversation_id: entry.conversation_id.to_owned(),
+                direction: entry.direction,
+                content: entry.content.to_vec(),
+                timestamp: entry.timestamp,
+            },
+        );
+        Ok(id)
+    }
+
+    fn history(
+        &mut self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut newest: Vec<HistoryEntry> = self
+            .history
+            .values()
+            .rev()
+            .filter(|e| e.conversation_id == conversation_id)
+            .take(limit)
+            .cloned()
+            .collect();
+        newest.reverse();
+        Ok(newest)
+    }
+
+    fn mark_envelope_processed(
+        &mut self,
+        digest: &[u8; 32],
+        at: i64,
+    ) -> Result<Processed, StoreError> {
+        if self.processed.contains_key(digest) {
+            return Ok(Processed::AlreadyRecorded);
+        }
+        self.processed.insert(*digest, at);
+        Ok(Processed::Recorded)
+    }
+
+    fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.processed.contains_key(digest))
+    }
+
+    fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, StoreError> {
+        let count = self.processed.len();
+        self.processed.retain(|_, at| *at >= before);
+        Ok(count - self.processed.len())
     }
 }

@@ -1,9 +1,11 @@
-//! Conformance test kit for [`ChatStore`] implementations (feature `testing`).
+//! Conformance test kits for [`ChatStore`] and [`MailboxStore`] implementations (feature
+//! `testing`).
 //!
 //! Run every check against a fresh store from a factory:
 //!
 //! ```ignore
 //! domain_chat::testing::run_all(|| MyStore::open_in_memory());
+//! domain_chat::testing::run_mailbox(|| MyStore::open_in_memory());
 //! ```
 //!
 //! The kit uses only the store traits, so any implementation (the in-memory reference, the
@@ -24,8 +26,9 @@ use crate::service::{
     start_private_conversation,
 };
 use crate::store::{
-    ChatStore, ConversationKind, ConversationRecord, ConversationStore, EphemeralKeyStore,
-    Identity, IdentityStore,
+    Acknowledged, ChatStore, ConversationKind, ConversationRecord, ConversationStore, Delivered,
+    Direction, EphemeralKeyStore, HistoryEntry, Identity, IdentityStore, InboxEntry, MailboxStore,
+    NewHistoryEntry, NewInboxEntry, NewOutboxEntry, OutboxEntry, Processed,
 };
 use crate::{ChatError, HandshakeError, IntroBundle, create_identity};
 
@@ -76,6 +79,60 @@ impl<S: ConversationStore + ?Sized> ConversationStore for FailingStore<'_, S> {
     fn delete_conversation(&mut self, local_id: &str) -> Result<bool, StoreError> {
         self.write()?;
         self.inner().delete_conversation(local_id)
+    }
+}
+
+impl<S: MailboxStore + ?Sized> MailboxStore for FailingStore<'_, S> {
+    fn outbox_push(&mut self, entry: &NewOutboxEntry<'_>) -> Result<i64, StoreError> {
+        self.write()?;
+        self.inner().outbox_push(entry)
+    }
+    fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner().outbox_pending(limit)
+    }
+    fn outbox_len(&mut self) -> Result<usize, StoreError> {
+        self.inner().outbox_len()
+    }
+    fn outbox_mark_delivered(&mut self, id: i64) -> Result<Delivered, StoreError> {
+        self.write()?;
+        self.inner().outbox_mark_delivered(id)
+    }
+    fn inbox_push(&mut self, entry: &NewInboxEntry<'_>) -> Result<i64, StoreError> {
+        self.write()?;
+        self.inner().inbox_push(entry)
+    }
+    fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+        self.inner().inbox_pending(limit)
+    }
+    fn inbox_ack(&mut self, id: i64) -> Result<Acknowledged, StoreError> {
+        self.write()?;
+        self.inner().inbox_ack(id)
+    }
+    fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
+        self.write()?;
+        self.inner().history_push(entry)
+    }
+    fn history(
+        &mut self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner().history(conversation_id, limit)
+    }
+    fn mark_envelope_processed(
+        &mut self,
+        digest: &[u8; 32],
+        at: i64,
+    ) -> Result<Processed, StoreError> {
+        self.write()?;
+        self.inner().mark_envelope_processed(digest, at)
+    }
+    fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
+        self.inner().is_envelope_processed(digest)
+    }
+    fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, StoreError> {
+        self.write()?;
+        self.inner().forget_processed_envelopes(before)
     }
 }
 
@@ -602,4 +659,245 @@ fn rewrite_handshake_responder(bytes: &[u8]) -> Vec<u8> {
     header.responder_static = DhKeyPair::generate(&mut OsRng).public().as_bytes().to_vec();
     env.payload = payload.encode_to_vec();
     env.encode_to_vec()
+}
+
+/// Runs every check of the mailbox kit, each on a fresh store from `new_store`.
+pub fn run_mailbox<S: ConversationStore + MailboxStore>(mut new_store: impl FnMut() -> S) {
+    check_outbox(&mut new_store());
+    check_inbox(&mut new_store());
+    check_history(&mut new_store());
+    check_processed_envelopes(&mut new_store());
+}
+
+fn new_outbox<'a>(conversation_id: &'a str, envelope: &'a [u8], at: i64) -> NewOutboxEntry<'a> {
+    NewOutboxEntry {
+        conversation_id,
+        conversation_hint: "hint",
+        delivery_address: "address",
+        envelope,
+        created_at: at,
+    }
+}
+
+/// Outbox: ids grow and are never reused, every field round-trips, pending is oldest first and
+/// honours the limit, marking delivered removes once.
+pub fn check_outbox<S: MailboxStore + ?Sized>(store: &mut S) {
+    assert!(store.outbox_pending(10).unwrap().is_empty());
+    assert_eq!(store.outbox_len().unwrap(), 0);
+    assert_eq!(
+        store.outbox_mark_delivered(1).unwrap(),
+        Delivered::NotPending,
+        "an id never handed out is not pending"
+    );
+    let a = store
+        .outbox_push(&NewOutboxEntry {
+            conversation_id: "c1",
+            conversation_hint: "peer-hint",
+            delivery_address: "somewhere",
+            envelope: &[1, 2, 3],
+            created_at: -5,
+        })
+        .unwrap();
+    let b = store.outbox_push(&new_outbox("c2", &[4], 7)).unwrap();
+    let c = store.outbox_push(&new_outbox("c1", &[], i64::MAX)).unwrap();
+    assert!(a < b && b < c, "ids grow with insertion: {a} {b} {c}");
+    assert_eq!(store.outbox_len().unwrap(), 3);
+    let pending = store.outbox_pending(10).unwrap();
+    assert_eq!(
+        pending[0],
+        OutboxEntry {
+            id: a,
+            conversation_id: "c1".to_owned(),
+            conversation_hint: "peer-hint".to_owned(),
+            delivery_address: "somewhere".to_owned(),
+            envelope: vec![1, 2, 3],
+            created_at: -5,
+        },
+        "every field round-trips"
+    );
+    let ids = |v: &[OutboxEntry]| v.iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(&pending), vec![a, b, c], "oldest first");
+    assert_eq!(pending[2].created_at, i64::MAX);
+    assert_eq!(ids(&store.outbox_pending(2).unwrap()), vec![a, b], "limit");
+    assert!(store.outbox_pending(0).unwrap().is_empty());
+    assert_eq!(store.outbox_mark_delivered(b).unwrap(), Delivered::Removed);
+    assert_eq!(
+        store.outbox_mark_delivered(b).unwrap(),
+        Delivered::NotPending
+    );
+    assert_eq!(ids(&store.outbox_pending(10).unwrap()), vec![a, c]);
+    // Removing the newest entry does not free its id.
+    assert_eq!(store.outbox_mark_delivered(c).unwrap(), Delivered::Removed);
+    let d = store.outbox_push(&new_outbox("c1", &[9], 8)).unwrap();
+    assert!(d > c, "outbox ids are never reused: {d} after {c}");
+    assert_eq!(store.outbox_len().unwrap(), 2);
+    assert_eq!(
+        store.outbox_mark_delivered(i64::MIN).unwrap(),
+        Delivered::NotPending
+    );
+    assert_eq!(
+        store.outbox_mark_delivered(i64::MAX).unwrap(),
+        Delivered::NotPending
+    );
+}
+
+/// Inbox: ids grow and are never reused, every field round-trips, pending is oldest first and
+/// honours the limit, acknowledging removes once, `Debug` hides the content.
+pub fn check_inbox<S: MailboxStore + ?Sized>(store: &mut S) {
+    assert!(store.inbox_pending(10).unwrap().is_empty());
+    assert_eq!(store.inbox_ack(1).unwrap(), Acknowledged::NotPending);
+    let entry = |conversation_id, content, is_new_conversation| NewInboxEntry {
+        conversation_id,
+        content,
+        sent_at: 11,
+        received_at: 12,
+        is_new_conversation,
+    };
+    let a = store
+        .inbox_push(&entry("c1", b"secret text", true))
+        .unwrap();
+    let b = store.inbox_push(&entry("c2", b"", false)).unwrap();
+    assert!(a < b);
+    let pending = store.inbox_pending(10).unwrap();
+    assert_eq!(
+        pending,
+        vec![
+            InboxEntry {
+                id: a,
+                conversation_id: "c1".to_owned(),
+                content: b"secret text".to_vec(),
+                sent_at: 11,
+                received_at: 12,
+                is_new_conversation: true,
+            },
+            InboxEntry {
+                id: b,
+                conversation_id: "c2".to_owned(),
+                content: Vec::new(),
+                sent_at: 11,
+                received_at: 12,
+                is_new_conversation: false,
+            },
+        ]
+    );
+    let debug = format!("{:?}", pending[0]);
+    assert!(
+        !debug.contains("secret") && debug.contains("content_len"),
+        "{debug}"
+    );
+    assert_eq!(store.inbox_pending(1).unwrap().len(), 1);
+    assert_eq!(store.inbox_ack(b).unwrap(), Acknowledged::Removed);
+    assert_eq!(store.inbox_ack(b).unwrap(), Acknowledged::NotPending);
+    let c = store.inbox_push(&entry("c1", b"x", false)).unwrap();
+    assert!(c > b, "inbox ids are never reused: {c} after {b}");
+    assert_eq!(
+        store
+            .inbox_pending(10)
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        vec![a, c]
+    );
+}
+
+/// History: needs its conversation, keeps the newest `limit` entries oldest first, per
+/// conversation, and goes with the conversation.
+pub fn check_history<S: ConversationStore + MailboxStore + ?Sized>(store: &mut S) {
+    let push = |store: &mut S, id: &str, direction, n: u8| {
+        store.history_push(&NewHistoryEntry {
+            conversation_id: id,
+            direction,
+            content: &[n],
+            timestamp: 100 + i64::from(n),
+        })
+    };
+    let err = push(store, "nope", Direction::Sent, 0).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound(_)),
+        "history of an unknown conversation: {err:?}"
+    );
+    assert!(store.history("nope", 10).unwrap().is_empty());
+    for id in ["a", "b"] {
+        store
+            .save_conversation(&ConversationRecord {
+                local_id: id.to_owned(),
+                remote_id: format!("remote-{id}"),
+                kind: ConversationKind::PrivateV1,
+                created_at: 1,
+            })
+            .unwrap();
+    }
+    let mut ids = Vec::new();
+    for n in 0..5u8 {
+        let direction = if n % 2 == 0 {
+            Direction::Sent
+        } else {
+            Direction::Received
+        };
+        ids.push(push(store, "a", direction, n).unwrap());
+        push(store, "b", Direction::Received, 50 + n).unwrap();
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+    let all = store.history("a", 100).unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(
+        all[1],
+        HistoryEntry {
+            id: ids[1],
+            conversation_id: "a".to_owned(),
+            direction: Direction::Received,
+            content: vec![1],
+            timestamp: 101,
+        },
+        "every field round-trips"
+    );
+    assert!(!format!("{:?}", all[1]).contains("[1]"));
+    let last = store.history("a", 3).unwrap();
+    assert_eq!(
+        last.iter().map(|e| e.content[0]).collect::<Vec<_>>(),
+        vec![2, 3, 4],
+        "the newest `limit` entries, oldest first"
+    );
+    assert!(store.history("a", 0).unwrap().is_empty());
+    assert!(
+        store
+            .history("b", 10)
+            .unwrap()
+            .iter()
+            .all(|e| e.content[0] >= 50)
+    );
+    assert!(store.delete_conversation("a").unwrap());
+    assert!(
+        store.history("a", 10).unwrap().is_empty(),
+        "deleting a conversation deletes its history"
+    );
+    assert_eq!(store.history("b", 10).unwrap().len(), 5);
+}
+
+/// Processed envelopes: recorded once, queried, forgotten by age.
+pub fn check_processed_envelopes<S: MailboxStore + ?Sized>(store: &mut S) {
+    let (d1, d2, d3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    assert!(!store.is_envelope_processed(&d1).unwrap());
+    assert_eq!(
+        store.mark_envelope_processed(&d1, 10).unwrap(),
+        Processed::Recorded
+    );
+    assert_eq!(
+        store.mark_envelope_processed(&d1, 30).unwrap(),
+        Processed::AlreadyRecorded
+    );
+    assert_eq!(
+        store.mark_envelope_processed(&d2, 20).unwrap(),
+        Processed::Recorded
+    );
+    assert!(store.is_envelope_processed(&d1).unwrap());
+    assert!(!store.is_envelope_processed(&d3).unwrap());
+    // d1 keeps its first time (10): it goes with everything before 15.
+    assert_eq!(store.forget_processed_envelopes(15).unwrap(), 1);
+    assert!(!store.is_envelope_processed(&d1).unwrap());
+    assert!(store.is_envelope_processed(&d2).unwrap());
+    assert_eq!(store.forget_processed_envelopes(15).unwrap(), 0);
+    assert_eq!(store.forget_processed_envelopes(i64::MAX).unwrap(), 1);
+    assert!(!store.is_envelope_processed(&d2).unwrap());
 }

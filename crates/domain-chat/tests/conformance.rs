@@ -15,3 +15,8 @@ fn memory_store_passes_the_chat_kit() {
 fn memory_store_passes_the_ratchet_store_kit() {
     domain_ratchet::testing::run_all(MemoryChatStore::new);
 }
+
+#[test]
+fn memory_store_passes_the_mailbox_kit() {
+    testing::run_mailbox(MemoryChatStore::new);
+}

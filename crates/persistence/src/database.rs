@@ -317,9 +317,9 @@ impl Database {
         })
     }
 
-    /// Runs raw SQL on the connection. For tests and tools (planting rows, inspecting the
-    /// schema); application code goes through [`Database::transaction`].
-    #[doc(hidden)]
+    /// The connection itself, for tests (feature `testing`): raw SQL to plant or inspect rows.
+    /// Application code goes through [`Database::transaction`].
+    #[cfg(any(test, feature = "testing"))]
     pub fn raw_connection(&mut self) -> &mut SqliteConnection {
         &mut self.conn
     }

@@ -5,7 +5,7 @@
 //! `domain-ratchet` and `domain-chat`; nothing else in the workspace touches SQL.
 //!
 //! ```no_run
-//! use domain_chat::{ConversationStore, StoreError};
+//! use domain_chat::{ConversationStore, MailboxStore, StoreError};
 //! use persistence::{Database, DatabaseConfig};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,4 +40,3 @@ pub use config::{
 pub use database::{Database, DatabaseSize, Tx};
 pub use error::PersistenceError;
 pub use migrate::{MIGRATIONS, SchemaStatus, embedded_versions};
-pub use repo::mailbox::{Direction, HistoryEntry, InboxEntry, NewInbox, NewOutbox, OutboxEntry};

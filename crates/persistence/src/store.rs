@@ -1,19 +1,17 @@
-//! The domain store traits on [`Tx`] (one transaction) and on [`Database`] (each call its own
-//! transaction), and the Client's mailbox methods on [`Tx`].
+//! The domain store traits (ratchet, chat and mailbox) on [`Tx`] (one transaction) and on
+//! [`Database`] (each call its own transaction).
 
 use domain_chat::{
-    ConversationRecord, ConversationStore, EphemeralKeyStore, Identity, IdentityStore,
+    Acknowledged, ConversationRecord, ConversationStore, Delivered, EphemeralKeyStore,
+    HistoryEntry, Identity, IdentityStore, InboxEntry, MailboxStore, NewHistoryEntry,
+    NewInboxEntry, NewOutboxEntry, OutboxEntry, Processed,
 };
 use domain_ratchet::{
     DhKeyPair, PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
 };
 
 use crate::database::{Database, Tx};
-use crate::error::PersistenceError;
-use crate::repo::mailbox::{
-    self, Direction, HistoryEntry, InboxEntry, NewInbox, NewOutbox, OutboxEntry,
-};
-use crate::repo::{convo, identity, ratchet};
+use crate::repo::{convo, identity, mailbox, ratchet};
 
 impl IdentityStore for Tx<'_> {
     fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
@@ -109,87 +107,61 @@ impl RatchetStore for Tx<'_> {
     }
 }
 
-/// The Client's mailbox, inside the transaction.
-impl Tx<'_> {
-    /// Queues an envelope for delivery; returns its queue id.
-    pub fn outbox_push(&mut self, entry: &NewOutbox<'_>) -> Result<i64, PersistenceError> {
-        mailbox::outbox_push(self.conn, entry)
+impl MailboxStore for Tx<'_> {
+    fn outbox_push(&mut self, entry: &NewOutboxEntry<'_>) -> Result<i64, StoreError> {
+        Ok(mailbox::outbox_push(self.conn, entry)?)
     }
 
-    /// Up to `limit` queued envelopes, oldest first.
-    pub fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, PersistenceError> {
-        mailbox::outbox_pending(self.conn, limit)
+    fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        Ok(mailbox::outbox_pending(self.conn, limit)?)
     }
 
-    /// Removes a delivered envelope from the queue; whether it was queued.
-    pub fn outbox_mark_delivered(&mut self, id: i64) -> Result<bool, PersistenceError> {
-        mailbox::outbox_delete(self.conn, id)
+    fn outbox_len(&mut self) -> Result<usize, StoreError> {
+        Ok(mailbox::outbox_count(self.conn)?)
     }
 
-    /// Number of queued envelopes.
-    pub fn outbox_len(&mut self) -> Result<usize, PersistenceError> {
-        mailbox::outbox_count(self.conn)
+    fn outbox_mark_delivered(&mut self, id: i64) -> Result<Delivered, StoreError> {
+        Ok(mailbox::outbox_delete(self.conn, id)?)
     }
 
-    /// Stores received content until the application acknowledges it; returns its id.
-    pub fn inbox_push(&mut self, entry: &NewInbox<'_>) -> Result<i64, PersistenceError> {
-        mailbox::inbox_push(self.conn, entry)
+    fn inbox_push(&mut self, entry: &NewInboxEntry<'_>) -> Result<i64, StoreError> {
+        Ok(mailbox::inbox_push(self.conn, entry)?)
     }
 
-    /// Up to `limit` unacknowledged received entries, oldest first.
-    pub fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, PersistenceError> {
-        mailbox::inbox_pending(self.conn, limit)
+    fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+        Ok(mailbox::inbox_pending(self.conn, limit)?)
     }
 
-    /// Acknowledges (removes) a received entry; whether it was there.
-    pub fn inbox_ack(&mut self, id: i64) -> Result<bool, PersistenceError> {
-        mailbox::inbox_delete(self.conn, id)
+    fn inbox_ack(&mut self, id: i64) -> Result<Acknowledged, StoreError> {
+        Ok(mailbox::inbox_delete(self.conn, id)?)
     }
 
-    /// Appends a message to a conversation's history; returns its id. The conversation must
-    /// exist ([`PersistenceError::NotFound`] otherwise).
-    pub fn history_push(
-        &mut self,
-        conversation_id: &str,
-        direction: Direction,
-        content: &[u8],
-        timestamp: i64,
-    ) -> Result<i64, PersistenceError> {
-        mailbox::history_push(self.conn, conversation_id, direction, content, timestamp)
+    fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
+        Ok(mailbox::history_push(self.conn, entry)?)
     }
 
-    /// The last `limit` messages of a conversation, oldest first.
-    pub fn history(
+    fn history(
         &mut self,
         conversation_id: &str,
         limit: usize,
-    ) -> Result<Vec<HistoryEntry>, PersistenceError> {
-        mailbox::history(self.conn, conversation_id, limit)
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        Ok(mailbox::history(self.conn, conversation_id, limit)?)
     }
 
-    /// Records that the envelope with this digest was processed. Returns `false` if it had
-    /// already been recorded (a duplicate).
-    pub fn mark_envelope_processed(
+    fn mark_envelope_processed(
         &mut self,
-        digest: [u8; 32],
+        digest: &[u8; 32],
         at: i64,
-    ) -> Result<bool, PersistenceError> {
-        mailbox::mark_processed(self.conn, &digest, at)
+    ) -> Result<Processed, StoreError> {
+        Ok(mailbox::mark_processed(self.conn, digest, at)?)
     }
 
-    /// Whether the envelope with this digest was already processed.
-    pub fn is_envelope_processed(&mut self, digest: [u8; 32]) -> Result<bool, PersistenceError> {
-        mailbox::is_processed(self.conn, &digest)
+    fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(mailbox::is_processed(self.conn, digest)?)
     }
 
-    /// Forgets processed-envelope digests recorded before `before`; returns how many.
-    pub fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, PersistenceError> {
-        mailbox::forget_processed_before(self.conn, before)
-    }
-
-    /// Whether a conversation exists (cheaper than loading it).
-    pub fn conversation_exists(&mut self, local_id: &str) -> Result<bool, PersistenceError> {
-        convo::exists(self.conn, local_id)
+    fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, StoreError> {
+        Ok(mailbox::forget_processed_before(self.conn, before)?)
     }
 }
 
@@ -296,5 +268,63 @@ impl RatchetStore for Database {
 
     fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
         Ok(ratchet::expire(&mut self.conn, older_than)?)
+    }
+}
+
+impl MailboxStore for Database {
+    fn outbox_push(&mut self, entry: &NewOutboxEntry<'_>) -> Result<i64, StoreError> {
+        in_tx(self, |tx| tx.outbox_push(entry))
+    }
+
+    fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        Ok(mailbox::outbox_pending(&mut self.conn, limit)?)
+    }
+
+    fn outbox_len(&mut self) -> Result<usize, StoreError> {
+        Ok(mailbox::outbox_count(&mut self.conn)?)
+    }
+
+    fn outbox_mark_delivered(&mut self, id: i64) -> Result<Delivered, StoreError> {
+        in_tx(self, |tx| tx.outbox_mark_delivered(id))
+    }
+
+    fn inbox_push(&mut self, entry: &NewInboxEntry<'_>) -> Result<i64, StoreError> {
+        in_tx(self, |tx| tx.inbox_push(entry))
+    }
+
+    fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+        Ok(mailbox::inbox_pending(&mut self.conn, limit)?)
+    }
+
+    fn inbox_ack(&mut self, id: i64) -> Result<Acknowledged, StoreError> {
+        in_tx(self, |tx| tx.inbox_ack(id))
+    }
+
+    fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
+        in_tx(self, |tx| tx.history_push(entry))
+    }
+
+    fn history(
+        &mut self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        Ok(mailbox::history(&mut self.conn, conversation_id, limit)?)
+    }
+
+    fn mark_envelope_processed(
+        &mut self,
+        digest: &[u8; 32],
+        at: i64,
+    ) -> Result<Processed, StoreError> {
+        in_tx(self, |tx| tx.mark_envelope_processed(digest, at))
+    }
+
+    fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(mailbox::is_processed(&mut self.conn, digest)?)
+    }
+
+    fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, StoreError> {
+        in_tx(self, |tx| tx.forget_processed_envelopes(before))
     }
 }

@@ -1,4 +1,5 @@
-//! The domain conformance kits against `Database`: in memory, plain file, encrypted file.
+//! The domain conformance kits (ratchet, chat, mailbox) against `Database`: in memory, plain
+//! file, encrypted file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -55,6 +56,23 @@ fn chat_kit_encrypted_file() {
     domain_chat::testing::run_all(files(&dir, true));
 }
 
+#[test]
+fn mailbox_kit_in_memory() {
+    domain_chat::testing::run_mailbox(|| Database::open(DatabaseConfig::in_memory()).unwrap());
+}
+
+#[test]
+fn mailbox_kit_plain_file() {
+    let dir = tempfile::tempdir().unwrap();
+    domain_chat::testing::run_mailbox(files(&dir, false));
+}
+
+#[test]
+fn mailbox_kit_encrypted_file() {
+    let dir = tempfile::tempdir().unwrap();
+    domain_chat::testing::run_mailbox(files(&dir, true));
+}
+
 /// The chat kit through [`persistence::Tx`]: every store call of a check runs inside one
 /// long transaction per store, as the Client's operations do.
 #[test]
@@ -66,6 +84,9 @@ fn chat_kit_inside_a_transaction() {
             domain_chat::testing::check_ephemeral_key_store(tx);
             domain_chat::testing::check_conversation_store(tx);
             domain_ratchet::testing::check_state_round_trip(&mut RatchetOnlyTx(tx));
+            domain_chat::testing::check_outbox(tx);
+            domain_chat::testing::check_inbox(tx);
+            domain_chat::testing::check_processed_envelopes(tx);
             Ok(())
         })
         .unwrap();

@@ -4,16 +4,19 @@
 mod support;
 
 use diesel::connection::SimpleConnection;
-use domain_chat::{ConversationStore, EphemeralKeyStore, Identity, IdentityStore, StoreError};
+use domain_chat::{
+    ConversationStore, Direction, EphemeralKeyStore, Identity, IdentityStore, MailboxStore,
+    NewHistoryEntry, StoreError,
+};
 use domain_ratchet::testing::{sample_key, sample_state};
 use domain_ratchet::{DhKeyPair, RatchetStore, SkippedKeyDelta};
-use persistence::{Database, DatabaseConfig, Direction, PersistenceError};
+use persistence::{Database, DatabaseConfig};
 use support::record;
 
 fn filled() -> Database {
     let mut db = Database::open(DatabaseConfig::in_memory()).unwrap();
     let intro = DhKeyPair::from_secret_bytes([0x22; 32]);
-    db.transaction(|tx| -> Result<(), PersistenceError> {
+    db.transaction(|tx| -> Result<(), StoreError> {
         tx.save_identity(&Identity {
             name: "me".into(),
             key_pair: DhKeyPair::from_secret_bytes([0x11; 32]),
@@ -28,7 +31,12 @@ fn filled() -> Database {
         };
         tx.save_ratchet_state("c", &sample_state(1, true), &delta)
             .unwrap();
-        tx.history_push("c", Direction::Sent, b"hi", 1)?;
+        tx.history_push(&NewHistoryEntry {
+            conversation_id: "c",
+            direction: Direction::Sent,
+            content: b"hi",
+            timestamp: 1,
+        })?;
         Ok(())
     })
     .unwrap();
@@ -140,11 +148,7 @@ fn unknown_conversation_kind() {
 fn unknown_history_direction() {
     let mut db = filled();
     plant(&mut db, "UPDATE messages SET direction = 'sideways';");
-    let err = db.transaction(|tx| tx.history("c", 10)).unwrap_err();
-    match err {
-        PersistenceError::Corrupt { location, .. } => assert_eq!(location, "messages.direction"),
-        other => panic!("{other:?}"),
-    }
+    assert_corrupt(db.history("c", 10), "messages.direction");
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod support;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
+use domain_chat::{MailboxStore, StoreError};
 use persistence::{Database, DatabaseConfig, MigrationMode};
 
 #[derive(QueryableByName, Debug, PartialEq, Eq)]
@@ -135,9 +136,9 @@ fn rebuilding_processed_envelopes_keeps_the_digests() {
             .execute(conn)
             .unwrap();
         }
-        db.transaction(|tx| -> Result<(), persistence::PersistenceError> {
-            tx.mark_envelope_processed([1; 32], 10)?;
-            tx.mark_envelope_processed([2; 32], 20)?;
+        db.transaction(|tx| -> Result<(), StoreError> {
+            tx.mark_envelope_processed(&[1; 32], 10)?;
+            tx.mark_envelope_processed(&[2; 32], 20)?;
             Ok(())
         })
         .unwrap();
@@ -145,13 +146,13 @@ fn rebuilding_processed_envelopes_keeps_the_digests() {
     }
     let mut db = Database::open(DatabaseConfig::file(&path)).unwrap();
     assert!(db.schema_status().unwrap().is_current());
-    db.transaction(|tx| -> Result<(), persistence::PersistenceError> {
-        assert!(tx.is_envelope_processed([1; 32])?);
-        assert!(tx.is_envelope_processed([2; 32])?);
-        assert!(!tx.is_envelope_processed([3; 32])?);
+    db.transaction(|tx| -> Result<(), StoreError> {
+        assert!(tx.is_envelope_processed(&[1; 32])?);
+        assert!(tx.is_envelope_processed(&[2; 32])?);
+        assert!(!tx.is_envelope_processed(&[3; 32])?);
         assert_eq!(tx.forget_processed_envelopes(15)?, 1);
-        assert!(!tx.is_envelope_processed([1; 32])?);
-        assert!(tx.is_envelope_processed([2; 32])?);
+        assert!(!tx.is_envelope_processed(&[1; 32])?);
+        assert!(tx.is_envelope_processed(&[2; 32])?);
         Ok(())
     })
     .unwrap();

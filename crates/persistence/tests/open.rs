@@ -9,12 +9,14 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use domain_chat::{ConversationStore, EphemeralKeyStore, Identity, IdentityStore};
+use domain_chat::{
+    ConversationStore, Direction, EphemeralKeyStore, Identity, IdentityStore, MailboxStore,
+    NewHistoryEntry, NewInboxEntry, NewOutboxEntry, Processed, StoreError,
+};
 use domain_ratchet::testing::{sample_key, sample_state};
 use domain_ratchet::{DhKeyPair, RatchetStore, SkippedKeyDelta};
 use persistence::{
-    Database, DatabaseConfig, DatabaseKey, Direction, Durability, MigrationMode, NewInbox,
-    NewOutbox, PersistenceError,
+    Database, DatabaseConfig, DatabaseKey, Durability, MigrationMode, PersistenceError,
 };
 use support::*;
 
@@ -26,7 +28,7 @@ fn identity() -> Identity {
 }
 
 fn fill(db: &mut Database) {
-    db.transaction(|tx| -> Result<(), PersistenceError> {
+    db.transaction(|tx| -> Result<(), StoreError> {
         tx.save_identity(&identity()).unwrap();
         tx.save_ephemeral_key(&DhKeyPair::from_secret_bytes([9; 32]))
             .unwrap();
@@ -38,22 +40,30 @@ fn fill(db: &mut Database) {
         };
         tx.save_ratchet_state("c1", &sample_state(3, true), &delta)
             .unwrap();
-        tx.outbox_push(&NewOutbox {
+        tx.outbox_push(&NewOutboxEntry {
             conversation_id: "c1",
             conversation_hint: "remote-c1",
             delivery_address: "addr",
             envelope: b"envelope",
             created_at: 5,
         })?;
-        tx.inbox_push(&NewInbox {
+        tx.inbox_push(&NewInboxEntry {
             conversation_id: "c1",
             content: b"hello",
             sent_at: 6,
             received_at: 7,
             is_new_conversation: true,
         })?;
-        tx.history_push("c1", Direction::Received, b"hello", 6)?;
-        assert!(tx.mark_envelope_processed([3; 32], 8)?);
+        tx.history_push(&NewHistoryEntry {
+            conversation_id: "c1",
+            direction: Direction::Received,
+            content: b"hello",
+            timestamp: 6,
+        })?;
+        assert_eq!(
+            tx.mark_envelope_processed(&[3; 32], 8)?,
+            Processed::Recorded
+        );
         Ok(())
     })
     .unwrap();
@@ -72,7 +82,7 @@ fn check_filled(db: &mut Database) {
         db.load_skipped_keys("c1").unwrap(),
         vec![sample_key(1, 3, 100), sample_key(1, 4, 101)]
     );
-    db.transaction(|tx| -> Result<(), PersistenceError> {
+    db.transaction(|tx| -> Result<(), StoreError> {
         let out = tx.outbox_pending(10)?;
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].envelope, b"envelope");
@@ -83,8 +93,11 @@ fn check_filled(db: &mut Database) {
         let history = tx.history("c1", 10)?;
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].direction, Direction::Received);
-        assert!(tx.is_envelope_processed([3; 32])?);
-        assert!(!tx.mark_envelope_processed([3; 32], 9)?);
+        assert!(tx.is_envelope_processed(&[3; 32])?);
+        assert_eq!(
+            tx.mark_envelope_processed(&[3; 32], 9)?,
+            Processed::AlreadyRecorded
+        );
         Ok(())
     })
     .unwrap();
@@ -267,13 +280,16 @@ fn locked_database_gives_typed_error_after_timeout() {
         .batch_execute("BEGIN IMMEDIATE")
         .unwrap();
     let started = std::time::Instant::now();
+    // `BEGIN IMMEDIATE` itself waits for the lock: the closure never runs.
     let err = other
-        .transaction(|tx| tx.outbox_len().map(|_| ()))
+        .transaction(|_tx| Ok::<(), PersistenceError>(()))
         .unwrap_err();
     assert!(matches!(err, PersistenceError::Locked), "{err:?}");
     assert!(started.elapsed() >= Duration::from_millis(40));
     holder.raw_connection().batch_execute("ROLLBACK").unwrap();
-    other.transaction(|tx| tx.outbox_len()).unwrap();
+    other
+        .transaction(|tx| -> Result<usize, StoreError> { tx.outbox_len() })
+        .unwrap();
 }
 
 #[derive(QueryableByName)]

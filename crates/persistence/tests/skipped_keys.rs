@@ -6,7 +6,7 @@ mod support;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use domain_chat::ConversationStore;
+use domain_chat::{ConversationStore, Direction, MailboxStore, NewHistoryEntry};
 use domain_ratchet::testing::{sample_key, sample_state};
 use domain_ratchet::{RatchetStore, SkippedKeyDelta};
 use persistence::{Database, DatabaseConfig};
@@ -165,12 +165,17 @@ fn deleting_the_conversation_cascades() {
         &insert(vec![sample_key(1, 1, 1)], None),
     )
     .unwrap();
-    db.transaction(|tx| tx.history_push("c", persistence::Direction::Sent, b"x", 1))
-        .unwrap();
+    db.history_push(&NewHistoryEntry {
+        conversation_id: "c",
+        direction: Direction::Sent,
+        content: b"x",
+        timestamp: 1,
+    })
+    .unwrap();
     assert!(db.delete_conversation("c").unwrap());
     assert!(!db.ratchet_state_exists("c").unwrap());
     assert_eq!(db.count_skipped_keys("c").unwrap(), 0);
-    assert!(db.transaction(|tx| tx.history("c", 10)).unwrap().is_empty());
+    assert!(db.history("c", 10).unwrap().is_empty());
     assert!(rows(&mut db).is_empty());
 }
 

@@ -1,12 +1,15 @@
-//! The unit of work: commit on Ok, roll back everything on Err; mailbox methods.
+//! The unit of work: commit on Ok, roll back everything on Err; writes that need a
+//! conversation. (The mailbox contract is checked by the mailbox kit in `conformance.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
-use domain_chat::{ConversationStore, EphemeralKeyStore, StoreError};
+use domain_chat::{
+    ConversationStore, Direction, EphemeralKeyStore, MailboxStore, NewHistoryEntry, StoreError,
+};
 use domain_ratchet::testing::{sample_key, sample_state};
 use domain_ratchet::{DhKeyPair, RatchetStore, SkippedKeyDelta};
-use persistence::{Database, DatabaseConfig, Direction, NewInbox, NewOutbox, PersistenceError};
+use persistence::{Database, DatabaseConfig};
 use support::record;
 
 fn db() -> Database {
@@ -59,9 +62,14 @@ fn ratchet_state_needs_its_conversation() {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     let err = db
-        .transaction(|tx| tx.history_push("nope", Direction::Sent, b"x", 1))
+        .history_push(&NewHistoryEntry {
+            conversation_id: "nope",
+            direction: Direction::Sent,
+            content: b"x",
+            timestamp: 1,
+        })
         .unwrap_err();
-    assert!(matches!(err, PersistenceError::NotFound(_)), "{err:?}");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
 
 #[test]
@@ -77,71 +85,6 @@ fn list_orders_by_creation_then_id() {
         .map(|r| r.local_id)
         .collect();
     assert_eq!(ids, ["z", "a", "b"]);
-}
-
-#[test]
-fn mailbox_queues() {
-    let mut db = db();
-    db.transaction(|tx| -> Result<(), PersistenceError> {
-        tx.save_conversation(&record("c", 1)).unwrap();
-        let a = tx.outbox_push(&NewOutbox {
-            conversation_id: "c",
-            conversation_hint: "h",
-            delivery_address: "addr",
-            envelope: b"one",
-            created_at: 1,
-        })?;
-        let b = tx.outbox_push(&NewOutbox {
-            conversation_id: "c",
-            conversation_hint: "h",
-            delivery_address: "addr",
-            envelope: b"two",
-            created_at: 2,
-        })?;
-        assert!(b > a);
-        let pending = tx.outbox_pending(1)?;
-        assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].id, a);
-        assert_eq!(pending[0].envelope, b"one");
-        assert!(tx.outbox_mark_delivered(a)?);
-        assert!(!tx.outbox_mark_delivered(a)?);
-        assert_eq!(tx.outbox_len()?, 1);
-
-        let i = tx.inbox_push(&NewInbox {
-            conversation_id: "c",
-            content: b"hi",
-            sent_at: 3,
-            received_at: 4,
-            is_new_conversation: false,
-        })?;
-        assert_eq!(tx.inbox_pending(10)?.len(), 1);
-        assert!(format!("{:?}", tx.inbox_pending(10)?[0]).contains("content_len"));
-        assert!(tx.inbox_ack(i)?);
-        assert!(!tx.inbox_ack(i)?);
-        assert!(tx.inbox_pending(10)?.is_empty());
-
-        for n in 0..5u8 {
-            let dir = if n % 2 == 0 {
-                Direction::Sent
-            } else {
-                Direction::Received
-            };
-            tx.history_push("c", dir, &[n], i64::from(n))?;
-        }
-        let last = tx.history("c", 3)?;
-        let contents: Vec<u8> = last.iter().map(|h| h.content[0]).collect();
-        assert_eq!(contents, vec![2, 3, 4]);
-        assert_eq!(last[1].direction, Direction::Received);
-
-        assert!(!tx.is_envelope_processed([9; 32])?);
-        assert!(tx.mark_envelope_processed([9; 32], 10)?);
-        assert!(!tx.mark_envelope_processed([9; 32], 11)?);
-        assert!(tx.is_envelope_processed([9; 32])?);
-        assert_eq!(tx.forget_processed_envelopes(11)?, 1);
-        assert!(!tx.is_envelope_processed([9; 32])?);
-        Ok(())
-    })
-    .unwrap();
 }
 
 #[test]

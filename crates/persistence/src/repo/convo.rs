@@ -98,14 +98,3 @@ pub(crate) fn delete(
     let n = diesel::delete(conversations::table.find(local_id)).execute(conn)?;
     Ok(n > 0)
 }
-
-/// Whether a conversation exists.
-pub(crate) fn exists(
-    conn: &mut SqliteConnection,
-    local_id: &str,
-) -> Result<bool, PersistenceError> {
-    Ok(
-        diesel::select(diesel::dsl::exists(conversations::table.find(local_id)))
-            .get_result(conn)?,
-    )
-}

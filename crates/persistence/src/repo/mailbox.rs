@@ -1,29 +1,41 @@
-//! The Client's mailbox: tables `outbox`, `inbox`, `messages` and `processed_envelopes`.
+//! The mailbox: tables `outbox`, `inbox`, `messages` and `processed_envelopes`, mapped to the
+//! records of [`domain_chat::MailboxStore`].
 
 use diesel::prelude::*;
+use domain_chat::{
+    Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, NewHistoryEntry, NewInboxEntry,
+    NewOutboxEntry, OutboxEntry, Processed,
+};
 
 use super::count;
 use crate::error::PersistenceError;
 use crate::schema::{inbox, messages, outbox, processed_envelopes};
 
-/// A new envelope waiting for delivery (a row to insert into `outbox`).
-#[derive(Debug, Clone, Copy, Insertable)]
+/// A new row of `outbox`.
+#[derive(Insertable)]
 #[diesel(table_name = outbox)]
-pub struct NewOutbox<'a> {
-    /// Local id of the conversation the envelope belongs to.
-    pub conversation_id: &'a str,
-    /// The conversation hint put on the envelope (the peer's id for the conversation).
-    pub conversation_hint: &'a str,
-    /// Where the transport must deliver it.
-    pub delivery_address: &'a str,
-    /// The encoded envelope, ready to send.
-    pub envelope: &'a [u8],
-    /// When it was queued (caller's clock).
-    pub created_at: i64,
+struct NewOutboxRow<'a> {
+    conversation_id: &'a str,
+    conversation_hint: &'a str,
+    delivery_address: &'a str,
+    envelope: &'a [u8],
+    created_at: i64,
+}
+
+impl<'a> From<&NewOutboxEntry<'a>> for NewOutboxRow<'a> {
+    fn from(entry: &NewOutboxEntry<'a>) -> Self {
+        Self {
+            conversation_id: entry.conversation_id,
+            conversation_hint: entry.conversation_hint,
+            delivery_address: entry.delivery_address,
+            envelope: entry.envelope,
+            created_at: entry.created_at,
+        }
+    }
 }
 
 /// A row of `outbox`.
-#[derive(Debug, Queryable, Selectable)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = outbox, check_for_backend(diesel::sqlite::Sqlite))]
 struct OutboxRow {
     id: i32,
@@ -32,23 +44,6 @@ struct OutboxRow {
     delivery_address: String,
     envelope: Vec<u8>,
     created_at: i64,
-}
-
-/// An envelope waiting for delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxEntry {
-    /// Queue id (pass it to `outbox_mark_delivered`).
-    pub id: i64,
-    /// Local id of the conversation.
-    pub conversation_id: String,
-    /// The conversation hint on the envelope.
-    pub conversation_hint: String,
-    /// Where to deliver it.
-    pub delivery_address: String,
-    /// The encoded envelope (ciphertext; not secret).
-    pub envelope: Vec<u8>,
-    /// When it was queued.
-    pub created_at: i64,
 }
 
 impl From<OutboxRow> for OutboxEntry {
@@ -64,31 +59,26 @@ impl From<OutboxRow> for OutboxEntry {
     }
 }
 
-/// Received content not yet acknowledged by the application (a row to insert into `inbox`).
-#[derive(Clone, Copy, Insertable)]
+/// A new row of `inbox`.
+#[derive(Insertable)]
 #[diesel(table_name = inbox)]
-pub struct NewInbox<'a> {
-    /// Local id of the conversation it arrived in.
-    pub conversation_id: &'a str,
-    /// The decrypted content.
-    pub content: &'a [u8],
-    /// When the sender says it was sent.
-    pub sent_at: i64,
-    /// When it was received (caller's clock).
-    pub received_at: i64,
-    /// Whether it opened a new conversation.
-    pub is_new_conversation: bool,
+struct NewInboxRow<'a> {
+    conversation_id: &'a str,
+    content: &'a [u8],
+    sent_at: i64,
+    received_at: i64,
+    is_new_conversation: bool,
 }
 
-impl std::fmt::Debug for NewInbox<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewInbox")
-            .field("conversation_id", &self.conversation_id)
-            .field("content_len", &self.content.len())
-            .field("sent_at", &self.sent_at)
-            .field("received_at", &self.received_at)
-            .field("is_new_conversation", &self.is_new_conversation)
-            .finish()
+impl<'a> From<&NewInboxEntry<'a>> for NewInboxRow<'a> {
+    fn from(entry: &NewInboxEntry<'a>) -> Self {
+        Self {
+            conversation_id: entry.conversation_id,
+            content: entry.content,
+            sent_at: entry.sent_at,
+            received_at: entry.received_at,
+            is_new_conversation: entry.is_new_conversation,
+        }
     }
 }
 
@@ -104,36 +94,6 @@ struct InboxRow {
     is_new_conversation: bool,
 }
 
-/// Received content waiting for the application's acknowledgement.
-#[derive(Clone, PartialEq, Eq)]
-pub struct InboxEntry {
-    /// Queue id (pass it to `inbox_ack`).
-    pub id: i64,
-    /// Local id of the conversation.
-    pub conversation_id: String,
-    /// The decrypted content.
-    pub content: Vec<u8>,
-    /// When the sender says it was sent.
-    pub sent_at: i64,
-    /// When it was received.
-    pub received_at: i64,
-    /// Whether it opened a new conversation.
-    pub is_new_conversation: bool,
-}
-
-impl std::fmt::Debug for InboxEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InboxEntry")
-            .field("id", &self.id)
-            .field("conversation_id", &self.conversation_id)
-            .field("content_len", &self.content.len())
-            .field("sent_at", &self.sent_at)
-            .field("received_at", &self.received_at)
-            .field("is_new_conversation", &self.is_new_conversation)
-            .finish()
-    }
-}
-
 impl From<InboxRow> for InboxEntry {
     fn from(row: InboxRow) -> Self {
         Self {
@@ -143,34 +103,6 @@ impl From<InboxRow> for InboxEntry {
             sent_at: row.sent_at,
             received_at: row.received_at,
             is_new_conversation: row.is_new_conversation,
-        }
-    }
-}
-
-/// Which way a message in the history went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// We sent it.
-    Sent,
-    /// We received it.
-    Received,
-}
-
-impl Direction {
-    /// The stored name (`sent` / `received`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Sent => "sent",
-            Direction::Received => "received",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "sent" => Some(Direction::Sent),
-            "received" => Some(Direction::Received),
-            _ => None,
         }
     }
 }
@@ -194,33 +126,6 @@ struct MessageRow {
     direction: String,
     content: Vec<u8>,
     timestamp: i64,
-}
-
-/// One message of a conversation's history.
-#[derive(Clone, PartialEq, Eq)]
-pub struct HistoryEntry {
-    /// History id (grows with insertion).
-    pub id: i64,
-    /// Local id of the conversation.
-    pub conversation_id: String,
-    /// Sent or received.
-    pub direction: Direction,
-    /// The plaintext content.
-    pub content: Vec<u8>,
-    /// The message's timestamp (caller's clock).
-    pub timestamp: i64,
-}
-
-impl std::fmt::Debug for HistoryEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HistoryEntry")
-            .field("id", &self.id)
-            .field("conversation_id", &self.conversation_id)
-            .field("direction", &self.direction)
-            .field("content_len", &self.content.len())
-            .field("timestamp", &self.timestamp)
-            .finish()
-    }
 }
 
 impl MessageRow {
@@ -259,10 +164,10 @@ fn limit(n: usize) -> i64 {
 
 pub(crate) fn outbox_push(
     conn: &mut SqliteConnection,
-    entry: &NewOutbox<'_>,
+    entry: &NewOutboxEntry<'_>,
 ) -> Result<i64, PersistenceError> {
     diesel::insert_into(outbox::table)
-        .values(entry)
+        .values(NewOutboxRow::from(entry))
         .execute(conn)?;
     inserted_id(conn)
 }
@@ -289,11 +194,16 @@ fn row_id(id: i64) -> Option<i32> {
 pub(crate) fn outbox_delete(
     conn: &mut SqliteConnection,
     id: i64,
-) -> Result<bool, PersistenceError> {
+) -> Result<Delivered, PersistenceError> {
     let Some(id) = row_id(id) else {
-        return Ok(false);
+        return Ok(Delivered::NotPending);
     };
-    Ok(diesel::delete(outbox::table.find(id)).execute(conn)? > 0)
+    Ok(
+        match diesel::delete(outbox::table.find(id)).execute(conn)? {
+            0 => Delivered::NotPending,
+            _ => Delivered::Removed,
+        },
+    )
 }
 
 pub(crate) fn outbox_count(conn: &mut SqliteConnection) -> Result<usize, PersistenceError> {
@@ -303,10 +213,10 @@ pub(crate) fn outbox_count(conn: &mut SqliteConnection) -> Result<usize, Persist
 
 pub(crate) fn inbox_push(
     conn: &mut SqliteConnection,
-    entry: &NewInbox<'_>,
+    entry: &NewInboxEntry<'_>,
 ) -> Result<i64, PersistenceError> {
     diesel::insert_into(inbox::table)
-        .values(entry)
+        .values(NewInboxRow::from(entry))
         .execute(conn)?;
     inserted_id(conn)
 }
@@ -325,26 +235,30 @@ pub(crate) fn inbox_pending(
         .collect())
 }
 
-pub(crate) fn inbox_delete(conn: &mut SqliteConnection, id: i64) -> Result<bool, PersistenceError> {
+pub(crate) fn inbox_delete(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> Result<Acknowledged, PersistenceError> {
     let Some(id) = row_id(id) else {
-        return Ok(false);
+        return Ok(Acknowledged::NotPending);
     };
-    Ok(diesel::delete(inbox::table.find(id)).execute(conn)? > 0)
+    Ok(match diesel::delete(inbox::table.find(id)).execute(conn)? {
+        0 => Acknowledged::NotPending,
+        _ => Acknowledged::Removed,
+    })
 }
 
 pub(crate) fn history_push(
     conn: &mut SqliteConnection,
-    conversation_id: &str,
-    direction: Direction,
-    content: &[u8],
-    timestamp: i64,
+    entry: &NewHistoryEntry<'_>,
 ) -> Result<i64, PersistenceError> {
+    let conversation_id = entry.conversation_id;
     diesel::insert_into(messages::table)
         .values(NewMessageRow {
             conversation_id,
-            direction: direction.as_str(),
-            content,
-            timestamp,
+            direction: entry.direction.as_str(),
+            content: entry.content,
+            timestamp: entry.timestamp,
         })
         .execute(conn)
         .map_err(|e| match e {
@@ -387,7 +301,7 @@ pub(crate) fn mark_processed(
     conn: &mut SqliteConnection,
     digest: &[u8; 32],
     at: i64,
-) -> Result<bool, PersistenceError> {
+) -> Result<Processed, PersistenceError> {
     let n = diesel::insert_into(processed_envelopes::table)
         .values(NewProcessedEnvelopeRow {
             digest: &digest[..],
@@ -395,7 +309,10 @@ pub(crate) fn mark_processed(
         })
         .on_conflict_do_nothing()
         .execute(conn)?;
-    Ok(n > 0)
+    Ok(match n {
+        0 => Processed::AlreadyRecorded,
+        _ => Processed::Recorded,
+    })
 }
 
 pub(crate) fn is_processed(

@@ -100,7 +100,7 @@ impl RatchetStore for RatchetOnly {
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError> {
         self.db.transaction(|tx| {
-            if !tx.conversation_exists(convo_id)? {
+            if tx.load_conversation(convo_id)?.is_none() {
                 tx.save_conversation(&record(convo_id, 0))?;
             }
             tx.save_ratchet_state(convo_id, state, delta)
@@ -153,7 +153,7 @@ impl RatchetStore for RatchetOnlyTx<'_, '_> {
         state: &RatchetState,
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError> {
-        if !self.0.conversation_exists(convo_id)? {
+        if self.0.load_conversation(convo_id)?.is_none() {
             self.0.save_conversation(&record(convo_id, 0))?;
         }
         self.0.save_ratchet_state(convo_id, state, delta)

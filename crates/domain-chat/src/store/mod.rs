@@ -2,8 +2,15 @@
 //! `Ok(None)` for absence. Every method takes `&mut self` so that a database transaction can
 //! implement them, which is how a caller makes one operation one transaction.
 
+mod mailbox;
+
 use domain_ratchet::{DhKeyPair, PublicKey};
 pub use domain_ratchet::{RatchetStore, StoreError};
+
+pub use mailbox::{
+    Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, MailboxStore, NewHistoryEntry,
+    NewInboxEntry, NewOutboxEntry, OutboxEntry, Processed,
+};
 
 /// The installation identity: a name and the X25519 installation key pair.
 ///
