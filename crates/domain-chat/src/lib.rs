@@ -48,5 +48,5 @@ pub use store::{
     Acknowledged, ChatStore, ConversationKind, ConversationRecord, ConversationStore, Delivered,
     Direction, EphemeralKeyStore, HistoryEntry, Identity, IdentityStore, InboxEntry, MailboxStore,
     NewHistoryEntry, NewInboxEntry, NewOutboxEntry, OutboxEntry, Processed, RatchetStore,
-    StoreError,
+    StoreError, Transactional,
 };

@@ -2,7 +2,9 @@
 //! of the chat domain (identity, intro ephemeral keys, conversations, mailbox) and of the
 //! ratchet, in plain maps.
 //!
-//! Each write is a single in-memory update that either happens completely or not at all.
+//! Each write is a single in-memory update that either happens completely or not at all, and
+//! [`Transactional::transaction`] makes several calls all-or-nothing, as a database
+//! transaction does.
 //! It implements [`RatchetStore`] itself (rather than composing the ratchet crate's memory
 //! store) so that deleting a conversation can cascade to its ratchet state, as the SQL schema
 //! does with `ON DELETE CASCADE`.
@@ -11,6 +13,7 @@ use std::collections::BTreeMap;
 
 use domain_ratchet::{
     DhKeyPair, PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
+    Transactional,
 };
 
 use crate::store::{
@@ -66,6 +69,25 @@ impl std::fmt::Debug for MemoryChatStore {
             .field("history", &self.history.len())
             .field("processed", &self.processed.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// A unit of work on a snapshot: the store is copied before `f` runs and restored if it fails
+/// (a reference implementation: the copy costs time proportional to the store's size).
+impl Transactional for MemoryChatStore {
+    type Tx<'t> = Self;
+
+    fn transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut Self) -> Result<T, E>,
+    {
+        let saved = self.clone();
+        let result = f(self);
+        if result.is_err() {
+            *self = saved;
+        }
+        result
     }
 }
 

@@ -1,12 +1,12 @@
 //! The stateless chat service: each operation is a function of (store, config, rng, input,
 //! time). It keeps nothing between calls and reads and writes only through the store.
 //!
-//! **Nothing written on error.** Every fallible step (decoding, key checks, X3DH, decryption,
-//! frame decoding) runs before the first write. Operations with one write (create an intro
-//! bundle, send, receive a message) are therefore all-or-nothing on any store whose single
-//! write is atomic. Operations with several writes (start a conversation, accept a handshake)
-//! undo their earlier writes if a later write fails; a caller that runs each operation inside
-//! a database transaction gets all-or-nothing regardless.
+//! **One unit of work per call.** The caller runs each operation inside one unit of work (a
+//! database transaction, or [`Transactional::transaction`](crate::Transactional) of the
+//! in-memory store): an operation with several writes (start a conversation, accept a
+//! handshake) that fails at a later write leaves the earlier ones to the caller's rollback,
+//! and never undoes them itself. Bad input writes nothing even without it: every fallible step
+//! (decoding, key checks, X3DH, decryption, frame decoding) runs before the first write.
 
 use domain_ratchet::{
     DhKeyPair, Header, PublicKey, RatchetConfig, RatchetState, SkippedKeyDelta,
@@ -512,9 +512,7 @@ fn handle_handshake<S: ChatStore + ?Sized>(
 }
 
 /// Saves a new conversation and its ratchet state and, for a responder, consumes the intro
-/// key. If a later write fails, the earlier ones are undone (best effort: the undo's own
-/// errors are dropped in favour of the original error, which is what the caller must see;
-/// a transactional caller rolls back anyway).
+/// key. Several writes: the caller's unit of work makes them all-or-nothing.
 fn persist_new_conversation<S: ChatStore + ?Sized>(
     store: &mut S,
     record: &ConversationRecord,
@@ -523,29 +521,11 @@ fn persist_new_conversation<S: ChatStore + ?Sized>(
     consume_intro_key: Option<&PublicKey>,
 ) -> Result<(), ChatError> {
     store.save_conversation(record)?;
-    if let Err(e) = store.save_ratchet_state(&record.local_id, state, delta) {
-        undo_new_conversation(store, &record.local_id);
-        return Err(e.into());
-    }
-    if let Some(key) = consume_intro_key {
-        match store.delete_ephemeral_key(key) {
-            Ok(true) => {}
-            Ok(false) => {
-                undo_new_conversation(store, &record.local_id);
-                return Err(HandshakeError::UnknownIntroKey.into());
-            }
-            Err(e) => {
-                undo_new_conversation(store, &record.local_id);
-                return Err(e.into());
-            }
-        }
+    store.save_ratchet_state(&record.local_id, state, delta)?;
+    if let Some(key) = consume_intro_key
+        && !store.delete_ephemeral_key(key)?
+    {
+        return Err(HandshakeError::UnknownIntroKey.into());
     }
     Ok(())
-}
-
-fn undo_new_conversation<S: ChatStore + ?Sized>(store: &mut S, local_id: &str) {
-    // Errors here are deliberately not returned: the original error is what the caller must
-    // see; see `persist_new_conversation`.
-    let _ = store.delete_ratchet_state(local_id);
-    let _ = store.delete_conversation(local_id);
 }

@@ -10,15 +10,18 @@
 //!
 //! The kit uses only the store traits, so any implementation (the in-memory reference, the
 //! SQL repositories) can run it. Besides the plain store contract, it drives the stateless
-//! service through a [`FailingStore`] that fails the k-th write (0-based), for every k, and checks with a
-//! [`Snapshot`] that a failed operation left the store exactly as it was.
+//! service inside one unit of work ([`Transactional`]) through a [`FailingStore`] that fails
+//! the k-th write (0-based), for every k, and checks with a [`Snapshot`] that a failed
+//! operation left the store exactly as it was.
 //!
 //! A failed check panics (this is test code; the crate-wide `unwrap`/`expect`/`panic` lints
 //! are relaxed here on purpose).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use domain_ratchet::testing::FailingStore;
-use domain_ratchet::{DhKeyPair, PublicKey, RatchetState, SkippedKey, SkippedKeyDelta, StoreError};
+use domain_ratchet::{
+    DhKeyPair, PublicKey, RatchetState, SkippedKey, SkippedKeyDelta, StoreError, Transactional,
+};
 use rand_core::OsRng;
 
 use crate::service::{
@@ -188,13 +191,19 @@ pub fn snapshot<S: ChatStore + ?Sized>(
     }
 }
 
-/// Runs every check of the kit, each on fresh stores from `new_store`.
-pub fn run_all<S: ChatStore>(mut new_store: impl FnMut() -> S) {
+/// Runs every check of the kit, each on fresh stores from `new_store`. The atomicity checks run
+/// each operation inside one unit of work of the store ([`Transactional`]), as a caller must.
+pub fn run_all<S>(mut new_store: impl FnMut() -> S)
+where
+    S: ChatStore + Transactional,
+    for<'t> S::Tx<'t>: ChatStore,
+{
     check_identity_store(&mut new_store());
     check_ephemeral_key_store(&mut new_store());
     check_conversation_store(&mut new_store());
     check_conversation_round_trip(&mut new_store(), &mut new_store());
     check_bad_input_changes_nothing(&mut new_store(), &mut new_store());
+    check_unit_of_work(&mut new_store());
     check_atomic_create_intro_bundle(&mut new_store);
     check_atomic_start_conversation(&mut new_store);
     check_atomic_handshake(&mut new_store);
@@ -433,22 +442,29 @@ pub fn check_bad_input_changes_nothing<S: ChatStore + ?Sized>(saro: &mut S, raya
 }
 
 /// `create_intro_bundle` through a store failing its k-th write, for every k.
-pub fn check_atomic_create_intro_bundle<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
+pub fn check_atomic_create_intro_bundle<S>(new_store: &mut impl FnMut() -> S)
+where
+    S: ChatStore + Transactional,
+    for<'t> S::Tx<'t>: ChatStore,
+{
     for_every_k(|k| {
         let mut store = new_store();
         store
             .save_identity(&create_identity("raya", &mut OsRng))
             .unwrap();
         let before = snapshot(&mut store, &[], &[]);
-        let mut failing = FailingStore::new(&mut store, k);
-        let result = create_intro_bundle(&mut failing, &mut OsRng);
-        let failed = failing.failed();
+        let (result, failed) =
+            in_failing_unit_of_work(&mut store, k, |s| create_intro_bundle(s, &mut OsRng));
         finish_k(k, failed, &mut store, result.map(|_| ()), &before, &[], &[])
     });
 }
 
 /// `start_private_conversation` through a store failing its k-th write, for every k.
-pub fn check_atomic_start_conversation<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
+pub fn check_atomic_start_conversation<S>(new_store: &mut impl FnMut() -> S)
+where
+    S: ChatStore + Transactional,
+    for<'t> S::Tx<'t>: ChatStore,
+{
     let config = ChatConfig::default();
     for_every_k(|k| {
         let mut raya = new_store();
@@ -459,17 +475,20 @@ pub fn check_atomic_start_conversation<S: ChatStore>(new_store: &mut impl FnMut(
         saro.save_identity(&create_identity("saro", &mut OsRng))
             .unwrap();
         let before = snapshot(&mut saro, &[], &[]);
-        let mut failing = FailingStore::new(&mut saro, k);
-        let result =
-            start_private_conversation(&mut failing, &config, &mut OsRng, &bundle, b"hi", 1);
-        let failed = failing.failed();
+        let (result, failed) = in_failing_unit_of_work(&mut saro, k, |s| {
+            start_private_conversation(s, &config, &mut OsRng, &bundle, b"hi", 1)
+        });
         finish_k(k, failed, &mut saro, result.map(|_| ()), &before, &[], &[])
     });
 }
 
 /// Accepting a handshake through a store failing its k-th write, for every k: the intro key,
 /// conversation and ratchet state are all there afterwards, or none of the changes is.
-pub fn check_atomic_handshake<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
+pub fn check_atomic_handshake<S>(new_store: &mut impl FnMut() -> S)
+where
+    S: ChatStore + Transactional,
+    for<'t> S::Tx<'t>: ChatStore,
+{
     let config = ChatConfig::default();
     for_every_k(|k| {
         let mut raya = new_store();
@@ -489,9 +508,9 @@ pub fn check_atomic_handshake<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
         let keys = [bundle.ephemeral_key()];
         let ids = [raya_id];
         let before = snapshot(&mut raya, &keys, &ids);
-        let mut failing = FailingStore::new(&mut raya, k);
-        let result = handle_envelope(&mut failing, &config, &started.envelope.bytes, 2);
-        let failed = failing.failed();
+        let (result, failed) = in_failing_unit_of_work(&mut raya, k, |s| {
+            handle_envelope(s, &config, &started.envelope.bytes, 2)
+        });
         if let Ok(outcome) = &result {
             assert!(matches!(outcome, EnvelopeOutcome::Content(c) if c.is_new_conversation));
         }
@@ -508,16 +527,20 @@ pub fn check_atomic_handshake<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
 }
 
 /// `send_content` through a store failing its k-th write, for every k.
-pub fn check_atomic_send<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
+pub fn check_atomic_send<S>(new_store: &mut impl FnMut() -> S)
+where
+    S: ChatStore + Transactional,
+    for<'t> S::Tx<'t>: ChatStore,
+{
     let config = ChatConfig::default();
     for_every_k(|k| {
         let (mut saro, mut raya) = (new_store(), new_store());
         let (saro_id, raya_id) = handshake(&mut saro, &mut raya, &config);
         let ids = [raya_id.clone()];
         let before = snapshot(&mut raya, &[], &ids);
-        let mut failing = FailingStore::new(&mut raya, k);
-        let result = send_content(&mut failing, &config, &mut OsRng, &raya_id, b"reply", 3);
-        let failed = failing.failed();
+        let (result, failed) = in_failing_unit_of_work(&mut raya, k, |s| {
+            send_content(s, &config, &mut OsRng, &raya_id, b"reply", 3)
+        });
         let _ = saro_id;
         finish_k(k, failed, &mut raya, result.map(|_| ()), &before, &[], &ids)
     });
@@ -525,7 +548,11 @@ pub fn check_atomic_send<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
 
 /// Receiving a message (one that needs a DH step and stores skipped keys, and one that uses a
 /// skipped key) through a store failing its k-th write, for every k.
-pub fn check_atomic_receive<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
+pub fn check_atomic_receive<S>(new_store: &mut impl FnMut() -> S)
+where
+    S: ChatStore + Transactional,
+    for<'t> S::Tx<'t>: ChatStore,
+{
     let config = ChatConfig::default();
     for use_skipped in [false, true] {
         for_every_k(|k| {
@@ -542,9 +569,9 @@ pub fn check_atomic_receive<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
             };
             let ids = [saro_id.clone()];
             let before = snapshot(&mut saro, &[], &ids);
-            let mut failing = FailingStore::new(&mut saro, k);
-            let result = handle_envelope(&mut failing, &config, &env.bytes, 6);
-            let failed = failing.failed();
+            let (result, failed) = in_failing_unit_of_work(&mut saro, k, |s| {
+                handle_envelope(s, &config, &env.bytes, 6)
+            });
             if let Ok(outcome) = &result {
                 assert!(
                     matches!(outcome, EnvelopeOutcome::Content(c) if c.content == expected),
@@ -554,6 +581,70 @@ pub fn check_atomic_receive<S: ChatStore>(new_store: &mut impl FnMut() -> S) {
             finish_k(k, failed, &mut saro, result.map(|_| ()), &before, &[], &ids)
         });
     }
+}
+
+/// Runs `op` in one unit of work of `store`, through a [`FailingStore`] failing write `k`
+/// (0-based). Returns the operation's result and whether the injected failure happened.
+fn in_failing_unit_of_work<S, T>(
+    store: &mut S,
+    k: usize,
+    op: impl FnOnce(&mut dyn ChatStore) -> Result<T, ChatError>,
+) -> (Result<T, ChatError>, bool)
+where
+    S: Transactional,
+    for<'t> S::Tx<'t>: ChatStore,
+{
+    let mut failed = false;
+    let result = store.transaction(|tx| {
+        let mut failing = FailingStore::new(tx, k);
+        let result = op(&mut failing);
+        failed = failing.failed();
+        result
+    });
+    (result, failed)
+}
+
+/// A unit of work keeps everything its closure wrote when it returns `Ok`, and nothing when
+/// it returns `Err`, whatever it wrote before.
+pub fn check_unit_of_work<S>(store: &mut S)
+where
+    S: ChatStore + Transactional,
+    for<'t> S::Tx<'t>: ChatStore,
+{
+    let identity = create_identity("raya", &mut OsRng);
+    let key = DhKeyPair::generate(&mut OsRng);
+    let record = ConversationRecord {
+        local_id: "c".to_owned(),
+        remote_id: "remote-c".to_owned(),
+        kind: ConversationKind::PrivateV1,
+        created_at: 1,
+    };
+    let before = snapshot(store, &[key.public()], &["c".to_owned()]);
+    let failed: Result<(), StoreError> = store.transaction(|tx| {
+        tx.save_identity(&identity)?;
+        tx.save_ephemeral_key(&key)?;
+        tx.save_conversation(&record)?;
+        assert!(
+            tx.load_conversation("c")?.is_some(),
+            "a unit of work reads its own writes"
+        );
+        Err(StoreError::NotFound("the rest of the operation".to_owned()))
+    });
+    assert!(matches!(failed, Err(StoreError::NotFound(_))), "{failed:?}");
+    assert_eq!(
+        snapshot(store, &[key.public()], &["c".to_owned()]),
+        before,
+        "a failed unit of work left writes behind"
+    );
+    let kept: Result<(), StoreError> = store.transaction(|tx| {
+        tx.save_identity(&identity)?;
+        tx.save_ephemeral_key(&key)?;
+        tx.save_conversation(&record)
+    });
+    kept.unwrap();
+    assert_eq!(store.load_identity().unwrap(), Some(identity));
+    assert_eq!(store.load_ephemeral_key(&key.public()).unwrap(), Some(key));
+    assert_eq!(store.load_conversation("c").unwrap(), Some(record));
 }
 
 /// Runs `attempt(k)` for k = 0, 1, 2, ... until it reports success (the operation did not

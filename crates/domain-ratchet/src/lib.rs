@@ -55,4 +55,4 @@ pub use session::{
     SessionError, decrypt_in_store, decrypt_in_store_with, encrypt_in_store, expire_skipped_keys,
 };
 pub use state::{Decrypted, Encrypted, RatchetState};
-pub use store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError};
+pub use store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError, Transactional};

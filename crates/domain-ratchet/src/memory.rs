@@ -4,19 +4,20 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::keys::PublicKey;
 use crate::state::RatchetState;
-use crate::store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError};
+use crate::store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError, Transactional};
 
 /// An in-memory [`RatchetStore`]: one entry per conversation holding its state and its skipped
 /// keys, indexed by `(dh_pub, msg_num)` for O(1) lookup and by insertion sequence for
-/// oldest-first eviction. Every save is applied whole (it cannot fail half-way).
-#[derive(Default)]
+/// oldest-first eviction. Every save is applied whole (it cannot fail half-way), and
+/// [`Transactional::transaction`] makes several calls all-or-nothing.
+#[derive(Clone, Default)]
 pub struct MemoryRatchetStore {
     convos: HashMap<String, Convo>,
     /// Global insertion counter; orders skipped keys oldest-first.
     next_seq: u64,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Convo {
     state: Option<RatchetState>,
     keys: HashMap<(PublicKey, u32), (u64, SkippedKey)>,
@@ -47,6 +48,25 @@ impl MemoryRatchetStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+}
+
+/// A unit of work on a snapshot: the store is copied before `f` runs and restored if it fails
+/// (a reference implementation: the copy costs time proportional to the store's size).
+impl Transactional for MemoryRatchetStore {
+    type Tx<'t> = Self;
+
+    fn transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut Self) -> Result<T, E>,
+    {
+        let saved = self.clone();
+        let result = f(self);
+        if result.is_err() {
+            *self = saved;
+        }
+        result
     }
 }
 

@@ -1,4 +1,10 @@
 //! The storage boundary of the ratchet: what a store must do, never how.
+//!
+//! **The store contract.** Every domain call runs inside the caller's unit of work (a database
+//! transaction, or [`Transactional::transaction`] of an in-memory store). A single store call
+//! is atomic on its own; a domain operation that makes several calls may fail after some of
+//! its writes, and relies on the unit of work to discard them: the domain never undoes its own
+//! writes.
 
 use crate::keys::{PublicKey, SymmetricKey};
 use crate::state::RatchetState;
@@ -20,6 +26,39 @@ pub enum StoreError {
     /// A write the operation relies on found no target (e.g. no ratchet row for a conversation).
     #[error("not found: {0}")]
     NotFound(String),
+}
+
+/// A store whose writes can be grouped into one all-or-nothing unit of work: a database
+/// transaction, or a snapshot-and-restore for an in-memory store.
+///
+/// ```
+/// use domain_ratchet::{MemoryRatchetStore, RatchetStore, StoreError, Transactional};
+/// # let state = domain_ratchet::RatchetState::init_receiver(
+/// #     &domain_ratchet::SymmetricKey::from_bytes([1; 32]),
+/// #     domain_ratchet::DhKeyPair::from_secret_bytes([2; 32]),
+/// # );
+/// let mut store = MemoryRatchetStore::new();
+/// let result: Result<(), StoreError> = store.transaction(|tx| {
+///     tx.save_ratchet_state("c", &state, &Default::default())?;
+///     Err(StoreError::NotFound("something the operation needed".into()))
+/// });
+/// assert!(result.is_err());
+/// assert!(!store.ratchet_state_exists("c")?, "the save was rolled back");
+/// # Ok::<(), StoreError>(())
+/// ```
+pub trait Transactional {
+    /// The store as seen inside a unit of work.
+    type Tx<'t>: ?Sized
+    where
+        Self: 't;
+
+    /// Runs `f` as one unit of work: everything it wrote is kept if it returns `Ok`; nothing
+    /// is if it returns `Err` (its error is returned) or if the commit fails (that error,
+    /// converted from [`StoreError`], is returned).
+    fn transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut Self::Tx<'_>) -> Result<T, E>;
 }
 
 /// A skipped message key as stored: the key itself and when it was stored (Unix seconds),

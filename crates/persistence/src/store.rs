@@ -8,9 +8,11 @@ use domain_chat::{
 };
 use domain_ratchet::{
     DhKeyPair, PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
+    Transactional,
 };
 
 use crate::database::{Database, Tx};
+use crate::error::PersistenceError;
 use crate::repo::{convo, identity, mailbox, ratchet};
 
 impl IdentityStore for Tx<'_> {
@@ -162,6 +164,35 @@ impl MailboxStore for Tx<'_> {
 
     fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, StoreError> {
         Ok(mailbox::forget_processed_before(self.conn, before)?)
+    }
+}
+
+/// [`Database::transaction`] for the domain: a unit of work is one `BEGIN IMMEDIATE`
+/// transaction, handed to `f` as a [`Tx`].
+impl Transactional for Database {
+    type Tx<'t> = Tx<'t>;
+
+    fn transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    {
+        /// The caller's error, or the database's own (begin or commit).
+        enum Failure<E> {
+            Caller(E),
+            Database(PersistenceError),
+        }
+        impl<E> From<PersistenceError> for Failure<E> {
+            fn from(error: PersistenceError) -> Self {
+                Failure::Database(error)
+            }
+        }
+        Database::transaction(self, |tx| f(tx).map_err(Failure::Caller)).map_err(|failure| {
+            match failure {
+                Failure::Caller(error) => error,
+                Failure::Database(error) => E::from(StoreError::from(error)),
+            }
+        })
     }
 }
 

@@ -1,11 +1,15 @@
 //! Store traits of the chat domain. They speak domain records, not SQL; loads return
 //! `Ok(None)` for absence. Every method takes `&mut self` so that a database transaction can
 //! implement them, which is how a caller makes one operation one transaction.
+//!
+//! The store contract is `domain_ratchet`'s: every domain call runs inside the caller's unit
+//! of work ([`Transactional`]); an operation that fails after some of its writes relies on it
+//! to discard them.
 
 mod mailbox;
 
 use domain_ratchet::{DhKeyPair, PublicKey};
-pub use domain_ratchet::{RatchetStore, StoreError};
+pub use domain_ratchet::{RatchetStore, StoreError, Transactional};
 
 pub use mailbox::{
     Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, MailboxStore, NewHistoryEntry,
