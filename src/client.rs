@@ -17,20 +17,63 @@ pub trait ClientStore: ChatStore + MailboxStore {}
 impl<T: ChatStore + MailboxStore + ?Sized> ClientStore for T {}
 
 /// Why a Client operation failed. On any of these, the database is as it was before.
+///
+/// Each cause reaches the caller through one variant, whichever layer noticed it:
+/// - [`ClientError::Database`]: the database itself (opening, a wrong key, a newer schema,
+///   a lock held past the busy timeout, a failed commit), also when a store call inside an
+///   operation reported it;
+/// - [`ClientError::Store`]: a stored record that is invalid ([`StoreError::Corrupt`]) or a
+///   record the operation needs that is missing ([`StoreError::NotFound`]);
+/// - [`ClientError::Chat`]: the protocol refused the input or the operation (never a store
+///   failure: those are [`ClientError::Store`] or [`ClientError::Database`]);
+/// - [`ClientError::Bundle`]: the intro bundle string is malformed or its signature does not
+///   verify.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// Opening or using the database failed.
+    /// The database failed.
     #[error(transparent)]
-    Database(#[from] PersistenceError),
-    /// The protocol refused the input or the operation (the cause is kept).
+    Database(PersistenceError),
+    /// The protocol refused the input or the operation.
     #[error(transparent)]
-    Chat(#[from] ChatError),
-    /// A store read or write failed.
+    Chat(ChatError),
+    /// A stored record is invalid or missing.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// The intro bundle string is malformed or its signature does not verify.
-    #[error("invalid intro bundle: {0}")]
+    #[error(transparent)]
     Bundle(#[from] domain_chat::BundleError),
+}
+
+impl From<PersistenceError> for ClientError {
+    fn from(error: PersistenceError) -> Self {
+        match error {
+            PersistenceError::Corrupt { .. } | PersistenceError::NotFound(_) => {
+                ClientError::Store(StoreError::from(error))
+            }
+            other => ClientError::Database(other),
+        }
+    }
+}
+
+impl From<StoreError> for ClientError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Backend(backend) => match backend.downcast::<PersistenceError>() {
+                Ok(database) => ClientError::from(*database),
+                Err(other) => ClientError::Store(StoreError::Backend(other)),
+            },
+            other => ClientError::Store(other),
+        }
+    }
+}
+
+impl From<ChatError> for ClientError {
+    fn from(error: ChatError) -> Self {
+        match error {
+            ChatError::Store(store) => ClientError::from(store),
+            other => ClientError::Chat(other),
+        }
+    }
 }
 
 /// How to open a [`Client`]: the database, the installation name, the protocol limits and the

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use diesel::connection::SimpleConnection;
 use domain_chat::{ChatConfig, ChatError, RatchetStore};
-use domain_ratchet::{RatchetError, SessionError};
+use domain_ratchet::RatchetError;
 use libchat::{Client, ClientConfig, ClientError, DatabaseConfig, Received, Sent};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -177,7 +177,7 @@ fn outcome_name(result: &Result<Received, ClientError>) -> String {
         Ok(Received::UnknownConversation { .. }) => "UnknownConversation".into(),
         Ok(Received::Duplicate) => "Duplicate".into(),
         Ok(Received::Empty) => "Empty".into(),
-        Err(ClientError::Chat(ChatError::Session(SessionError::Ratchet(e)))) => {
+        Err(ClientError::Chat(ChatError::Ratchet(e))) => {
             format!(
                 "Ratchet({})",
                 format!("{e:?}").split([' ', '{', '(']).next().unwrap()
@@ -376,12 +376,7 @@ fn skip_max_gap(
 }
 
 fn is_typed_refusal(result: &Result<Received, ClientError>) -> bool {
-    matches!(
-        result,
-        Err(ClientError::Chat(ChatError::Session(
-            SessionError::Ratchet(_)
-        )))
-    )
+    matches!(result, Err(ClientError::Chat(ChatError::Ratchet(_))))
 }
 
 /// A peer that opens the largest allowed gap over and over (switching ratchet chains every
@@ -424,8 +419,8 @@ fn skipping_peer_cannot_exceed_the_skipped_key_cap() {
     assert!(
         matches!(
             result,
-            Err(ClientError::Chat(ChatError::Session(
-                SessionError::Ratchet(RatchetError::TooManySkippedMessages { max: MAX_GAP, .. })
+            Err(ClientError::Chat(ChatError::Ratchet(
+                RatchetError::TooManySkippedMessages { max: MAX_GAP, .. }
             )))
         ),
         "{result:?}"

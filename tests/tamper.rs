@@ -18,7 +18,6 @@ use diesel::Connection;
 use diesel::connection::SimpleConnection;
 use diesel::sqlite::SqliteConnection;
 use domain_chat::{ChatError, HandshakeError, StoreError};
-use domain_ratchet::SessionError;
 use libchat::{Client, ClientConfig, ClientError, DatabaseConfig, DatabaseKey, Received, Sent};
 use persistence::PersistenceError;
 use support::{dump, file_bytes, integrity_check, open_file, receive_content};
@@ -94,19 +93,11 @@ fn plant(client: &mut Client, sql: &str) {
         .unwrap();
 }
 
-/// The `table.column` of a `Corrupt` error, wherever the Client wrapped it.
+/// The `table.column` of a `Corrupt` error: the Client reports every invalid row as
+/// `ClientError::Store(StoreError::Corrupt { .. })`, whichever layer read it.
 fn corrupt_location(error: &ClientError) -> Option<&str> {
-    let store = match error {
-        ClientError::Database(PersistenceError::Corrupt { location, .. }) => {
-            return Some(location);
-        }
-        ClientError::Store(e)
-        | ClientError::Chat(ChatError::Store(e))
-        | ClientError::Chat(ChatError::Session(SessionError::Store(e))) => e,
-        _ => return None,
-    };
-    match store {
-        StoreError::Corrupt { location, .. } => Some(location),
+    match error {
+        ClientError::Store(StoreError::Corrupt { location, .. }) => Some(location),
         _ => None,
     }
 }
@@ -346,13 +337,7 @@ fn null_in_not_null_columns_is_a_typed_error() {
                     eprintln!("{table}.{column} = NULL: {e}");
                     // Typed: the store or the database reports it (no panic got here).
                     assert!(
-                        matches!(
-                            e,
-                            ClientError::Database(_)
-                                | ClientError::Store(_)
-                                | ClientError::Chat(ChatError::Store(_))
-                                | ClientError::Chat(ChatError::Session(SessionError::Store(_)))
-                        ),
+                        matches!(e, ClientError::Database(_) | ClientError::Store(_)),
                         "{table}.{column}: {e:?}"
                     );
                 }
@@ -401,20 +386,15 @@ fn deleted_ratchet_row_is_a_typed_error() {
     assert!(
         matches!(
             &result,
-            Err(ClientError::Chat(ChatError::Session(SessionError::NoSession { convo_id })))
-                if *convo_id == convo
+            Err(ClientError::Chat(ChatError::NoSession { conversation_id }))
+                if *conversation_id == convo
         ),
         "{result:?}"
     );
     let next = w.next.envelope.bytes.clone();
     let result = unchanged(&mut w.raya, |c| c.receive(&next));
     assert!(
-        matches!(
-            result,
-            Err(ClientError::Chat(ChatError::Session(
-                SessionError::NoSession { .. }
-            )))
-        ),
+        matches!(result, Err(ClientError::Chat(ChatError::NoSession { .. }))),
         "{result:?}"
     );
     // The rest of the installation is usable.

@@ -1,9 +1,8 @@
-//! Errors of the chat service. Every variant is typed; decryption failures keep their
-//! [`domain_ratchet::RatchetError`] cause inside [`SessionError`].
+//! Errors of the chat service. Every variant is typed, and each cause reaches the caller
+//! through one variant: a store failure is always [`ChatError::Store`], a refused ratchet step
+//! always [`ChatError::Ratchet`] (the session helpers' [`SessionError`] is taken apart).
 
-use domain_ratchet::{SessionError, StoreError};
-
-use crate::introduction::BundleError;
+use domain_ratchet::{RatchetError, SessionError, StoreError};
 
 /// Why a handshake (inbox message) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,11 +44,8 @@ pub enum ChatError {
     /// No identity is stored: create and save one first.
     #[error("no identity: create one first")]
     NoIdentity,
-    /// An intro bundle was refused.
-    #[error("invalid intro bundle: {0}")]
-    Bundle(#[from] BundleError),
     /// Received bytes are not the expected protobuf message.
-    #[error("cannot decode {what}: {source}")]
+    #[error("cannot decode {what}")]
     Decode {
         /// Which message was being decoded.
         what: &'static str,
@@ -87,12 +83,17 @@ pub enum ChatError {
         len: usize,
     },
     /// A handshake was refused.
-    #[error("handshake refused: {0}")]
+    #[error(transparent)]
     Handshake(#[from] HandshakeError),
-    /// Encryption or decryption failed; the cause (replay, too many skipped, bad tag, ...)
-    /// is kept.
-    #[error("session: {0}")]
-    Session(#[from] SessionError),
+    /// The ratchet refused to encrypt or decrypt (replay, too many skipped, bad tag, ...).
+    #[error(transparent)]
+    Ratchet(#[from] RatchetError),
+    /// The conversation exists but its ratchet state does not (a damaged store).
+    #[error("no ratchet state for conversation {conversation_id}")]
+    NoSession {
+        /// The conversation id.
+        conversation_id: String,
+    },
     /// No conversation with this local id.
     #[error("unknown conversation {id}")]
     UnknownConversation {
@@ -100,21 +101,29 @@ pub enum ChatError {
         id: String,
     },
     /// The store failed.
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-impl From<domain_ratchet::RatchetError> for ChatError {
-    fn from(e: domain_ratchet::RatchetError) -> Self {
-        ChatError::Session(SessionError::Ratchet(e))
+/// Takes a session error apart, so that a store failure is [`ChatError::Store`] and a ratchet
+/// refusal [`ChatError::Ratchet`] whichever helper reported it.
+impl From<SessionError> for ChatError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::NoSession { convo_id } => ChatError::NoSession {
+                conversation_id: convo_id,
+            },
+            SessionError::Ratchet(e) => ChatError::Ratchet(e),
+            SessionError::Store(e) => ChatError::Store(e),
+        }
     }
 }
 
 impl ChatError {
     /// The ratchet error behind a decryption/encryption failure, if that is what this is.
-    pub fn ratchet_error(&self) -> Option<&domain_ratchet::RatchetError> {
+    pub fn ratchet_error(&self) -> Option<&RatchetError> {
         match self {
-            ChatError::Session(SessionError::Ratchet(e)) => Some(e),
+            ChatError::Ratchet(e) => Some(e),
             _ => None,
         }
     }

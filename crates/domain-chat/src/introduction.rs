@@ -37,10 +37,10 @@ pub enum BundleError {
         max: usize,
     },
     /// The part after the prefix is not base64url without padding.
-    #[error("intro bundle is not valid base64url: {0}")]
+    #[error("intro bundle is not valid base64url")]
     Base64(#[from] base64::DecodeError),
     /// The decoded bytes are not an `IntroBundle` protobuf.
-    #[error("intro bundle is not a valid protobuf: {0}")]
+    #[error("intro bundle is not a valid protobuf")]
     Protobuf(#[from] prost::DecodeError),
     /// A key is not 32 bytes.
     #[error("invalid {field} length: {len} bytes (expected 32)")]

@@ -677,11 +677,7 @@ fn finish_k<S: ChatStore>(
         }
         Err(err) => {
             assert!(
-                matches!(
-                    err,
-                    ChatError::Store(_)
-                        | ChatError::Session(domain_ratchet::SessionError::Store(_))
-                ),
+                matches!(err, ChatError::Store(_)),
                 "failing write #{k} must surface as a store error, got {err:?}"
             );
             assert!(failed, "failed without reaching write #{k}: {err:?}");

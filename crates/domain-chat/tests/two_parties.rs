@@ -112,7 +112,7 @@ fn thousand_messages_each_way_reordered_and_duplicated() {
             let before = me.store.clone();
             let err = handle_envelope(&mut me.store, &config, &bytes, now).unwrap_err();
             assert!(
-                matches!(err, ChatError::Session(_)) && err.ratchet_error().is_some(),
+                matches!(err, ChatError::Ratchet(_)) && err.ratchet_error().is_some(),
                 "duplicate gave {err:?}"
             );
             assert!(me.store == before, "a refused duplicate changed the store");

@@ -12,7 +12,7 @@ use domain_chat::{
     HandshakeError, IdentityStore, IntroBundle, MemoryChatStore, handle_envelope, inbox, inbox_id,
     send_content, start_private_conversation,
 };
-use domain_ratchet::{DhKeyPair, RatchetError, SessionError};
+use domain_ratchet::{DhKeyPair, RatchetError};
 use prost::Message;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -444,18 +444,14 @@ fn expect_negative(name: &str, result: &Result<EnvelopeOutcome, ChatError>) {
     let ok = match name {
         "replay_of_delivered_S5" => matches!(
             result,
-            Err(ChatError::Session(SessionError::Ratchet(
-                RatchetError::MessageReplay { .. }
-            )))
+            Err(ChatError::Ratchet(RatchetError::MessageReplay { .. }))
         ),
         "replay_of_delivered_S1_older_chain" | "tampered_tag_of_S4_replayed" => {
-            matches!(result, Err(ChatError::Session(SessionError::Ratchet(_))))
+            matches!(result, Err(ChatError::Ratchet(_)))
         }
         "tampered_body_of_fresh_S6" => matches!(
             result,
-            Err(ChatError::Session(SessionError::Ratchet(
-                RatchetError::DecryptionFailed
-            )))
+            Err(ChatError::Ratchet(RatchetError::DecryptionFailed))
         ),
         "dr_header_dh_31_bytes" => {
             matches!(result, Err(ChatError::InvalidHeaderKeyLength { len: 31 }))

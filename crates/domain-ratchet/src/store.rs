@@ -12,9 +12,9 @@ use crate::state::RatchetState;
 /// Errors a store reports. Backends wrap their own error in [`StoreError::Backend`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The backend failed (I/O, SQL, lock timeout, ...).
-    #[error("storage backend error: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The backend failed (I/O, SQL, lock timeout, ...); its error is kept as is.
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
     /// A stored record is invalid (wrong length, unknown kind, negative counter, ...).
     #[error("corrupt stored data in {location}: {reason}")]
     Corrupt {

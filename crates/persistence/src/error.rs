@@ -36,7 +36,7 @@ pub enum PersistenceError {
     #[error("database path is not valid UTF-8: {0}")]
     InvalidPath(String),
     /// Opening the connection failed.
-    #[error("cannot open database {location}: {source}")]
+    #[error("cannot open database {location}")]
     Connection {
         /// The database that was being opened.
         location: String,
@@ -45,7 +45,7 @@ pub enum PersistenceError {
         source: diesel::ConnectionError,
     },
     /// Applying or reverting migrations failed.
-    #[error("migration failed: {0}")]
+    #[error("migration failed")]
     Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A stored value is invalid (wrong blob length, unknown kind, negative counter, ...).
     #[error("corrupt stored data in {location}: {reason}")]
@@ -59,8 +59,8 @@ pub enum PersistenceError {
     #[error("not found: {0}")]
     NotFound(String),
     /// Any other database error.
-    #[error("database error: {0}")]
-    Query(#[source] diesel::result::Error),
+    #[error(transparent)]
+    Query(diesel::result::Error),
 }
 
 impl PersistenceError {

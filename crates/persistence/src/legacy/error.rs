@@ -10,7 +10,7 @@ use domain_ratchet::StoreError;
 #[non_exhaustive]
 pub enum LegacyImportError {
     /// The source file cannot be read (missing, unreadable, ...).
-    #[error("cannot read the source {path}: {source}")]
+    #[error("cannot read the source {path}")]
     SourceIo {
         /// The source path.
         path: PathBuf,
@@ -132,7 +132,7 @@ pub enum LegacyImportError {
         path: PathBuf,
     },
     /// Creating, syncing or renaming the target failed.
-    #[error("cannot write the target {path}: {source}")]
+    #[error("cannot write the target {path}")]
     TargetIo {
         /// The file concerned.
         path: PathBuf,
@@ -141,10 +141,10 @@ pub enum LegacyImportError {
         source: std::io::Error,
     },
     /// Opening, migrating or committing the target database failed.
-    #[error("target database: {0}")]
+    #[error("writing the target database failed")]
     Target(#[from] crate::error::PersistenceError),
     /// A store operation on the target failed.
-    #[error("target store: {0}")]
+    #[error("writing or reading back the target failed")]
     Store(#[from] StoreError),
     /// Reading back the written target did not give the source's data.
     #[error("verification of the written target failed: {what}")]
@@ -153,6 +153,6 @@ pub enum LegacyImportError {
         what: String,
     },
     /// Any other SQLite error while reading the source.
-    #[error("reading the source failed: {0}")]
+    #[error("reading the source failed")]
     Source(#[source] diesel::result::Error),
 }
