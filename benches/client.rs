@@ -82,16 +82,19 @@ fn open_many_conversations(c: &mut Criterion) {
     // Clone the real conversation's ratchet state into 10,000 conversations.
     let mut db = Database::open(DatabaseConfig::file(&path)).unwrap();
     db.transaction(|tx| -> Result<(), PersistenceError> {
-        let state = tx.load_ratchet_state(&convo.local_id).unwrap().unwrap();
+        let state = tx
+            .load_ratchet_state(&convo.conversation_id)
+            .unwrap()
+            .unwrap();
         for i in 0..10_000 {
             let record = ConversationRecord {
-                local_id: format!("{i:036x}"),
-                remote_id: format!("{:036x}", i + 1_000_000),
+                conversation_id: format!("{i:036x}"),
+                remote_conversation_id: format!("{:036x}", i + 1_000_000),
                 kind: ConversationKind::PrivateV1,
                 created_at: i64::from(i),
             };
             tx.save_conversation(&record).unwrap();
-            tx.save_ratchet_state(&record.local_id, &state, &SkippedKeyDelta::default())
+            tx.save_ratchet_state(&record.conversation_id, &state, &SkippedKeyDelta::default())
                 .unwrap();
         }
         Ok(())

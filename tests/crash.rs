@@ -137,7 +137,7 @@ impl Party {
         let mut client = Client::open(config(dir, name, durability)).unwrap();
         let conversations = client.conversations().unwrap();
         assert_eq!(conversations.len(), 1, "{name}: one conversation expected");
-        let conversation = conversations[0].local_id.clone();
+        let conversation = conversations[0].conversation_id.clone();
         // What to send next comes from the database: the numbered messages in the history.
         let prefix = format!("{name} ");
         let sent = client

@@ -471,8 +471,8 @@ fn exercise(client: &mut Client) -> usize {
     count(conversations.is_ok());
     if let Ok(conversations) = conversations {
         for c in conversations {
-            count(client.history(&c.local_id, 10_000).is_ok());
-            count(client.send(&c.local_id, b"after truncation").is_ok());
+            count(client.history(&c.conversation_id, 10_000).is_ok());
+            count(client.send(&c.conversation_id, b"after truncation").is_ok());
         }
     }
     count(client.inbox(10_000).is_ok());

@@ -126,11 +126,11 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
             for convo in client.conversations()? {
                 print(
                     global,
-                    &json!({"conversation": convo.local_id, "remote": convo.remote_id, "kind": convo.kind.as_str(), "created_at_ms": convo.created_at}),
+                    &json!({"conversation": convo.conversation_id, "remote": convo.remote_conversation_id, "kind": convo.kind.as_str(), "created_at_ms": convo.created_at}),
                     || {
                         format!(
                             "{}  {}  created {}",
-                            convo.local_id,
+                            convo.conversation_id,
                             convo.kind.as_str(),
                             convo.created_at
                         )
@@ -146,7 +146,7 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
             if client
                 .conversations()?
                 .iter()
-                .all(|c| c.local_id != conversation)
+                .all(|c| c.conversation_id != conversation)
             {
                 bail!("no conversation {conversation} (see `libchat list`)");
             }
@@ -260,7 +260,7 @@ fn receive_dir(global: &Global, client: &mut Client, dir: &Path) -> Result<()> {
     let mut hints: Vec<String> = client
         .conversations()?
         .into_iter()
-        .map(|c| c.local_id)
+        .map(|c| c.conversation_id)
         .collect();
     hints.push(client.inbox_id().to_owned());
     let mut files: Vec<PathBuf> = Vec::new();

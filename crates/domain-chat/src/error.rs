@@ -31,10 +31,10 @@ pub enum HandshakeError {
     #[error("invitation carries no Double Ratchet initial message")]
     MissingInitialMessage,
     /// The handshake would create a conversation that already exists.
-    #[error("conversation {id} already exists")]
+    #[error("conversation {conversation_id} already exists")]
     ConversationExists {
         /// The conversation id.
-        id: String,
+        conversation_id: String,
     },
 }
 
@@ -94,11 +94,11 @@ pub enum ChatError {
         /// The conversation id.
         conversation_id: String,
     },
-    /// No conversation with this local id.
-    #[error("unknown conversation {id}")]
+    /// No conversation with this id.
+    #[error("unknown conversation {conversation_id}")]
     UnknownConversation {
         /// The conversation id.
-        id: String,
+        conversation_id: String,
     },
     /// The store failed.
     #[error(transparent)]
@@ -110,9 +110,7 @@ pub enum ChatError {
 impl From<SessionError> for ChatError {
     fn from(error: SessionError) -> Self {
         match error {
-            SessionError::NoSession { convo_id } => ChatError::NoSession {
-                conversation_id: convo_id,
-            },
+            SessionError::NoSession { conversation_id } => ChatError::NoSession { conversation_id },
             SessionError::Ratchet(e) => ChatError::Ratchet(e),
             SessionError::Store(e) => ChatError::Store(e),
         }

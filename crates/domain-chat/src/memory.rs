@@ -124,21 +124,21 @@ impl EphemeralKeyStore for MemoryChatStore {
 
 impl ConversationStore for MemoryChatStore {
     fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
-        if self.conversations.contains_key(&record.local_id) {
+        if self.conversations.contains_key(&record.conversation_id) {
             return Err(StoreError::Backend(
-                format!("conversation {} already exists", record.local_id).into(),
+                format!("conversation {} already exists", record.conversation_id).into(),
             ));
         }
         self.conversations
-            .insert(record.local_id.clone(), record.clone());
+            .insert(record.conversation_id.clone(), record.clone());
         Ok(())
     }
 
     fn load_conversation(
         &mut self,
-        local_id: &str,
+        conversation_id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
-        Ok(self.conversations.get(local_id).cloned())
+        Ok(self.conversations.get(conversation_id).cloned())
     }
 
     fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
@@ -146,35 +146,39 @@ impl ConversationStore for MemoryChatStore {
         all.sort_by(|a, b| {
             a.created_at
                 .cmp(&b.created_at)
-                .then_with(|| a.local_id.cmp(&b.local_id))
+                .then_with(|| a.conversation_id.cmp(&b.conversation_id))
         });
         Ok(all)
     }
 
-    fn delete_conversation(&mut self, local_id: &str) -> Result<bool, StoreError> {
-        let existed = self.conversations.remove(local_id).is_some();
+    fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        let existed = self.conversations.remove(conversation_id).is_some();
         if existed {
-            self.ratchets.remove(local_id);
-            self.history.retain(|_, e| e.conversation_id != local_id);
+            self.ratchets.remove(conversation_id);
+            self.history
+                .retain(|_, e| e.conversation_id != conversation_id);
         }
         Ok(existed)
     }
 }
 
 impl RatchetStore for MemoryChatStore {
-    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
-        Ok(self.ratchets.get(convo_id).map(|e| e.state.clone()))
+    fn load_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<RatchetState>, StoreError> {
+        Ok(self.ratchets.get(conversation_id).map(|e| e.state.clone()))
     }
 
     fn save_ratchet_state(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         state: &RatchetState,
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError> {
         let mut skipped = self
             .ratchets
-            .get(convo_id)
+            .get(conversation_id)
             .map(|e| e.skipped.clone())
             .unwrap_or_default();
         skipped.retain(|k| !delta.removed.contains(&(k.dh_pub, k.msg_num)));
@@ -189,7 +193,7 @@ impl RatchetStore for MemoryChatStore {
             skipped.drain(..excess);
         }
         self.ratchets.insert(
-            convo_id.to_owned(),
+            conversation_id.to_owned(),
             RatchetEntry {
                 state: state.clone(),
                 skipped,
@@ -198,21 +202,21 @@ impl RatchetStore for MemoryChatStore {
         Ok(())
     }
 
-    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        Ok(self.ratchets.remove(convo_id).is_some())
+    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        Ok(self.ratchets.remove(conversation_id).is_some())
     }
 
-    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        Ok(self.ratchets.contains_key(convo_id))
+    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        Ok(self.ratchets.contains_key(conversation_id))
     }
 
     fn load_skipped_key(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         dh_pub: &PublicKey,
         msg_num: u32,
     ) -> Result<Option<SkippedKey>, StoreError> {
-        Ok(self.ratchets.get(convo_id).and_then(|e| {
+        Ok(self.ratchets.get(conversation_id).and_then(|e| {
             e.skipped
                 .iter()
                 .find(|k| k.dh_pub == *dh_pub && k.msg_num == msg_num)
@@ -220,16 +224,19 @@ impl RatchetStore for MemoryChatStore {
         }))
     }
 
-    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
         Ok(self
             .ratchets
-            .get(convo_id)
+            .get(conversation_id)
             .map(|e| e.skipped.clone())
             .unwrap_or_default())
     }
 
-    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
-        Ok(self.ratchets.get(convo_id).map_or(0, |e| e.skipped.len()))
+    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .ratchets
+            .get(conversation_id)
+            .map_or(0, |e| e.skipped.len()))
     }
 
     fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {

@@ -146,13 +146,14 @@ pub fn start_private_conversation<S: ChatStore + ?Sized>(
         &responder_static,
         &responder_ephemeral,
     );
-    let (local_id, remote_id) = private_v1::conversation_ids(&x3dh.seed, Role::Initiator);
-    if store.load_conversation(&local_id)?.is_some() {
-        return Err(HandshakeError::ConversationExists { id: local_id }.into());
+    let (conversation_id, remote_conversation_id) =
+        private_v1::conversation_ids(&x3dh.seed, Role::Initiator);
+    if store.load_conversation(&conversation_id)?.is_some() {
+        return Err(HandshakeError::ConversationExists { conversation_id }.into());
     }
 
     let state = RatchetState::init_sender(&config.ratchet, &x3dh.seed, responder_ephemeral, rng);
-    let frame = private_v1::content_frame(&local_id, content, now_ms);
+    let frame = private_v1::content_frame(&conversation_id, content, now_ms);
     let encrypted = state.encrypt(&config.ratchet, &frame, rng)?;
 
     let invite = proto::InboxV1Frame {
@@ -182,8 +183,8 @@ pub fn start_private_conversation<S: ChatStore + ?Sized>(
     let envelope = envelope(inbox_id(&responder_static), &handshake);
 
     let record = ConversationRecord {
-        local_id: local_id.clone(),
-        remote_id,
+        conversation_id: conversation_id.clone(),
+        remote_conversation_id,
         kind: ConversationKind::PrivateV1,
         created_at: now_ms,
     };
@@ -195,7 +196,7 @@ pub fn start_private_conversation<S: ChatStore + ?Sized>(
         None,
     )?;
     Ok(StartedConversation {
-        conversation_id: local_id,
+        conversation_id,
         envelope,
     })
 }
@@ -211,7 +212,7 @@ pub fn send_content<S: ChatStore + ?Sized>(
 ) -> Result<OutboundEnvelope, ChatError> {
     check_content_len(content)?;
     let record = load_record(store, conversation_id)?;
-    let frame = private_v1::content_frame(&record.local_id, content, now_ms);
+    let frame = private_v1::content_frame(&record.conversation_id, content, now_ms);
     send_frame(store, config, rng, &record, &frame)
 }
 
@@ -226,7 +227,7 @@ pub fn send_placeholder<S: ChatStore + ?Sized>(
     now_ms: i64,
 ) -> Result<OutboundEnvelope, ChatError> {
     let record = load_record(store, conversation_id)?;
-    let frame = private_v1::placeholder_frame(&record.local_id, counter, now_ms);
+    let frame = private_v1::placeholder_frame(&record.conversation_id, counter, now_ms);
     send_frame(store, config, rng, &record, &frame)
 }
 
@@ -291,7 +292,7 @@ fn load_record<S: ChatStore + ?Sized>(
     store
         .load_conversation(conversation_id)?
         .ok_or_else(|| ChatError::UnknownConversation {
-            id: conversation_id.to_owned(),
+            conversation_id: conversation_id.to_owned(),
         })
 }
 
@@ -303,13 +304,13 @@ fn send_frame<S: ChatStore + ?Sized>(
     frame: &[u8],
 ) -> Result<OutboundEnvelope, ChatError> {
     let (header, ciphertext) =
-        encrypt_in_store(store, &record.local_id, &config.ratchet, frame, rng)?;
+        encrypt_in_store(store, &record.conversation_id, &config.ratchet, frame, rng)?;
     let payload = proto::EncryptedPayload {
         encryption: Some(Encryption::Doubleratchet(doubleratchet_message(
             &header, ciphertext,
         ))),
     };
-    Ok(envelope(record.remote_id.clone(), &payload))
+    Ok(envelope(record.remote_conversation_id.clone(), &payload))
 }
 
 fn doubleratchet_message(header: &Header, ciphertext: Vec<u8>) -> proto::Doubleratchet {
@@ -415,14 +416,14 @@ fn handle_message<S: ChatStore + ?Sized>(
     // The frame is decoded before the save, so an undecodable frame writes nothing either.
     let frame = decrypt_in_store_with(
         store,
-        &record.local_id,
+        &record.conversation_id,
         &config.ratchet,
         &header,
         &message.ciphertext,
         now_secs(now_ms),
         |plaintext| decode_frame(&plaintext),
     )?;
-    Ok(outcome(frame, record.local_id.clone(), false))
+    Ok(outcome(frame, record.conversation_id.clone(), false))
 }
 
 fn handle_handshake<S: ChatStore + ?Sized>(
@@ -476,9 +477,12 @@ fn handle_handshake<S: ChatStore + ?Sized>(
         &initiator_static,
         &initiator_ephemeral,
     );
-    let (local_id, remote_id) = private_v1::conversation_ids(&x3dh.seed, Role::Responder);
-    if store.load_conversation(&local_id)?.is_some() || store.ratchet_state_exists(&local_id)? {
-        return Err(HandshakeError::ConversationExists { id: local_id }.into());
+    let (conversation_id, remote_conversation_id) =
+        private_v1::conversation_ids(&x3dh.seed, Role::Responder);
+    if store.load_conversation(&conversation_id)?.is_some()
+        || store.ratchet_state_exists(&conversation_id)?
+    {
+        return Err(HandshakeError::ConversationExists { conversation_id }.into());
     }
 
     // Decrypt the first message on a scratch state; nothing is stored before it verified.
@@ -496,8 +500,8 @@ fn handle_handshake<S: ChatStore + ?Sized>(
     }
 
     let record = ConversationRecord {
-        local_id: local_id.clone(),
-        remote_id,
+        conversation_id: conversation_id.clone(),
+        remote_conversation_id,
         kind: ConversationKind::PrivateV1,
         created_at: now_ms,
     };
@@ -508,7 +512,7 @@ fn handle_handshake<S: ChatStore + ?Sized>(
         &decrypted.delta,
         Some(&responder_ephemeral),
     )?;
-    Ok(outcome(frame, local_id, true))
+    Ok(outcome(frame, conversation_id, true))
 }
 
 /// Saves a new conversation and its ratchet state and, for a responder, consumes the intro
@@ -521,7 +525,7 @@ fn persist_new_conversation<S: ChatStore + ?Sized>(
     consume_intro_key: Option<&PublicKey>,
 ) -> Result<(), ChatError> {
     store.save_conversation(record)?;
-    store.save_ratchet_state(&record.local_id, state, delta)?;
+    store.save_ratchet_state(&record.conversation_id, state, delta)?;
     if let Some(key) = consume_intro_key
         && !store.delete_ephemeral_key(key)?
     {

@@ -72,16 +72,16 @@ impl<S: ConversationStore + ?Sized> ConversationStore for FailingStore<'_, S> {
     }
     fn load_conversation(
         &mut self,
-        local_id: &str,
+        conversation_id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
-        self.inner().load_conversation(local_id)
+        self.inner().load_conversation(conversation_id)
     }
     fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
         self.inner().list_conversations()
     }
-    fn delete_conversation(&mut self, local_id: &str) -> Result<bool, StoreError> {
+    fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
         self.write()?;
-        self.inner().delete_conversation(local_id)
+        self.inner().delete_conversation(conversation_id)
     }
 }
 
@@ -169,7 +169,10 @@ pub fn snapshot<S: ChatStore + ?Sized>(
         .map(|k| (*k, store.load_ephemeral_key(k).expect("load ephemeral key")))
         .collect();
     let conversations = store.list_conversations().expect("list conversations");
-    let mut ids: Vec<String> = conversations.iter().map(|c| c.local_id.clone()).collect();
+    let mut ids: Vec<String> = conversations
+        .iter()
+        .map(|c| c.conversation_id.clone())
+        .collect();
     ids.extend(probe_ids.iter().cloned());
     ids.sort();
     ids.dedup();
@@ -249,8 +252,8 @@ pub fn check_ephemeral_key_store<S: ChatStore + ?Sized>(store: &mut S) {
 /// the ratchet state.
 pub fn check_conversation_store<S: ChatStore + ?Sized>(store: &mut S) {
     let rec = |id: &str, at: i64| ConversationRecord {
-        local_id: id.to_owned(),
-        remote_id: format!("remote-{id}"),
+        conversation_id: id.to_owned(),
+        remote_conversation_id: format!("remote-{id}"),
         kind: ConversationKind::PrivateV1,
         created_at: at,
     };
@@ -323,7 +326,7 @@ pub fn check_conversation_round_trip<S: ChatStore + ?Sized>(saro: &mut S, raya: 
     let listed: Vec<_> = crate::service::list_conversations(raya)
         .unwrap()
         .into_iter()
-        .map(|c| (c.local_id, c.remote_id))
+        .map(|c| (c.conversation_id, c.remote_conversation_id))
         .collect();
     assert_eq!(listed, vec![(raya_id, saro_id)]);
 }
@@ -343,7 +346,7 @@ pub fn check_bad_input_changes_nothing<S: ChatStore + ?Sized>(saro: &mut S, raya
         .load_conversation(&started.conversation_id)
         .unwrap()
         .unwrap()
-        .remote_id;
+        .remote_conversation_id;
     let probe_keys = [bundle.ephemeral_key()];
     let probe_ids = [raya_id.clone(), started.conversation_id.clone()];
 
@@ -504,7 +507,7 @@ where
             .load_conversation(&started.conversation_id)
             .unwrap()
             .unwrap()
-            .remote_id;
+            .remote_conversation_id;
         let keys = [bundle.ephemeral_key()];
         let ids = [raya_id];
         let before = snapshot(&mut raya, &keys, &ids);
@@ -614,8 +617,8 @@ where
     let identity = create_identity("raya", &mut OsRng);
     let key = DhKeyPair::generate(&mut OsRng);
     let record = ConversationRecord {
-        local_id: "c".to_owned(),
-        remote_id: "remote-c".to_owned(),
+        conversation_id: "c".to_owned(),
+        remote_conversation_id: "remote-c".to_owned(),
         kind: ConversationKind::PrivateV1,
         created_at: 1,
     };
@@ -719,7 +722,7 @@ fn handshake<S: ChatStore + ?Sized>(
     );
     let raya_id = received.conversation_id;
     let record = raya.load_conversation(&raya_id).unwrap().unwrap();
-    assert_eq!(record.remote_id, started.conversation_id);
+    assert_eq!(record.remote_conversation_id, started.conversation_id);
     assert_eq!(record.kind, ConversationKind::PrivateV1);
     (started.conversation_id, raya_id)
 }
@@ -908,8 +911,8 @@ pub fn check_history<S: ConversationStore + MailboxStore + ?Sized>(store: &mut S
     for id in ["a", "b"] {
         store
             .save_conversation(&ConversationRecord {
-                local_id: id.to_owned(),
-                remote_id: format!("remote-{id}"),
+                conversation_id: id.to_owned(),
+                remote_conversation_id: format!("remote-{id}"),
                 kind: ConversationKind::PrivateV1,
                 created_at: 1,
             })

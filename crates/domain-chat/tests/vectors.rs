@@ -431,13 +431,13 @@ fn produced_handshake_matches_structure_and_is_accepted() {
     assert_eq!(c.content, content);
     assert_eq!(c.sent_at_ms, NOW_MS);
     let raya_convo = raya.load_conversation(&c.conversation_id).unwrap().unwrap();
-    assert_eq!(raya_convo.remote_id, started.conversation_id);
+    assert_eq!(raya_convo.remote_conversation_id, started.conversation_id);
     // The frame carries the sender's local id and ASCII "delete".
     let saro_convo = saro
         .load_conversation(&started.conversation_id)
         .unwrap()
         .unwrap();
-    assert_eq!(saro_convo.remote_id, c.conversation_id);
+    assert_eq!(saro_convo.remote_conversation_id, c.conversation_id);
 }
 
 fn expect_negative(name: &str, result: &Result<EnvelopeOutcome, ChatError>) {

@@ -71,19 +71,25 @@ impl Transactional for MemoryRatchetStore {
 }
 
 impl RatchetStore for MemoryRatchetStore {
-    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
-        Ok(self.convos.get(convo_id).and_then(|c| c.state.clone()))
+    fn load_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<RatchetState>, StoreError> {
+        Ok(self
+            .convos
+            .get(conversation_id)
+            .and_then(|c| c.state.clone()))
     }
 
     fn save_ratchet_state(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         state: &RatchetState,
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError> {
         // Nothing below can fail, so the save is applied entirely or (on a panic-free path
         // that never returns early) not at all.
-        let convo = self.convos.entry(convo_id.to_owned()).or_default();
+        let convo = self.convos.entry(conversation_id.to_owned()).or_default();
         convo.state = Some(state.clone());
         for key in &delta.inserted {
             let id = (key.dh_pub, key.msg_num);
@@ -108,32 +114,35 @@ impl RatchetStore for MemoryRatchetStore {
         Ok(())
     }
 
-    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
         Ok(self
             .convos
-            .remove(convo_id)
+            .remove(conversation_id)
             .is_some_and(|c| c.state.is_some()))
     }
 
-    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        Ok(self.convos.get(convo_id).is_some_and(|c| c.state.is_some()))
+    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .convos
+            .get(conversation_id)
+            .is_some_and(|c| c.state.is_some()))
     }
 
     fn load_skipped_key(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         dh_pub: &PublicKey,
         msg_num: u32,
     ) -> Result<Option<SkippedKey>, StoreError> {
         Ok(self
             .convos
-            .get(convo_id)
+            .get(conversation_id)
             .and_then(|c| c.keys.get(&(*dh_pub, msg_num)))
             .map(|(_, key)| key.clone()))
     }
 
-    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
-        let Some(convo) = self.convos.get(convo_id) else {
+    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        let Some(convo) = self.convos.get(conversation_id) else {
             return Ok(Vec::new());
         };
         Ok(convo
@@ -143,8 +152,8 @@ impl RatchetStore for MemoryRatchetStore {
             .collect())
     }
 
-    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
-        Ok(self.convos.get(convo_id).map_or(0, |c| c.keys.len()))
+    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
+        Ok(self.convos.get(conversation_id).map_or(0, |c| c.keys.len()))
     }
 
     fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {

@@ -19,10 +19,10 @@ use crate::store::{RatchetStore, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// No ratchet state is stored for the conversation.
-    #[error("no ratchet state for conversation {convo_id}")]
+    #[error("no ratchet state for conversation {conversation_id}")]
     NoSession {
         /// The conversation id looked up.
-        convo_id: String,
+        conversation_id: String,
     },
     /// The ratchet refused the message or the send.
     #[error(transparent)]
@@ -35,14 +35,14 @@ pub enum SessionError {
 /// Loads the state, encrypts `plaintext`, saves the new state. Returns header and wire ciphertext.
 pub fn encrypt_in_store<S: RatchetStore + ?Sized>(
     store: &mut S,
-    convo_id: &str,
+    conversation_id: &str,
     config: &RatchetConfig,
     plaintext: &[u8],
     rng: &mut impl CryptoRngCore,
 ) -> Result<(Header, Vec<u8>), SessionError> {
-    let state = load(store, convo_id)?;
+    let state = load(store, conversation_id)?;
     let encrypted = state.encrypt(config, plaintext, rng)?;
-    store.save_ratchet_state(convo_id, &encrypted.state, &Default::default())?;
+    store.save_ratchet_state(conversation_id, &encrypted.state, &Default::default())?;
     Ok((encrypted.header, encrypted.ciphertext))
 }
 
@@ -50,13 +50,13 @@ pub fn encrypt_in_store<S: RatchetStore + ?Sized>(
 /// the skipped-key delta (capped at `config.max_skipped_keys`). `now` is Unix seconds.
 pub fn decrypt_in_store<S: RatchetStore + ?Sized>(
     store: &mut S,
-    convo_id: &str,
+    conversation_id: &str,
     config: &RatchetConfig,
     header: &Header,
     ciphertext: &[u8],
     now: i64,
 ) -> Result<Zeroizing<Vec<u8>>, SessionError> {
-    decrypt_in_store_with(store, convo_id, config, header, ciphertext, now, Ok)
+    decrypt_in_store_with(store, conversation_id, config, header, ciphertext, now, Ok)
 }
 
 /// [`decrypt_in_store`] with a check of the plaintext before anything is saved: `accept`
@@ -65,7 +65,7 @@ pub fn decrypt_in_store<S: RatchetStore + ?Sized>(
 /// writes nothing either.
 pub fn decrypt_in_store_with<S, T, E>(
     store: &mut S,
-    convo_id: &str,
+    conversation_id: &str,
     config: &RatchetConfig,
     header: &Header,
     ciphertext: &[u8],
@@ -76,9 +76,9 @@ where
     S: RatchetStore + ?Sized,
     E: From<SessionError>,
 {
-    let state = load(store, convo_id)?;
+    let state = load(store, conversation_id)?;
     let skipped = store
-        .load_skipped_key(convo_id, &header.dh_pub, header.msg_num)
+        .load_skipped_key(conversation_id, &header.dh_pub, header.msg_num)
         .map_err(SessionError::from)?;
     let mut decrypted = state
         .decrypt(config, header, ciphertext, skipped.as_ref(), now)
@@ -88,19 +88,19 @@ where
         decrypted.delta.cap = Some(config.max_skipped_keys);
     }
     store
-        .save_ratchet_state(convo_id, &decrypted.state, &decrypted.delta)
+        .save_ratchet_state(conversation_id, &decrypted.state, &decrypted.delta)
         .map_err(SessionError::from)?;
     Ok(value)
 }
 
 fn load<S: RatchetStore + ?Sized>(
     store: &mut S,
-    convo_id: &str,
+    conversation_id: &str,
 ) -> Result<crate::state::RatchetState, SessionError> {
     store
-        .load_ratchet_state(convo_id)?
+        .load_ratchet_state(conversation_id)?
         .ok_or_else(|| SessionError::NoSession {
-            convo_id: convo_id.to_owned(),
+            conversation_id: conversation_id.to_owned(),
         })
 }
 

@@ -111,7 +111,10 @@ impl SkippedKeyDelta {
 /// incrementally. All methods take `&mut self` so that a database transaction can implement it.
 pub trait RatchetStore {
     /// Loads the ratchet state (without skipped keys) of a conversation.
-    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError>;
+    fn load_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<RatchetState>, StoreError>;
 
     /// Inserts or replaces the ratchet state of a conversation, then applies the skipped-key
     /// delta (insert new, delete used, evict oldest beyond `delta.cap`). Inserting a key whose
@@ -119,31 +122,31 @@ pub trait RatchetStore {
     /// save must be atomic: on error, nothing of it is visible.
     fn save_ratchet_state(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         state: &RatchetState,
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError>;
 
     /// Deletes the ratchet state and every skipped key of a conversation. Returns whether a
     /// state existed.
-    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError>;
+    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError>;
 
     /// Whether a ratchet state exists for the conversation.
-    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError>;
+    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError>;
 
     /// Looks up one skipped message key.
     fn load_skipped_key(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         dh_pub: &PublicKey,
         msg_num: u32,
     ) -> Result<Option<SkippedKey>, StoreError>;
 
     /// Every skipped key of the conversation, oldest first (for export, tests and codecs).
-    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError>;
+    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError>;
 
     /// Number of skipped keys stored for the conversation.
-    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError>;
+    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError>;
 
     /// Deletes, across all conversations, skipped keys stored before `older_than` (Unix
     /// seconds). Returns how many were deleted.

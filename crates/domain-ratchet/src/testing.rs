@@ -615,44 +615,48 @@ impl<S: ?Sized> std::fmt::Debug for FailingStore<'_, S> {
 }
 
 impl<S: RatchetStore + ?Sized> RatchetStore for FailingStore<'_, S> {
-    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
-        self.inner.load_ratchet_state(convo_id)
+    fn load_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<RatchetState>, StoreError> {
+        self.inner.load_ratchet_state(conversation_id)
     }
 
     fn save_ratchet_state(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         state: &RatchetState,
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError> {
         self.write()?;
-        self.inner.save_ratchet_state(convo_id, state, delta)
+        self.inner.save_ratchet_state(conversation_id, state, delta)
     }
 
-    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
+    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
         self.write()?;
-        self.inner.delete_ratchet_state(convo_id)
+        self.inner.delete_ratchet_state(conversation_id)
     }
 
-    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        self.inner.ratchet_state_exists(convo_id)
+    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        self.inner.ratchet_state_exists(conversation_id)
     }
 
     fn load_skipped_key(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         dh_pub: &PublicKey,
         msg_num: u32,
     ) -> Result<Option<SkippedKey>, StoreError> {
-        self.inner.load_skipped_key(convo_id, dh_pub, msg_num)
+        self.inner
+            .load_skipped_key(conversation_id, dh_pub, msg_num)
     }
 
-    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
-        self.inner.load_skipped_keys(convo_id)
+    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        self.inner.load_skipped_keys(conversation_id)
     }
 
-    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
-        self.inner.count_skipped_keys(convo_id)
+    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
+        self.inner.count_skipped_keys(conversation_id)
     }
 
     fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {

@@ -50,58 +50,72 @@ impl ConversationStore for Tx<'_> {
 
     fn load_conversation(
         &mut self,
-        local_id: &str,
+        conversation_id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
-        Ok(convo::load(self.conn, local_id)?)
+        Ok(convo::load(self.conn, conversation_id)?)
     }
 
     fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
         Ok(convo::list(self.conn)?)
     }
 
-    fn delete_conversation(&mut self, local_id: &str) -> Result<bool, StoreError> {
-        Ok(convo::delete(self.conn, local_id)?)
+    fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        Ok(convo::delete(self.conn, conversation_id)?)
     }
 }
 
 impl RatchetStore for Tx<'_> {
-    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
-        Ok(ratchet::load(self.conn, self.keys, convo_id)?)
+    fn load_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<RatchetState>, StoreError> {
+        Ok(ratchet::load(self.conn, self.keys, conversation_id)?)
     }
 
     fn save_ratchet_state(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         state: &RatchetState,
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError> {
         // Already inside the caller's transaction: a failure makes the caller roll back.
-        Ok(ratchet::save(self.conn, self.keys, convo_id, state, delta)?)
+        Ok(ratchet::save(
+            self.conn,
+            self.keys,
+            conversation_id,
+            state,
+            delta,
+        )?)
     }
 
-    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        Ok(ratchet::delete(self.conn, convo_id)?)
+    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        Ok(ratchet::delete(self.conn, conversation_id)?)
     }
 
-    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        Ok(ratchet::exists(self.conn, convo_id)?)
+    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        Ok(ratchet::exists(self.conn, conversation_id)?)
     }
 
     fn load_skipped_key(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         dh_pub: &PublicKey,
         msg_num: u32,
     ) -> Result<Option<SkippedKey>, StoreError> {
-        Ok(ratchet::load_skipped(self.conn, convo_id, dh_pub, msg_num)?)
+        Ok(ratchet::load_skipped(
+            self.conn,
+            conversation_id,
+            dh_pub,
+            msg_num,
+        )?)
     }
 
-    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
-        Ok(ratchet::load_all_skipped(self.conn, convo_id)?)
+    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        Ok(ratchet::load_all_skipped(self.conn, conversation_id)?)
     }
 
-    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
-        Ok(ratchet::count_skipped(self.conn, convo_id)?)
+    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
+        Ok(ratchet::count_skipped(self.conn, conversation_id)?)
     }
 
     fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
@@ -239,62 +253,71 @@ impl ConversationStore for Database {
 
     fn load_conversation(
         &mut self,
-        local_id: &str,
+        conversation_id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
-        Ok(convo::load(&mut self.conn, local_id)?)
+        Ok(convo::load(&mut self.conn, conversation_id)?)
     }
 
     fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
         Ok(convo::list(&mut self.conn)?)
     }
 
-    fn delete_conversation(&mut self, local_id: &str) -> Result<bool, StoreError> {
-        in_tx(self, |tx| tx.delete_conversation(local_id))
+    fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        in_tx(self, |tx| tx.delete_conversation(conversation_id))
     }
 }
 
 impl RatchetStore for Database {
-    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
-        Ok(ratchet::load(&mut self.conn, &mut self.keys, convo_id)?)
+    fn load_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<RatchetState>, StoreError> {
+        Ok(ratchet::load(
+            &mut self.conn,
+            &mut self.keys,
+            conversation_id,
+        )?)
     }
 
     fn save_ratchet_state(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         state: &RatchetState,
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError> {
-        in_tx(self, |tx| tx.save_ratchet_state(convo_id, state, delta))
+        in_tx(self, |tx| {
+            tx.save_ratchet_state(conversation_id, state, delta)
+        })
     }
 
-    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        in_tx(self, |tx| tx.delete_ratchet_state(convo_id))
+    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        in_tx(self, |tx| tx.delete_ratchet_state(conversation_id))
     }
 
-    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        Ok(ratchet::exists(&mut self.conn, convo_id)?)
+    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        Ok(ratchet::exists(&mut self.conn, conversation_id)?)
     }
 
     fn load_skipped_key(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         dh_pub: &PublicKey,
         msg_num: u32,
     ) -> Result<Option<SkippedKey>, StoreError> {
         Ok(ratchet::load_skipped(
             &mut self.conn,
-            convo_id,
+            conversation_id,
             dh_pub,
             msg_num,
         )?)
     }
 
-    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
-        Ok(ratchet::load_all_skipped(&mut self.conn, convo_id)?)
+    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        Ok(ratchet::load_all_skipped(&mut self.conn, conversation_id)?)
     }
 
-    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
-        Ok(ratchet::count_skipped(&mut self.conn, convo_id)?)
+    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
+        Ok(ratchet::count_skipped(&mut self.conn, conversation_id)?)
     }
 
     fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {

@@ -188,7 +188,10 @@ fn assert_matches_manifest(db: &ManifestDb, target: &DatabaseConfig) {
                 .load_conversation(id)
                 .unwrap()
                 .expect("conversation imported");
-            assert_eq!(record.remote_id, row["remote_convo_id"].as_str().unwrap());
+            assert_eq!(
+                record.remote_conversation_id,
+                row["remote_convo_id"].as_str().unwrap()
+            );
             assert_eq!(record.kind, ConversationKind::PrivateV1);
             assert_eq!(row["convo_type"].as_str().unwrap(), "private_v1");
             assert_eq!(
@@ -197,12 +200,9 @@ fn assert_matches_manifest(db: &ManifestDb, target: &DatabaseConfig) {
             );
         }
         let main = &db.info["main_conversation"];
-        assert!(
-            listed
-                .iter()
-                .any(|c| c.local_id == main["local_convo_id"].as_str().unwrap()
-                    && c.remote_id == main["remote_convo_id"].as_str().unwrap())
-        );
+        assert!(listed.iter().any(|c| c.conversation_id
+            == main["local_convo_id"].as_str().unwrap()
+            && c.remote_conversation_id == main["remote_convo_id"].as_str().unwrap()));
 
         // Ratchet states, field by field.
         for row in db.table("ratchet_state") {

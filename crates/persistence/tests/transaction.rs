@@ -82,7 +82,7 @@ fn list_orders_by_creation_then_id() {
         .list_conversations()
         .unwrap()
         .into_iter()
-        .map(|r| r.local_id)
+        .map(|r| r.conversation_id)
         .collect();
     assert_eq!(ids, ["z", "a", "b"]);
 }

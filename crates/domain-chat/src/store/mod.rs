@@ -61,13 +61,13 @@ impl ConversationKind {
 }
 
 /// A conversation as stored. Its ratchet state is stored separately through [`RatchetStore`]
-/// under the same `local_id`.
+/// under the same `conversation_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationRecord {
     /// Our local conversation id (36 hex characters for PrivateV1); the hint peers use.
-    pub local_id: String,
+    pub conversation_id: String,
     /// The peer's id for the same conversation; the hint we put on what we send.
-    pub remote_id: String,
+    pub remote_conversation_id: String,
     /// The conversation kind.
     pub kind: ConversationKind,
     /// When the conversation was created, Unix milliseconds.
@@ -96,17 +96,17 @@ pub trait EphemeralKeyStore {
 
 /// Storage of conversation records.
 pub trait ConversationStore {
-    /// Inserts a conversation. Inserting an existing `local_id` is an error.
+    /// Inserts a conversation. Inserting an existing `conversation_id` is an error.
     fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError>;
     /// Loads a conversation by its local id.
     fn load_conversation(
         &mut self,
-        local_id: &str,
+        conversation_id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError>;
     /// All conversations, ordered by creation time then id.
     fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError>;
     /// Deletes a conversation and (through the backend) its ratchet state and skipped keys.
-    fn delete_conversation(&mut self, local_id: &str) -> Result<bool, StoreError>;
+    fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError>;
 }
 
 /// Everything the chat service needs: all four stores.

@@ -78,10 +78,10 @@ pub fn state_from_json(v: &Value) -> (RatchetState, Vec<(PublicKey, u32, [u8; 32
     (state, skipped)
 }
 
-/// Replaces the ratchet state (and skipped keys) of `convo_id` by the vector state.
-pub fn set_state<S: ChatStore>(store: &mut S, convo_id: &str, v: &Value) {
+/// Replaces the ratchet state (and skipped keys) of `conversation_id` by the vector state.
+pub fn set_state<S: ChatStore>(store: &mut S, conversation_id: &str, v: &Value) {
     let (state, skipped) = state_from_json(v);
-    store.delete_ratchet_state(convo_id).expect("delete");
+    store.delete_ratchet_state(conversation_id).expect("delete");
     let delta = SkippedKeyDelta {
         inserted: skipped
             .into_iter()
@@ -96,15 +96,15 @@ pub fn set_state<S: ChatStore>(store: &mut S, convo_id: &str, v: &Value) {
         cap: None,
     };
     store
-        .save_ratchet_state(convo_id, &state, &delta)
+        .save_ratchet_state(conversation_id, &state, &delta)
         .expect("save");
 }
 
-/// Asserts that the stored state of `convo_id` equals the vector state.
-pub fn assert_state<S: ChatStore>(store: &mut S, convo_id: &str, v: &Value, what: &str) {
+/// Asserts that the stored state of `conversation_id` equals the vector state.
+pub fn assert_state<S: ChatStore>(store: &mut S, conversation_id: &str, v: &Value, what: &str) {
     let (expected, expected_skipped) = state_from_json(v);
     let actual = store
-        .load_ratchet_state(convo_id)
+        .load_ratchet_state(conversation_id)
         .expect("load")
         .unwrap_or_else(|| panic!("{what}: no state"));
     assert!(
@@ -112,7 +112,7 @@ pub fn assert_state<S: ChatStore>(store: &mut S, convo_id: &str, v: &Value, what
         "{what}: state differs: {actual:?} vs {expected:?}"
     );
     let mut skipped: Vec<_> = store
-        .load_skipped_keys(convo_id)
+        .load_skipped_keys(conversation_id)
         .expect("load skipped")
         .into_iter()
         .map(|k| (k.dh_pub, k.msg_num, *k.message_key.as_bytes()))
@@ -130,8 +130,8 @@ pub fn identity(name: &str, secret: &Value) -> Identity {
 
 pub fn record(local: &str, remote: &str) -> ConversationRecord {
     ConversationRecord {
-        local_id: local.to_owned(),
-        remote_id: remote.to_owned(),
+        conversation_id: local.to_owned(),
+        remote_conversation_id: remote.to_owned(),
         kind: ConversationKind::PrivateV1,
         created_at: 0,
     }

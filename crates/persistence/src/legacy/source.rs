@@ -207,15 +207,15 @@ pub(crate) fn read_source(conn: &mut SqliteConnection) -> Result<LegacyData, Leg
 
     let mut conversations = Vec::with_capacity(records.len());
     for record in records {
-        let Some(state) = states.remove(&record.local_id) else {
+        let Some(state) = states.remove(&record.conversation_id) else {
             return Err(LegacyImportError::InconsistentSource {
                 reason: format!(
                     "conversation '{}' has no row in ratchet_state",
-                    record.local_id
+                    record.conversation_id
                 ),
             });
         };
-        let keys = skipped.remove(&record.local_id).unwrap_or_default();
+        let keys = skipped.remove(&record.conversation_id).unwrap_or_default();
         conversations.push(LegacyConversation {
             record,
             state,
@@ -662,8 +662,8 @@ fn read_conversations(
             });
         };
         records.push(ConversationRecord {
-            local_id: row.local_convo_id,
-            remote_id: row.remote_convo_id,
+            conversation_id: row.local_convo_id,
+            remote_conversation_id: row.remote_convo_id,
             kind,
             created_at,
         });

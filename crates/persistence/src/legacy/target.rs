@@ -183,7 +183,7 @@ fn write(
                 removed: Vec::new(),
                 cap: None,
             };
-            tx.save_ratchet_state(&convo.record.local_id, &convo.state, &delta)?;
+            tx.save_ratchet_state(&convo.record.conversation_id, &convo.state, &delta)?;
             done += 1 + as_u64(convo.skipped.len());
             progress(ImportProgress {
                 phase: ImportPhase::Writing,
@@ -326,7 +326,7 @@ where
         )));
     }
     for convo in &data.conversations {
-        let id = &convo.record.local_id;
+        let id = &convo.record.conversation_id;
         if store.load_conversation(id)?.as_ref() != Some(&convo.record) {
             return Ok(Err(format!("conversation {id} is missing or differs")));
         }

@@ -35,23 +35,24 @@ impl ConversationRow {
             )
         })?;
         Ok(ConversationRecord {
-            local_id: self.local_id,
-            remote_id: self.remote_id,
+            conversation_id: self.local_id,
+            remote_conversation_id: self.remote_id,
             kind,
             created_at: self.created_at,
         })
     }
 }
 
-/// Inserts a conversation (an existing `local_id` is an error).
+/// Inserts a conversation (an existing id is an error). The record's `conversation_id` is the
+/// column `local_id`, its `remote_conversation_id` the column `remote_id`.
 pub(crate) fn save(
     conn: &mut SqliteConnection,
     record: &ConversationRecord,
 ) -> Result<(), PersistenceError> {
     diesel::insert_into(conversations::table)
         .values(NewConversationRow {
-            local_id: &record.local_id,
-            remote_id: &record.remote_id,
+            local_id: &record.conversation_id,
+            remote_id: &record.remote_conversation_id,
             kind: record.kind.as_str(),
             created_at: record.created_at,
         })
@@ -59,13 +60,13 @@ pub(crate) fn save(
     Ok(())
 }
 
-/// Loads a conversation by local id.
+/// Loads a conversation by its id (our local id).
 pub(crate) fn load(
     conn: &mut SqliteConnection,
-    local_id: &str,
+    conversation_id: &str,
 ) -> Result<Option<ConversationRecord>, PersistenceError> {
     conversations::table
-        .find(local_id)
+        .find(conversation_id)
         .select(ConversationRow::as_select())
         .first(conn)
         .optional()?
@@ -93,8 +94,8 @@ pub(crate) fn list(
 /// keys with `ON DELETE CASCADE`). Whether it existed.
 pub(crate) fn delete(
     conn: &mut SqliteConnection,
-    local_id: &str,
+    conversation_id: &str,
 ) -> Result<bool, PersistenceError> {
-    let n = diesel::delete(conversations::table.find(local_id)).execute(conn)?;
+    let n = diesel::delete(conversations::table.find(conversation_id)).execute(conn)?;
     Ok(n > 0)
 }

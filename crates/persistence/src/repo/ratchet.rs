@@ -140,10 +140,10 @@ impl SkippedKeyRow {
 pub(crate) fn load(
     conn: &mut SqliteConnection,
     keys: &mut KeyPairCache,
-    convo_id: &str,
+    conversation_id: &str,
 ) -> Result<Option<RatchetState>, PersistenceError> {
     ratchet_states::table
-        .find(convo_id)
+        .find(conversation_id)
         .select(RatchetStateRow::as_select())
         .first(conn)
         .optional()?
@@ -159,14 +159,14 @@ pub(crate) fn load(
 pub(crate) fn save(
     conn: &mut SqliteConnection,
     keys: &mut KeyPairCache,
-    convo_id: &str,
+    conversation_id: &str,
     state: &RatchetState,
     delta: &SkippedKeyDelta,
 ) -> Result<(), PersistenceError> {
     let secret = state.dh_self.secret_bytes();
     let public = state.dh_self.public();
     let row = NewRatchetStateRow {
-        conversation_id: convo_id,
+        conversation_id,
         root_key: state.root_key.as_bytes(),
         sending_chain: state.sending_chain.as_ref().map(|k| &k.as_bytes()[..]),
         receiving_chain: state.receiving_chain.as_ref().map(|k| &k.as_bytes()[..]),
@@ -184,12 +184,12 @@ pub(crate) fn save(
     } else {
         conn.transaction(|conn| -> Result<(), PersistenceError> {
             let old_bound: i64 = ratchet_states::table
-                .find(convo_id)
+                .find(conversation_id)
                 .select(ratchet_states::skipped_bound)
                 .first(conn)
                 .optional()?
                 .unwrap_or(0);
-            let bound = apply_delta(conn, convo_id, delta, old_bound)?;
+            let bound = apply_delta(conn, conversation_id, delta, old_bound)?;
             write_row(conn, &row, bound.saturating_sub(old_bound))
         })?;
     }
@@ -264,10 +264,10 @@ impl QueryFragment<Sqlite> for UpdateStateRow<'_> {
 impl RunQueryDsl<SqliteConnection> for UpdateStateRow<'_> {}
 
 /// A foreign-key violation on a save means the conversation does not exist.
-fn not_found_on_fk(error: DieselError, convo_id: &str) -> PersistenceError {
+fn not_found_on_fk(error: DieselError, conversation_id: &str) -> PersistenceError {
     match error {
         DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-            PersistenceError::NotFound(format!("conversation {convo_id}"))
+            PersistenceError::NotFound(format!("conversation {conversation_id}"))
         }
         other => other.into(),
     }
@@ -277,7 +277,7 @@ fn not_found_on_fk(error: DieselError, convo_id: &str) -> PersistenceError {
 /// bound on the conversation's key count and returns the new one.
 fn apply_delta(
     conn: &mut SqliteConnection,
-    convo_id: &str,
+    conversation_id: &str,
     delta: &SkippedKeyDelta,
     old_bound: i64,
 ) -> Result<i64, PersistenceError> {
@@ -288,7 +288,7 @@ fn apply_delta(
     for (dh_pub, msg_num) in &delta.removed {
         removed += diesel::delete(
             skipped_keys::table
-                .filter(skipped_keys::conversation_id.eq(convo_id))
+                .filter(skipped_keys::conversation_id.eq(conversation_id))
                 .filter(skipped_keys::public_key.eq(&dh_pub.as_bytes()[..]))
                 .filter(skipped_keys::msg_num.eq(i64::from(*msg_num))),
         )
@@ -299,7 +299,7 @@ fn apply_delta(
         let rows: Vec<NewSkippedKeyRow<'_>> = chunk
             .iter()
             .map(|k| NewSkippedKeyRow {
-                conversation_id: convo_id,
+                conversation_id,
                 public_key: k.dh_pub.as_bytes(),
                 msg_num: i64::from(k.msg_num),
                 message_key: k.message_key.as_bytes(),
@@ -310,7 +310,7 @@ fn apply_delta(
         diesel::replace_into(skipped_keys::table)
             .values(&rows)
             .execute(conn)
-            .map_err(|e| not_found_on_fk(e, convo_id))?;
+            .map_err(|e| not_found_on_fk(e, conversation_id))?;
     }
     // Keep the bound: every inserted key may be new (a replaced one is counted again, which
     // keeps it an upper bound); removals subtract only the rows they really deleted.
@@ -326,7 +326,7 @@ fn apply_delta(
     // The bound says the cap may be exceeded: count for real (the only O(n) step, taken only
     // when keys beyond the cap are actually being evicted or the bound is stale).
     let stored: i64 = skipped_keys::table
-        .filter(skipped_keys::conversation_id.eq(convo_id))
+        .filter(skipped_keys::conversation_id.eq(conversation_id))
         .count()
         .get_result(conn)?;
     let excess = count(stored).saturating_sub(cap);
@@ -334,14 +334,14 @@ fn apply_delta(
         // The id of the newest key to evict: keys are evicted up to and including it.
         let offset = i64::try_from(excess - 1).unwrap_or(i64::MAX);
         let cutoff: i32 = skipped_keys::table
-            .filter(skipped_keys::conversation_id.eq(convo_id))
+            .filter(skipped_keys::conversation_id.eq(conversation_id))
             .order(skipped_keys::id.asc())
             .select(skipped_keys::id)
             .offset(offset)
             .first(conn)?;
         diesel::delete(
             skipped_keys::table
-                .filter(skipped_keys::conversation_id.eq(convo_id))
+                .filter(skipped_keys::conversation_id.eq(conversation_id))
                 .filter(skipped_keys::id.le(cutoff)),
         )
         .execute(conn)?;
@@ -352,12 +352,14 @@ fn apply_delta(
 /// Deletes a state and its skipped keys; whether a state existed.
 pub(crate) fn delete(
     conn: &mut SqliteConnection,
-    convo_id: &str,
+    conversation_id: &str,
 ) -> Result<bool, PersistenceError> {
     conn.transaction(|conn| -> Result<bool, PersistenceError> {
-        diesel::delete(skipped_keys::table.filter(skipped_keys::conversation_id.eq(convo_id)))
-            .execute(conn)?;
-        let n = diesel::delete(ratchet_states::table.find(convo_id)).execute(conn)?;
+        diesel::delete(
+            skipped_keys::table.filter(skipped_keys::conversation_id.eq(conversation_id)),
+        )
+        .execute(conn)?;
+        let n = diesel::delete(ratchet_states::table.find(conversation_id)).execute(conn)?;
         Ok(n > 0)
     })
 }
@@ -365,23 +367,23 @@ pub(crate) fn delete(
 /// Whether a state exists.
 pub(crate) fn exists(
     conn: &mut SqliteConnection,
-    convo_id: &str,
+    conversation_id: &str,
 ) -> Result<bool, PersistenceError> {
-    Ok(
-        diesel::select(diesel::dsl::exists(ratchet_states::table.find(convo_id)))
-            .get_result(conn)?,
-    )
+    Ok(diesel::select(diesel::dsl::exists(
+        ratchet_states::table.find(conversation_id),
+    ))
+    .get_result(conn)?)
 }
 
 /// One skipped key.
 pub(crate) fn load_skipped(
     conn: &mut SqliteConnection,
-    convo_id: &str,
+    conversation_id: &str,
     dh_pub: &PublicKey,
     msg_num: u32,
 ) -> Result<Option<SkippedKey>, PersistenceError> {
     skipped_keys::table
-        .filter(skipped_keys::conversation_id.eq(convo_id))
+        .filter(skipped_keys::conversation_id.eq(conversation_id))
         .filter(skipped_keys::public_key.eq(&dh_pub.as_bytes()[..]))
         .filter(skipped_keys::msg_num.eq(i64::from(msg_num)))
         .select(SkippedKeyRow::as_select())
@@ -394,10 +396,10 @@ pub(crate) fn load_skipped(
 /// Every skipped key of a conversation, oldest inserted first.
 pub(crate) fn load_all_skipped(
     conn: &mut SqliteConnection,
-    convo_id: &str,
+    conversation_id: &str,
 ) -> Result<Vec<SkippedKey>, PersistenceError> {
     skipped_keys::table
-        .filter(skipped_keys::conversation_id.eq(convo_id))
+        .filter(skipped_keys::conversation_id.eq(conversation_id))
         .order(skipped_keys::id.asc())
         .select(SkippedKeyRow::as_select())
         .load(conn)?
@@ -409,10 +411,10 @@ pub(crate) fn load_all_skipped(
 /// Number of skipped keys of a conversation.
 pub(crate) fn count_skipped(
     conn: &mut SqliteConnection,
-    convo_id: &str,
+    conversation_id: &str,
 ) -> Result<usize, PersistenceError> {
     let n: i64 = skipped_keys::table
-        .filter(skipped_keys::conversation_id.eq(convo_id))
+        .filter(skipped_keys::conversation_id.eq(conversation_id))
         .count()
         .get_result(conn)?;
     Ok(count(n))

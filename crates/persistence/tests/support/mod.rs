@@ -47,8 +47,8 @@ pub fn snapshot_files(path: &Path) -> Vec<(String, Option<Vec<u8>>)> {
 /// A conversation record with id `id`.
 pub fn record(id: &str, created_at: i64) -> ConversationRecord {
     ConversationRecord {
-        local_id: id.to_owned(),
-        remote_id: format!("remote-{id}"),
+        conversation_id: id.to_owned(),
+        remote_conversation_id: format!("remote-{id}"),
         kind: ConversationKind::PrivateV1,
         created_at,
     }
@@ -89,47 +89,50 @@ impl RatchetOnly {
 }
 
 impl RatchetStore for RatchetOnly {
-    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
-        self.db.load_ratchet_state(convo_id)
+    fn load_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<RatchetState>, StoreError> {
+        self.db.load_ratchet_state(conversation_id)
     }
 
     fn save_ratchet_state(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         state: &RatchetState,
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError> {
         self.db.transaction(|tx| {
-            if tx.load_conversation(convo_id)?.is_none() {
-                tx.save_conversation(&record(convo_id, 0))?;
+            if tx.load_conversation(conversation_id)?.is_none() {
+                tx.save_conversation(&record(conversation_id, 0))?;
             }
-            tx.save_ratchet_state(convo_id, state, delta)
+            tx.save_ratchet_state(conversation_id, state, delta)
         })
     }
 
-    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        self.db.delete_ratchet_state(convo_id)
+    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        self.db.delete_ratchet_state(conversation_id)
     }
 
-    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        self.db.ratchet_state_exists(convo_id)
+    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        self.db.ratchet_state_exists(conversation_id)
     }
 
     fn load_skipped_key(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         dh_pub: &PublicKey,
         msg_num: u32,
     ) -> Result<Option<SkippedKey>, StoreError> {
-        self.db.load_skipped_key(convo_id, dh_pub, msg_num)
+        self.db.load_skipped_key(conversation_id, dh_pub, msg_num)
     }
 
-    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
-        self.db.load_skipped_keys(convo_id)
+    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        self.db.load_skipped_keys(conversation_id)
     }
 
-    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
-        self.db.count_skipped_keys(convo_id)
+    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
+        self.db.count_skipped_keys(conversation_id)
     }
 
     fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
@@ -143,45 +146,48 @@ impl RatchetStore for RatchetOnly {
 pub struct RatchetOnlyTx<'a, 'b>(pub &'a mut Tx<'b>);
 
 impl RatchetStore for RatchetOnlyTx<'_, '_> {
-    fn load_ratchet_state(&mut self, convo_id: &str) -> Result<Option<RatchetState>, StoreError> {
-        self.0.load_ratchet_state(convo_id)
+    fn load_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<RatchetState>, StoreError> {
+        self.0.load_ratchet_state(conversation_id)
     }
 
     fn save_ratchet_state(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         state: &RatchetState,
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError> {
-        if self.0.load_conversation(convo_id)?.is_none() {
-            self.0.save_conversation(&record(convo_id, 0))?;
+        if self.0.load_conversation(conversation_id)?.is_none() {
+            self.0.save_conversation(&record(conversation_id, 0))?;
         }
-        self.0.save_ratchet_state(convo_id, state, delta)
+        self.0.save_ratchet_state(conversation_id, state, delta)
     }
 
-    fn delete_ratchet_state(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        self.0.delete_ratchet_state(convo_id)
+    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        self.0.delete_ratchet_state(conversation_id)
     }
 
-    fn ratchet_state_exists(&mut self, convo_id: &str) -> Result<bool, StoreError> {
-        self.0.ratchet_state_exists(convo_id)
+    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        self.0.ratchet_state_exists(conversation_id)
     }
 
     fn load_skipped_key(
         &mut self,
-        convo_id: &str,
+        conversation_id: &str,
         dh_pub: &PublicKey,
         msg_num: u32,
     ) -> Result<Option<SkippedKey>, StoreError> {
-        self.0.load_skipped_key(convo_id, dh_pub, msg_num)
+        self.0.load_skipped_key(conversation_id, dh_pub, msg_num)
     }
 
-    fn load_skipped_keys(&mut self, convo_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
-        self.0.load_skipped_keys(convo_id)
+    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        self.0.load_skipped_keys(conversation_id)
     }
 
-    fn count_skipped_keys(&mut self, convo_id: &str) -> Result<usize, StoreError> {
-        self.0.count_skipped_keys(convo_id)
+    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
+        self.0.count_skipped_keys(conversation_id)
     }
 
     fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
