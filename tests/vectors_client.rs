@@ -82,10 +82,7 @@ fn client_accepts_recorded_handshake_and_later_events() {
     let vectors = load_json("privatev1.json");
     let dir = tempfile::tempdir().unwrap();
     let mut raya = seeded_raya(dir.path(), &vectors);
-    let raya_convo = vectors["raya"]["convo_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let raya_convo = vectors["raya"]["convo_id"].as_str().unwrap().to_owned();
     let events = vectors["events"].as_array().unwrap();
 
     // S0: the handshake creates Raya's conversation.
@@ -131,10 +128,7 @@ fn recorded_negative_cases_change_nothing() {
     let vectors = load_json("privatev1.json");
     let dir = tempfile::tempdir().unwrap();
     let mut raya = seeded_raya(dir.path(), &vectors);
-    let raya_convo = vectors["raya"]["convo_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let raya_convo = vectors["raya"]["convo_id"].as_str().unwrap().to_owned();
     let s0 = hex_field(&vectors["events"][0]["envelope"]);
     expect_content(
         &mut raya,

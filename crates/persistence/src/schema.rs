@@ -11,7 +11,7 @@ diesel::table! {
 
 diesel::table! {
     identity (id) {
-        id -> Integer,
+        id -> BigInt,
         name -> Text,
         secret_key -> Binary,
         created_at -> BigInt,
@@ -20,7 +20,7 @@ diesel::table! {
 
 diesel::table! {
     inbox (id) {
-        id -> Integer,
+        id -> BigInt,
         conversation_id -> Text,
         content -> Binary,
         sent_at -> BigInt,
@@ -39,7 +39,7 @@ diesel::table! {
 
 diesel::table! {
     messages (id) {
-        id -> Integer,
+        id -> BigInt,
         conversation_id -> Text,
         direction -> Text,
         content -> Binary,
@@ -49,7 +49,7 @@ diesel::table! {
 
 diesel::table! {
     outbox (id) {
-        id -> Integer,
+        id -> BigInt,
         conversation_id -> Text,
         conversation_hint -> Text,
         delivery_address -> Text,
@@ -83,7 +83,7 @@ diesel::table! {
 
 diesel::table! {
     skipped_keys (id) {
-        id -> Integer,
+        id -> BigInt,
         conversation_id -> Text,
         public_key -> Binary,
         msg_num -> BigInt,

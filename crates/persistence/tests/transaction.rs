@@ -128,3 +128,65 @@ fn failed_save_inside_a_transaction_leaves_nothing_of_itself() {
         vec![sample_key(1, 1, 1)]
     );
 }
+
+/// Ids are 64-bit end to end: outbox, inbox and history ids beyond `i32::MAX` are handed out,
+/// listed and removed exactly.
+#[test]
+fn ids_beyond_32_bits_are_exact() {
+    use diesel::connection::SimpleConnection;
+    use domain_chat::{Acknowledged, Delivered, MailboxStore, NewInboxEntry, NewOutboxEntry};
+    let mut db = db();
+    db.save_conversation(&record("c", 1)).unwrap();
+    let start: i64 = 1 << 40;
+    db.raw_connection()
+        .batch_execute(&format!(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', {start}), ('inbox', {start});
+             INSERT INTO messages (id, conversation_id, direction, content, timestamp)
+                 VALUES ({start}, 'c', 'sent', x'00', 0);"
+        ))
+        .unwrap();
+    let out = db
+        .outbox_push(&NewOutboxEntry {
+            conversation_id: "c",
+            conversation_hint: "h",
+            delivery_address: "a",
+            envelope: b"e",
+            created_at: 1,
+        })
+        .unwrap();
+    assert_eq!(out, start + 1);
+    assert_eq!(db.outbox_pending(10).unwrap()[0].id, start + 1);
+    let inbox = db
+        .inbox_push(&NewInboxEntry {
+            conversation_id: "c",
+            content: b"x",
+            sent_at: 1,
+            received_at: 2,
+            is_new_conversation: false,
+        })
+        .unwrap();
+    assert_eq!(inbox, start + 1);
+    assert_eq!(db.inbox_pending(10).unwrap()[0].id, start + 1);
+    let history = db
+        .history_push(&NewHistoryEntry {
+            conversation_id: "c",
+            direction: Direction::Received,
+            content: b"y",
+            timestamp: 3,
+        })
+        .unwrap();
+    assert_eq!(history, start + 1);
+    assert_eq!(
+        db.history("c", 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        vec![start, start + 1]
+    );
+    // The low 32 bits alone name nothing.
+    assert_eq!(db.outbox_mark_delivered(1).unwrap(), Delivered::NotPending);
+    assert_eq!(db.outbox_mark_delivered(out).unwrap(), Delivered::Removed);
+    assert_eq!(db.inbox_ack(1).unwrap(), Acknowledged::NotPending);
+    assert_eq!(db.inbox_ack(inbox).unwrap(), Acknowledged::Removed);
+}

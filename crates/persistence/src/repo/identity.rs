@@ -9,14 +9,14 @@ use crate::error::PersistenceError;
 use crate::schema::{identity, intro_keys};
 
 /// The only `identity.id`.
-const IDENTITY_ID: i32 = 1;
+const IDENTITY_ID: i64 = 1;
 
 /// A row of `identity`.
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = identity, check_for_backend(diesel::sqlite::Sqlite))]
 pub(crate) struct IdentityRow {
     #[allow(dead_code)]
-    pub id: i32,
+    pub id: i64,
     pub name: String,
     pub secret_key: SecretBlob,
     #[allow(dead_code)]
@@ -27,7 +27,7 @@ pub(crate) struct IdentityRow {
 #[derive(Insertable, AsChangeset)]
 #[diesel(table_name = identity)]
 pub(crate) struct NewIdentityRow<'a> {
-    pub id: i32,
+    pub id: i64,
     pub name: &'a str,
     pub secret_key: &'a [u8],
     pub created_at: i64,

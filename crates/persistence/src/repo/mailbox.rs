@@ -38,7 +38,7 @@ impl<'a> From<&NewOutboxEntry<'a>> for NewOutboxRow<'a> {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = outbox, check_for_backend(diesel::sqlite::Sqlite))]
 struct OutboxRow {
-    id: i32,
+    id: i64,
     conversation_id: String,
     conversation_hint: String,
     delivery_address: String,
@@ -49,7 +49,7 @@ struct OutboxRow {
 impl From<OutboxRow> for OutboxEntry {
     fn from(row: OutboxRow) -> Self {
         Self {
-            id: i64::from(row.id),
+            id: row.id,
             conversation_id: row.conversation_id,
             conversation_hint: row.conversation_hint,
             delivery_address: row.delivery_address,
@@ -86,7 +86,7 @@ impl<'a> From<&NewInboxEntry<'a>> for NewInboxRow<'a> {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = inbox, check_for_backend(diesel::sqlite::Sqlite))]
 struct InboxRow {
-    id: i32,
+    id: i64,
     conversation_id: String,
     content: Vec<u8>,
     sent_at: i64,
@@ -97,7 +97,7 @@ struct InboxRow {
 impl From<InboxRow> for InboxEntry {
     fn from(row: InboxRow) -> Self {
         Self {
-            id: i64::from(row.id),
+            id: row.id,
             conversation_id: row.conversation_id,
             content: row.content,
             sent_at: row.sent_at,
@@ -121,7 +121,7 @@ struct NewMessageRow<'a> {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = messages, check_for_backend(diesel::sqlite::Sqlite))]
 struct MessageRow {
-    id: i32,
+    id: i64,
     conversation_id: String,
     direction: String,
     content: Vec<u8>,
@@ -137,7 +137,7 @@ impl MessageRow {
             )
         })?;
         Ok(HistoryEntry {
-            id: i64::from(self.id),
+            id: self.id,
             conversation_id: self.conversation_id,
             direction,
             content: self.content,
@@ -186,18 +186,10 @@ pub(crate) fn outbox_pending(
         .collect())
 }
 
-/// Row id from the public `i64`; ids beyond `i32` cannot exist in these tables.
-fn row_id(id: i64) -> Option<i32> {
-    i32::try_from(id).ok()
-}
-
 pub(crate) fn outbox_delete(
     conn: &mut SqliteConnection,
     id: i64,
 ) -> Result<Delivered, PersistenceError> {
-    let Some(id) = row_id(id) else {
-        return Ok(Delivered::NotPending);
-    };
     Ok(
         match diesel::delete(outbox::table.find(id)).execute(conn)? {
             0 => Delivered::NotPending,
@@ -239,9 +231,6 @@ pub(crate) fn inbox_delete(
     conn: &mut SqliteConnection,
     id: i64,
 ) -> Result<Acknowledged, PersistenceError> {
-    let Some(id) = row_id(id) else {
-        return Ok(Acknowledged::NotPending);
-    };
     Ok(match diesel::delete(inbox::table.find(id)).execute(conn)? {
         0 => Acknowledged::NotPending,
         _ => Acknowledged::Removed,

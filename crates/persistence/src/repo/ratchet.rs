@@ -333,7 +333,7 @@ fn apply_delta(
     if excess > 0 {
         // The id of the newest key to evict: keys are evicted up to and including it.
         let offset = i64::try_from(excess - 1).unwrap_or(i64::MAX);
-        let cutoff: i32 = skipped_keys::table
+        let cutoff: i64 = skipped_keys::table
             .filter(skipped_keys::conversation_id.eq(conversation_id))
             .order(skipped_keys::id.asc())
             .select(skipped_keys::id)
