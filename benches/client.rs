@@ -10,6 +10,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use domain_chat::{ConversationKind, ConversationRecord, ConversationStore};
 use domain_ratchet::{RatchetStore, SkippedKeyDelta};
+use libchat::Timestamp;
 use libchat::{Client, ClientConfig, DatabaseConfig, Durability, Received};
 use persistence::{Database, PersistenceError};
 
@@ -91,7 +92,7 @@ fn open_many_conversations(c: &mut Criterion) {
                 conversation_id: format!("{i:036x}"),
                 remote_conversation_id: format!("{:036x}", i + 1_000_000),
                 kind: ConversationKind::PrivateV1,
-                created_at: i64::from(i),
+                created_at: Timestamp::from_millis(i64::from(i)),
             };
             tx.save_conversation(&record).unwrap();
             tx.save_ratchet_state(&record.conversation_id, &state, &SkippedKeyDelta::default())

@@ -1,13 +1,13 @@
 //! The [`Client`]: one installation, one database, every operation one transaction.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use domain_chat::{
     Acknowledged, ChatConfig, ChatError, ChatStore, ConversationRecord, Delivered, Direction,
     EnvelopeOutcome, HistoryEntry, InboxEntry, IntroBundle, MailboxStore, NewHistoryEntry,
     NewInboxEntry, NewOutboxEntry, OutboundEnvelope, OutboxEntry, StoreError,
 };
-use domain_ratchet::PublicKey;
+use domain_ratchet::{PublicKey, Timestamp};
 use persistence::{Database, DatabaseConfig, DatabaseSize, PersistenceError};
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
@@ -107,9 +107,7 @@ impl ClientConfig {
             database,
             name: name.into(),
             chat: ChatConfig::default(),
-            skipped_key_max_age: Some(Duration::from_secs(
-                domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE.unsigned_abs(),
-            )),
+            skipped_key_max_age: Some(domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE),
         }
     }
 
@@ -174,8 +172,8 @@ pub enum Received {
         content: Vec<u8>,
         /// True when this envelope created the conversation (a handshake).
         is_new_conversation: bool,
-        /// The sender's timestamp, Unix milliseconds.
-        sent_at_ms: i64,
+        /// When the sender says it sent it (the sender's clock).
+        sent_at: Timestamp,
     },
     /// A protocol frame without content (e.g. a placeholder) was processed.
     Frame {
@@ -204,14 +202,14 @@ impl std::fmt::Debug for Received {
                 conversation_id,
                 content,
                 is_new_conversation,
-                sent_at_ms,
+                sent_at,
             } => f
                 .debug_struct("Content")
                 .field("inbox_id", inbox_id)
                 .field("conversation_id", conversation_id)
                 .field("content_len", &content.len())
                 .field("is_new_conversation", is_new_conversation)
-                .field("sent_at_ms", sent_at_ms)
+                .field("sent_at", sent_at)
                 .finish(),
             Received::Frame {
                 conversation_id,
@@ -262,14 +260,6 @@ fn envelope_digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// Wall-clock time in Unix milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 impl Client {
     /// Opens the client's database (running pending migrations) and loads the installation
     /// identity, creating it on first open, then expires skipped keys older than
@@ -278,10 +268,9 @@ impl Client {
     pub fn open(config: ClientConfig) -> Result<Self, ClientError> {
         let mut db = Database::open(config.database)?;
         let name = config.name;
-        let expire_before = config.skipped_key_max_age.map(|age| {
-            let age = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
-            (now_ms() / 1000).saturating_sub(age)
-        });
+        let expire_before = config
+            .skipped_key_max_age
+            .map(|age| Timestamp::now().saturating_sub(age));
         let identity = db.transaction(|tx| -> Result<_, ClientError> {
             if let Some(before) = expire_before {
                 domain_chat::RatchetStore::expire_skipped_keys(tx, before)?;
@@ -369,7 +358,7 @@ impl Client {
     ) -> Result<Sent, ClientError> {
         let bundle = IntroBundle::parse(bundle.trim())?;
         self.run(|store, chat| {
-            let now = now_ms();
+            let now = Timestamp::now();
             let started = domain_chat::start_private_conversation(
                 store, chat, &mut OsRng, &bundle, content, now,
             )?;
@@ -387,7 +376,7 @@ impl Client {
     /// transaction that advances the ratchet.
     pub fn send(&mut self, conversation_id: &str, content: &[u8]) -> Result<Sent, ClientError> {
         self.run(|store, chat| {
-            let now = now_ms();
+            let now = Timestamp::now();
             let envelope =
                 domain_chat::send_content(store, chat, &mut OsRng, conversation_id, content, now)?;
             queue_sent(store, conversation_id.to_owned(), envelope, content, now)
@@ -406,7 +395,7 @@ impl Client {
             if store.is_envelope_processed(&digest)? {
                 return Ok(Received::Duplicate);
             }
-            let now = now_ms();
+            let now = Timestamp::now();
             // A ratchet-level `MessageReplay` stays an error: the same bytes were caught
             // above, so this is either a re-encoded replay or a late message whose skipped key
             // was evicted or expired — the application must not take it for a delivered one.
@@ -416,7 +405,7 @@ impl Client {
                     let inbox_id = store.inbox_push(&NewInboxEntry {
                         conversation_id: &received.conversation_id,
                         content: &received.content,
-                        sent_at: received.sent_at_ms,
+                        sent_at: received.sent_at,
                         received_at: now,
                         is_new_conversation: received.is_new_conversation,
                     })?;
@@ -432,7 +421,7 @@ impl Client {
                         conversation_id: received.conversation_id,
                         content: received.content,
                         is_new_conversation: received.is_new_conversation,
-                        sent_at_ms: received.sent_at_ms,
+                        sent_at: received.sent_at,
                     })
                 }
                 EnvelopeOutcome::Frame {
@@ -493,8 +482,7 @@ impl Client {
 
     /// Deletes skipped message keys stored more than `max_age` ago; returns how many.
     pub fn expire_skipped_keys(&mut self, max_age: Duration) -> Result<usize, ClientError> {
-        let age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
-        let older_than = (now_ms() / 1000).saturating_sub(age);
+        let older_than = Timestamp::now().saturating_sub(max_age);
         self.run(|store, _| Ok(store.expire_skipped_keys(older_than)?))
     }
 
@@ -517,7 +505,7 @@ fn queue_sent(
     conversation_id: String,
     envelope: OutboundEnvelope,
     content: &[u8],
-    now: i64,
+    now: Timestamp,
 ) -> Result<Sent, ClientError> {
     let outbox_id = store.outbox_push(&NewOutboxEntry {
         conversation_id: &conversation_id,

@@ -39,7 +39,9 @@
 pub mod client;
 
 pub use client::{Client, ClientConfig, ClientError, ClientStore, Received, Sent};
-pub use domain_chat::{Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, OutboxEntry};
+pub use domain_chat::{
+    Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, OutboxEntry, Timestamp,
+};
 pub use persistence::{DatabaseConfig, DatabaseKey, Durability, Location};
 
 // The README's examples compile and run as doctests.

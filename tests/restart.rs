@@ -162,9 +162,9 @@ fn old_skipped_keys_expire_when_the_client_opens() {
     let recent_late = saro.send(&saro_convo, b"late but recent").unwrap();
     let now = saro.send(&saro_convo, b"now").unwrap();
     receive_content(&mut raya, &now.envelope.bytes); // stores two skipped keys
-    // Age the first skipped key by 31 days.
+    // Age the first skipped key by 31 days (the column holds milliseconds).
     diesel::sql_query(
-        "UPDATE skipped_keys SET stored_at = stored_at - 31 * 86400 \
+        "UPDATE skipped_keys SET stored_at = stored_at - 31 * 86400 * 1000 \
          WHERE id = (SELECT min(id) FROM skipped_keys)",
     )
     .execute(raya.database().raw_connection())

@@ -126,13 +126,13 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
             for convo in client.conversations()? {
                 print(
                     global,
-                    &json!({"conversation": convo.conversation_id, "remote": convo.remote_conversation_id, "kind": convo.kind.as_str(), "created_at_ms": convo.created_at}),
+                    &json!({"conversation": convo.conversation_id, "remote": convo.remote_conversation_id, "kind": convo.kind.as_str(), "created_at_ms": convo.created_at.as_millis()}),
                     || {
                         format!(
                             "{}  {}  created {}",
                             convo.conversation_id,
                             convo.kind.as_str(),
-                            convo.created_at
+                            convo.created_at.as_millis()
                         )
                     },
                 );
@@ -158,8 +158,8 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
                 };
                 print(
                     global,
-                    &json!({"direction": entry.direction.as_str(), "timestamp_ms": entry.timestamp, "message": text}),
-                    || format!("{} {arrow} {text}", entry.timestamp),
+                    &json!({"direction": entry.direction.as_str(), "timestamp_ms": entry.timestamp.as_millis(), "message": text}),
+                    || format!("{} {arrow} {text}", entry.timestamp.as_millis()),
                 );
             }
         }
@@ -188,7 +188,9 @@ pub fn flush(client: &mut Client, dir: &Path) -> Result<usize> {
     for entry in client.outbox(usize::MAX)? {
         let name = format!(
             "{}.{:020}-{}.{ENVELOPE_EXT}",
-            entry.conversation_hint, entry.created_at, entry.id
+            entry.conversation_hint,
+            entry.created_at.as_millis(),
+            entry.id
         );
         let tmp = dir.join(format!(".{name}.tmp"));
         let mut file = std::fs::File::create(&tmp)

@@ -35,6 +35,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use domain_ratchet::Timestamp;
 pub use error::{ChatError, HandshakeError};
 pub use identity::{create_identity, inbox_id};
 pub use introduction::{BundleError, IntroBundle};

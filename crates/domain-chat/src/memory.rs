@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use domain_ratchet::{
     DhKeyPair, PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
-    Transactional,
+    Timestamp, Transactional,
 };
 
 use crate::store::{
@@ -43,7 +43,7 @@ pub struct MemoryChatStore {
     inbox: BTreeMap<i64, InboxEntry>,
     /// History, keyed by id (ids grow with insertion).
     history: BTreeMap<i64, HistoryEntry>,
-    processed: BTreeMap<[u8; 32], i64>,
+    processed: BTreeMap<[u8; 32], Timestamp>,
     /// The last id handed out by the outbox, the inbox and the history (never reused).
     last_outbox_id: i64,
     last_inbox_id: i64,
@@ -239,7 +239,7 @@ impl RatchetStore for MemoryChatStore {
             .map_or(0, |e| e.skipped.len()))
     }
 
-    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
+    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
         let mut removed = 0;
         for entry in self.ratchets.values_mut() {
             let before = entry.skipped.len();
@@ -364,7 +364,7 @@ impl MailboxStore for MemoryChatStore {
     fn mark_envelope_processed(
         &mut self,
         digest: &[u8; 32],
-        at: i64,
+        at: Timestamp,
     ) -> Result<Processed, StoreError> {
         if self.processed.contains_key(digest) {
             return Ok(Processed::AlreadyRecorded);
@@ -377,7 +377,7 @@ impl MailboxStore for MemoryChatStore {
         Ok(self.processed.contains_key(digest))
     }
 
-    fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, StoreError> {
+    fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError> {
         let count = self.processed.len();
         self.processed.retain(|_, at| *at >= before);
         Ok(count - self.processed.len())

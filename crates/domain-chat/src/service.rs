@@ -9,7 +9,7 @@
 //! (decoding, key checks, X3DH, decryption, frame decoding) runs before the first write.
 
 use domain_ratchet::{
-    DhKeyPair, Header, PublicKey, RatchetConfig, RatchetState, SkippedKeyDelta,
+    DhKeyPair, Header, PublicKey, RatchetConfig, RatchetState, SkippedKeyDelta, Timestamp,
     decrypt_in_store_with, encrypt_in_store,
 };
 use prost::Message as _;
@@ -73,8 +73,8 @@ pub struct ReceivedContent {
     pub content: Vec<u8>,
     /// True when this message created the conversation (a handshake).
     pub is_new_conversation: bool,
-    /// The frame's timestamp (sender's clock, Unix milliseconds).
-    pub sent_at_ms: i64,
+    /// The frame's timestamp (the sender's clock).
+    pub sent_at: Timestamp,
 }
 
 impl std::fmt::Debug for ReceivedContent {
@@ -83,7 +83,7 @@ impl std::fmt::Debug for ReceivedContent {
             .field("conversation_id", &self.conversation_id)
             .field("content_len", &self.content.len())
             .field("is_new_conversation", &self.is_new_conversation)
-            .field("sent_at_ms", &self.sent_at_ms)
+            .field("sent_at", &self.sent_at)
             .finish()
     }
 }
@@ -131,7 +131,7 @@ pub fn start_private_conversation<S: ChatStore + ?Sized>(
     rng: &mut impl CryptoRngCore,
     bundle: &IntroBundle,
     content: &[u8],
-    now_ms: i64,
+    now: Timestamp,
 ) -> Result<StartedConversation, ChatError> {
     check_content_len(content)?;
     // `bundle` was verified when it was parsed (or signed): an `IntroBundle` always is.
@@ -153,7 +153,7 @@ pub fn start_private_conversation<S: ChatStore + ?Sized>(
     }
 
     let state = RatchetState::init_sender(&config.ratchet, &x3dh.seed, responder_ephemeral, rng);
-    let frame = private_v1::content_frame(&conversation_id, content, now_ms);
+    let frame = private_v1::content_frame(&conversation_id, content, now);
     let encrypted = state.encrypt(&config.ratchet, &frame, rng)?;
 
     let invite = proto::InboxV1Frame {
@@ -186,7 +186,7 @@ pub fn start_private_conversation<S: ChatStore + ?Sized>(
         conversation_id: conversation_id.clone(),
         remote_conversation_id,
         kind: ConversationKind::PrivateV1,
-        created_at: now_ms,
+        created_at: now,
     };
     persist_new_conversation(
         store,
@@ -208,11 +208,11 @@ pub fn send_content<S: ChatStore + ?Sized>(
     rng: &mut impl CryptoRngCore,
     conversation_id: &str,
     content: &[u8],
-    now_ms: i64,
+    now: Timestamp,
 ) -> Result<OutboundEnvelope, ChatError> {
     check_content_len(content)?;
     let record = load_record(store, conversation_id)?;
-    let frame = private_v1::content_frame(&record.conversation_id, content, now_ms);
+    let frame = private_v1::content_frame(&record.conversation_id, content, now);
     send_frame(store, config, rng, &record, &frame)
 }
 
@@ -224,10 +224,10 @@ pub fn send_placeholder<S: ChatStore + ?Sized>(
     rng: &mut impl CryptoRngCore,
     conversation_id: &str,
     counter: u32,
-    now_ms: i64,
+    now: Timestamp,
 ) -> Result<OutboundEnvelope, ChatError> {
     let record = load_record(store, conversation_id)?;
-    let frame = private_v1::placeholder_frame(&record.conversation_id, counter, now_ms);
+    let frame = private_v1::placeholder_frame(&record.conversation_id, counter, now);
     send_frame(store, config, rng, &record, &frame)
 }
 
@@ -238,7 +238,7 @@ pub fn handle_envelope<S: ChatStore + ?Sized>(
     store: &mut S,
     config: &ChatConfig,
     bytes: &[u8],
-    now_ms: i64,
+    now: Timestamp,
 ) -> Result<EnvelopeOutcome, ChatError> {
     if bytes.is_empty() {
         return Ok(EnvelopeOutcome::Empty);
@@ -258,12 +258,12 @@ pub fn handle_envelope<S: ChatStore + ?Sized>(
     // case — a message in a known conversation — is tried first and does not load (and
     // re-derive) the identity key.
     if let Some(record) = store.load_conversation(&hint)? {
-        return handle_message(store, config, &record, &envelope.payload, now_ms);
+        return handle_message(store, config, &record, &envelope.payload, now);
     }
     if let Some(identity) = store.load_identity()?
         && hint == inbox_id(&identity.key_pair.public())
     {
-        return handle_handshake(store, config, &identity.key_pair, &envelope.payload, now_ms);
+        return handle_handshake(store, config, &identity.key_pair, &envelope.payload, now);
     }
     Ok(EnvelopeOutcome::UnknownConversation { hint })
 }
@@ -362,10 +362,6 @@ fn header_key(bytes: &[u8], field: &'static str) -> Result<PublicKey, HandshakeE
     })
 }
 
-fn now_secs(now_ms: i64) -> i64 {
-    now_ms.div_euclid(1000)
-}
-
 fn decode_frame(plaintext: &[u8]) -> Result<proto::PrivateV1Frame, ChatError> {
     proto::PrivateV1Frame::decode(plaintext).map_err(|source| ChatError::Decode {
         what: "PrivateV1Frame",
@@ -384,7 +380,7 @@ fn outcome(
                 conversation_id,
                 content,
                 is_new_conversation,
-                sent_at_ms: frame.timestamp,
+                sent_at: Timestamp::from_millis(frame.timestamp),
             })
         }
         // A placeholder, or a frame type added after this version (prost decodes an unknown
@@ -401,7 +397,7 @@ fn handle_message<S: ChatStore + ?Sized>(
     config: &ChatConfig,
     record: &ConversationRecord,
     payload: &[u8],
-    now_ms: i64,
+    now: Timestamp,
 ) -> Result<EnvelopeOutcome, ChatError> {
     let payload = decode_payload(payload)?;
     let message = match payload.encryption {
@@ -420,7 +416,7 @@ fn handle_message<S: ChatStore + ?Sized>(
         &config.ratchet,
         &header,
         &message.ciphertext,
-        now_secs(now_ms),
+        now,
         |plaintext| decode_frame(&plaintext),
     )?;
     Ok(outcome(frame, record.conversation_id.clone(), false))
@@ -431,7 +427,7 @@ fn handle_handshake<S: ChatStore + ?Sized>(
     config: &ChatConfig,
     identity: &DhKeyPair,
     payload: &[u8],
-    now_ms: i64,
+    now: Timestamp,
 ) -> Result<EnvelopeOutcome, ChatError> {
     let payload = decode_payload(payload)?;
     let handshake = match payload.encryption {
@@ -492,7 +488,7 @@ fn handle_handshake<S: ChatStore + ?Sized>(
         &ratchet_header,
         &message.ciphertext,
         None,
-        now_secs(now_ms),
+        now,
     )?;
     let frame = decode_frame(&decrypted.plaintext)?;
     if !decrypted.delta.inserted.is_empty() {
@@ -503,7 +499,7 @@ fn handle_handshake<S: ChatStore + ?Sized>(
         conversation_id: conversation_id.clone(),
         remote_conversation_id,
         kind: ConversationKind::PrivateV1,
-        created_at: now_ms,
+        created_at: now,
     };
     persist_new_conversation(
         store,

@@ -20,8 +20,14 @@
 
 use domain_ratchet::testing::FailingStore;
 use domain_ratchet::{
-    DhKeyPair, PublicKey, RatchetState, SkippedKey, SkippedKeyDelta, StoreError, Transactional,
+    DhKeyPair, PublicKey, RatchetState, SkippedKey, SkippedKeyDelta, StoreError, Timestamp,
+    Transactional,
 };
+
+/// `millis` milliseconds after the Unix epoch.
+fn ms(millis: i64) -> Timestamp {
+    Timestamp::from_millis(millis)
+}
 use rand_core::OsRng;
 
 use crate::service::{
@@ -125,7 +131,7 @@ impl<S: MailboxStore + ?Sized> MailboxStore for FailingStore<'_, S> {
     fn mark_envelope_processed(
         &mut self,
         digest: &[u8; 32],
-        at: i64,
+        at: Timestamp,
     ) -> Result<Processed, StoreError> {
         self.write()?;
         self.inner().mark_envelope_processed(digest, at)
@@ -133,7 +139,7 @@ impl<S: MailboxStore + ?Sized> MailboxStore for FailingStore<'_, S> {
     fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
         self.inner().is_envelope_processed(digest)
     }
-    fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, StoreError> {
+    fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError> {
         self.write()?;
         self.inner().forget_processed_envelopes(before)
     }
@@ -255,7 +261,7 @@ pub fn check_conversation_store<S: ChatStore + ?Sized>(store: &mut S) {
         conversation_id: id.to_owned(),
         remote_conversation_id: format!("remote-{id}"),
         kind: ConversationKind::PrivateV1,
-        created_at: at,
+        created_at: ms(at),
     };
     assert!(store.list_conversations().unwrap().is_empty());
     assert!(store.load_conversation("a").unwrap().is_none());
@@ -305,22 +311,22 @@ pub fn check_conversation_round_trip<S: ChatStore + ?Sized>(saro: &mut S, raya: 
                 &mut OsRng,
                 &raya_id,
                 &[b'r', i],
-                2_000 + i64::from(i),
+                ms(2_000 + i64::from(i)),
             )
             .unwrap(),
         );
     }
     for (i, env) in out.iter().enumerate().rev() {
-        let got = handle_envelope(saro, &config, &env.bytes, 3_000).unwrap();
+        let got = handle_envelope(saro, &config, &env.bytes, ms(3_000)).unwrap();
         assert_eq!(
             got,
             content_outcome(&saro_id, &[b'r', i as u8], false, 2_000 + i as i64)
         );
     }
-    let env = send_content(saro, &config, &mut OsRng, &saro_id, b"back", 4_000).unwrap();
+    let env = send_content(saro, &config, &mut OsRng, &saro_id, b"back", ms(4_000)).unwrap();
     assert_eq!(env.conversation_hint, raya_id);
     assert_eq!(
-        handle_envelope(raya, &config, &env.bytes, 4_001).unwrap(),
+        handle_envelope(raya, &config, &env.bytes, ms(4_001)).unwrap(),
         content_outcome(&raya_id, b"back", false, 4_000)
     );
     let listed: Vec<_> = crate::service::list_conversations(raya)
@@ -341,7 +347,8 @@ pub fn check_bad_input_changes_nothing<S: ChatStore + ?Sized>(saro: &mut S, raya
         .unwrap();
     let bundle = create_intro_bundle(raya, &mut OsRng).unwrap();
     let started =
-        start_private_conversation(saro, &config, &mut OsRng, &bundle, b"hello", 1_000).unwrap();
+        start_private_conversation(saro, &config, &mut OsRng, &bundle, b"hello", ms(1_000))
+            .unwrap();
     let raya_id = saro
         .load_conversation(&started.conversation_id)
         .unwrap()
@@ -353,7 +360,7 @@ pub fn check_bad_input_changes_nothing<S: ChatStore + ?Sized>(saro: &mut S, raya
     // A handshake whose responder_static is not Raya's key.
     let wrong = rewrite_handshake_responder(&started.envelope.bytes);
     let before = snapshot(raya, &probe_keys, &probe_ids);
-    let err = handle_envelope(raya, &config, &wrong, 1_001).unwrap_err();
+    let err = handle_envelope(raya, &config, &wrong, ms(1_001)).unwrap_err();
     assert!(
         matches!(err, ChatError::Handshake(HandshakeError::WrongResponder)),
         "{err:?}"
@@ -367,11 +374,11 @@ pub fn check_bad_input_changes_nothing<S: ChatStore + ?Sized>(saro: &mut S, raya
         &mut OsRng,
         &started.conversation_id,
         b"early",
-        1_002,
+        ms(1_002),
     )
     .unwrap();
     assert_eq!(
-        handle_envelope(raya, &config, &early.bytes, 1_003).unwrap(),
+        handle_envelope(raya, &config, &early.bytes, ms(1_003)).unwrap(),
         EnvelopeOutcome::UnknownConversation {
             hint: raya_id.clone()
         }
@@ -379,9 +386,9 @@ pub fn check_bad_input_changes_nothing<S: ChatStore + ?Sized>(saro: &mut S, raya
     assert_eq!(snapshot(raya, &probe_keys, &probe_ids), before);
 
     // Accept, then the same handshake again: the intro key is consumed.
-    handle_envelope(raya, &config, &started.envelope.bytes, 1_004).unwrap();
+    handle_envelope(raya, &config, &started.envelope.bytes, ms(1_004)).unwrap();
     let before = snapshot(raya, &probe_keys, &probe_ids);
-    let err = handle_envelope(raya, &config, &started.envelope.bytes, 1_005).unwrap_err();
+    let err = handle_envelope(raya, &config, &started.envelope.bytes, ms(1_005)).unwrap_err();
     assert!(
         matches!(err, ChatError::Handshake(HandshakeError::UnknownIntroKey)),
         "{err:?}"
@@ -390,11 +397,11 @@ pub fn check_bad_input_changes_nothing<S: ChatStore + ?Sized>(saro: &mut S, raya
 
     // The early message now decrypts; delivered again it is a replay.
     assert_eq!(
-        handle_envelope(raya, &config, &early.bytes, 1_006).unwrap(),
+        handle_envelope(raya, &config, &early.bytes, ms(1_006)).unwrap(),
         content_outcome(&raya_id, b"early", false, 1_002)
     );
     let before = snapshot(raya, &probe_keys, &probe_ids);
-    let err = handle_envelope(raya, &config, &early.bytes, 1_007).unwrap_err();
+    let err = handle_envelope(raya, &config, &early.bytes, ms(1_007)).unwrap_err();
     assert!(
         err.ratchet_error().is_some(),
         "replay gives a ratchet error: {err:?}"
@@ -408,12 +415,12 @@ pub fn check_bad_input_changes_nothing<S: ChatStore + ?Sized>(saro: &mut S, raya
         &mut OsRng,
         &started.conversation_id,
         b"x",
-        1_008,
+        ms(1_008),
     )
     .unwrap();
     let last = fresh.bytes.len() - 1;
     fresh.bytes[last] ^= 0x01;
-    let err = handle_envelope(raya, &config, &fresh.bytes, 1_009).unwrap_err();
+    let err = handle_envelope(raya, &config, &fresh.bytes, ms(1_009)).unwrap_err();
     assert!(
         matches!(
             err.ratchet_error(),
@@ -424,19 +431,19 @@ pub fn check_bad_input_changes_nothing<S: ChatStore + ?Sized>(saro: &mut S, raya
     assert_eq!(snapshot(raya, &probe_keys, &probe_ids), before);
 
     // Garbage and oversized input.
-    let err = handle_envelope(raya, &config, &[0xff, 0x00, 0x13, 0x37], 1_010).unwrap_err();
+    let err = handle_envelope(raya, &config, &[0xff, 0x00, 0x13, 0x37], ms(1_010)).unwrap_err();
     assert!(matches!(err, ChatError::Decode { .. }), "{err:?}");
     let big = vec![0u8; crate::service::MAX_ENVELOPE_LEN + 1];
-    let err = handle_envelope(raya, &config, &big, 1_011).unwrap_err();
+    let err = handle_envelope(raya, &config, &big, ms(1_011)).unwrap_err();
     assert!(matches!(err, ChatError::EnvelopeTooLarge { .. }), "{err:?}");
     assert_eq!(
-        handle_envelope(raya, &config, &[], 1_012).unwrap(),
+        handle_envelope(raya, &config, &[], ms(1_012)).unwrap(),
         EnvelopeOutcome::Empty
     );
     assert_eq!(snapshot(raya, &probe_keys, &probe_ids), before);
 
     // Sending in an unknown conversation.
-    let err = send_content(raya, &config, &mut OsRng, "nope", b"x", 1_013).unwrap_err();
+    let err = send_content(raya, &config, &mut OsRng, "nope", b"x", ms(1_013)).unwrap_err();
     assert!(
         matches!(err, ChatError::UnknownConversation { .. }),
         "{err:?}"
@@ -479,7 +486,7 @@ where
             .unwrap();
         let before = snapshot(&mut saro, &[], &[]);
         let (result, failed) = in_failing_unit_of_work(&mut saro, k, |s| {
-            start_private_conversation(s, &config, &mut OsRng, &bundle, b"hi", 1)
+            start_private_conversation(s, &config, &mut OsRng, &bundle, b"hi", ms(1))
         });
         finish_k(k, failed, &mut saro, result.map(|_| ()), &before, &[], &[])
     });
@@ -502,7 +509,8 @@ where
         saro.save_identity(&create_identity("saro", &mut OsRng))
             .unwrap();
         let started =
-            start_private_conversation(&mut saro, &config, &mut OsRng, &bundle, b"hi", 1).unwrap();
+            start_private_conversation(&mut saro, &config, &mut OsRng, &bundle, b"hi", ms(1))
+                .unwrap();
         let raya_id = saro
             .load_conversation(&started.conversation_id)
             .unwrap()
@@ -512,7 +520,7 @@ where
         let ids = [raya_id];
         let before = snapshot(&mut raya, &keys, &ids);
         let (result, failed) = in_failing_unit_of_work(&mut raya, k, |s| {
-            handle_envelope(s, &config, &started.envelope.bytes, 2)
+            handle_envelope(s, &config, &started.envelope.bytes, ms(2))
         });
         if let Ok(outcome) = &result {
             assert!(matches!(outcome, EnvelopeOutcome::Content(c) if c.is_new_conversation));
@@ -542,7 +550,7 @@ where
         let ids = [raya_id.clone()];
         let before = snapshot(&mut raya, &[], &ids);
         let (result, failed) = in_failing_unit_of_work(&mut raya, k, |s| {
-            send_content(s, &config, &mut OsRng, &raya_id, b"reply", 3)
+            send_content(s, &config, &mut OsRng, &raya_id, b"reply", ms(3))
         });
         let _ = saro_id;
         finish_k(k, failed, &mut raya, result.map(|_| ()), &before, &[], &ids)
@@ -561,11 +569,13 @@ where
         for_every_k(|k| {
             let (mut saro, mut raya) = (new_store(), new_store());
             let (saro_id, raya_id) = handshake(&mut saro, &mut raya, &config);
-            let first = send_content(&mut raya, &config, &mut OsRng, &raya_id, b"one", 3).unwrap();
-            let second = send_content(&mut raya, &config, &mut OsRng, &raya_id, b"two", 4).unwrap();
+            let first =
+                send_content(&mut raya, &config, &mut OsRng, &raya_id, b"one", ms(3)).unwrap();
+            let second =
+                send_content(&mut raya, &config, &mut OsRng, &raya_id, b"two", ms(4)).unwrap();
             let (env, expected) = if use_skipped {
                 // Deliver the second first: the first one's key is then stored as skipped.
-                handle_envelope(&mut saro, &config, &second.bytes, 5).unwrap();
+                handle_envelope(&mut saro, &config, &second.bytes, ms(5)).unwrap();
                 (first, b"one")
             } else {
                 (second, b"two")
@@ -573,7 +583,7 @@ where
             let ids = [saro_id.clone()];
             let before = snapshot(&mut saro, &[], &ids);
             let (result, failed) = in_failing_unit_of_work(&mut saro, k, |s| {
-                handle_envelope(s, &config, &env.bytes, 6)
+                handle_envelope(s, &config, &env.bytes, ms(6))
             });
             if let Ok(outcome) = &result {
                 assert!(
@@ -620,7 +630,7 @@ where
         conversation_id: "c".to_owned(),
         remote_conversation_id: "remote-c".to_owned(),
         kind: ConversationKind::PrivateV1,
-        created_at: 1,
+        created_at: ms(1),
     };
     let before = snapshot(store, &[key.public()], &["c".to_owned()]);
     let failed: Result<(), StoreError> = store.transaction(|tx| {
@@ -706,15 +716,15 @@ fn handshake<S: ChatStore + ?Sized>(
     let parsed = IntroBundle::parse(&bundle.to_string()).unwrap();
     assert_eq!(raya.count_ephemeral_keys().unwrap(), 1);
     let started =
-        start_private_conversation(saro, config, &mut OsRng, &parsed, b"hello raya", 1_000)
+        start_private_conversation(saro, config, &mut OsRng, &parsed, b"hello raya", ms(1_000))
             .unwrap();
-    let outcome = handle_envelope(raya, config, &started.envelope.bytes, 1_001).unwrap();
+    let outcome = handle_envelope(raya, config, &started.envelope.bytes, ms(1_001)).unwrap();
     let EnvelopeOutcome::Content(received) = outcome else {
         panic!("handshake gave {outcome:?}");
     };
     assert!(received.is_new_conversation);
     assert_eq!(received.content, b"hello raya");
-    assert_eq!(received.sent_at_ms, 1_000);
+    assert_eq!(received.sent_at, ms(1_000));
     assert_eq!(
         raya.count_ephemeral_keys().unwrap(),
         0,
@@ -732,7 +742,7 @@ fn content_outcome(id: &str, content: &[u8], is_new: bool, sent_at_ms: i64) -> E
         conversation_id: id.to_owned(),
         content: content.to_vec(),
         is_new_conversation: is_new,
-        sent_at_ms,
+        sent_at: ms(sent_at_ms),
     })
 }
 
@@ -765,7 +775,7 @@ fn new_outbox<'a>(conversation_id: &'a str, envelope: &'a [u8], at: i64) -> NewO
         conversation_hint: "hint",
         delivery_address: "address",
         envelope,
-        created_at: at,
+        created_at: ms(at),
     }
 }
 
@@ -785,7 +795,7 @@ pub fn check_outbox<S: MailboxStore + ?Sized>(store: &mut S) {
             conversation_hint: "peer-hint",
             delivery_address: "somewhere",
             envelope: &[1, 2, 3],
-            created_at: -5,
+            created_at: ms(-5),
         })
         .unwrap();
     let b = store.outbox_push(&new_outbox("c2", &[4], 7)).unwrap();
@@ -801,13 +811,13 @@ pub fn check_outbox<S: MailboxStore + ?Sized>(store: &mut S) {
             conversation_hint: "peer-hint".to_owned(),
             delivery_address: "somewhere".to_owned(),
             envelope: vec![1, 2, 3],
-            created_at: -5,
+            created_at: ms(-5),
         },
         "every field round-trips"
     );
     let ids = |v: &[OutboxEntry]| v.iter().map(|e| e.id).collect::<Vec<_>>();
     assert_eq!(ids(&pending), vec![a, b, c], "oldest first");
-    assert_eq!(pending[2].created_at, i64::MAX);
+    assert_eq!(pending[2].created_at, Timestamp::MAX);
     assert_eq!(ids(&store.outbox_pending(2).unwrap()), vec![a, b], "limit");
     assert!(store.outbox_pending(0).unwrap().is_empty());
     assert_eq!(store.outbox_mark_delivered(b).unwrap(), Delivered::Removed);
@@ -839,8 +849,8 @@ pub fn check_inbox<S: MailboxStore + ?Sized>(store: &mut S) {
     let entry = |conversation_id, content, is_new_conversation| NewInboxEntry {
         conversation_id,
         content,
-        sent_at: 11,
-        received_at: 12,
+        sent_at: ms(11),
+        received_at: ms(12),
         is_new_conversation,
     };
     let a = store
@@ -856,16 +866,16 @@ pub fn check_inbox<S: MailboxStore + ?Sized>(store: &mut S) {
                 id: a,
                 conversation_id: "c1".to_owned(),
                 content: b"secret text".to_vec(),
-                sent_at: 11,
-                received_at: 12,
+                sent_at: ms(11),
+                received_at: ms(12),
                 is_new_conversation: true,
             },
             InboxEntry {
                 id: b,
                 conversation_id: "c2".to_owned(),
                 content: Vec::new(),
-                sent_at: 11,
-                received_at: 12,
+                sent_at: ms(11),
+                received_at: ms(12),
                 is_new_conversation: false,
             },
         ]
@@ -899,7 +909,7 @@ pub fn check_history<S: ConversationStore + MailboxStore + ?Sized>(store: &mut S
             conversation_id: id,
             direction,
             content: &[n],
-            timestamp: 100 + i64::from(n),
+            timestamp: ms(100 + i64::from(n)),
         })
     };
     let err = push(store, "nope", Direction::Sent, 0).unwrap_err();
@@ -914,7 +924,7 @@ pub fn check_history<S: ConversationStore + MailboxStore + ?Sized>(store: &mut S
                 conversation_id: id.to_owned(),
                 remote_conversation_id: format!("remote-{id}"),
                 kind: ConversationKind::PrivateV1,
-                created_at: 1,
+                created_at: ms(1),
             })
             .unwrap();
     }
@@ -938,7 +948,7 @@ pub fn check_history<S: ConversationStore + MailboxStore + ?Sized>(store: &mut S
             conversation_id: "a".to_owned(),
             direction: Direction::Received,
             content: vec![1],
-            timestamp: 101,
+            timestamp: ms(101),
         },
         "every field round-trips"
     );
@@ -970,24 +980,24 @@ pub fn check_processed_envelopes<S: MailboxStore + ?Sized>(store: &mut S) {
     let (d1, d2, d3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
     assert!(!store.is_envelope_processed(&d1).unwrap());
     assert_eq!(
-        store.mark_envelope_processed(&d1, 10).unwrap(),
+        store.mark_envelope_processed(&d1, ms(10)).unwrap(),
         Processed::Recorded
     );
     assert_eq!(
-        store.mark_envelope_processed(&d1, 30).unwrap(),
+        store.mark_envelope_processed(&d1, ms(30)).unwrap(),
         Processed::AlreadyRecorded
     );
     assert_eq!(
-        store.mark_envelope_processed(&d2, 20).unwrap(),
+        store.mark_envelope_processed(&d2, ms(20)).unwrap(),
         Processed::Recorded
     );
     assert!(store.is_envelope_processed(&d1).unwrap());
     assert!(!store.is_envelope_processed(&d3).unwrap());
     // d1 keeps its first time (10): it goes with everything before 15.
-    assert_eq!(store.forget_processed_envelopes(15).unwrap(), 1);
+    assert_eq!(store.forget_processed_envelopes(ms(15)).unwrap(), 1);
     assert!(!store.is_envelope_processed(&d1).unwrap());
     assert!(store.is_envelope_processed(&d2).unwrap());
-    assert_eq!(store.forget_processed_envelopes(15).unwrap(), 0);
-    assert_eq!(store.forget_processed_envelopes(i64::MAX).unwrap(), 1);
+    assert_eq!(store.forget_processed_envelopes(ms(15)).unwrap(), 0);
+    assert_eq!(store.forget_processed_envelopes(Timestamp::MAX).unwrap(), 1);
     assert!(!store.is_envelope_processed(&d2).unwrap());
 }

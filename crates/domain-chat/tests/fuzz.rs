@@ -4,6 +4,7 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use domain_chat::Timestamp;
 use domain_chat::{
     ChatConfig, EnvelopeOutcome, IdentityStore, IntroBundle, MemoryChatStore, create_identity,
     create_intro_bundle, handle_envelope, start_private_conversation,
@@ -22,8 +23,15 @@ fn stores() -> (MemoryChatStore, Vec<u8>, String) {
     raya.save_identity(&create_identity("raya", &mut rng))
         .unwrap();
     let bundle = create_intro_bundle(&mut raya, &mut rng).unwrap();
-    let started =
-        start_private_conversation(&mut saro, &config, &mut rng, &bundle, b"x", 1).unwrap();
+    let started = start_private_conversation(
+        &mut saro,
+        &config,
+        &mut rng,
+        &bundle,
+        b"x",
+        Timestamp::from_millis(1),
+    )
+    .unwrap();
     (raya, started.envelope.bytes, bundle.to_string())
 }
 
@@ -34,7 +42,7 @@ proptest! {
     fn random_envelopes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let (mut raya, _, _) = stores();
         let before = raya.clone();
-        let result = handle_envelope(&mut raya, &ChatConfig::default(), &bytes, 2);
+        let result = handle_envelope(&mut raya, &ChatConfig::default(), &bytes, Timestamp::from_millis(2));
         if !matches!(result, Ok(EnvelopeOutcome::Content(_)) | Ok(EnvelopeOutcome::Frame { .. })) {
             prop_assert!(raya == before);
         }
@@ -49,7 +57,7 @@ proptest! {
             bytes[i] ^= x;
         }
         let before = raya.clone();
-        let result = handle_envelope(&mut raya, &ChatConfig::default(), &bytes, 2);
+        let result = handle_envelope(&mut raya, &ChatConfig::default(), &bytes, Timestamp::from_millis(2));
         if result.is_err() || matches!(result, Ok(EnvelopeOutcome::UnknownConversation { .. })) {
             prop_assert!(raya == before);
         }

@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 
+use domain_chat::Timestamp;
 use domain_chat::{
     ChatConfig, ChatError, EnvelopeOutcome, IdentityStore, MemoryChatStore, create_identity,
     create_intro_bundle, handle_envelope, send_content, send_placeholder,
@@ -34,10 +35,22 @@ fn setup(rng: &mut ChaCha20Rng, config: &ChatConfig) -> (Party, Party) {
     saro.save_identity(&create_identity("saro", rng)).unwrap();
     raya.save_identity(&create_identity("raya", rng)).unwrap();
     let bundle = create_intro_bundle(&mut raya, rng).unwrap();
-    let started = start_private_conversation(&mut saro, config, rng, &bundle, b"hello", 0).unwrap();
-    let EnvelopeOutcome::Content(c) =
-        handle_envelope(&mut raya, config, &started.envelope.bytes, 0).unwrap()
-    else {
+    let started = start_private_conversation(
+        &mut saro,
+        config,
+        rng,
+        &bundle,
+        b"hello",
+        Timestamp::from_millis(0),
+    )
+    .unwrap();
+    let EnvelopeOutcome::Content(c) = handle_envelope(
+        &mut raya,
+        config,
+        &started.envelope.bytes,
+        Timestamp::from_millis(0),
+    )
+    .unwrap() else {
         panic!("handshake failed")
     };
     let party = |store, convo| Party {
@@ -85,7 +98,7 @@ fn thousand_messages_each_way_reordered_and_duplicated() {
                     &mut rng,
                     &me.convo,
                     label.as_bytes(),
-                    now,
+                    Timestamp::from_millis(now),
                 )
                 .unwrap();
                 assert_eq!(env.conversation_hint, peer.convo);
@@ -96,7 +109,8 @@ fn thousand_messages_each_way_reordered_and_duplicated() {
             // Deliver a random pending envelope (reordering).
             let i = rng.gen_range(0..me.inbox.len());
             let (label, bytes) = me.inbox.swap_remove(i);
-            let out = handle_envelope(&mut me.store, &config, &bytes, now).unwrap();
+            let out = handle_envelope(&mut me.store, &config, &bytes, Timestamp::from_millis(now))
+                .unwrap();
             let EnvelopeOutcome::Content(c) = out else {
                 panic!("expected content, got {out:?}")
             };
@@ -110,7 +124,8 @@ fn thousand_messages_each_way_reordered_and_duplicated() {
             let i = rng.gen_range(0..me.delivered.len());
             let bytes = me.delivered[i].clone();
             let before = me.store.clone();
-            let err = handle_envelope(&mut me.store, &config, &bytes, now).unwrap_err();
+            let err = handle_envelope(&mut me.store, &config, &bytes, Timestamp::from_millis(now))
+                .unwrap_err();
             assert!(
                 matches!(err, ChatError::Ratchet(_)) && err.ratchet_error().is_some(),
                 "duplicate gave {err:?}"
@@ -138,19 +153,32 @@ fn early_message_is_kept_then_decrypts_after_handshake() {
     raya.save_identity(&create_identity("raya", &mut rng))
         .unwrap();
     let bundle = create_intro_bundle(&mut raya, &mut rng).unwrap();
-    let started =
-        start_private_conversation(&mut saro, &config, &mut rng, &bundle, b"1", 10).unwrap();
+    let started = start_private_conversation(
+        &mut saro,
+        &config,
+        &mut rng,
+        &bundle,
+        b"1",
+        Timestamp::from_millis(10),
+    )
+    .unwrap();
     let second = send_content(
         &mut saro,
         &config,
         &mut rng,
         &started.conversation_id,
         b"2",
-        11,
+        Timestamp::from_millis(11),
     )
     .unwrap();
     let before = raya.clone();
-    let out = handle_envelope(&mut raya, &config, &second.bytes, 12).unwrap();
+    let out = handle_envelope(
+        &mut raya,
+        &config,
+        &second.bytes,
+        Timestamp::from_millis(12),
+    )
+    .unwrap();
     assert_eq!(
         out,
         EnvelopeOutcome::UnknownConversation {
@@ -158,14 +186,24 @@ fn early_message_is_kept_then_decrypts_after_handshake() {
         }
     );
     assert!(raya == before);
-    handle_envelope(&mut raya, &config, &started.envelope.bytes, 13).unwrap();
-    let EnvelopeOutcome::Content(c) =
-        handle_envelope(&mut raya, &config, &second.bytes, 14).unwrap()
-    else {
+    handle_envelope(
+        &mut raya,
+        &config,
+        &started.envelope.bytes,
+        Timestamp::from_millis(13),
+    )
+    .unwrap();
+    let EnvelopeOutcome::Content(c) = handle_envelope(
+        &mut raya,
+        &config,
+        &second.bytes,
+        Timestamp::from_millis(14),
+    )
+    .unwrap() else {
         panic!("expected content")
     };
     assert_eq!(c.content, b"2");
-    assert_eq!(c.sent_at_ms, 11);
+    assert_eq!(c.sent_at, Timestamp::from_millis(11));
 }
 
 #[test]
@@ -173,9 +211,17 @@ fn placeholder_is_a_frame_without_content() {
     let config = ChatConfig::default();
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let (mut a, mut b) = setup(&mut rng, &config);
-    let env = send_placeholder(&mut b.store, &config, &mut rng, &b.convo, 7, 5).unwrap();
+    let env = send_placeholder(
+        &mut b.store,
+        &config,
+        &mut rng,
+        &b.convo,
+        7,
+        Timestamp::from_millis(5),
+    )
+    .unwrap();
     assert_eq!(
-        handle_envelope(&mut a.store, &config, &env.bytes, 6).unwrap(),
+        handle_envelope(&mut a.store, &config, &env.bytes, Timestamp::from_millis(6)).unwrap(),
         EnvelopeOutcome::Frame {
             conversation_id: a.convo.clone(),
             is_new_conversation: false
@@ -196,17 +242,39 @@ fn service_errors_are_typed() {
     let too_big = vec![0u8; domain_chat::MAX_CONTENT_LEN + 1];
     let before = a.store.clone();
     assert!(matches!(
-        send_content(&mut a.store, &config, &mut rng, &a.convo, &too_big, 1),
+        send_content(
+            &mut a.store,
+            &config,
+            &mut rng,
+            &a.convo,
+            &too_big,
+            Timestamp::from_millis(1)
+        ),
         Err(ChatError::ContentTooLarge { .. })
     ));
     assert!(matches!(
-        send_content(&mut a.store, &config, &mut rng, "missing", b"x", 1),
+        send_content(
+            &mut a.store,
+            &config,
+            &mut rng,
+            "missing",
+            b"x",
+            Timestamp::from_millis(1)
+        ),
         Err(ChatError::UnknownConversation { .. })
     ));
     assert!(a.store == before);
     // The largest allowed content fits in an envelope the peer accepts.
     let max = vec![7u8; domain_chat::MAX_CONTENT_LEN];
-    let env = send_content(&mut a.store, &config, &mut rng, &a.convo, &max, 1).unwrap();
+    let env = send_content(
+        &mut a.store,
+        &config,
+        &mut rng,
+        &a.convo,
+        &max,
+        Timestamp::from_millis(1),
+    )
+    .unwrap();
     assert!(env.bytes.len() <= domain_chat::MAX_ENVELOPE_LEN);
 }
 
@@ -227,8 +295,15 @@ fn malformed_handshakes_are_typed() {
     raya.save_identity(&create_identity("raya", &mut rng))
         .unwrap();
     let bundle = create_intro_bundle(&mut raya, &mut rng).unwrap();
-    let started =
-        start_private_conversation(&mut saro, &config, &mut rng, &bundle, b"hi", 1).unwrap();
+    let started = start_private_conversation(
+        &mut saro,
+        &config,
+        &mut rng,
+        &bundle,
+        b"hi",
+        Timestamp::from_millis(1),
+    )
+    .unwrap();
     let env = proto::EnvelopeV1::decode(started.envelope.bytes.as_slice()).unwrap();
     let payload = proto::EncryptedPayload::decode(env.payload.as_slice()).unwrap();
     let Some(Encryption::InboxHandshakeV1(hs)) = payload.encryption.clone() else {
@@ -323,16 +398,21 @@ fn malformed_handshakes_are_typed() {
 
     for (name, bytes, check) in cases {
         let before = raya.clone();
-        let err = handle_envelope(&mut raya, &config, &bytes, 2).unwrap_err();
+        let err =
+            handle_envelope(&mut raya, &config, &bytes, Timestamp::from_millis(2)).unwrap_err();
         assert!(check(&err), "{name}: {err:?}");
         assert!(raya == before, "{name}: store changed");
     }
 
     // The genuine handshake still works, and a handshake sent to the conversation hint is
     // refused as the wrong kind of payload.
-    let EnvelopeOutcome::Content(c) =
-        handle_envelope(&mut raya, &config, &started.envelope.bytes, 3).unwrap()
-    else {
+    let EnvelopeOutcome::Content(c) = handle_envelope(
+        &mut raya,
+        &config,
+        &started.envelope.bytes,
+        Timestamp::from_millis(3),
+    )
+    .unwrap() else {
         panic!("handshake refused")
     };
     let misrouted = proto::EnvelopeV1 {
@@ -341,7 +421,8 @@ fn malformed_handshakes_are_typed() {
     }
     .encode_to_vec();
     let before = raya.clone();
-    let err = handle_envelope(&mut raya, &config, &misrouted, 4).unwrap_err();
+    let err =
+        handle_envelope(&mut raya, &config, &misrouted, Timestamp::from_millis(4)).unwrap_err();
     assert!(
         matches!(
             err,

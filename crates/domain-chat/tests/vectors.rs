@@ -5,6 +5,7 @@
 
 mod support;
 
+use domain_chat::Timestamp;
 use domain_chat::conversation::private_v1::{self, Role};
 use domain_chat::proto::{self, encrypted_payload::Encryption, inbox_v1_frame};
 use domain_chat::{
@@ -305,7 +306,9 @@ fn recorded_conversation_replays() {
         match op {
             "create_private_convo+deliver" => {
                 let bytes = hex_bytes(&e["envelope"]);
-                let out = handle_envelope(to_store, &config, &bytes, NOW_MS).unwrap();
+                let out =
+                    handle_envelope(to_store, &config, &bytes, Timestamp::from_millis(NOW_MS))
+                        .unwrap();
                 let frame = &e["frame_decoded"];
                 let expected = EnvelopeOutcome::Content(domain_chat::ReceivedContent {
                     conversation_id: e["receiver_result"]["conversation_id"]
@@ -314,7 +317,7 @@ fn recorded_conversation_replays() {
                         .to_owned(),
                     content: hex_bytes(&e["receiver_result"]["content"]),
                     is_new_conversation: true,
-                    sent_at_ms: frame["timestamp_ms"].as_i64().unwrap(),
+                    sent_at: Timestamp::from_millis(frame["timestamp_ms"].as_i64().unwrap()),
                 });
                 assert_eq!(out, expected, "{label}");
                 assert_state(to_store, to_id, &e["receiver_ratchet_state_after"], &label);
@@ -326,7 +329,7 @@ fn recorded_conversation_replays() {
                 assert_eq!(
                     to_store.load_conversation(to_id).unwrap(),
                     Some(domain_chat::ConversationRecord {
-                        created_at: NOW_MS,
+                        created_at: Timestamp::from_millis(NOW_MS),
                         ..record(to_id, from_id)
                     })
                 );
@@ -344,8 +347,15 @@ fn recorded_conversation_replays() {
                 // Produce our own envelope from the same state, on a copy of the sender.
                 let mut copy = from_store.clone();
                 let plaintext = hex_bytes(&e["plaintext"]);
-                let ours = send_content(&mut copy, &config, &mut rng, from_id, &plaintext, NOW_MS)
-                    .unwrap();
+                let ours = send_content(
+                    &mut copy,
+                    &config,
+                    &mut rng,
+                    from_id,
+                    &plaintext,
+                    Timestamp::from_millis(NOW_MS),
+                )
+                .unwrap();
                 assert_eq!(ours.conversation_hint, *to_id);
                 assert_eq!(
                     ours.delivery_address,
@@ -378,12 +388,16 @@ fn recorded_conversation_replays() {
                 assert_eq!(e["receiver_convo_id"], json!(to_id));
                 assert_state(to_store, to_id, &e["receiver_ratchet_state_before"], &label);
                 let bytes = hex_bytes(&e["envelope"]);
-                let out = handle_envelope(to_store, &config, &bytes, NOW_MS).unwrap();
+                let out =
+                    handle_envelope(to_store, &config, &bytes, Timestamp::from_millis(NOW_MS))
+                        .unwrap();
                 let expected = EnvelopeOutcome::Content(domain_chat::ReceivedContent {
                     conversation_id: to_id.clone(),
                     content: hex_bytes(&e["receiver_result"]["content"]),
                     is_new_conversation: false,
-                    sent_at_ms: e["frame_decoded"]["timestamp_ms"].as_i64().unwrap(),
+                    sent_at: Timestamp::from_millis(
+                        e["frame_decoded"]["timestamp_ms"].as_i64().unwrap(),
+                    ),
                 });
                 assert_eq!(out, expected, "{label}");
                 assert_eq!(e["receiver_result"]["is_new_convo"], json!(false));
@@ -407,9 +421,15 @@ fn produced_handshake_matches_structure_and_is_accepted() {
         .unwrap();
     let bundle = IntroBundle::parse(v["intro_bundle"]["string"].as_str().unwrap()).unwrap();
     let content = hex_bytes(&e0["plaintext"]);
-    let started =
-        start_private_conversation(&mut saro, &config, &mut rng, &bundle, &content, NOW_MS)
-            .unwrap();
+    let started = start_private_conversation(
+        &mut saro,
+        &config,
+        &mut rng,
+        &bundle,
+        &content,
+        Timestamp::from_millis(NOW_MS),
+    )
+    .unwrap();
     assert_eq!(
         started.envelope.conversation_hint,
         v["raya"]["inbox_id"].as_str().unwrap()
@@ -423,13 +443,19 @@ fn produced_handshake_matches_structure_and_is_accepted() {
     assert_eq!(ours, theirs);
 
     let mut raya = raya_store(&v);
-    let out = handle_envelope(&mut raya, &config, &started.envelope.bytes, NOW_MS + 5).unwrap();
+    let out = handle_envelope(
+        &mut raya,
+        &config,
+        &started.envelope.bytes,
+        Timestamp::from_millis(NOW_MS + 5),
+    )
+    .unwrap();
     let EnvelopeOutcome::Content(c) = out else {
         panic!("expected content, got {out:?}")
     };
     assert!(c.is_new_conversation);
     assert_eq!(c.content, content);
-    assert_eq!(c.sent_at_ms, NOW_MS);
+    assert_eq!(c.sent_at, Timestamp::from_millis(NOW_MS));
     let raya_convo = raya.load_conversation(&c.conversation_id).unwrap().unwrap();
     assert_eq!(raya_convo.remote_conversation_id, started.conversation_id);
     // The frame carries the sender's local id and ASCII "delete".
@@ -489,7 +515,12 @@ fn negative_cases_are_typed_and_change_nothing() {
         store.save_conversation(&record(raya_id, saro_id)).unwrap();
         set_state(&mut store, raya_id, &case["receiver_ratchet_state_before"]);
         let before = store.clone();
-        let result = handle_envelope(&mut store, &config, &hex_bytes(&case["envelope"]), NOW_MS);
+        let result = handle_envelope(
+            &mut store,
+            &config,
+            &hex_bytes(&case["envelope"]),
+            Timestamp::from_millis(NOW_MS),
+        );
         expect_negative(name, &result);
         assert!(store == before, "{name}: store changed");
         assert_state(

@@ -19,7 +19,7 @@ use domain_ratchet::aead::seal;
 use domain_ratchet::kdf::{kdf_chain, kdf_root};
 use domain_ratchet::{
     DhKeyPair, Header, KdfDomain, MemoryRatchetStore, RatchetConfig, RatchetState, RatchetStore,
-    SkippedKeyDelta, SymmetricKey, decrypt_in_store,
+    SkippedKeyDelta, SymmetricKey, Timestamp, decrypt_in_store,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -40,7 +40,13 @@ fn one_chain(c: &mut Criterion) {
     // Alice's first message gives Bob his receiving chain; the benches then work on that chain.
     let first = alice.encrypt(&config, &MSG, &mut rng).unwrap();
     let bob = bob
-        .decrypt(&config, &first.header, &first.ciphertext, None, 0)
+        .decrypt(
+            &config,
+            &first.header,
+            &first.ciphertext,
+            None,
+            Timestamp::UNIX_EPOCH,
+        )
         .unwrap()
         .state;
     let alice = first.state;
@@ -51,8 +57,14 @@ fn one_chain(c: &mut Criterion) {
     c.bench_function("decrypt_one_chain", |b| {
         b.iter(|| {
             black_box(
-                bob.decrypt(&config, &next.header, black_box(&next.ciphertext), None, 0)
-                    .unwrap(),
+                bob.decrypt(
+                    &config,
+                    &next.header,
+                    black_box(&next.ciphertext),
+                    None,
+                    Timestamp::UNIX_EPOCH,
+                )
+                .unwrap(),
             )
         })
     });
@@ -65,7 +77,13 @@ fn ping_pong(c: &mut Criterion) {
     // Get both sides going so that every further message is a DH step.
     let m = alice.encrypt(&config, &MSG, &mut rng).unwrap();
     let bob = bob
-        .decrypt(&config, &m.header, &m.ciphertext, None, 0)
+        .decrypt(
+            &config,
+            &m.header,
+            &m.ciphertext,
+            None,
+            Timestamp::UNIX_EPOCH,
+        )
         .unwrap()
         .state;
     let mut parties = [m.state, bob];
@@ -75,7 +93,13 @@ fn ping_pong(c: &mut Criterion) {
             let (s, r) = (turn, 1 - turn);
             let sent = parties[s].encrypt(&config, &MSG, &mut rng).unwrap();
             let got = parties[r]
-                .decrypt(&config, &sent.header, &sent.ciphertext, None, 0)
+                .decrypt(
+                    &config,
+                    &sent.header,
+                    &sent.ciphertext,
+                    None,
+                    Timestamp::UNIX_EPOCH,
+                )
                 .unwrap();
             black_box(&got.plaintext);
             parties[s] = sent.state;
@@ -139,12 +163,23 @@ fn in_store(c: &mut Criterion) {
                     encrypt(&mut alice);
                 }
                 let (h, w) = encrypt(&mut alice);
-                decrypt_in_store(&mut store, "bob", &config, &h, &w, 0).unwrap();
+                decrypt_in_store(&mut store, "bob", &config, &h, &w, Timestamp::UNIX_EPOCH)
+                    .unwrap();
                 assert_eq!(store.count_skipped_keys("bob").unwrap(), skipped as usize);
                 let msgs: Vec<_> = (0..iters).map(|_| encrypt(&mut alice)).collect();
                 let start = Instant::now();
                 for (h, w) in &msgs {
-                    black_box(decrypt_in_store(&mut store, "bob", &config, h, w, 1).unwrap());
+                    black_box(
+                        decrypt_in_store(
+                            &mut store,
+                            "bob",
+                            &config,
+                            h,
+                            w,
+                            Timestamp::from_millis(1),
+                        )
+                        .unwrap(),
+                    );
                 }
                 let elapsed = start.elapsed();
                 assert_eq!(store.count_skipped_keys("bob").unwrap(), skipped as usize);

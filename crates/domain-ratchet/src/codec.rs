@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::keys::{DhKeyPair, KEY_LEN, PublicKey, SymmetricKey};
 use crate::state::RatchetState;
 use crate::store::SkippedKey;
+use crate::time::Timestamp;
 
 /// The version byte of encoding v1.
 pub const VERSION_V1: u8 = 1;
@@ -90,7 +91,7 @@ pub fn encode_v1(state: &RatchetState, skipped: &[SkippedKey]) -> Zeroizing<Vec<
     out
 }
 
-/// Decodes encoding v1. Skipped keys come back with `stored_at = 0`, in input order; a
+/// Decodes encoding v1. Skipped keys come back with `stored_at` the Unix epoch, in input order; a
 /// duplicated `(pubkey, msg_num)` collapses into one entry holding the last key (as the
 /// reference's map insert does).
 pub fn decode_v1(input: &[u8]) -> Result<(RatchetState, Vec<SkippedKey>), CodecError> {
@@ -127,7 +128,7 @@ pub fn decode_v1(input: &[u8]) -> Result<(RatchetState, Vec<SkippedKey>), CodecE
             dh_pub,
             msg_num,
             message_key,
-            stored_at: 0,
+            stored_at: Timestamp::UNIX_EPOCH,
         };
         match index.get(&(dh_pub, msg_num)) {
             Some(&at) => skipped[at] = entry,
@@ -215,7 +216,7 @@ mod tests {
                 dh_pub: PublicKey([8; 32]),
                 msg_num: i as u32,
                 message_key: SymmetricKey::from_bytes([i as u8; 32]),
-                stored_at: 0,
+                stored_at: Timestamp::UNIX_EPOCH,
             })
             .collect();
         (state, keys)

@@ -1,5 +1,7 @@
 //! Named limits and the KDF domain of a ratchet.
 
+use std::time::Duration;
+
 /// Largest gap one message may open in a receiving chain (keys derived and stored as skipped
 /// for that one message). Trade-off: a larger gap tolerates more lost or reordered messages, but
 /// lets one forged header cost that many KDF steps. vodozemac uses 2,000; libsignal 25,000.
@@ -9,10 +11,10 @@ pub const DEFAULT_MAX_GAP: u32 = 2_000;
 /// Trade-off: larger keeps very late messages decryptable, smaller bounds storage per peer.
 pub const DEFAULT_MAX_SKIPPED_KEYS: usize = 5_000;
 
-/// Default age (seconds) after which stored skipped keys are expired by
-/// [`crate::session::expire_skipped_keys`]: 30 days. Trade-off: a message delayed longer than
-/// this cannot be decrypted; a shorter age limits how long old message keys stay stored.
-pub const DEFAULT_SKIPPED_KEY_MAX_AGE: i64 = 30 * 24 * 60 * 60;
+/// Default age after which stored skipped keys are expired by
+/// [`crate::expire_skipped_keys`]: 30 days. Trade-off: a message delayed longer than this
+/// cannot be decrypted; a shorter age limits how long old message keys stay stored.
+pub const DEFAULT_SKIPPED_KEY_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// The reference implementation's gap limit (its `MAX_SKIP`), for compatibility tests.
 pub const REFERENCE_MAX_GAP: u32 = 10;

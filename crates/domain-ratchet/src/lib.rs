@@ -19,7 +19,8 @@
 //! let bob = RatchetState::init_receiver(&shared, bob_key);
 //!
 //! let sent = alice.encrypt(&config, b"hi bob", &mut OsRng)?;
-//! let received = bob.decrypt(&config, &sent.header, &sent.ciphertext, None, 0)?;
+//! let now = domain_ratchet::Timestamp::now();
+//! let received = bob.decrypt(&config, &sent.header, &sent.ciphertext, None, now)?;
 //! assert_eq!(&received.plaintext[..], b"hi bob");
 //! // Adopt the new states (after persisting them).
 //! let (_alice, _bob) = (sent.state, received.state);
@@ -41,6 +42,7 @@ pub mod state;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod time;
 
 pub use codec::{CodecError, decode_v1, encode_v1};
 pub use config::{
@@ -56,3 +58,4 @@ pub use session::{
 };
 pub use state::{Decrypted, Encrypted, RatchetState};
 pub use store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError, Transactional};
+pub use time::Timestamp;

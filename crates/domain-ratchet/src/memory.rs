@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::keys::PublicKey;
 use crate::state::RatchetState;
 use crate::store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError, Transactional};
+use crate::time::Timestamp;
 
 /// An in-memory [`RatchetStore`]: one entry per conversation holding its state and its skipped
 /// keys, indexed by `(dh_pub, msg_num)` for O(1) lookup and by insertion sequence for
@@ -156,7 +157,7 @@ impl RatchetStore for MemoryRatchetStore {
         Ok(self.convos.get(conversation_id).map_or(0, |c| c.keys.len()))
     }
 
-    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
+    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
         let mut expired = 0;
         for convo in self.convos.values_mut() {
             let old: Vec<(PublicKey, u32)> = convo

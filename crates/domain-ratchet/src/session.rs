@@ -7,6 +7,8 @@
 //! leaves the store as it was. Only the one skipped key the header names is read, and only the
 //! delta is written: no copy of the whole skipped-key set is made per message.
 
+use std::time::Duration;
+
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
@@ -14,6 +16,7 @@ use crate::config::RatchetConfig;
 use crate::error::RatchetError;
 use crate::header::Header;
 use crate::store::{RatchetStore, StoreError};
+use crate::time::Timestamp;
 
 /// Why a persisted encrypt/decrypt failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,14 +50,15 @@ pub fn encrypt_in_store<S: RatchetStore + ?Sized>(
 }
 
 /// Loads the state and the one skipped key the header names, decrypts, saves the new state and
-/// the skipped-key delta (capped at `config.max_skipped_keys`). `now` is Unix seconds.
+/// the skipped-key delta (capped at `config.max_skipped_keys`). `now` stamps newly skipped
+/// keys.
 pub fn decrypt_in_store<S: RatchetStore + ?Sized>(
     store: &mut S,
     conversation_id: &str,
     config: &RatchetConfig,
     header: &Header,
     ciphertext: &[u8],
-    now: i64,
+    now: Timestamp,
 ) -> Result<Zeroizing<Vec<u8>>, SessionError> {
     decrypt_in_store_with(store, conversation_id, config, header, ciphertext, now, Ok)
 }
@@ -69,7 +73,7 @@ pub fn decrypt_in_store_with<S, T, E>(
     config: &RatchetConfig,
     header: &Header,
     ciphertext: &[u8],
-    now: i64,
+    now: Timestamp,
     accept: impl FnOnce(Zeroizing<Vec<u8>>) -> Result<T, E>,
 ) -> Result<T, E>
 where
@@ -104,16 +108,16 @@ fn load<S: RatchetStore + ?Sized>(
         })
 }
 
-/// Deletes, across all conversations, the skipped keys stored more than `max_age` seconds
-/// before `now` (both Unix seconds). Returns how many were deleted. Run it periodically (e.g.
-/// with [`crate::DEFAULT_SKIPPED_KEY_MAX_AGE`]): a message whose key expired can no longer be
+/// Deletes, across all conversations, the skipped keys stored more than `max_age` before
+/// `now`. Returns how many were deleted. Run it periodically (e.g. with
+/// [`crate::DEFAULT_SKIPPED_KEY_MAX_AGE`]): a message whose key expired can no longer be
 /// decrypted, so the age trades late delivery against how long old keys stay on disk.
 pub fn expire_skipped_keys<S: RatchetStore + ?Sized>(
     store: &mut S,
-    now: i64,
-    max_age: i64,
+    now: Timestamp,
+    max_age: Duration,
 ) -> Result<usize, StoreError> {
-    store.expire_skipped_keys(now.saturating_sub(max_age.max(0)))
+    store.expire_skipped_keys(now.saturating_sub(max_age))
 }
 
 #[cfg(test)]
@@ -136,18 +140,20 @@ mod tests {
             dh_pub: PublicKey([3; 32]),
             msg_num: n,
             message_key: SymmetricKey::from_bytes([4; 32]),
-            stored_at: at,
+            stored_at: Timestamp::from_millis(at),
         };
         let delta = SkippedKeyDelta {
             inserted: vec![key(0, 100), key(1, 200)],
             ..Default::default()
         };
         store.save_ratchet_state("c", &state, &delta).unwrap();
-        assert_eq!(expire_skipped_keys(&mut store, 1_000, 900).unwrap(), 0);
-        assert_eq!(expire_skipped_keys(&mut store, 1_000, 850).unwrap(), 1);
+        let now = Timestamp::from_millis(1_000);
+        let ms = Duration::from_millis;
+        assert_eq!(expire_skipped_keys(&mut store, now, ms(900)).unwrap(), 0);
+        assert_eq!(expire_skipped_keys(&mut store, now, ms(850)).unwrap(), 1);
         assert_eq!(store.count_skipped_keys("c").unwrap(), 1);
         assert_eq!(
-            expire_skipped_keys(&mut store, i64::MIN, i64::MAX).unwrap(),
+            expire_skipped_keys(&mut store, Timestamp::MIN, Duration::MAX).unwrap(),
             0
         );
     }

@@ -11,6 +11,7 @@ use crate::header::Header;
 use crate::kdf::{kdf_chain, kdf_root};
 use crate::keys::{DhKeyPair, PublicKey, SymmetricKey};
 use crate::store::{SkippedKey, SkippedKeyDelta};
+use crate::time::Timestamp;
 
 /// The ratchet state of one conversation, without its skipped keys (those live in the store,
 /// looked up one at a time, so that decrypt cost does not depend on how many are stored).
@@ -176,7 +177,7 @@ impl RatchetState {
 
     /// Decrypts one message. `skipped` is the stored skipped key for
     /// `(header.dh_pub, header.msg_num)` if the store has one (a key for any other id is
-    /// ignored). `now` (Unix seconds) stamps newly skipped keys. On error, nothing changes (the
+    /// ignored). `now` stamps newly skipped keys. On error, nothing changes (the
     /// state is borrowed immutably).
     ///
     /// The checks run in the reference's order (PROTOCOL.md §3): length, stored skipped key,
@@ -191,7 +192,7 @@ impl RatchetState {
         header: &Header,
         ciphertext: &[u8],
         skipped: Option<&SkippedKey>,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Decrypted, RatchetError> {
         aead::check_len(ciphertext)?;
         let aad = header.to_aad();
@@ -352,7 +353,9 @@ mod tests {
         let config = RatchetConfig::default();
         let (mut alice, bob) = pair(&config);
         let (h, w) = send(&mut alice, &config, b"secret text");
-        let got = bob.decrypt(&config, &h, &w, None, 0).unwrap();
+        let got = bob
+            .decrypt(&config, &h, &w, None, Timestamp::UNIX_EPOCH)
+            .unwrap();
         alice.root_key = SymmetricKey::from_bytes([0xab; 32]);
         alice.sending_chain = Some(SymmetricKey::from_bytes([0xab; 32]));
         let secret = hex::encode(*alice.dh_self.secret_bytes());
@@ -398,16 +401,27 @@ mod tests {
         };
         let (mut alice, bob) = pair(&config);
         let msgs: Vec<_> = (0..5).map(|_| send(&mut alice, &config, b"m")).collect();
-        let err = bob.decrypt(&config, &msgs[4].0, &msgs[4].1, None, 0);
+        let err = bob.decrypt(&config, &msgs[4].0, &msgs[4].1, None, Timestamp::UNIX_EPOCH);
         assert_eq!(
             err.unwrap_err(),
             RatchetError::TooManySkippedMessages { gap: 4, max: 3 }
         );
         let ok = bob
-            .decrypt(&config, &msgs[3].0, &msgs[3].1, None, 7)
+            .decrypt(
+                &config,
+                &msgs[3].0,
+                &msgs[3].1,
+                None,
+                Timestamp::from_millis(7),
+            )
             .unwrap();
         assert_eq!(ok.delta.inserted.len(), 3);
-        assert!(ok.delta.inserted.iter().all(|k| k.stored_at == 7));
+        assert!(
+            ok.delta
+                .inserted
+                .iter()
+                .all(|k| k.stored_at == Timestamp::from_millis(7))
+        );
         assert_eq!(ok.state.msg_recv, 4);
     }
 
@@ -417,15 +431,24 @@ mod tests {
         let (mut alice, mut bob) = pair(&config);
         let a: Vec<_> = (0..3).map(|_| send(&mut alice, &config, b"a")).collect();
         bob = bob
-            .decrypt(&config, &a[0].0, &a[0].1, None, 0)
+            .decrypt(&config, &a[0].0, &a[0].1, None, Timestamp::UNIX_EPOCH)
             .unwrap()
             .state;
         let b0 = send(&mut bob, &config, b"b");
-        alice = alice.decrypt(&config, &b0.0, &b0.1, None, 0).unwrap().state;
+        alice = alice
+            .decrypt(&config, &b0.0, &b0.1, None, Timestamp::UNIX_EPOCH)
+            .unwrap()
+            .state;
         let a_new: Vec<_> = (0..3).map(|_| send(&mut alice, &config, b"c")).collect();
         // Bob gets the new chain's third message: a1, a2 (old chain) and c0, c1 are skipped.
         let out = bob
-            .decrypt(&config, &a_new[2].0, &a_new[2].1, None, 0)
+            .decrypt(
+                &config,
+                &a_new[2].0,
+                &a_new[2].1,
+                None,
+                Timestamp::UNIX_EPOCH,
+            )
             .unwrap();
         let ids: Vec<_> = out
             .delta
@@ -440,14 +463,26 @@ mod tests {
         let stored = out.delta.inserted[0].clone();
         let bob2 = out.state;
         let used = bob2
-            .decrypt(&config, &a[1].0, &a[1].1, Some(&stored), 0)
+            .decrypt(
+                &config,
+                &a[1].0,
+                &a[1].1,
+                Some(&stored),
+                Timestamp::UNIX_EPOCH,
+            )
             .unwrap();
         assert_eq!(&used.plaintext[..], b"a");
         assert_eq!(used.delta.removed, vec![(old, 1)]);
         assert!(used.delta.inserted.is_empty());
         assert!(used.state == bob2);
         // A key for another message is ignored (not used, not removed).
-        let wrong = bob2.decrypt(&config, &a[2].0, &a[2].1, Some(&stored), 0);
+        let wrong = bob2.decrypt(
+            &config,
+            &a[2].0,
+            &a[2].1,
+            Some(&stored),
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(wrong.unwrap_err(), RatchetError::DecryptionFailed);
     }
 
@@ -461,7 +496,7 @@ mod tests {
             msg_num: 2,
             prev_chain_len: 0,
         };
-        let err = alice.decrypt(&config, &header, &[0; 40], None, 0);
+        let err = alice.decrypt(&config, &header, &[0; 40], None, Timestamp::UNIX_EPOCH);
         assert_eq!(err.unwrap_err(), RatchetError::MissingReceivingChain);
         // A fresh receiver asked to skip on a chain it does not have.
         let header = Header {
@@ -469,7 +504,7 @@ mod tests {
             msg_num: 0,
             prev_chain_len: 3,
         };
-        let err = bob.decrypt(&config, &header, &[0; 40], None, 0);
+        let err = bob.decrypt(&config, &header, &[0; 40], None, Timestamp::UNIX_EPOCH);
         assert_eq!(err.unwrap_err(), RatchetError::MissingReceivingChain);
     }
 
@@ -484,7 +519,8 @@ mod tests {
         bob.receiving_chain = Some(SymmetricKey::from_bytes([1; 32]));
         bob.msg_recv = u32::MAX;
         assert_eq!(
-            bob.decrypt(&config, &h, &w, None, 0).unwrap_err(),
+            bob.decrypt(&config, &h, &w, None, Timestamp::UNIX_EPOCH)
+                .unwrap_err(),
             RatchetError::CounterOverflow
         );
     }

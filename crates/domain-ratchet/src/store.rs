@@ -8,6 +8,7 @@
 
 use crate::keys::{PublicKey, SymmetricKey};
 use crate::state::RatchetState;
+use crate::time::Timestamp;
 
 /// Errors a store reports. Backends wrap their own error in [`StoreError::Backend`].
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +62,8 @@ pub trait Transactional {
         F: FnOnce(&mut Self::Tx<'_>) -> Result<T, E>;
 }
 
-/// A skipped message key as stored: the key itself and when it was stored (Unix seconds),
-/// so that keys can be expired by age.
+/// A skipped message key as stored: the key itself and when it was stored, so that keys can
+/// be expired by age.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SkippedKey {
     /// The ratchet public key of the chain the key belongs to.
@@ -71,8 +72,8 @@ pub struct SkippedKey {
     pub msg_num: u32,
     /// The message key.
     pub message_key: SymmetricKey,
-    /// When the key was stored, Unix seconds.
-    pub stored_at: i64,
+    /// When the key was stored.
+    pub stored_at: Timestamp,
 }
 
 impl std::fmt::Debug for SkippedKey {
@@ -148,7 +149,7 @@ pub trait RatchetStore {
     /// Number of skipped keys stored for the conversation.
     fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError>;
 
-    /// Deletes, across all conversations, skipped keys stored before `older_than` (Unix
-    /// seconds). Returns how many were deleted.
-    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError>;
+    /// Deletes, across all conversations, skipped keys stored before `older_than`. Returns how
+    /// many were deleted.
+    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError>;
 }

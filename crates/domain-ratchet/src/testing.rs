@@ -23,6 +23,7 @@ use crate::keys::{DhKeyPair, PublicKey, SymmetricKey};
 use crate::session::{SessionError, decrypt_in_store, encrypt_in_store};
 use crate::state::RatchetState;
 use crate::store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError};
+use crate::time::Timestamp;
 
 /// Runs every check, each on a fresh store from `new_store`.
 pub fn run_all<S: RatchetStore>(mut new_store: impl FnMut() -> S) {
@@ -55,15 +56,16 @@ pub fn sample_state(seed: u8, full: bool) -> RatchetState {
     }
 }
 
-/// A skipped key `(PublicKey([chain; 32]), msg_num)` with a key derived from both.
-pub fn sample_key(chain: u8, msg_num: u32, stored_at: i64) -> SkippedKey {
+/// A skipped key `(PublicKey([chain; 32]), msg_num)` with a key derived from both, stored at
+/// `stored_at_ms` (Unix milliseconds).
+pub fn sample_key(chain: u8, msg_num: u32, stored_at_ms: i64) -> SkippedKey {
     let mut key = [chain; 32];
     key[..4].copy_from_slice(&msg_num.to_le_bytes());
     SkippedKey {
         dh_pub: PublicKey([chain; 32]),
         msg_num,
         message_key: SymmetricKey::from_bytes(key),
-        stored_at,
+        stored_at: Timestamp::from_millis(stored_at_ms),
     }
 }
 
@@ -97,7 +99,7 @@ pub fn check_absent_is_none<S: RatchetStore>(store: &mut S) {
         !store.delete_ratchet_state("nobody").unwrap(),
         "delete of nothing returns false"
     );
-    assert_eq!(store.expire_skipped_keys(i64::MAX).unwrap(), 0);
+    assert_eq!(store.expire_skipped_keys(Timestamp::MAX).unwrap(), 0);
 }
 
 /// Every field of a state survives a save/load, with optional fields set and unset, and a
@@ -289,14 +291,21 @@ pub fn check_expire_by_age<S: RatchetStore>(store: &mut S) {
         .save_ratchet_state("b", &state, &insert(&b, None))
         .unwrap();
     assert_eq!(
-        store.expire_skipped_keys(200).unwrap(),
+        store
+            .expire_skipped_keys(Timestamp::from_millis(200))
+            .unwrap(),
         2,
         "keys at 100 and 150"
     );
     assert_eq!(ids(&store.load_skipped_keys("a").unwrap()), ids(&a[1..]));
     assert_eq!(ids(&store.load_skipped_keys("b").unwrap()), ids(&b[1..]));
-    assert_eq!(store.expire_skipped_keys(200).unwrap(), 0);
-    assert_eq!(store.expire_skipped_keys(i64::MAX).unwrap(), 3);
+    assert_eq!(
+        store
+            .expire_skipped_keys(Timestamp::from_millis(200))
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.expire_skipped_keys(Timestamp::MAX).unwrap(), 3);
     assert!(
         store.ratchet_state_exists("a").unwrap(),
         "expiry never deletes states"
@@ -438,8 +447,9 @@ fn recv<S: RatchetStore>(
     to: &str,
     config: &RatchetConfig,
     msg: &(Header, Vec<u8>),
-    now: i64,
+    now_ms: i64,
 ) -> Result<String, SessionError> {
+    let now = Timestamp::from_millis(now_ms);
     decrypt_in_store(store, to, config, &msg.0, &msg.1, now)
         .map(|p| String::from_utf8(p.to_vec()).unwrap())
 }
@@ -659,7 +669,7 @@ impl<S: RatchetStore + ?Sized> RatchetStore for FailingStore<'_, S> {
         self.inner.count_skipped_keys(conversation_id)
     }
 
-    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
+    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
         self.write()?;
         self.inner.expire_skipped_keys(older_than)
     }

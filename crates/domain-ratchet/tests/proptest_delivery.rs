@@ -6,7 +6,7 @@
 
 use domain_ratchet::{
     DhKeyPair, Header, MemoryRatchetStore, PublicKey, RatchetConfig, RatchetError, RatchetState,
-    RatchetStore, SessionError, SkippedKey, SkippedKeyDelta, SymmetricKey, decode_v1,
+    RatchetStore, SessionError, SkippedKey, SkippedKeyDelta, SymmetricKey, Timestamp, decode_v1,
     decrypt_in_store, encrypt_in_store,
 };
 use proptest::prelude::*;
@@ -50,6 +50,7 @@ fn setup(rng: &mut ChaCha20Rng, config: &RatchetConfig) -> MemoryRatchetStore {
 /// Delivers `msg` once: it must decrypt to its text, and must not have been delivered before.
 fn deliver(store: &mut MemoryRatchetStore, config: &RatchetConfig, msg: &mut Msg, now: i64) {
     assert!(!msg.delivered);
+    let now = Timestamp::from_millis(now);
     let plain = decrypt_in_store(store, msg.to, config, &msg.header, &msg.wire, now)
         .unwrap_or_else(|e| panic!("{} failed: {e}", msg.text));
     assert_eq!(String::from_utf8(plain.to_vec()).unwrap(), msg.text);
@@ -73,7 +74,8 @@ fn redeliver_fails(
     replay: bool,
 ) {
     let before = snapshot(store, to);
-    let err = decrypt_in_store(store, to, config, header, wire, 0).expect_err("must be rejected");
+    let err = decrypt_in_store(store, to, config, header, wire, Timestamp::UNIX_EPOCH)
+        .expect_err("must be rejected");
     if replay {
         assert!(
             matches!(
@@ -188,18 +190,18 @@ proptest! {
         let mut store = setup(&mut rng, &config);
         // Give both sides chains: alice -> bob, bob -> alice.
         let (h, w) = encrypt_in_store(&mut store, "alice", &config, b"x", &mut rng).unwrap();
-        decrypt_in_store(&mut store, "bob", &config, &h, &w, 1).unwrap();
+        decrypt_in_store(&mut store, "bob", &config, &h, &w, Timestamp::from_millis(1)).unwrap();
         let (h, w) = encrypt_in_store(&mut store, "bob", &config, b"y", &mut rng).unwrap();
-        decrypt_in_store(&mut store, "alice", &config, &h, &w, 1).unwrap();
+        decrypt_in_store(&mut store, "alice", &config, &h, &w, Timestamp::from_millis(1)).unwrap();
         let state = store.load_ratchet_state("alice").unwrap().unwrap();
         let dh_pub = if known_key { state.dh_remote.unwrap() } else { PublicKey(dh) };
         let header = Header { dh_pub, msg_num, prev_chain_len };
-        let direct = state.decrypt(&config, &header, &wire, None, 2);
+        let direct = state.decrypt(&config, &header, &wire, None, Timestamp::from_millis(2));
         prop_assert!(direct.is_err());
         redeliver_fails(&mut store, &config, "alice", &header, &wire, false);
         // A fresh receiver (no chains) too.
         let fresh = RatchetState::init_receiver(&SymmetricKey::from_bytes([1; 32]), DhKeyPair::generate(&mut rng));
-        prop_assert!(fresh.decrypt(&config, &header, &wire, None, 2).is_err());
+        prop_assert!(fresh.decrypt(&config, &header, &wire, None, Timestamp::from_millis(2)).is_err());
         prop_assert_eq!(
             fresh.encrypt(&config, b"hi", &mut rng).unwrap_err(),
             RatchetError::NoRemoteKey

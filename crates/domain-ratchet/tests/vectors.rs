@@ -14,7 +14,7 @@ use domain_ratchet::kdf::{kdf_chain, kdf_root};
 use domain_ratchet::{
     DhKeyPair, Header, KdfDomain, MemoryRatchetStore, PublicKey, REFERENCE_MAX_GAP, RatchetConfig,
     RatchetError, RatchetState, RatchetStore, SessionError, SkippedKey, SkippedKeyDelta,
-    SymmetricKey, decode_v1, decrypt_in_store, encode_v1, encrypt_in_store,
+    SymmetricKey, Timestamp, decode_v1, decrypt_in_store, encode_v1, encrypt_in_store,
 };
 use serde_json::Value;
 use support::ReplayRng;
@@ -135,7 +135,7 @@ fn header_of(step: &Value) -> Header {
     header
 }
 
-fn apply(set: &mut KeySet, delta: &SkippedKeyDelta, now: i64, header: &Header) {
+fn apply(set: &mut KeySet, delta: &SkippedKeyDelta, now: Timestamp, header: &Header) {
     for id in &delta.removed {
         assert!(set.remove(id).is_some(), "removed key was stored");
     }
@@ -158,7 +158,7 @@ fn stored(set: &KeySet, header: &Header) -> Option<SkippedKey> {
             dh_pub: header.dh_pub,
             msg_num: header.msg_num,
             message_key: SymmetricKey::from_bytes(*mk),
-            stored_at: 0,
+            stored_at: Timestamp::UNIX_EPOCH,
         })
 }
 
@@ -319,7 +319,7 @@ fn scenarios() {
                 "decrypt" => {
                     decrypts += 1;
                     let expected = &step["expected"];
-                    let now = 1_000 + i as i64;
+                    let now = Timestamp::from_millis(1_000 + i as i64);
                     let skipped = stored(our_keys, &header);
                     let got = ours.decrypt(&config, &header, &wire, skipped.as_ref(), now);
                     let via_store =
@@ -397,11 +397,19 @@ fn max_skip_depends_on_configured_gap() {
         ..RatchetConfig::default()
     };
     assert_eq!(
-        state.decrypt(&strict, &header, &wire, None, 0).unwrap_err(),
+        state
+            .decrypt(&strict, &header, &wire, None, Timestamp::UNIX_EPOCH)
+            .unwrap_err(),
         RatchetError::TooManySkippedMessages { gap: 11, max: 10 }
     );
     let out = state
-        .decrypt(&RatchetConfig::default(), &header, &wire, None, 0)
+        .decrypt(
+            &RatchetConfig::default(),
+            &header,
+            &wire,
+            None,
+            Timestamp::UNIX_EPOCH,
+        )
         .unwrap();
     assert_eq!(out.delta.inserted.len(), 11);
 }

@@ -20,6 +20,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use domain_chat::ConversationStore;
+use domain_ratchet::Timestamp;
 use domain_ratchet::testing::{sample_key, sample_state};
 use domain_ratchet::{
     DhKeyPair, MemoryRatchetStore, RatchetConfig, RatchetState, RatchetStore, SkippedKeyDelta,
@@ -148,7 +149,14 @@ fn bench_tx(c: &mut Criterion) {
                 let start = Instant::now();
                 for (header, ciphertext) in &messages {
                     db.transaction(|tx| {
-                        decrypt_in_store(tx, "bob", &config, header, ciphertext, 1_000)
+                        decrypt_in_store(
+                            tx,
+                            "bob",
+                            &config,
+                            header,
+                            ciphertext,
+                            Timestamp::from_millis(1_000),
+                        )
                     })
                     .unwrap();
                 }

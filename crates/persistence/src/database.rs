@@ -289,9 +289,12 @@ impl Database {
         }
     }
 
-    /// Deletes, across all conversations, skipped message keys stored before `older_than`
-    /// (Unix seconds), in one statement; returns how many were deleted.
-    pub fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, PersistenceError> {
+    /// Deletes, across all conversations, skipped message keys stored before `older_than`, in
+    /// one statement; returns how many were deleted.
+    pub fn expire_skipped_keys(
+        &mut self,
+        older_than: domain_ratchet::Timestamp,
+    ) -> Result<usize, PersistenceError> {
         crate::repo::ratchet::expire(&mut self.conn, older_than)
     }
 

@@ -8,7 +8,7 @@ use domain_chat::{
 };
 use domain_ratchet::{
     DhKeyPair, PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
-    Transactional,
+    Timestamp, Transactional,
 };
 
 use crate::database::{Database, Tx};
@@ -118,7 +118,7 @@ impl RatchetStore for Tx<'_> {
         Ok(ratchet::count_skipped(self.conn, conversation_id)?)
     }
 
-    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
+    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
         Ok(ratchet::expire(self.conn, older_than)?)
     }
 }
@@ -167,7 +167,7 @@ impl MailboxStore for Tx<'_> {
     fn mark_envelope_processed(
         &mut self,
         digest: &[u8; 32],
-        at: i64,
+        at: Timestamp,
     ) -> Result<Processed, StoreError> {
         Ok(mailbox::mark_processed(self.conn, digest, at)?)
     }
@@ -176,7 +176,7 @@ impl MailboxStore for Tx<'_> {
         Ok(mailbox::is_processed(self.conn, digest)?)
     }
 
-    fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, StoreError> {
+    fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError> {
         Ok(mailbox::forget_processed_before(self.conn, before)?)
     }
 }
@@ -320,7 +320,7 @@ impl RatchetStore for Database {
         Ok(ratchet::count_skipped(&mut self.conn, conversation_id)?)
     }
 
-    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
+    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
         Ok(ratchet::expire(&mut self.conn, older_than)?)
     }
 }
@@ -369,7 +369,7 @@ impl MailboxStore for Database {
     fn mark_envelope_processed(
         &mut self,
         digest: &[u8; 32],
-        at: i64,
+        at: Timestamp,
     ) -> Result<Processed, StoreError> {
         in_tx(self, |tx| tx.mark_envelope_processed(digest, at))
     }
@@ -378,7 +378,7 @@ impl MailboxStore for Database {
         Ok(mailbox::is_processed(&mut self.conn, digest)?)
     }
 
-    fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, StoreError> {
+    fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError> {
         in_tx(self, |tx| tx.forget_processed_envelopes(before))
     }
 }

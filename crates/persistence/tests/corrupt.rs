@@ -8,6 +8,7 @@ use domain_chat::{
     ConversationStore, Direction, EphemeralKeyStore, Identity, IdentityStore, MailboxStore,
     NewHistoryEntry, StoreError,
 };
+use domain_ratchet::Timestamp;
 use domain_ratchet::testing::{sample_key, sample_state};
 use domain_ratchet::{DhKeyPair, RatchetStore, SkippedKeyDelta};
 use persistence::{Database, DatabaseConfig};
@@ -35,7 +36,7 @@ fn filled() -> Database {
             conversation_id: "c",
             direction: Direction::Sent,
             content: b"hi",
-            timestamp: 1,
+            timestamp: Timestamp::from_millis(1),
         })?;
         Ok(())
     })

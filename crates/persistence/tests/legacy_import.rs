@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use diesel::connection::SimpleConnection;
 use domain_chat::{ConversationKind, ConversationStore, EphemeralKeyStore, IdentityStore};
+use domain_ratchet::Timestamp;
 use domain_ratchet::{PublicKey, RatchetStore};
 use legacy_support::{Synthetic, create_legacy_db, legacy_vectors_dir, open_raw};
 use persistence::legacy::{ImportOutcome, ImportPhase, LegacyImportError, import_legacy};
@@ -196,7 +197,7 @@ fn assert_matches_manifest(db: &ManifestDb, target: &DatabaseConfig) {
             assert_eq!(row["convo_type"].as_str().unwrap(), "private_v1");
             assert_eq!(
                 record.created_at,
-                row["created_at"].as_i64().unwrap() * 1000
+                Timestamp::from_millis(row["created_at"].as_i64().unwrap() * 1000)
             );
         }
         let main = &db.info["main_conversation"];
@@ -255,7 +256,11 @@ fn assert_matches_manifest(db: &ManifestDb, target: &DatabaseConfig) {
                     .unwrap()
                     .expect("skipped key imported");
                 assert_eq!(*key.message_key.as_bytes(), key32(&row["message_key"]));
-                assert_eq!(key.stored_at, row["created_at"].as_i64().unwrap());
+                // The reference stored seconds.
+                assert_eq!(
+                    key.stored_at,
+                    Timestamp::from_millis(row["created_at"].as_i64().unwrap() * 1000)
+                );
             }
         }
         assert_eq!(total, skipped.len());
@@ -828,7 +833,7 @@ fn deliver_pending(db: &ManifestDb, order: &[usize]) {
                         tx,
                         &domain_chat::ChatConfig::default(),
                         &bytes,
-                        now_ms,
+                        Timestamp::from_millis(now_ms),
                     )?)
                 },
             )

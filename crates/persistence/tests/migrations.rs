@@ -137,8 +137,8 @@ fn rebuilding_processed_envelopes_keeps_the_digests() {
             .unwrap();
         }
         db.transaction(|tx| -> Result<(), StoreError> {
-            tx.mark_envelope_processed(&[1; 32], 10)?;
-            tx.mark_envelope_processed(&[2; 32], 20)?;
+            tx.mark_envelope_processed(&[1; 32], domain_ratchet::Timestamp::from_millis(10))?;
+            tx.mark_envelope_processed(&[2; 32], domain_ratchet::Timestamp::from_millis(20))?;
             Ok(())
         })
         .unwrap();
@@ -150,7 +150,10 @@ fn rebuilding_processed_envelopes_keeps_the_digests() {
         assert!(tx.is_envelope_processed(&[1; 32])?);
         assert!(tx.is_envelope_processed(&[2; 32])?);
         assert!(!tx.is_envelope_processed(&[3; 32])?);
-        assert_eq!(tx.forget_processed_envelopes(15)?, 1);
+        assert_eq!(
+            tx.forget_processed_envelopes(domain_ratchet::Timestamp::from_millis(15))?,
+            1
+        );
         assert!(!tx.is_envelope_processed(&[1; 32])?);
         assert!(tx.is_envelope_processed(&[2; 32])?);
         Ok(())
@@ -163,4 +166,81 @@ fn rebuilding_processed_envelopes_keeps_the_digests() {
     .get_result(db.raw_connection())
     .unwrap();
     assert_eq!(without_rowid, 1);
+}
+
+/// A database at the third migration, with times in seconds where that chain stored seconds
+/// (identity and intro key `created_at`, skipped key `stored_at`), holds them in milliseconds
+/// once opening applies the fourth; the other time columns were milliseconds already.
+#[test]
+fn times_become_milliseconds() {
+    use domain_ratchet::{RatchetStore, Timestamp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut chain: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    chain.sort();
+    let fourth = chain[3].file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(fourth.ends_with("_times_in_milliseconds"), "{fourth}");
+    {
+        let mut db =
+            Database::open(DatabaseConfig::file(&path).with_migrations(MigrationMode::Skip))
+                .unwrap();
+        let conn = db.raw_connection();
+        conn.batch_execute(
+            "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+        )
+        .unwrap();
+        for dir in &chain[..3] {
+            conn.batch_execute(&std::fs::read_to_string(dir.join("up.sql")).unwrap())
+                .unwrap();
+            let name = dir.file_name().unwrap().to_str().unwrap();
+            let version: String = name
+                .split('_')
+                .next()
+                .unwrap()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            conn.batch_execute(&format!(
+                "INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}')"
+            ))
+            .unwrap();
+        }
+        let key = format!("x'{}'", "11".repeat(32));
+        conn.batch_execute(&format!(
+            "INSERT INTO identity (id, name, secret_key, created_at) VALUES (1, 'me', {key}, 1795900000);
+             INSERT INTO intro_keys (public_key, secret_key, created_at) VALUES ({key}, {key}, 1795900001);
+             INSERT INTO conversations (local_id, remote_id, kind, created_at)
+                 VALUES ('c', 'r', 'private_v1', 1795900000123);
+             INSERT INTO ratchet_states (conversation_id, root_key, dh_self_secret, dh_self_public,
+                 msg_send, msg_recv, prev_chain_len) VALUES ('c', {key}, {key}, {key}, 0, 0, 0);
+             INSERT INTO skipped_keys (conversation_id, public_key, msg_num, message_key, stored_at)
+                 VALUES ('c', {key}, 7, {key}, 1795900002);"
+        ))
+        .unwrap();
+    }
+    let mut db = Database::open(DatabaseConfig::file(&path)).unwrap();
+    assert!(db.schema_status().unwrap().is_current());
+    let keys = db.load_skipped_keys("c").unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].stored_at, Timestamp::from_millis(1_795_900_002_000));
+    let conversation = domain_chat::ConversationStore::load_conversation(&mut db, "c")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        conversation.created_at,
+        Timestamp::from_millis(1_795_900_000_123),
+        "milliseconds already: unchanged"
+    );
+    let created: Vec<i64> = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT created_at FROM identity) UNION ALL SELECT created_at FROM intro_keys",
+    ))
+    .load(db.raw_connection())
+    .unwrap();
+    assert_eq!(created, vec![1_795_900_000_000, 1_795_900_001_000]);
 }

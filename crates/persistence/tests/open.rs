@@ -13,6 +13,7 @@ use domain_chat::{
     ConversationStore, Direction, EphemeralKeyStore, Identity, IdentityStore, MailboxStore,
     NewHistoryEntry, NewInboxEntry, NewOutboxEntry, Processed, StoreError,
 };
+use domain_ratchet::Timestamp;
 use domain_ratchet::testing::{sample_key, sample_state};
 use domain_ratchet::{DhKeyPair, RatchetStore, SkippedKeyDelta};
 use persistence::{
@@ -45,23 +46,23 @@ fn fill(db: &mut Database) {
             conversation_hint: "remote-c1",
             delivery_address: "addr",
             envelope: b"envelope",
-            created_at: 5,
+            created_at: Timestamp::from_millis(5),
         })?;
         tx.inbox_push(&NewInboxEntry {
             conversation_id: "c1",
             content: b"hello",
-            sent_at: 6,
-            received_at: 7,
+            sent_at: Timestamp::from_millis(6),
+            received_at: Timestamp::from_millis(7),
             is_new_conversation: true,
         })?;
         tx.history_push(&NewHistoryEntry {
             conversation_id: "c1",
             direction: Direction::Received,
             content: b"hello",
-            timestamp: 6,
+            timestamp: Timestamp::from_millis(6),
         })?;
         assert_eq!(
-            tx.mark_envelope_processed(&[3; 32], 8)?,
+            tx.mark_envelope_processed(&[3; 32], Timestamp::from_millis(8))?,
             Processed::Recorded
         );
         Ok(())
@@ -95,7 +96,7 @@ fn check_filled(db: &mut Database) {
         assert_eq!(history[0].direction, Direction::Received);
         assert!(tx.is_envelope_processed(&[3; 32])?);
         assert_eq!(
-            tx.mark_envelope_processed(&[3; 32], 9)?,
+            tx.mark_envelope_processed(&[3; 32], Timestamp::from_millis(9))?,
             Processed::AlreadyRecorded
         );
         Ok(())

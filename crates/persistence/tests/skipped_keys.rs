@@ -7,6 +7,7 @@ mod support;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use domain_chat::{ConversationStore, Direction, MailboxStore, NewHistoryEntry};
+use domain_ratchet::Timestamp;
 use domain_ratchet::testing::{sample_key, sample_state};
 use domain_ratchet::{RatchetStore, SkippedKeyDelta};
 use persistence::{Database, DatabaseConfig};
@@ -129,14 +130,17 @@ fn expiry_is_one_indexed_delete_across_conversations() {
         ),
     )
     .unwrap();
-    assert_eq!(db.expire_skipped_keys(450).unwrap(), 10);
+    assert_eq!(
+        db.expire_skipped_keys(Timestamp::from_millis(450)).unwrap(),
+        10
+    );
     assert_eq!(db.count_skipped_keys("c").unwrap(), 5);
     assert_eq!(db.count_skipped_keys("d").unwrap(), 5);
     assert!(
         db.load_skipped_keys("c")
             .unwrap()
             .iter()
-            .all(|k| k.stored_at >= 450)
+            .all(|k| k.stored_at >= Timestamp::from_millis(450))
     );
 
     #[derive(QueryableByName)]
@@ -169,7 +173,7 @@ fn deleting_the_conversation_cascades() {
         conversation_id: "c",
         direction: Direction::Sent,
         content: b"x",
-        timestamp: 1,
+        timestamp: Timestamp::from_millis(1),
     })
     .unwrap();
     assert!(db.delete_conversation("c").unwrap());
@@ -186,7 +190,10 @@ fn cap_is_exact_after_expiry_left_the_bound_high() {
     let old: Vec<_> = (0..10).map(|n| sample_key(1, n, i64::from(n))).collect();
     db.save_ratchet_state("c", &state, &insert(old, Some(100)))
         .unwrap();
-    assert_eq!(db.expire_skipped_keys(5).unwrap(), 5);
+    assert_eq!(
+        db.expire_skipped_keys(Timestamp::from_millis(5)).unwrap(),
+        5
+    );
     // 5 stored, bound still 10: 3 more with cap 8 must evict nothing.
     let more: Vec<_> = (0..3).map(|n| sample_key(2, n, 50)).collect();
     db.save_ratchet_state("c", &state, &insert(more, Some(8)))

@@ -7,6 +7,7 @@ mod support;
 use domain_chat::{
     ConversationStore, Direction, EphemeralKeyStore, MailboxStore, NewHistoryEntry, StoreError,
 };
+use domain_ratchet::Timestamp;
 use domain_ratchet::testing::{sample_key, sample_state};
 use domain_ratchet::{DhKeyPair, RatchetStore, SkippedKeyDelta};
 use persistence::{Database, DatabaseConfig};
@@ -66,7 +67,7 @@ fn ratchet_state_needs_its_conversation() {
             conversation_id: "nope",
             direction: Direction::Sent,
             content: b"x",
-            timestamp: 1,
+            timestamp: Timestamp::from_millis(1),
         })
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
@@ -151,7 +152,7 @@ fn ids_beyond_32_bits_are_exact() {
             conversation_hint: "h",
             delivery_address: "a",
             envelope: b"e",
-            created_at: 1,
+            created_at: Timestamp::from_millis(1),
         })
         .unwrap();
     assert_eq!(out, start + 1);
@@ -160,8 +161,8 @@ fn ids_beyond_32_bits_are_exact() {
         .inbox_push(&NewInboxEntry {
             conversation_id: "c",
             content: b"x",
-            sent_at: 1,
-            received_at: 2,
+            sent_at: Timestamp::from_millis(1),
+            received_at: Timestamp::from_millis(2),
             is_new_conversation: false,
         })
         .unwrap();
@@ -172,7 +173,7 @@ fn ids_beyond_32_bits_are_exact() {
             conversation_id: "c",
             direction: Direction::Received,
             content: b"y",
-            timestamp: 3,
+            timestamp: Timestamp::from_millis(3),
         })
         .unwrap();
     assert_eq!(history, start + 1);

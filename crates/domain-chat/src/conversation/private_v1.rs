@@ -5,7 +5,7 @@ use blake2::Blake2bMac;
 use blake2::Blake2bVar;
 use blake2::digest::consts::U18;
 use blake2::digest::{Mac as _, Update as _, VariableOutput as _};
-use domain_ratchet::SymmetricKey;
+use domain_ratchet::{SymmetricKey, Timestamp};
 use prost::Message as _;
 use zeroize::{Zeroize as _, Zeroizing};
 
@@ -87,12 +87,12 @@ pub fn conversation_ids(seed: &SymmetricKey, role: Role) -> (String, String) {
 pub fn content_frame(
     sender_convo_id: &str,
     content: &[u8],
-    timestamp_ms: i64,
+    timestamp: Timestamp,
 ) -> Zeroizing<Vec<u8>> {
     let mut frame = proto::PrivateV1Frame {
         conversation_id: sender_convo_id.to_owned(),
         sender: FRAME_SENDER.to_vec(),
-        timestamp: timestamp_ms,
+        timestamp: timestamp.as_millis(),
         frame_type: Some(FrameType::Content(content.to_vec())),
     };
     let encoded = Zeroizing::new(frame.encode_to_vec());
@@ -103,11 +103,11 @@ pub fn content_frame(
 }
 
 /// Encodes a placeholder frame (a protocol frame with no content).
-pub fn placeholder_frame(sender_convo_id: &str, counter: u32, timestamp_ms: i64) -> Vec<u8> {
+pub fn placeholder_frame(sender_convo_id: &str, counter: u32, timestamp: Timestamp) -> Vec<u8> {
     proto::PrivateV1Frame {
         conversation_id: sender_convo_id.to_owned(),
         sender: FRAME_SENDER.to_vec(),
-        timestamp: timestamp_ms,
+        timestamp: timestamp.as_millis(),
         frame_type: Some(FrameType::Placeholder(proto::Placeholder { counter })),
     }
     .encode_to_vec()

@@ -6,6 +6,8 @@
 //! so the envelope of a send and the content of a receive are committed with the ratchet step
 //! or not at all.
 
+use domain_ratchet::Timestamp;
+
 use super::StoreError;
 
 /// A new envelope waiting for delivery.
@@ -20,8 +22,8 @@ pub struct NewOutboxEntry<'a> {
     pub delivery_address: &'a str,
     /// The encoded envelope, ready to send.
     pub envelope: &'a [u8],
-    /// When it was queued, Unix milliseconds.
-    pub created_at: i64,
+    /// When it was queued.
+    pub created_at: Timestamp,
 }
 
 /// An envelope waiting for delivery.
@@ -37,8 +39,8 @@ pub struct OutboxEntry {
     pub delivery_address: String,
     /// The encoded envelope (ciphertext; not secret).
     pub envelope: Vec<u8>,
-    /// When it was queued, Unix milliseconds.
-    pub created_at: i64,
+    /// When it was queued.
+    pub created_at: Timestamp,
 }
 
 /// New received content, not yet acknowledged by the application. `Debug` shows the content
@@ -49,10 +51,10 @@ pub struct NewInboxEntry<'a> {
     pub conversation_id: &'a str,
     /// The decrypted content.
     pub content: &'a [u8],
-    /// When the sender says it was sent, Unix milliseconds.
-    pub sent_at: i64,
-    /// When it was received, Unix milliseconds.
-    pub received_at: i64,
+    /// When the sender says it was sent.
+    pub sent_at: Timestamp,
+    /// When it was received.
+    pub received_at: Timestamp,
     /// Whether it opened a new conversation.
     pub is_new_conversation: bool,
 }
@@ -79,10 +81,10 @@ pub struct InboxEntry {
     pub conversation_id: String,
     /// The decrypted content.
     pub content: Vec<u8>,
-    /// When the sender says it was sent, Unix milliseconds.
-    pub sent_at: i64,
-    /// When it was received, Unix milliseconds.
-    pub received_at: i64,
+    /// When the sender says it was sent.
+    pub sent_at: Timestamp,
+    /// When it was received.
+    pub received_at: Timestamp,
     /// Whether it opened a new conversation.
     pub is_new_conversation: bool,
 }
@@ -137,8 +139,8 @@ pub struct NewHistoryEntry<'a> {
     pub direction: Direction,
     /// The plaintext content.
     pub content: &'a [u8],
-    /// When it was sent or received, Unix milliseconds.
-    pub timestamp: i64,
+    /// When it was sent or received.
+    pub timestamp: Timestamp,
 }
 
 impl std::fmt::Debug for NewHistoryEntry<'_> {
@@ -163,8 +165,8 @@ pub struct HistoryEntry {
     pub direction: Direction,
     /// The plaintext content.
     pub content: Vec<u8>,
-    /// When it was sent or received, Unix milliseconds.
-    pub timestamp: i64,
+    /// When it was sent or received.
+    pub timestamp: Timestamp,
 }
 
 impl std::fmt::Debug for HistoryEntry {
@@ -235,14 +237,14 @@ pub trait MailboxStore {
         conversation_id: &str,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError>;
-    /// Records that the envelope with this digest was processed at `at` (Unix milliseconds).
+    /// Records that the envelope with this digest was processed at `at`.
     fn mark_envelope_processed(
         &mut self,
         digest: &[u8; 32],
-        at: i64,
+        at: Timestamp,
     ) -> Result<Processed, StoreError>;
     /// Whether the envelope with this digest was processed.
     fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError>;
-    /// Forgets the digests recorded before `before` (Unix milliseconds); returns how many.
-    fn forget_processed_envelopes(&mut self, before: i64) -> Result<usize, StoreError>;
+    /// Forgets the digests recorded before `before`; returns how many.
+    fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError>;
 }

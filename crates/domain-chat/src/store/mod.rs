@@ -8,7 +8,7 @@
 
 mod mailbox;
 
-use domain_ratchet::{DhKeyPair, PublicKey};
+use domain_ratchet::{DhKeyPair, PublicKey, Timestamp};
 pub use domain_ratchet::{RatchetStore, StoreError, Transactional};
 
 pub use mailbox::{
@@ -70,8 +70,8 @@ pub struct ConversationRecord {
     pub remote_conversation_id: String,
     /// The conversation kind.
     pub kind: ConversationKind,
-    /// When the conversation was created, Unix milliseconds.
-    pub created_at: i64,
+    /// When the conversation was created.
+    pub created_at: Timestamp,
 }
 
 /// Storage of the single installation identity.

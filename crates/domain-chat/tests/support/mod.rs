@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use domain_chat::Timestamp;
 use domain_chat::{ChatStore, ConversationKind, ConversationRecord, Identity};
 use domain_ratchet::{
     DhKeyPair, PublicKey, RatchetState, SkippedKey, SkippedKeyDelta, SymmetricKey,
@@ -89,7 +90,7 @@ pub fn set_state<S: ChatStore>(store: &mut S, conversation_id: &str, v: &Value) 
                 dh_pub,
                 msg_num,
                 message_key: SymmetricKey::from_bytes(mk),
-                stored_at: 0,
+                stored_at: Timestamp::from_millis(0),
             })
             .collect(),
         removed: vec![],
@@ -133,6 +134,6 @@ pub fn record(local: &str, remote: &str) -> ConversationRecord {
         conversation_id: local.to_owned(),
         remote_conversation_id: remote.to_owned(),
         kind: ConversationKind::PrivateV1,
-        created_at: 0,
+        created_at: Timestamp::from_millis(0),
     }
 }

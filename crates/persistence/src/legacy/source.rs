@@ -12,7 +12,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use domain_chat::{ConversationKind, ConversationRecord, Identity};
-use domain_ratchet::{DhKeyPair, KEY_LEN, PublicKey, RatchetState, SkippedKey, SymmetricKey};
+use domain_ratchet::{
+    DhKeyPair, KEY_LEN, PublicKey, RatchetState, SkippedKey, SymmetricKey, Timestamp,
+};
 use zeroize::Zeroizing;
 
 use super::error::LegacyImportError;
@@ -653,14 +655,7 @@ fn read_conversations(
                 reason: format!("unknown conversation type '{}'", row.convo_type),
             });
         };
-        let Some(created_at) = row.created_at.checked_mul(1000) else {
-            return Err(LegacyImportError::InvalidValue {
-                table: "conversations",
-                column: "created_at",
-                row: label(),
-                reason: format!("{} seconds is out of range", row.created_at),
-            });
-        };
+        let created_at = seconds(row.created_at, "conversations", "created_at", label)?;
         records.push(ConversationRecord {
             conversation_id: row.local_convo_id,
             remote_conversation_id: row.remote_convo_id,
@@ -753,6 +748,24 @@ struct SkippedRow {
     created_at: i64,
 }
 
+/// A time the reference stored in Unix seconds, as a [`Timestamp`] (milliseconds).
+fn seconds(
+    value: i64,
+    table: &'static str,
+    column: &'static str,
+    label: impl FnOnce() -> String,
+) -> Result<Timestamp, LegacyImportError> {
+    value
+        .checked_mul(1000)
+        .map(Timestamp::from_millis)
+        .ok_or_else(|| LegacyImportError::InvalidValue {
+            table,
+            column,
+            row: label(),
+            reason: format!("{value} seconds is out of range"),
+        })
+}
+
 /// Reads every skipped key, grouped by conversation, each group oldest first
 /// (`created_at`, then insertion order).
 fn read_skipped_keys(
@@ -782,7 +795,7 @@ fn read_skipped_keys(
             dh_pub: public(&row.public_key, T, "public_key", label)?,
             msg_num: counter(row.msg_num, T, "msg_num", label)?,
             message_key: symmetric(&row.message_key, T, "message_key", label)?,
-            stored_at: row.created_at,
+            stored_at: seconds(row.created_at, T, "created_at", label)?,
         };
         match grouped.get_mut(&row.conversation_id) {
             Some(keys) => keys.push(key),

@@ -1,7 +1,7 @@
 //! ConvoRepo: table `conversations`.
 
 use diesel::prelude::*;
-use domain_chat::{ConversationKind, ConversationRecord};
+use domain_chat::{ConversationKind, ConversationRecord, Timestamp};
 
 use crate::error::PersistenceError;
 use crate::schema::conversations;
@@ -38,7 +38,7 @@ impl ConversationRow {
             conversation_id: self.local_id,
             remote_conversation_id: self.remote_id,
             kind,
-            created_at: self.created_at,
+            created_at: Timestamp::from_millis(self.created_at),
         })
     }
 }
@@ -54,7 +54,7 @@ pub(crate) fn save(
             local_id: &record.conversation_id,
             remote_id: &record.remote_conversation_id,
             kind: record.kind.as_str(),
-            created_at: record.created_at,
+            created_at: record.created_at.as_millis(),
         })
         .execute(conn)?;
     Ok(())

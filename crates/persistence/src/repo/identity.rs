@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use domain_chat::Identity;
 use domain_ratchet::{DhKeyPair, PublicKey};
 
-use super::{SecretBlob, count, now_unix, public_key};
+use super::{SecretBlob, count, now_millis, public_key};
 use crate::error::PersistenceError;
 use crate::schema::{identity, intro_keys};
 
@@ -61,7 +61,7 @@ pub(crate) fn save(conn: &mut SqliteConnection, value: &Identity) -> Result<(), 
         id: IDENTITY_ID,
         name: &value.name,
         secret_key: &secret[..],
-        created_at: now_unix(),
+        created_at: now_millis(),
     };
     diesel::insert_into(identity::table)
         .values(&row)
@@ -119,7 +119,7 @@ pub(crate) fn save_intro_key(
     let row = NewIntroKeyRow {
         public_key: public.as_bytes(),
         secret_key: &secret[..],
-        created_at: now_unix(),
+        created_at: now_millis(),
     };
     diesel::insert_into(intro_keys::table)
         .values(&row)

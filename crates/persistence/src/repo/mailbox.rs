@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use domain_chat::{
     Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, NewHistoryEntry, NewInboxEntry,
-    NewOutboxEntry, OutboxEntry, Processed,
+    NewOutboxEntry, OutboxEntry, Processed, Timestamp,
 };
 
 use super::count;
@@ -29,7 +29,7 @@ impl<'a> From<&NewOutboxEntry<'a>> for NewOutboxRow<'a> {
             conversation_hint: entry.conversation_hint,
             delivery_address: entry.delivery_address,
             envelope: entry.envelope,
-            created_at: entry.created_at,
+            created_at: entry.created_at.as_millis(),
         }
     }
 }
@@ -54,7 +54,7 @@ impl From<OutboxRow> for OutboxEntry {
             conversation_hint: row.conversation_hint,
             delivery_address: row.delivery_address,
             envelope: row.envelope,
-            created_at: row.created_at,
+            created_at: Timestamp::from_millis(row.created_at),
         }
     }
 }
@@ -75,8 +75,8 @@ impl<'a> From<&NewInboxEntry<'a>> for NewInboxRow<'a> {
         Self {
             conversation_id: entry.conversation_id,
             content: entry.content,
-            sent_at: entry.sent_at,
-            received_at: entry.received_at,
+            sent_at: entry.sent_at.as_millis(),
+            received_at: entry.received_at.as_millis(),
             is_new_conversation: entry.is_new_conversation,
         }
     }
@@ -100,8 +100,8 @@ impl From<InboxRow> for InboxEntry {
             id: row.id,
             conversation_id: row.conversation_id,
             content: row.content,
-            sent_at: row.sent_at,
-            received_at: row.received_at,
+            sent_at: Timestamp::from_millis(row.sent_at),
+            received_at: Timestamp::from_millis(row.received_at),
             is_new_conversation: row.is_new_conversation,
         }
     }
@@ -141,7 +141,7 @@ impl MessageRow {
             conversation_id: self.conversation_id,
             direction,
             content: self.content,
-            timestamp: self.timestamp,
+            timestamp: Timestamp::from_millis(self.timestamp),
         })
     }
 }
@@ -247,7 +247,7 @@ pub(crate) fn history_push(
             conversation_id,
             direction: entry.direction.as_str(),
             content: entry.content,
-            timestamp: entry.timestamp,
+            timestamp: entry.timestamp.as_millis(),
         })
         .execute(conn)
         .map_err(|e| match e {
@@ -289,12 +289,12 @@ struct NewProcessedEnvelopeRow<'a> {
 pub(crate) fn mark_processed(
     conn: &mut SqliteConnection,
     digest: &[u8; 32],
-    at: i64,
+    at: Timestamp,
 ) -> Result<Processed, PersistenceError> {
     let n = diesel::insert_into(processed_envelopes::table)
         .values(NewProcessedEnvelopeRow {
             digest: &digest[..],
-            processed_at: at,
+            processed_at: at.as_millis(),
         })
         .on_conflict_do_nothing()
         .execute(conn)?;
@@ -316,10 +316,10 @@ pub(crate) fn is_processed(
 
 pub(crate) fn forget_processed_before(
     conn: &mut SqliteConnection,
-    before: i64,
+    before: Timestamp,
 ) -> Result<usize, PersistenceError> {
     Ok(diesel::delete(
-        processed_envelopes::table.filter(processed_envelopes::processed_at.lt(before)),
+        processed_envelopes::table.filter(processed_envelopes::processed_at.lt(before.as_millis())),
     )
     .execute(conn)?)
 }

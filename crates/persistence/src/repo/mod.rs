@@ -81,11 +81,8 @@ pub(crate) fn count(value: i64) -> usize {
     usize::try_from(value).unwrap_or(0)
 }
 
-/// Current time in Unix seconds (for `created_at` bookkeeping columns only; protocol
-/// timestamps are always passed in by the caller).
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+/// The current time, Unix milliseconds, for the `created_at` bookkeeping columns of the
+/// identity and the intro keys (protocol times are always passed in by the caller).
+pub(crate) fn now_millis() -> i64 {
+    domain_ratchet::Timestamp::now().as_millis()
 }

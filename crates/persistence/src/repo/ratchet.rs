@@ -14,7 +14,7 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use diesel::sqlite::Sqlite;
-use domain_ratchet::{PublicKey, RatchetState, SkippedKey, SkippedKeyDelta};
+use domain_ratchet::{PublicKey, RatchetState, SkippedKey, SkippedKeyDelta, Timestamp};
 
 use super::keycache::KeyPairCache;
 use super::{SecretBlob, count, counter, public_key};
@@ -131,7 +131,7 @@ impl SkippedKeyRow {
             dh_pub: public_key(&self.public_key, "skipped_keys.public_key")?,
             msg_num: counter(self.msg_num, "skipped_keys.msg_num")?,
             message_key: self.message_key.symmetric("skipped_keys.message_key")?,
-            stored_at: self.stored_at,
+            stored_at: Timestamp::from_millis(self.stored_at),
         })
     }
 }
@@ -303,7 +303,7 @@ fn apply_delta(
                 public_key: k.dh_pub.as_bytes(),
                 msg_num: i64::from(k.msg_num),
                 message_key: k.message_key.as_bytes(),
-                stored_at: k.stored_at,
+                stored_at: k.stored_at.as_millis(),
             })
             .collect();
         // A key already stored under the same (chain, number) is replaced in place.
@@ -424,8 +424,9 @@ pub(crate) fn count_skipped(
 /// `idx_skipped_keys_stored_at`).
 pub(crate) fn expire(
     conn: &mut SqliteConnection,
-    older_than: i64,
+    older_than: Timestamp,
 ) -> Result<usize, PersistenceError> {
+    let older_than = older_than.as_millis();
     Ok(
         diesel::delete(skipped_keys::table.filter(skipped_keys::stored_at.lt(older_than)))
             .execute(conn)?,

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use domain_chat::{ConversationKind, ConversationRecord, ConversationStore};
+use domain_ratchet::Timestamp;
 use domain_ratchet::{
     PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
 };
@@ -50,7 +51,7 @@ pub fn record(id: &str, created_at: i64) -> ConversationRecord {
         conversation_id: id.to_owned(),
         remote_conversation_id: format!("remote-{id}"),
         kind: ConversationKind::PrivateV1,
-        created_at,
+        created_at: Timestamp::from_millis(created_at),
     }
 }
 
@@ -135,9 +136,9 @@ impl RatchetStore for RatchetOnly {
         self.db.count_skipped_keys(conversation_id)
     }
 
-    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
+    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
         self.db
-            .expire_skipped_keys(older_than)
+            .expire_skipped_keys(Timestamp::from_millis(older_than.as_millis()))
             .map_err(StoreError::from)
     }
 }
@@ -190,7 +191,8 @@ impl RatchetStore for RatchetOnlyTx<'_, '_> {
         self.0.count_skipped_keys(conversation_id)
     }
 
-    fn expire_skipped_keys(&mut self, older_than: i64) -> Result<usize, StoreError> {
-        self.0.expire_skipped_keys(older_than)
+    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
+        self.0
+            .expire_skipped_keys(Timestamp::from_millis(older_than.as_millis()))
     }
 }
