@@ -1,8 +1,9 @@
 //! Client throughput: send + receive between two file-backed clients (Full and Normal
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! durability) and in memory; opening a client whose database holds 10,000 conversations.
 //!
 //! `cargo bench --bench client -- --warm-up-time 1 --measurement-time 5`
+// `criterion_group!` defines an undocumented public function.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::Path;
 use std::time::Duration;

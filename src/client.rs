@@ -8,12 +8,12 @@ use domain_chat::{
     NewInboxEntry, NewOutboxEntry, OutboundEnvelope, OutboxEntry, StoreError,
 };
 use domain_ratchet::{PublicKey, Timestamp};
-use persistence::{Database, DatabaseConfig, DatabaseSize, PersistenceError};
+use persistence::{Database, DatabaseConfig, DatabaseSize, PersistenceError, SchemaStatus};
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 
 /// Everything a Client operation may read or write: the chat stores and the mailbox.
-pub trait ClientStore: ChatStore + MailboxStore {}
+pub(crate) trait ClientStore: ChatStore + MailboxStore {}
 impl<T: ChatStore + MailboxStore + ?Sized> ClientStore for T {}
 
 /// Why a Client operation failed. On any of these, the database is as it was before.
@@ -489,6 +489,12 @@ impl Client {
     /// Page counters of the database.
     pub fn database_size(&mut self) -> Result<DatabaseSize, ClientError> {
         Ok(self.db.size()?)
+    }
+
+    /// The database's migrations against the chain embedded in this build (all applied: the
+    /// client migrated the database when it opened).
+    pub fn schema_status(&mut self) -> Result<SchemaStatus, ClientError> {
+        Ok(self.db.schema_status()?)
     }
 
     /// The underlying database, for tests (feature `testing`): raw SQL to plant or inspect

@@ -6,10 +6,14 @@
 //!
 //! The [`Client`] wires the stateless protocol crates (`domain-ratchet`, `domain-chat`) to the
 //! one crate that owns state (`persistence`). Every operation is one database transaction.
+//! This crate re-exports every type a caller of [`Client`] meets, so an application (the
+//! `libchat` CLI, the C ABI) depends on `libchat` alone.
+//!
+//! The `testing` feature adds test hooks (`Client::fail_next_operation_at_write`,
+//! `Client::database`); a release build without it contains none of them.
 //!
 //! ```
-//! use libchat::{Client, ClientConfig, Received};
-//! use persistence::DatabaseConfig;
+//! use libchat::{Acknowledged, Client, ClientConfig, DatabaseConfig, Delivered, Received};
 //!
 //! # fn main() -> Result<(), libchat::ClientError> {
 //! let mut raya = Client::open(ClientConfig::new(DatabaseConfig::in_memory(), "raya"))?;
@@ -21,12 +25,13 @@
 //!
 //! // The envelope sits in Saro's outbox until the transport took it.
 //! let received = raya.receive(&sent.envelope.bytes)?;
-//! saro.mark_delivered(sent.outbox_id)?;
+//! assert_eq!(saro.mark_delivered(sent.outbox_id)?, Delivered::Removed);
 //! let Received::Content { conversation_id, content, is_new_conversation, inbox_id, .. } = received
 //! else { panic!("expected content") };
 //! assert_eq!(content, b"hello Raya");
 //! assert!(is_new_conversation);
-//! raya.acknowledge(inbox_id)?;
+//! assert_eq!(raya.acknowledge(inbox_id)?, Acknowledged::Removed);
+//! assert_eq!(raya.acknowledge(inbox_id)?, Acknowledged::NotPending);
 //!
 //! // Raya answers in the same conversation.
 //! let reply = raya.send(&conversation_id, b"hi Saro")?;
@@ -34,15 +39,27 @@
 //! # Ok(()) }
 //! ```
 
-#![warn(missing_docs)]
+mod client;
+mod schema;
 
-pub mod client;
-
-pub use client::{Client, ClientConfig, ClientError, ClientStore, Received, Sent};
+// Everything a caller of `Client` needs comes from this crate: the CLI and the C ABI crate
+// depend on `libchat` alone.
+pub use client::{Client, ClientConfig, ClientError, Received, Sent};
 pub use domain_chat::{
-    Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, OutboxEntry, Timestamp,
+    Acknowledged, BundleError, ChatConfig, ChatError, ConversationKind, ConversationRecord,
+    Delivered, Direction, HandshakeError, HistoryEntry, InboxEntry, MAX_CONTENT_LEN,
+    MAX_ENVELOPE_LEN, OutboundEnvelope, OutboxEntry, StoreError, Timestamp,
 };
-pub use persistence::{DatabaseConfig, DatabaseKey, Durability, Location};
+pub use domain_ratchet::{
+    DEFAULT_MAX_GAP, DEFAULT_MAX_SKIPPED_KEYS, DEFAULT_SKIPPED_KEY_MAX_AGE, KdfDomain, PublicKey,
+    RatchetConfig, RatchetError,
+};
+pub use persistence::{
+    DEFAULT_BUSY_TIMEOUT, DatabaseConfig, DatabaseKey, DatabaseSize, Durability, ImportCounts,
+    ImportOutcome, ImportPhase, ImportProgress, ImportReport, LegacyImportError, Location,
+    MigrationMode, PersistenceError, SchemaStatus, import_legacy,
+};
+pub use schema::{migrate_schema, schema_status};
 
 // The README's examples compile and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 
 use libchat::{Client, ClientConfig, DatabaseConfig, DatabaseKey, Received};
-use persistence::legacy::{ImportOutcome, import_legacy};
+use persistence::{ImportOutcome, import_legacy};
 use serde_json::Value;
 use support::{hex_field, load_json, open_file, receive_content, vectors_dir};
 use zeroize::Zeroizing;

@@ -47,7 +47,7 @@ mod pb {
 
     /// A Double Ratchet message as its fields.
     #[derive(Debug, Clone)]
-    pub struct Message {
+    pub(crate) struct Message {
         pub hint: String,
         pub dh: Vec<u8>,
         pub msg_num: u32,
@@ -57,7 +57,7 @@ mod pb {
 
     impl Message {
         /// Encodes it as an `EnvelopeV1`, with `salt` (0 is omitted, as prost does).
-        pub fn encode(&self, salt: u64) -> Vec<u8> {
+        pub(crate) fn encode(&self, salt: u64) -> Vec<u8> {
             let mut dr = Vec::new();
             bytes_field(1, &self.dh, &mut dr);
             if self.msg_num != 0 {
@@ -79,7 +79,7 @@ mod pb {
         }
 
         /// Decodes an envelope this test's peer produced (no error handling: test input).
-        pub fn decode(envelope: &[u8]) -> Self {
+        pub(crate) fn decode(envelope: &[u8]) -> Self {
             let top = fields(envelope);
             let payload = fields(bytes(&top, 5));
             let dr = fields(bytes(&payload, 2));

@@ -1,4 +1,4 @@
-//! Legacy import (`persistence::legacy::import_legacy`) of a mutated reference database.
+//! Legacy import (`persistence::import_legacy`) of a mutated reference database.
 //!
 //! The input is the bytes of a plain SQLite file (seeded with
 //! `../shared/vectors/legacy/raya_plain.db`). It is written to a scratch file and imported
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use libfuzzer_sys::fuzz_target;
 use persistence::DatabaseConfig;
-use persistence::legacy::{ImportOutcome, import_legacy};
+use persistence::{ImportOutcome, import_legacy};
 
 /// Scratch files of this process: a tmpfs directory when there is one (the import syncs
 /// files), removed when the process exits normally.

@@ -9,7 +9,7 @@ use libchat::{Client, ClientConfig, DatabaseConfig, Received};
 
 /// The repository (workspace) root: the nearest ancestor of this package's directory that
 /// holds `Cargo.lock`. This module is also compiled into the CLI crate's tests.
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir
         .ancestors()
@@ -19,7 +19,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// `../shared/vectors` relative to the repository root. Panics (the test fails) when missing.
-pub fn vectors_dir() -> PathBuf {
+pub(crate) fn vectors_dir() -> PathBuf {
     let dir = workspace_root().join("../shared/vectors");
     assert!(
         dir.join("README.md").is_file(),
@@ -30,7 +30,7 @@ pub fn vectors_dir() -> PathBuf {
 }
 
 /// Loads a JSON file from the vectors directory.
-pub fn load_json(relative: &str) -> serde_json::Value {
+pub(crate) fn load_json(relative: &str) -> serde_json::Value {
     let path = vectors_dir().join(relative);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -38,12 +38,12 @@ pub fn load_json(relative: &str) -> serde_json::Value {
 }
 
 /// Decodes a hex string field.
-pub fn hex_field(value: &serde_json::Value) -> Vec<u8> {
+pub(crate) fn hex_field(value: &serde_json::Value) -> Vec<u8> {
     hex::decode(value.as_str().expect("hex string")).expect("valid hex")
 }
 
 /// A 32-byte hex field.
-pub fn key_field(value: &serde_json::Value) -> [u8; 32] {
+pub(crate) fn key_field(value: &serde_json::Value) -> [u8; 32] {
     hex_field(value).try_into().expect("32 bytes")
 }
 
@@ -55,7 +55,7 @@ struct Line {
 
 /// A logical dump of the whole database: schema plus every row of every table (rows sorted).
 /// Two dumps are equal exactly when the databases hold the same content.
-pub fn dump(client: &mut Client) -> Vec<String> {
+pub(crate) fn dump(client: &mut Client) -> Vec<String> {
     let conn = client.database().raw_connection();
     let mut out: Vec<String> = diesel::sql_query(
         "SELECT type || ' ' || name || ': ' || coalesce(sql, '') AS line FROM sqlite_master ORDER BY type, name",
@@ -98,12 +98,12 @@ pub fn dump(client: &mut Client) -> Vec<String> {
 }
 
 /// Opens a client on a plain file.
-pub fn open_file(path: &Path, name: &str) -> Client {
+pub(crate) fn open_file(path: &Path, name: &str) -> Client {
     Client::open(ClientConfig::new(DatabaseConfig::file(path), name)).expect("open client")
 }
 
 /// Receives an envelope that must carry content; acknowledges it; returns (conversation, text).
-pub fn receive_content(client: &mut Client, envelope: &[u8]) -> (String, Vec<u8>, bool) {
+pub(crate) fn receive_content(client: &mut Client, envelope: &[u8]) -> (String, Vec<u8>, bool) {
     match client.receive(envelope).expect("receive") {
         Received::Content {
             inbox_id,
@@ -124,7 +124,7 @@ pub fn receive_content(client: &mut Client, envelope: &[u8]) -> (String, Vec<u8>
 
 /// Raya (responder) and Saro (initiator) on two files in `dir`, with an established
 /// conversation; returns (saro, saro_convo, raya, raya_convo).
-pub fn connected_pair(dir: &Path) -> (Client, String, Client, String) {
+pub(crate) fn connected_pair(dir: &Path) -> (Client, String, Client, String) {
     let mut raya = open_file(&dir.join("raya.db"), "raya");
     let mut saro = open_file(&dir.join("saro.db"), "saro");
     let bundle = raya.create_intro_bundle().expect("bundle");
@@ -140,7 +140,7 @@ pub fn connected_pair(dir: &Path) -> (Client, String, Client, String) {
 }
 
 /// `PRAGMA integrity_check` of the client's database: `["ok"]` when the file is sound.
-pub fn integrity_check(client: &mut Client) -> Vec<String> {
+pub(crate) fn integrity_check(client: &mut Client) -> Vec<String> {
     diesel::sql_query("SELECT integrity_check AS line FROM pragma_integrity_check()")
         .load::<Line>(client.database().raw_connection())
         .expect("integrity_check")
@@ -151,7 +151,7 @@ pub fn integrity_check(client: &mut Client) -> Vec<String> {
 
 /// `PRAGMA foreign_key_check` of the client's database, one line per violation (empty when
 /// every reference resolves).
-pub fn foreign_key_violations(client: &mut Client) -> Vec<String> {
+pub(crate) fn foreign_key_violations(client: &mut Client) -> Vec<String> {
     diesel::sql_query(
         "SELECT \"table\" || ' rowid ' || coalesce(rowid, 'NULL') || ' -> ' || parent AS line \
          FROM pragma_foreign_key_check()",
@@ -165,7 +165,7 @@ pub fn foreign_key_violations(client: &mut Client) -> Vec<String> {
 
 /// Every byte of a database file and its `-wal` companion (absent as `None`), to prove a
 /// failed open left them untouched. (`-shm` is SQLite's shared-memory index, rebuilt on open.)
-pub fn file_bytes(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+pub(crate) fn file_bytes(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     let wal = PathBuf::from(format!("{}-wal", path.display()));
     (std::fs::read(path).ok(), std::fs::read(wal).ok())
 }

@@ -15,7 +15,7 @@ use super::{Command, Global};
 
 /// Where envelopes are exchanged.
 #[derive(Debug, Clone, Args)]
-pub struct ExchangeArgs {
+pub(crate) struct ExchangeArgs {
     /// Directory both installations read and write envelopes in.
     #[arg(long, env = "LIBCHAT_EXCHANGE", default_value = "exchange")]
     pub exchange: PathBuf,
@@ -30,7 +30,7 @@ fn open(global: &Global, name: &str) -> Result<Client> {
 }
 
 /// Runs a chat command.
-pub fn run(global: &Global, command: Command) -> Result<()> {
+pub(crate) fn run(global: &Global, command: Command) -> Result<()> {
     match command {
         Command::Init { name } => {
             let client = open(global, &name)?;
@@ -171,7 +171,7 @@ pub fn run(global: &Global, command: Command) -> Result<()> {
 }
 
 /// Prints one record: a JSON line with `--json`, else the human text.
-pub fn print(global: &Global, value: &serde_json::Value, human: impl FnOnce() -> String) {
+pub(crate) fn print(global: &Global, value: &serde_json::Value, human: impl FnOnce() -> String) {
     if global.json {
         println!("{value}");
     } else {
@@ -182,7 +182,7 @@ pub fn print(global: &Global, value: &serde_json::Value, human: impl FnOnce() ->
 /// Writes every outbox envelope to the exchange directory (write to a temporary name, fsync,
 /// rename), then marks it delivered. A crash in between redelivers it: the receiver detects
 /// the duplicate.
-pub fn flush(client: &mut Client, dir: &Path) -> Result<usize> {
+pub(crate) fn flush(client: &mut Client, dir: &Path) -> Result<usize> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut written = 0;
     for entry in client.outbox(usize::MAX)? {

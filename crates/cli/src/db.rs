@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use persistence::{Database, MigrationMode};
 use serde_json::json;
 
 use super::Global;
@@ -10,7 +9,7 @@ use super::chat::print;
 
 /// Schema tools.
 #[derive(Debug, Subcommand)]
-pub enum DbCommand {
+pub(crate) enum DbCommand {
     /// Applied and pending migrations; whether the database is newer than this build.
     /// Reads only: nothing is written.
     Status,
@@ -19,14 +18,14 @@ pub enum DbCommand {
 }
 
 /// Runs a `db` command.
-pub fn run(global: &Global, command: &DbCommand) -> Result<()> {
+pub(crate) fn run(global: &Global, command: &DbCommand) -> Result<()> {
     let config = global.database()?;
     match command {
         DbCommand::Status => {
             if !global.db.exists() {
                 bail!("no database at {}", global.db.display());
             }
-            let status = Database::inspect(&config)
+            let status = libchat::schema_status(&config)
                 .with_context(|| format!("cannot read {}", global.db.display()))?;
             let state = if status.is_newer_than_build() {
                 "newer than this build"
@@ -60,9 +59,8 @@ pub fn run(global: &Global, command: &DbCommand) -> Result<()> {
             );
         }
         DbCommand::Migrate => {
-            let mut db = Database::open(config.with_migrations(MigrationMode::Skip))
-                .with_context(|| format!("cannot open {}", global.db.display()))?;
-            let applied = db.migrate()?;
+            let applied = libchat::migrate_schema(&config)
+                .with_context(|| format!("cannot migrate {}", global.db.display()))?;
             print(global, &json!({"applied": applied}), || {
                 if applied.is_empty() {
                     "nothing to migrate".to_owned()

@@ -16,7 +16,7 @@ use super::Global;
 
 /// Arguments of `demo`.
 #[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Directory for the two databases (default: a temporary directory, removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -65,7 +65,7 @@ fn open(global: &Global, path: &Path, name: &'static str) -> Result<Client> {
 }
 
 /// Runs the demo.
-pub fn run(global: &Global, args: &DemoArgs) -> Result<()> {
+pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<()> {
     ensure!(args.messages >= 2, "--messages must be at least 2");
     ensure!(args.burst >= 1, "--burst must be at least 1");
     let temp;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use persistence::legacy::{ImportOutcome, import_legacy};
+use libchat::{DatabaseConfig, ImportOutcome, ImportProgress, import_legacy};
 use serde_json::json;
 
 use super::chat::print;
@@ -14,7 +14,7 @@ use super::{Global, read_key};
 
 /// Arguments of `import`. The target's key comes from the global `--key-env`/`--key-file`.
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// The reference implementation's database file (never modified).
     #[arg(long)]
     pub from: PathBuf,
@@ -30,10 +30,9 @@ pub struct ImportArgs {
 }
 
 /// Runs the import.
-pub fn run(global: &Global, args: &ImportArgs) -> Result<()> {
+pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<()> {
     let source_key = read_key(args.from_key_env.as_deref(), args.from_key_file.as_deref())?;
-    let mut target =
-        persistence::DatabaseConfig::file(&args.to).with_durability(global.durability.into());
+    let mut target = DatabaseConfig::file(&args.to).with_durability(global.durability.into());
     if let Some(key) = read_key(global.key_env.as_deref(), global.key_file.as_deref())? {
         target = target.with_key(key);
     }
@@ -48,7 +47,7 @@ pub fn run(global: &Global, args: &ImportArgs) -> Result<()> {
     } else {
         None
     };
-    let mut on_progress = |p: persistence::legacy::ImportProgress| {
+    let mut on_progress = |p: ImportProgress| {
         if let Some(bar) = &bar {
             bar.set_message(p.phase.as_str());
             bar.set_length(p.total);

@@ -17,36 +17,36 @@ mod import;
 /// libchat: end-to-end encrypted 1:1 chat over one SQLite database.
 #[derive(Debug, Parser)]
 #[command(name = "libchat", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub global: Global,
+    pub(crate) global: Global,
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 }
 
 /// Options every command takes.
 #[derive(Debug, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// Database file of this installation.
     #[arg(long, global = true, env = "LIBCHAT_DB", default_value = "libchat.db")]
-    pub db: PathBuf,
+    pub(crate) db: PathBuf,
     /// Name of an environment variable holding the database passphrase (SQLCipher).
     #[arg(long, global = true, value_name = "VAR", conflicts_with = "key_file")]
-    pub key_env: Option<String>,
+    pub(crate) key_env: Option<String>,
     /// File holding the database passphrase (SQLCipher); a trailing newline is ignored.
     #[arg(long, global = true, value_name = "PATH")]
-    pub key_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
     /// Commit durability.
     #[arg(long, global = true, value_enum, default_value_t = DurabilityArg::Full)]
-    pub durability: DurabilityArg,
+    pub(crate) durability: DurabilityArg,
     /// Machine-readable output (JSON lines).
     #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// Durability on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DurabilityArg {
+pub(crate) enum DurabilityArg {
     /// synchronous=FULL: commits survive power loss.
     Full,
     /// synchronous=NORMAL: commits survive a crash of the process, not always a power loss.
@@ -64,7 +64,7 @@ impl From<DurabilityArg> for Durability {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Two clients (Saro and Raya) chat end to end on real database files, with out-of-order
     /// delivery and a restart half-way; prints a summary. The default command.
     Demo(demo::DemoArgs),
@@ -127,7 +127,10 @@ pub enum Command {
 }
 
 /// Reads a passphrase from an environment variable or a key file, never from the command line.
-pub fn read_key(key_env: Option<&str>, key_file: Option<&Path>) -> Result<Option<DatabaseKey>> {
+pub(crate) fn read_key(
+    key_env: Option<&str>,
+    key_file: Option<&Path>,
+) -> Result<Option<DatabaseKey>> {
     let secret: Zeroizing<String> =
         match (key_env, key_file) {
             (Some(var), _) => Zeroizing::new(std::env::var(var).with_context(|| {
@@ -150,7 +153,7 @@ pub fn read_key(key_env: Option<&str>, key_file: Option<&Path>) -> Result<Option
 
 impl Global {
     /// The database configuration these options describe.
-    pub fn database(&self) -> Result<DatabaseConfig> {
+    pub(crate) fn database(&self) -> Result<DatabaseConfig> {
         let mut config = DatabaseConfig::file(&self.db).with_durability(self.durability.into());
         if let Some(key) = read_key(self.key_env.as_deref(), self.key_file.as_deref())? {
             config = config.with_key(key);

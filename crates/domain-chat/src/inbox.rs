@@ -20,7 +20,7 @@ pub const X3DH_INFO: &[u8] = b"logos_chat_inbox";
 pub const SEED_PERSONAL: &[u8] = b"InboxV1-Seed";
 
 /// The X3DH shared secret `SK` from the three DH outputs.
-pub fn shared_secret(
+pub(crate) fn shared_secret(
     dh1: &[u8; KEY_LEN],
     dh2: &[u8; KEY_LEN],
     dh3: &[u8; KEY_LEN],
@@ -40,7 +40,7 @@ pub fn shared_secret(
 }
 
 /// The seed key: `BLAKE2b-256(key = SK, personal = "InboxV1-Seed", salt = empty, msg = empty)`.
-pub fn seed_key(shared_secret: &SymmetricKey) -> SymmetricKey {
+pub(crate) fn seed_key(shared_secret: &SymmetricKey) -> SymmetricKey {
     keyed_blake2b_256(shared_secret.as_bytes(), SEED_PERSONAL)
 }
 

@@ -4,8 +4,11 @@
 //! (XEdDSA-signed), the inbox handshake (X3DH), PrivateV1 conversations over the Double
 //! Ratchet of `domain-ratchet`, and the protobuf wire messages.
 //!
-//! Nothing here keeps state between calls: every operation in [`service`] takes the store
-//! (any [`ChatStore`]), an RNG where randomness is needed and the time, and returns a result.
+//! Nothing here keeps state between calls: every operation ([`create_intro_bundle`],
+//! [`start_private_conversation`], [`send_content`], [`handle_envelope`], ...) takes the store
+//! (any [`ChatStore`]), an RNG where randomness is needed and the time (a [`Timestamp`]), and
+//! returns a result. The caller runs each operation inside one unit of work of the store
+//! ([`Transactional`]); the mailbox of a client is a store too ([`MailboxStore`]).
 //!
 //! ```
 //! use domain_chat::{ChatConfig, MemoryChatStore, IdentityStore, create_identity};
@@ -21,24 +24,24 @@
 //! # Ok(()) }
 //! ```
 
-#![warn(missing_docs)]
-
-pub mod conversation;
-pub mod error;
-pub mod identity;
-pub mod inbox;
-pub mod introduction;
-pub mod memory;
-pub mod proto;
-pub mod service;
-pub mod store;
+mod conversation;
+mod error;
+mod identity;
+mod inbox;
+mod introduction;
+mod memory;
+mod proto;
+mod service;
+mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use domain_ratchet::Timestamp;
 pub use error::{ChatError, HandshakeError};
 pub use identity::{create_identity, inbox_id};
-pub use introduction::{BundleError, IntroBundle};
+pub use introduction::{
+    BundleError, INTRO_PREFIX, IntroBundle, MAX_BUNDLE_STRING_LEN, SIGNATURE_LEN,
+};
 pub use memory::MemoryChatStore;
 pub use service::{
     ChatConfig, DELIVERY_ADDRESS, EnvelopeOutcome, MAX_CONTENT_LEN, MAX_ENVELOPE_LEN,
@@ -51,3 +54,24 @@ pub use store::{
     NewHistoryEntry, NewInboxEntry, NewOutboxEntry, OutboxEntry, Processed, RatchetStore,
     StoreError, Transactional,
 };
+
+/// The protobuf wire messages (PROTOCOL.md §5–§8), for tools, tests and fuzzing that build or
+/// take apart envelopes. The service functions encode and decode them; a protocol user needs
+/// none of them.
+pub mod wire {
+    pub use crate::proto::{
+        Doubleratchet, EncryptedPayload, EnvelopeV1, InboxHandshakeV1, InboxHeaderV1, InboxV1Frame,
+        IntroBundle, InvitePrivateV1, Placeholder, Plaintext, PrivateV1Frame, encrypted_payload,
+        inbox_v1_frame, private_v1_frame,
+    };
+}
+
+/// The handshake's and PrivateV1's building blocks (PROTOCOL.md §7–§8): the X3DH key
+/// agreement of the inbox and the derivation of conversation ids, for known-answer tests and
+/// tools. The service functions apply them.
+pub mod primitives {
+    pub use crate::conversation::private_v1::{
+        BASE_ID_PERSONAL, ID_DIGEST_LEN, Role, base_id, conversation_ids,
+    };
+    pub use crate::inbox::{SEED_PERSONAL, X3DH_INFO, X3dhOutput, initiator, responder};
+}

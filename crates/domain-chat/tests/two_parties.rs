@@ -283,7 +283,7 @@ fn service_errors_are_typed() {
 #[test]
 fn malformed_handshakes_are_typed() {
     use domain_chat::HandshakeError;
-    use domain_chat::proto::{self, encrypted_payload::Encryption};
+    use domain_chat::wire::{self as proto, encrypted_payload::Encryption};
     use prost::Message;
 
     let config = ChatConfig::default();

@@ -6,11 +6,11 @@
 mod support;
 
 use domain_chat::Timestamp;
-use domain_chat::conversation::private_v1::{self, Role};
-use domain_chat::proto::{self, encrypted_payload::Encryption, inbox_v1_frame};
+use domain_chat::primitives::{self, Role};
+use domain_chat::wire::{self as proto, encrypted_payload::Encryption, inbox_v1_frame};
 use domain_chat::{
     BundleError, ChatConfig, ChatError, ConversationStore, EnvelopeOutcome, EphemeralKeyStore,
-    HandshakeError, IdentityStore, IntroBundle, MemoryChatStore, handle_envelope, inbox, inbox_id,
+    HandshakeError, IdentityStore, IntroBundle, MemoryChatStore, handle_envelope, inbox_id,
     send_content, start_private_conversation,
 };
 use domain_ratchet::{DhKeyPair, RatchetError};
@@ -155,17 +155,17 @@ fn x3dh_intermediates_match() {
     let raya_ek = DhKeyPair::from_secret_bytes(arr32(&v["raya"]["intro_ephemeral_secret"]));
     let saro_ik = key(&v["saro"]["identity_public"]);
     let saro_ek = key(&v["saro"]["x3dh_ephemeral_public"]);
-    let out = inbox::responder(&raya_ik, &raya_ek, &saro_ik, &saro_ek);
+    let out = primitives::responder(&raya_ik, &raya_ek, &saro_ik, &saro_ek);
     assert_eq!(h(&*out.dh1), *get("dh1"));
     assert_eq!(h(&*out.dh2), *get("dh2"));
     assert_eq!(h(&*out.dh3), *get("dh3"));
     assert_eq!(h(out.shared_secret.as_bytes()), *get("shared_secret"));
     assert_eq!(h(out.seed.as_bytes()), *get("seed_key"));
     assert_eq!(
-        h(&private_v1::base_id(&out.seed)),
+        h(&primitives::base_id(&out.seed)),
         *get("privatev1_base_id")
     );
-    let (r_local, r_remote) = private_v1::conversation_ids(&out.seed, Role::Responder);
+    let (r_local, r_remote) = primitives::conversation_ids(&out.seed, Role::Responder);
     assert_eq!(r_local, get("responder_convo_id").as_str().unwrap());
     assert_eq!(r_remote, get("initiator_convo_id").as_str().unwrap());
     assert_eq!(r_local, v["raya"]["convo_id"].as_str().unwrap());

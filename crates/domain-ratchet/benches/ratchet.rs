@@ -9,14 +9,14 @@
 //! `cargo bench -p domain-ratchet --bench ratchet -- --warm-up-time 1 --measurement-time 3`
 
 // Benchmark code: a failure should abort the run loudly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `criterion_group!` defines an undocumented public function.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use domain_ratchet::aead::seal;
-use domain_ratchet::kdf::{kdf_chain, kdf_root};
+use domain_ratchet::primitives::{kdf_chain, kdf_root, seal};
 use domain_ratchet::{
     DhKeyPair, Header, KdfDomain, MemoryRatchetStore, RatchetConfig, RatchetState, RatchetStore,
     SkippedKeyDelta, SymmetricKey, Timestamp, decrypt_in_store,

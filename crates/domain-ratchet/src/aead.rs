@@ -74,7 +74,7 @@ pub fn open(
 }
 
 /// The reference's length check: an input shorter than the nonce is `CiphertextTooShort`.
-pub fn check_len(wire: &[u8]) -> Result<(), RatchetError> {
+pub(crate) fn check_len(wire: &[u8]) -> Result<(), RatchetError> {
     if wire.len() < NONCE_LEN {
         return Err(RatchetError::CiphertextTooShort { len: wire.len() });
     }

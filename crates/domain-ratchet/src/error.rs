@@ -43,7 +43,7 @@ pub enum RatchetError {
     #[error("message counter overflow")]
     CounterOverflow,
     /// The plaintext is longer than ChaCha20-Poly1305 can encrypt under one nonce
-    /// ([`crate::aead::MAX_PLAINTEXT_LEN`]).
+    /// ([`crate::primitives::MAX_PLAINTEXT_LEN`]).
     #[error("plaintext too long: {len} bytes")]
     PlaintextTooLong {
         /// Length of the plaintext.

@@ -6,7 +6,8 @@
 //!
 //! Every transition is a pure function from an old [`RatchetState`] to a new one; randomness
 //! is injected by the caller; storage goes through the [`RatchetStore`] trait, and
-//! [`session`] loads, applies one step and saves, or changes nothing.
+//! [`encrypt_in_store`] / [`decrypt_in_store`] load, apply one step and save, or change nothing.
+//! Every time is a [`Timestamp`] (Unix milliseconds) passed in by the caller.
 //!
 //! ```
 //! use domain_ratchet::{DhKeyPair, RatchetConfig, RatchetState, SymmetricKey};
@@ -27,24 +28,22 @@
 //! # Ok::<(), domain_ratchet::RatchetError>(())
 //! ```
 
-#![warn(missing_docs)]
-
-pub mod aead;
-pub mod codec;
-pub mod config;
-pub mod error;
-pub mod header;
-pub mod kdf;
-pub mod keys;
-pub mod memory;
-pub mod session;
-pub mod state;
-pub mod store;
+mod aead;
+mod codec;
+mod config;
+mod error;
+mod header;
+mod kdf;
+mod keys;
+mod memory;
+mod session;
+mod state;
+mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;
 
-pub use codec::{CodecError, decode_v1, encode_v1};
+pub use codec::{CodecError, SKIPPED_ENTRY_LEN, VERSION_V1, decode_v1, encode_v1};
 pub use config::{
     DEFAULT_MAX_GAP, DEFAULT_MAX_SKIPPED_KEYS, DEFAULT_SKIPPED_KEY_MAX_AGE, KdfDomain,
     REFERENCE_MAX_GAP, RatchetConfig,
@@ -59,3 +58,10 @@ pub use session::{
 pub use state::{Decrypted, Encrypted, RatchetState};
 pub use store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError, Transactional};
 pub use time::Timestamp;
+
+/// The ratchet's cryptographic building blocks (PROTOCOL.md §2–§3), for known-answer tests,
+/// benchmarks and tools. A protocol user needs none of them: [`RatchetState`] applies them.
+pub mod primitives {
+    pub use crate::aead::{MAX_PLAINTEXT_LEN, NONCE_LEN, TAG_LEN, open, seal};
+    pub use crate::kdf::{kdf_chain, kdf_root};
+}

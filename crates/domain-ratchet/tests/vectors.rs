@@ -9,8 +9,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use domain_ratchet::aead::{open, seal};
-use domain_ratchet::kdf::{kdf_chain, kdf_root};
+use domain_ratchet::primitives::{kdf_chain, kdf_root, open, seal};
 use domain_ratchet::{
     DhKeyPair, Header, KdfDomain, MemoryRatchetStore, PublicKey, REFERENCE_MAX_GAP, RatchetConfig,
     RatchetError, RatchetState, RatchetStore, SessionError, SkippedKey, SkippedKeyDelta,

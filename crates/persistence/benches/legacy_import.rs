@@ -1,7 +1,8 @@
 //! Time to import a reference database with 1,000 conversations and 100,000 skipped keys
 //! (issue 7: must be under 10 s). Run: `cargo bench -p persistence --bench legacy_import`.
 //! Prints the time of each run; timing is never asserted.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `criterion_group!` defines an undocumented public function.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 #[path = "../tests/legacy_support/mod.rs"]
 mod legacy_support;
@@ -9,7 +10,7 @@ mod legacy_support;
 use std::time::Instant;
 
 use legacy_support::{Synthetic, create_legacy_db};
-use persistence::legacy::import_legacy;
+use persistence::import_legacy;
 use persistence::{DatabaseConfig, DatabaseKey};
 
 fn main() {

@@ -8,6 +8,7 @@
 //!   `persisted_encrypt` / `persisted_decrypt`: load, encrypt/decrypt, save in one transaction.
 //! - `save/{0,5000}_stored/...`: one ratchet save with 0 vs 5,000 skipped keys stored.
 //! - `open/10k_conversations`: opening a database holding 10,000 conversations.
+// `criterion_group!` defines an undocumented public function.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 #[path = "../tests/support/mod.rs"]

@@ -50,7 +50,7 @@ impl DatabaseSize {
 
 /// A transaction in progress (`BEGIN IMMEDIATE`), handed to the closure of
 /// [`Database::transaction`]. It implements every domain store trait (so
-/// [`domain_chat::ChatStore`]) and the Client's mailbox methods.
+/// [`domain_chat::ChatStore`]) and [`domain_chat::MailboxStore`].
 pub struct Tx<'a> {
     pub(crate) conn: &'a mut SqliteConnection,
     pub(crate) keys: &'a mut KeyPairCache,

@@ -21,12 +21,10 @@
 //! # }
 //! ```
 
-#![warn(missing_docs)]
-
 mod config;
 mod database;
 mod error;
-pub mod legacy;
+mod legacy;
 mod migrate;
 mod repo;
 #[rustfmt::skip]
@@ -39,4 +37,8 @@ pub use config::{
 };
 pub use database::{Database, DatabaseSize, Tx};
 pub use error::PersistenceError;
+pub use legacy::{
+    ImportCounts, ImportOutcome, ImportPhase, ImportProgress, ImportReport, LegacyImportError,
+    import_legacy,
+};
 pub use migrate::{MIGRATIONS, SchemaStatus, embedded_versions};

@@ -12,8 +12,8 @@ use domain_chat::{ConversationKind, ConversationStore, EphemeralKeyStore, Identi
 use domain_ratchet::Timestamp;
 use domain_ratchet::{PublicKey, RatchetStore};
 use legacy_support::{Synthetic, create_legacy_db, legacy_vectors_dir, open_raw};
-use persistence::legacy::{ImportOutcome, ImportPhase, LegacyImportError, import_legacy};
 use persistence::{Database, DatabaseConfig, DatabaseKey};
+use persistence::{ImportOutcome, ImportPhase, LegacyImportError, import_legacy};
 use serde_json::Value;
 
 /// One database listed in the manifest.

@@ -1,3 +1,3 @@
 //! Conversation kinds. Only PrivateV1 exists.
 
-pub mod private_v1;
+pub(crate) mod private_v1;

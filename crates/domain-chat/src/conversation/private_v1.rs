@@ -18,10 +18,10 @@ pub const BASE_ID_PERSONAL: &[u8] = b"L-PV1-CID";
 pub const ID_DIGEST_LEN: usize = 18;
 
 /// The `sender` field of every frame (ASCII `delete`, as upstream).
-pub const FRAME_SENDER: &[u8] = b"delete";
+pub(crate) const FRAME_SENDER: &[u8] = b"delete";
 
 /// The `discriminator` of every `InvitePrivateV1`.
-pub const INVITE_DISCRIMINATOR: &str = "default";
+pub(crate) const INVITE_DISCRIMINATOR: &str = "default";
 
 /// Which side of the handshake a party was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub fn base_id(seed: &SymmetricKey) -> [u8; ID_DIGEST_LEN] {
 }
 
 /// `hex(BLAKE2b(digest length 18)(base || role))`.
-pub fn conversation_id(base: &[u8; ID_DIGEST_LEN], role: Role) -> String {
+pub(crate) fn conversation_id(base: &[u8; ID_DIGEST_LEN], role: Role) -> String {
     let mut out = [0u8; ID_DIGEST_LEN];
     // 18 is a valid BLAKE2b output length and `out` has exactly that length.
     if let Ok(mut hasher) = Blake2bVar::new(ID_DIGEST_LEN) {
@@ -84,7 +84,7 @@ pub fn conversation_ids(seed: &SymmetricKey, role: Role) -> (String, String) {
 
 /// Encodes a content frame. The returned plaintext is zeroized on drop, and so is the
 /// intermediate copy of the content.
-pub fn content_frame(
+pub(crate) fn content_frame(
     sender_convo_id: &str,
     content: &[u8],
     timestamp: Timestamp,
@@ -103,7 +103,11 @@ pub fn content_frame(
 }
 
 /// Encodes a placeholder frame (a protocol frame with no content).
-pub fn placeholder_frame(sender_convo_id: &str, counter: u32, timestamp: Timestamp) -> Vec<u8> {
+pub(crate) fn placeholder_frame(
+    sender_convo_id: &str,
+    counter: u32,
+    timestamp: Timestamp,
+) -> Vec<u8> {
     proto::PrivateV1Frame {
         conversation_id: sender_convo_id.to_owned(),
         sender: FRAME_SENDER.to_vec(),

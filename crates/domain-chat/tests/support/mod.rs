@@ -11,26 +11,26 @@ use domain_ratchet::{
 use serde_json::Value;
 
 /// Loads `../shared/vectors/privatev1.json`. A missing file fails the test.
-pub fn privatev1() -> Value {
+pub(crate) fn privatev1() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/privatev1.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("vector file {} must exist: {e}", path.display()));
     serde_json::from_str(&text).expect("valid JSON")
 }
 
-pub fn hex_bytes(v: &Value) -> Vec<u8> {
+pub(crate) fn hex_bytes(v: &Value) -> Vec<u8> {
     hex::decode(v.as_str().expect("hex string")).expect("valid hex")
 }
 
-pub fn arr32(v: &Value) -> [u8; 32] {
+pub(crate) fn arr32(v: &Value) -> [u8; 32] {
     hex_bytes(v).try_into().expect("32 bytes")
 }
 
-pub fn key(v: &Value) -> PublicKey {
+pub(crate) fn key(v: &Value) -> PublicKey {
     PublicKey(arr32(v))
 }
 
-pub fn sym(v: &Value) -> Option<SymmetricKey> {
+pub(crate) fn sym(v: &Value) -> Option<SymmetricKey> {
     match v {
         Value::Null => None,
         Value::String(s) if s == "None" => None,
@@ -38,7 +38,7 @@ pub fn sym(v: &Value) -> Option<SymmetricKey> {
     }
 }
 
-pub fn opt_key(v: &Value) -> Option<PublicKey> {
+pub(crate) fn opt_key(v: &Value) -> Option<PublicKey> {
     match v {
         Value::Null => None,
         Value::String(s) if s == "None" => None,
@@ -47,7 +47,7 @@ pub fn opt_key(v: &Value) -> Option<PublicKey> {
 }
 
 /// A ratchet state and its skipped keys `(pub, n, mk)` sorted, from a decoded vector state.
-pub fn state_from_json(v: &Value) -> (RatchetState, Vec<(PublicKey, u32, [u8; 32])>) {
+pub(crate) fn state_from_json(v: &Value) -> (RatchetState, Vec<(PublicKey, u32, [u8; 32])>) {
     let state = RatchetState {
         root_key: sym(&v["root_key"]).expect("root key"),
         sending_chain: sym(&v["sending_chain"]),
@@ -80,7 +80,7 @@ pub fn state_from_json(v: &Value) -> (RatchetState, Vec<(PublicKey, u32, [u8; 32
 }
 
 /// Replaces the ratchet state (and skipped keys) of `conversation_id` by the vector state.
-pub fn set_state<S: ChatStore>(store: &mut S, conversation_id: &str, v: &Value) {
+pub(crate) fn set_state<S: ChatStore>(store: &mut S, conversation_id: &str, v: &Value) {
     let (state, skipped) = state_from_json(v);
     store.delete_ratchet_state(conversation_id).expect("delete");
     let delta = SkippedKeyDelta {
@@ -102,7 +102,12 @@ pub fn set_state<S: ChatStore>(store: &mut S, conversation_id: &str, v: &Value) 
 }
 
 /// Asserts that the stored state of `conversation_id` equals the vector state.
-pub fn assert_state<S: ChatStore>(store: &mut S, conversation_id: &str, v: &Value, what: &str) {
+pub(crate) fn assert_state<S: ChatStore>(
+    store: &mut S,
+    conversation_id: &str,
+    v: &Value,
+    what: &str,
+) {
     let (expected, expected_skipped) = state_from_json(v);
     let actual = store
         .load_ratchet_state(conversation_id)
@@ -122,14 +127,14 @@ pub fn assert_state<S: ChatStore>(store: &mut S, conversation_id: &str, v: &Valu
     assert!(skipped == expected_skipped, "{what}: skipped keys differ");
 }
 
-pub fn identity(name: &str, secret: &Value) -> Identity {
+pub(crate) fn identity(name: &str, secret: &Value) -> Identity {
     Identity {
         name: name.to_owned(),
         key_pair: DhKeyPair::from_secret_bytes(arr32(secret)),
     }
 }
 
-pub fn record(local: &str, remote: &str) -> ConversationRecord {
+pub(crate) fn record(local: &str, remote: &str) -> ConversationRecord {
     ConversationRecord {
         conversation_id: local.to_owned(),
         remote_conversation_id: remote.to_owned(),

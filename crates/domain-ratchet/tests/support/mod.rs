@@ -5,20 +5,20 @@ use rand_core::{CryptoRng, RngCore};
 
 /// An RNG that replays recorded bytes and panics when asked for more (or, on drop check, when
 /// bytes are left over: see [`ReplayRng::assert_consumed`]).
-pub struct ReplayRng {
+pub(crate) struct ReplayRng {
     bytes: Vec<u8>,
     pos: usize,
 }
 
 impl ReplayRng {
-    pub fn new(parts: &[&[u8]]) -> Self {
+    pub(crate) fn new(parts: &[&[u8]]) -> Self {
         Self {
             bytes: parts.concat(),
             pos: 0,
         }
     }
 
-    pub fn assert_consumed(&self) {
+    pub(crate) fn assert_consumed(&self) {
         assert_eq!(
             self.pos,
             self.bytes.len(),

@@ -13,13 +13,13 @@
 //! ```no_run
 //! use std::path::Path;
 //! use persistence::{DatabaseConfig, DatabaseKey};
-//! use persistence::legacy::{import_legacy, ImportOutcome};
+//! use persistence::{import_legacy, ImportOutcome};
 //!
 //! let source_key = DatabaseKey::Passphrase("old passphrase".to_owned().into());
 //! let target = DatabaseConfig::file("new.db");
 //! let report = import_legacy(Path::new("old.db"), Some(&source_key), &target, &mut |_| {})?;
 //! assert_eq!(report.outcome, ImportOutcome::Imported);
-//! # Ok::<(), persistence::legacy::LegacyImportError>(())
+//! # Ok::<(), persistence::LegacyImportError>(())
 //! ```
 
 mod error;

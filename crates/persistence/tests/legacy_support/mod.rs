@@ -10,18 +10,18 @@ use diesel::sql_types::{Binary, Text};
 use domain_ratchet::DhKeyPair;
 
 /// `../shared/vectors/legacy`, relative to this crate.
-pub fn legacy_vectors_dir() -> PathBuf {
+pub(crate) fn legacy_vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/legacy")
 }
 
 /// The reference's schema (`schema.sql`).
-pub fn legacy_schema() -> String {
+pub(crate) fn legacy_schema() -> String {
     let path = legacy_vectors_dir().join("schema.sql");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// Opens (creating) a SQLite file read-write for planting rows, with an optional passphrase.
-pub fn open_raw(path: &Path, passphrase: Option<&str>) -> SqliteConnection {
+pub(crate) fn open_raw(path: &Path, passphrase: Option<&str>) -> SqliteConnection {
     let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     if let Some(passphrase) = passphrase {
         conn.batch_execute(&format!(
@@ -35,7 +35,7 @@ pub fn open_raw(path: &Path, passphrase: Option<&str>) -> SqliteConnection {
 
 /// Size of a generated reference database.
 #[derive(Debug, Clone, Copy)]
-pub struct Synthetic {
+pub(crate) struct Synthetic {
     /// Conversations (each with a ratchet state).
     pub conversations: usize,
     /// Skipped keys per conversation.
@@ -45,11 +45,11 @@ pub struct Synthetic {
 }
 
 /// A fixed, arbitrary identity secret for generated databases.
-pub const SYNTHETIC_IDENTITY_SECRET: [u8; 32] = [7u8; 32];
+pub(crate) const SYNTHETIC_IDENTITY_SECRET: [u8; 32] = [7u8; 32];
 
 /// Creates a database in the reference layout at `path` (plain, or SQLCipher with
 /// `passphrase`) filled with random key material, the way the reference lays it out.
-pub fn create_legacy_db(path: &Path, passphrase: Option<&str>, spec: Synthetic) {
+pub(crate) fn create_legacy_db(path: &Path, passphrase: Option<&str>, spec: Synthetic) {
     let mut conn = open_raw(path, passphrase);
     conn.batch_execute(&legacy_schema()).unwrap();
     conn.batch_execute("BEGIN;").unwrap();

@@ -12,30 +12,30 @@ use persistence::{Database, DatabaseConfig, DatabaseKey, Tx};
 use tempfile::TempDir;
 
 /// A raw SQLCipher key for tests (fast: no PBKDF2).
-pub const RAW_KEY: [u8; 32] = [0x5a; 32];
+pub(crate) const RAW_KEY: [u8; 32] = [0x5a; 32];
 
 /// Another raw key.
-pub const OTHER_KEY: [u8; 32] = [0xa5; 32];
+pub(crate) const OTHER_KEY: [u8; 32] = [0xa5; 32];
 
 /// A fresh temporary directory and a database path inside it.
-pub fn temp_path() -> (TempDir, PathBuf) {
+pub(crate) fn temp_path() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("test.db");
     (dir, path)
 }
 
 /// Config for a plain file.
-pub fn plain(path: &Path) -> DatabaseConfig {
+pub(crate) fn plain(path: &Path) -> DatabaseConfig {
     DatabaseConfig::file(path)
 }
 
 /// Config for an encrypted file with [`RAW_KEY`].
-pub fn encrypted(path: &Path) -> DatabaseConfig {
+pub(crate) fn encrypted(path: &Path) -> DatabaseConfig {
     DatabaseConfig::file(path).with_key(DatabaseKey::Raw(RAW_KEY))
 }
 
 /// Every byte of the database file and its `-wal`/`-shm` companions (absent ones as `None`).
-pub fn snapshot_files(path: &Path) -> Vec<(String, Option<Vec<u8>>)> {
+pub(crate) fn snapshot_files(path: &Path) -> Vec<(String, Option<Vec<u8>>)> {
     ["", "-wal", "-shm", "-journal"]
         .iter()
         .map(|suffix| {
@@ -46,7 +46,7 @@ pub fn snapshot_files(path: &Path) -> Vec<(String, Option<Vec<u8>>)> {
 }
 
 /// A conversation record with id `id`.
-pub fn record(id: &str, created_at: i64) -> ConversationRecord {
+pub(crate) fn record(id: &str, created_at: i64) -> ConversationRecord {
     ConversationRecord {
         conversation_id: id.to_owned(),
         remote_conversation_id: format!("remote-{id}"),
@@ -59,20 +59,20 @@ pub fn record(id: &str, created_at: i64) -> ConversationRecord {
 /// a ratchet state needs its conversation row (foreign key), which the ratchet conformance
 /// kit knows nothing about, so a save first creates the conversation if it is missing, in the
 /// same transaction.
-pub struct RatchetOnly {
+pub(crate) struct RatchetOnly {
     pub db: Database,
     pub _dir: Option<TempDir>,
 }
 
 impl RatchetOnly {
-    pub fn memory() -> Self {
+    pub(crate) fn memory() -> Self {
         Self {
             db: Database::open(DatabaseConfig::in_memory()).unwrap(),
             _dir: None,
         }
     }
 
-    pub fn plain_file() -> Self {
+    pub(crate) fn plain_file() -> Self {
         let (dir, path) = temp_path();
         Self {
             db: Database::open(plain(&path)).unwrap(),
@@ -80,7 +80,7 @@ impl RatchetOnly {
         }
     }
 
-    pub fn encrypted_file() -> Self {
+    pub(crate) fn encrypted_file() -> Self {
         let (dir, path) = temp_path();
         Self {
             db: Database::open(encrypted(&path)).unwrap(),
@@ -144,7 +144,7 @@ impl RatchetStore for RatchetOnly {
 }
 
 /// [`RatchetOnly`] for a transaction in progress.
-pub struct RatchetOnlyTx<'a, 'b>(pub &'a mut Tx<'b>);
+pub(crate) struct RatchetOnlyTx<'a, 'b>(pub &'a mut Tx<'b>);
 
 impl RatchetStore for RatchetOnlyTx<'_, '_> {
     fn load_ratchet_state(

@@ -1,0 +1,20 @@
+//! Schema tools for a database that is not open as a [`Client`](crate::Client): read its
+//! migration status without writing anything, or apply the pending migrations.
+
+use persistence::{Database, DatabaseConfig, MigrationMode, SchemaStatus};
+
+use crate::client::ClientError;
+
+/// The database's migrations against the chain embedded in this build: applied, pending, and
+/// applied by a newer build. Nothing is written (the key is still verified).
+pub fn schema_status(config: &DatabaseConfig) -> Result<SchemaStatus, ClientError> {
+    Ok(Database::inspect(config)?)
+}
+
+/// Applies the pending migrations (creating the file if it is missing) and returns the versions
+/// applied; a database migrated by a newer build is refused, untouched
+/// ([`persistence::PersistenceError::NewerSchema`]). The installation identity is not created.
+pub fn migrate_schema(config: &DatabaseConfig) -> Result<Vec<String>, ClientError> {
+    let mut db = Database::open(config.clone().with_migrations(MigrationMode::Skip))?;
+    Ok(db.migrate()?)
+}
