@@ -334,7 +334,7 @@ impl Client {
         self.db.read(|tx| op(tx))
     }
 
-    /// Fault injection for tests (feature `testing`): the next operation runs through
+    /// Test hook (feature `testing`): fault injection. The next operation runs through
     /// [`domain_ratchet::testing::FailingStore`], which fails its write with index `k`
     /// (0-based) with an injected [`StoreError::Backend`]. The operation must then change
     /// nothing.
@@ -497,8 +497,8 @@ impl Client {
         Ok(self.db.schema_status()?)
     }
 
-    /// The underlying database, for tests (feature `testing`): raw SQL to plant or inspect
-    /// rows. Applications and tools go through the Client's operations.
+    /// Test hook (feature `testing`): the underlying database, for raw SQL that plants or
+    /// inspects rows. Applications and tools go through the Client's operations.
     #[cfg(any(test, feature = "testing"))]
     pub fn database(&mut self) -> &mut Database {
         &mut self.db

@@ -558,9 +558,10 @@ pub fn check_rollback_on_failed_save<S: RatchetStore>(store: &mut S) {
     assert_eq!(recv(store, "bob", &config, &m0, 1).unwrap(), "m0");
 }
 
-/// The fault-injecting store of the workspace's tests: wraps any store and fails exactly one
-/// write, the `k`-th (0-based: `k = 0` is the first write), with [`StoreError::Backend`],
-/// without passing it to the inner store. Reads, and every other write, go to the inner store.
+/// Test hook (feature `testing`): the fault-injecting store of the workspace's tests. It wraps
+/// any store and fails exactly one write, the `k`-th (0-based: `k = 0` is the first write),
+/// with [`StoreError::Backend`], without passing it to the inner store. Reads, and every other
+/// write, go to the inner store.
 ///
 /// It implements [`RatchetStore`] here; `domain-chat`'s `testing` module implements the chat
 /// and mailbox store traits for it, and the Client's test hook uses it, so every atomicity test

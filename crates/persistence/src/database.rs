@@ -320,8 +320,8 @@ impl Database {
         })
     }
 
-    /// The connection itself, for tests (feature `testing`): raw SQL to plant or inspect rows.
-    /// Application code goes through [`Database::transaction`].
+    /// Test hook (feature `testing`): the connection itself, for raw SQL that plants or
+    /// inspects rows. Application code goes through [`Database::transaction`].
     #[cfg(any(test, feature = "testing"))]
     pub fn raw_connection(&mut self) -> &mut SqliteConnection {
         &mut self.conn
