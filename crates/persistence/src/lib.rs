@@ -26,6 +26,7 @@
 mod config;
 mod database;
 mod error;
+mod files;
 pub mod legacy;
 mod migrate;
 mod repo;
@@ -39,5 +40,6 @@ pub use config::{
 };
 pub use database::{Database, DatabaseSize, Tx};
 pub use error::PersistenceError;
+pub use files::PermissionWarning;
 pub use migrate::{MIGRATIONS, SchemaStatus, embedded_versions};
 pub use repo::mailbox::{Direction, HistoryEntry, InboxEntry, NewInbox, NewOutbox, OutboxEntry};
