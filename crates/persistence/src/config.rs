@@ -31,8 +31,8 @@ impl std::fmt::Display for Location {
 pub enum DatabaseKey {
     /// A passphrase, stretched by SQLCipher (PBKDF2-HMAC-SHA512, 256,000 iterations: slow to
     /// open by design). This is what the reference implementation uses. It must not be empty
-    /// (SQLCipher would take it as "no encryption") nor contain a NUL character: opening
-    /// fails with [`PersistenceError::InvalidKey`] before touching the file.
+    /// (SQLCipher refuses an empty key) nor contain a NUL character (SQL text ends there):
+    /// opening fails with [`PersistenceError::InvalidKey`] before touching the file.
     Passphrase(Zeroizing<String>),
     /// A raw 256-bit key, used as is (`PRAGMA key = "x'…'"`): no key derivation on open.
     Raw([u8; 32]),
@@ -56,9 +56,10 @@ impl DatabaseKey {
         match self {
             DatabaseKey::Passphrase(passphrase) => {
                 if passphrase.is_empty() {
-                    // SQLCipher takes an empty key as "no key": the database would be plain.
+                    // SQLCipher refuses it too, with an untyped error after the file was
+                    // created.
                     return Err(PersistenceError::InvalidKey {
-                        reason: "the passphrase is empty (SQLCipher would not encrypt the database)",
+                        reason: "the passphrase is empty",
                     });
                 }
                 if passphrase.contains('\0') {

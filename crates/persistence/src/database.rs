@@ -200,10 +200,18 @@ fn contents(conn: &mut SqliteConnection) -> Result<Contents, PersistenceError> {
                 migrate::MIGRATIONS_TABLE
             )
         } else {
+            let mut shown = recorded
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if recorded.len() > 5 {
+                shown.push_str(&format!(" and {} more", recorded.len() - 5));
+            }
             format!(
-                "its {} records migrations that are not libchat's: {}",
-                migrate::MIGRATIONS_TABLE,
-                recorded.join(", ")
+                "its {} records migrations that are not libchat's: {shown}",
+                migrate::MIGRATIONS_TABLE
             )
         };
         return Ok(Contents::Foreign(reason));

@@ -35,9 +35,8 @@ pub enum PersistenceError {
         /// The database that was being opened.
         location: String,
     },
-    /// The key cannot be used (e.g. a passphrase containing a NUL character, or an empty one,
-    /// which SQLCipher would take as "no encryption"). Nothing was opened or created; the
-    /// error never contains the key.
+    /// The key cannot be used (a passphrase containing a NUL character, or an empty one).
+    /// Nothing was opened or created; the error never contains the key.
     #[error("invalid database key: {reason}")]
     InvalidKey {
         /// What is wrong with it.
