@@ -6,7 +6,9 @@
 //!   appends a row to each of 1, 3 or 5 tables (so writes that many pages): what a commit
 //!   costs per page written, the floor under any operation that touches that many b-trees;
 //!   `persisted_encrypt` / `persisted_decrypt`: load, encrypt/decrypt, save in one transaction.
-//! - `save/{0,5000}_stored/...`: one ratchet save with 0 vs 5,000 skipped keys stored.
+//! - `save/{0,5000}_stored/...`: one ratchet save with 0 vs 5,000 skipped keys stored;
+//!   `save_without_secure_delete/...`: the same with `PRAGMA secure_delete` turned off (the
+//!   library turns it on), so that its cost is measured in the same run.
 //! - `open/10k_conversations`: opening a database holding 10,000 conversations.
 // `criterion_group!` defines an undocumented public function.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -186,10 +188,23 @@ fn bench_tx(c: &mut Criterion) {
 }
 
 fn bench_save(c: &mut Criterion) {
-    let mut group = c.benchmark_group("save");
+    // `save` is what the library does; `save_without_secure_delete` turns the connection's
+    // `secure_delete` off, to measure what zeroing freed content costs, in the same run.
+    for (name, secure_delete) in [("save", true), ("save_without_secure_delete", false)] {
+        bench_save_group(c, name, secure_delete);
+    }
+}
+
+fn bench_save_group(c: &mut Criterion, name: &str, secure_delete: bool) {
+    let mut group = c.benchmark_group(name);
     for stored in [0u32, 5_000] {
         let (_dir, path) = temp_path();
         let mut db = open(&path, Durability::Normal);
+        if !secure_delete {
+            db.raw_connection()
+                .batch_execute("PRAGMA secure_delete = OFF")
+                .unwrap();
+        }
         db.save_conversation(&record("c", 1)).unwrap();
         let keys: Vec<_> = (0..stored).map(|n| sample_key(1, n, 10)).collect();
         db.save_ratchet_state(

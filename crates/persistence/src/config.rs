@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::error::PersistenceError;
+
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
-    /// A file on disk (created if missing).
+    /// A file on disk. [`crate::Database::open`] creates it if missing, readable and writable
+    /// by its owner only (mode 0600 on Unix); an existing file keeps its mode.
     File(PathBuf),
     /// A private in-memory database, gone when the [`crate::Database`] drops.
     InMemory,
@@ -27,38 +30,73 @@ impl std::fmt::Display for Location {
 #[derive(Clone)]
 pub enum DatabaseKey {
     /// A passphrase, stretched by SQLCipher (PBKDF2-HMAC-SHA512, 256,000 iterations: slow to
-    /// open by design). This is what the reference implementation uses.
+    /// open by design). This is what the reference implementation uses. It must not be empty
+    /// (SQLCipher refuses an empty key) nor contain a NUL character (SQL text ends there):
+    /// opening fails with [`PersistenceError::InvalidKey`] before touching the file.
     Passphrase(Zeroizing<String>),
     /// A raw 256-bit key, used as is (`PRAGMA key = "x'…'"`): no key derivation on open.
     Raw([u8; 32]),
 }
 
+/// `PRAGMA key = '…';` around a passphrase.
+const PASSPHRASE_PREFIX: &str = "PRAGMA key = '";
+const PASSPHRASE_SUFFIX: &str = "';";
+/// `PRAGMA key = "x'…'";` around a raw key's hex.
+const RAW_PREFIX: &str = "PRAGMA key = \"x'";
+const RAW_SUFFIX: &str = "'\";";
+
 impl DatabaseKey {
     /// The `PRAGMA key` statement for this key, in a buffer zeroized on drop.
-    pub(crate) fn pragma(&self) -> Zeroizing<String> {
-        let mut sql = Zeroizing::new(String::with_capacity(96));
+    ///
+    /// The buffer is allocated once with its exact final size (quote doubling included), so it
+    /// never reallocates: no copy of the key is left behind in freed memory by this function.
+    /// A key that cannot be passed safely is refused before anything is built:
+    /// [`PersistenceError::InvalidKey`], which never contains the key.
+    pub(crate) fn pragma(&self) -> Result<Zeroizing<String>, PersistenceError> {
         match self {
             DatabaseKey::Passphrase(passphrase) => {
-                sql.push_str("PRAGMA key = '");
+                if passphrase.is_empty() {
+                    // SQLCipher refuses it too, with an untyped error after the file was
+                    // created.
+                    return Err(PersistenceError::InvalidKey {
+                        reason: "the passphrase is empty",
+                    });
+                }
+                if passphrase.contains('\0') {
+                    // SQL text ends at a NUL: the statement cannot carry it.
+                    return Err(PersistenceError::InvalidKey {
+                        reason: "the passphrase contains a NUL character",
+                    });
+                }
+                let quotes = passphrase.bytes().filter(|&b| b == b'\'').count();
+                let capacity =
+                    PASSPHRASE_PREFIX.len() + passphrase.len() + quotes + PASSPHRASE_SUFFIX.len();
+                let mut sql = Zeroizing::new(String::with_capacity(capacity));
+                sql.push_str(PASSPHRASE_PREFIX);
                 for c in passphrase.chars() {
                     if c == '\'' {
                         sql.push('\'');
                     }
                     sql.push(c);
                 }
-                sql.push_str("';");
+                sql.push_str(PASSPHRASE_SUFFIX);
+                debug_assert_eq!(sql.len(), capacity);
+                Ok(sql)
             }
             DatabaseKey::Raw(bytes) => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                sql.push_str("PRAGMA key = \"x'");
+                let capacity = RAW_PREFIX.len() + 2 * bytes.len() + RAW_SUFFIX.len();
+                let mut sql = Zeroizing::new(String::with_capacity(capacity));
+                sql.push_str(RAW_PREFIX);
                 for b in bytes {
                     sql.push(char::from(HEX[usize::from(b >> 4)]));
                     sql.push(char::from(HEX[usize::from(b & 0x0f)]));
                 }
-                sql.push_str("'\";");
+                sql.push_str(RAW_SUFFIX);
+                debug_assert_eq!(sql.len(), capacity);
+                Ok(sql)
             }
         }
-        sql
     }
 }
 
@@ -117,6 +155,15 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Everything [`crate::Database::open`] needs: where the database is, its key, its durability,
 /// its busy timeout and whether opening migrates.
 ///
+/// **Without a key, nothing is encrypted.** A database opened without [`DatabaseConfig::with_key`]
+/// is a plain SQLite file: the identity's secret key, every ratchet key (root, chain and
+/// skipped message keys), the intro keys and the message text of the history, inbox and
+/// outbox are stored in clear, readable by anyone who can read the file (or a backup of it).
+/// libchat creates new database files readable by their owner only (mode 0600), but that
+/// protects nothing from that user's other programs or from a copy. Use a key
+/// ([`DatabaseKey::Passphrase`] or [`DatabaseKey::Raw`]) unless the file is protected by
+/// other means (e.g. full-disk encryption and a single-user machine), or for tests.
+///
 /// Built from a constructor ([`DatabaseConfig::file`], [`DatabaseConfig::in_memory`]) and
 /// chained `with_*` setters; the fields are private, so a new option is not a breaking change.
 /// `Debug` never prints the key.
@@ -144,7 +191,8 @@ pub struct DatabaseConfig {
 impl DatabaseConfig {
     /// A plain database file (created if missing) with the default durability
     /// ([`Durability::Full`]), busy timeout ([`DEFAULT_BUSY_TIMEOUT`]) and migrations
-    /// ([`MigrationMode::Apply`]).
+    /// ([`MigrationMode::Apply`]). Plain means unencrypted: add a key with
+    /// [`DatabaseConfig::with_key`] to encrypt it.
     pub fn file(path: impl Into<PathBuf>) -> Self {
         Self::new(Location::File(path.into()))
     }
@@ -217,5 +265,51 @@ impl DatabaseConfig {
     /// Whether opening applies pending migrations.
     pub fn migrations(&self) -> MigrationMode {
         self.migrations
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_key_statement_is_allocated_once_with_its_exact_size() {
+        let long = "x'".repeat(500);
+        for p in [
+            "a",
+            "it's",
+            "''''",
+            "naïve 'quoted' ünïcödé ✓",
+            long.as_str(),
+        ] {
+            let sql = DatabaseKey::Passphrase(p.to_owned().into())
+                .pragma()
+                .unwrap();
+            // A reallocation would have grown the capacity past the length.
+            assert_eq!(sql.len(), sql.capacity(), "{p}");
+            let inner = &sql[PASSPHRASE_PREFIX.len()..sql.len() - PASSPHRASE_SUFFIX.len()];
+            assert_eq!(inner.replace("''", "'"), p);
+            assert!(!inner.replace("''", "").contains('\''), "{}", &*sql);
+        }
+        let raw = DatabaseKey::Raw([0xab; 32]).pragma().unwrap();
+        assert_eq!(raw.len(), raw.capacity());
+        assert_eq!(*raw, format!("PRAGMA key = \"x'{}'\";", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn unusable_passphrases_are_refused_without_the_bytes() {
+        for p in ["", "\0", "secret\0more"] {
+            let err = DatabaseKey::Passphrase(p.to_owned().into())
+                .pragma()
+                .unwrap_err();
+            assert!(matches!(err, PersistenceError::InvalidKey { .. }));
+            let shown = format!("{err} {err:?}");
+            assert!(
+                !shown.contains("secret") && !shown.contains("more"),
+                "{shown}"
+            );
+        }
     }
 }

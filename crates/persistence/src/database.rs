@@ -1,13 +1,15 @@
 //! Opening a database (connection setup, key check, migrations) and the unit of work.
 
+use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
-use crate::config::{DatabaseConfig, Location, MigrationMode};
+use crate::config::{DatabaseConfig, DatabaseKey, Location, MigrationMode};
 use crate::error::{PersistenceError, is_not_a_database};
+use crate::files::{self, PermissionWarning};
 use crate::migrate::{self, SchemaStatus};
 use crate::repo::keycache::KeyPairCache;
 
@@ -75,14 +77,26 @@ fn query_i64(conn: &mut SqliteConnection, sql: &str) -> Result<i64, PersistenceE
 }
 
 /// Opens the connection and checks the key, without writing anything to the file.
-fn connect(config: &DatabaseConfig) -> Result<SqliteConnection, PersistenceError> {
+///
+/// The key is validated before anything else (a key that cannot be passed is refused before
+/// the file is created or opened). With `create`, a missing file is first created
+/// owner-only ([`files::create_owner_only`]); otherwise SQLite would create it with the
+/// default mode.
+fn connect(config: &DatabaseConfig, create: bool) -> Result<SqliteConnection, PersistenceError> {
     let location = config.location.to_string();
+    let pragma = config.key.as_ref().map(DatabaseKey::pragma).transpose()?;
     let url = match &config.location {
         Location::InMemory => ":memory:".to_owned(),
-        Location::File(path) => path
-            .to_str()
-            .ok_or_else(|| PersistenceError::InvalidPath(path.display().to_string()))?
-            .to_owned(),
+        Location::File(path) => {
+            let url = path
+                .to_str()
+                .ok_or_else(|| PersistenceError::InvalidPath(path.display().to_string()))?
+                .to_owned();
+            if create {
+                files::create_owner_only(path)?;
+            }
+            url
+        }
     };
     let mut conn =
         SqliteConnection::establish(&url).map_err(|source| PersistenceError::Connection {
@@ -90,34 +104,190 @@ fn connect(config: &DatabaseConfig) -> Result<SqliteConnection, PersistenceError
             source,
         })?;
     // 1. The key (before anything reads the file).
-    if let Some(key) = &config.key {
+    if let Some(pragma) = pragma {
         let available: Vec<CipherVersion> =
             diesel::sql_query("PRAGMA cipher_version").load(&mut conn)?;
         if available.is_empty() {
             return Err(PersistenceError::EncryptionUnavailable);
         }
-        // SQLCipher logs decryption failures to stderr by default; a wrong key is reported
-        // through the typed error instead.
-        conn.batch_execute("PRAGMA cipher_log_level = NONE;")?;
-        let pragma = key.pragma();
         conn.batch_execute(&pragma)?;
+        // SQLCipher logs decryption failures (three "ERROR CORE ... hmac check failed" lines
+        // for a wrong key) to stderr; a wrong key is reported through the typed error instead.
+        // The level must be set after the key: the first `PRAGMA key` of the process activates
+        // SQLCipher, which then sets its default log target (stderr) and level (WARN) unless a
+        // level other than NONE was set before, so a NONE set earlier is overwritten. The
+        // setting is global to the process and stays NONE from here on.
+        conn.batch_execute("PRAGMA cipher_log_level = NONE;")?;
     }
     // The busy timeout is a connection setting that reads nothing; it comes before the first
     // read because that read already needs a shared lock, which another process may hold
     // (e.g. while it creates the schema of a fresh file).
-    let timeout_ms = u64::try_from(config.busy_timeout.as_millis()).unwrap_or(u64::MAX);
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {};",
-        timeout_ms.min(i32::MAX as u64)
+        busy_timeout_ms(config.busy_timeout)
     ))?;
     // 2. Verify that the key (or the absence of one) opens the file: a read that decrypts
     //    page 1. A wrong key, a key on a plain file, no key on an encrypted file and a file
     //    that is not a database all fail here, before any write.
     match query_i64(&mut conn, "SELECT count(*) AS n FROM sqlite_master") {
-        Ok(_) => Ok(conn),
+        Ok(_) => {}
         Err(PersistenceError::Query(e)) if is_not_a_database(&e) => {
-            Err(PersistenceError::WrongKeyOrNotADatabase { location })
+            return Err(PersistenceError::WrongKeyOrNotADatabase { location });
         }
+        Err(e) => return Err(e),
+    }
+    // 3. Freed content is overwritten with zeros (in the page and in the WAL frame that
+    //    carries it), so deleted keys do not linger in free space. A connection setting: it
+    //    writes nothing by itself.
+    conn.batch_execute("PRAGMA secure_delete = ON;")?;
+    Ok(conn)
+}
+
+/// The busy timeout in milliseconds, as SQLite takes it.
+fn busy_timeout_ms(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(i32::MAX as u64)
+}
+
+/// What a file holds, from its schema alone.
+enum Contents {
+    /// No schema at all: a new (0-byte) file, or a database nothing was ever created in.
+    Empty,
+    /// libchat's migration table (diesel's), with at least one migration of this build's chain
+    /// recorded, or with none recorded and nothing else (every migration reverted); the
+    /// versions it records.
+    Libchat(Vec<String>),
+    /// A database of the libchat reference implementation (`persistence::legacy`'s layout).
+    Legacy,
+    /// Any other schema: another application's database.
+    Foreign(String),
+}
+
+#[derive(QueryableByName)]
+struct SchemaObject {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// Classifies the file from `sqlite_master`, reading only.
+fn contents(conn: &mut SqliteConnection) -> Result<Contents, PersistenceError> {
+    let objects: Vec<SchemaObject> = diesel::sql_query(
+        "SELECT type AS kind, name FROM sqlite_master \
+         WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name",
+    )
+    .load(conn)?;
+    if objects.is_empty() {
+        return Ok(Contents::Empty);
+    }
+    let has_migration_table = objects
+        .iter()
+        .any(|o| o.kind == "table" && o.name == migrate::MIGRATIONS_TABLE);
+    if has_migration_table {
+        let recorded = migrate::read_recorded_versions(conn)?;
+        let embedded = migrate::embedded_versions()?;
+        if recorded.iter().any(|v| embedded.contains(v))
+            || (recorded.is_empty() && objects.len() == 1)
+        {
+            return Ok(Contents::Libchat(recorded));
+        }
+        let reason = if recorded.is_empty() {
+            format!(
+                "it holds {} beside an empty {}",
+                describe(&objects),
+                migrate::MIGRATIONS_TABLE
+            )
+        } else {
+            let mut shown = recorded
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if recorded.len() > 5 {
+                shown.push_str(&format!(" and {} more", recorded.len() - 5));
+            }
+            format!(
+                "its {} records migrations that are not libchat's: {shown}",
+                migrate::MIGRATIONS_TABLE
+            )
+        };
+        return Ok(Contents::Foreign(reason));
+    }
+    if crate::legacy::source::is_reference_layout(conn)? {
+        return Ok(Contents::Legacy);
+    }
+    Ok(Contents::Foreign(format!(
+        "it holds {} and no libchat migration",
+        describe(&objects)
+    )))
+}
+
+/// "table users, view v" (at most five, then "and N more"), without the migration table.
+fn describe(objects: &[SchemaObject]) -> String {
+    const SHOWN: usize = 5;
+    let named: Vec<String> = objects
+        .iter()
+        .filter(|o| o.name != migrate::MIGRATIONS_TABLE)
+        .map(|o| format!("{} {}", o.kind, o.name))
+        .collect();
+    let mut text = named
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if named.len() > SHOWN {
+        text.push_str(&format!(" and {} more", named.len() - SHOWN));
+    }
+    text
+}
+
+/// Refuses a file that is not (or not yet) a libchat database, reading only; returns its
+/// schema status otherwise.
+fn libchat_status(
+    conn: &mut SqliteConnection,
+    location: &Location,
+) -> Result<SchemaStatus, PersistenceError> {
+    match contents(conn)? {
+        Contents::Empty => migrate::status_of(&[]),
+        Contents::Libchat(recorded) => migrate::status_of(&recorded),
+        Contents::Legacy => Err(PersistenceError::LegacyDatabase {
+            location: location.to_string(),
+        }),
+        Contents::Foreign(reason) => Err(PersistenceError::ForeignDatabase {
+            location: location.to_string(),
+            reason,
+        }),
+    }
+}
+
+#[derive(QueryableByName)]
+struct CheckpointResult {
+    #[diesel(sql_type = BigInt)]
+    busy: i64,
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)` without waiting: copies every WAL frame into the
+/// database file and truncates the WAL to zero bytes, so that old page versions (deleted keys)
+/// do not stay in it. Returns `false`, having done nothing harmful, when another connection
+/// is reading or writing (the busy timeout is 0 for the checkpoint, so a reader elsewhere
+/// never delays us); then `restore_timeout_ms` is set again.
+fn truncate_wal(
+    conn: &mut SqliteConnection,
+    restore_timeout_ms: Option<u64>,
+) -> Result<bool, PersistenceError> {
+    conn.batch_execute("PRAGMA busy_timeout = 0;")?;
+    let result: Result<CheckpointResult, _> =
+        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result(conn);
+    if let Some(ms) = restore_timeout_ms {
+        conn.batch_execute(&format!("PRAGMA busy_timeout = {ms};"))?;
+    }
+    match result.map_err(PersistenceError::from) {
+        Ok(row) => Ok(row.busy == 0),
+        Err(PersistenceError::Locked) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -158,20 +328,44 @@ struct CipherVersion {
     cipher_version: String,
 }
 
+/// `PRAGMA journal_size_limit`: when the WAL restarts (after a complete checkpoint), it is
+/// truncated to this size, so frames beyond it (old page versions written by a large
+/// transaction) do not stay in the file. A little over one auto-checkpoint cycle (1,000 pages
+/// of 4 KiB plus frame headers): normal cycles overwrite the same region in place (no file
+/// growth, so no extra metadata sync per commit), and everything beyond is cut.
+const JOURNAL_SIZE_LIMIT: u64 = 4 * 1024 * 1024;
+
 impl Database {
-    /// Opens (creating if missing) the database described by `config`.
+    /// Opens the database described by `config`, creating the file if it is missing.
     ///
-    /// Connection setup, in order: `PRAGMA key` (if a key is given), `busy_timeout` (before
-    /// the first read, which may wait for a lock), a read that verifies the key,
-    /// `foreign_keys = ON`, `journal_mode = WAL` (files), `synchronous` from the durability. Then the schema is checked: a database migrated by a newer
-    /// build is refused ([`PersistenceError::NewerSchema`]) before anything is written, and
-    /// pending migrations are applied unless [`MigrationMode::Skip`] is set.
+    /// A new file is created readable and writable by its owner only (0600, `O_EXCL`) before
+    /// SQLite opens it; SQLite gives its `-wal` and `-shm` files the same mode. An existing
+    /// file keeps its mode (see [`Database::permission_warnings`]).
     ///
-    /// A failure before migrations leaves the file's bytes untouched.
+    /// Connection setup, in order: the key is validated ([`PersistenceError::InvalidKey`]),
+    /// `PRAGMA key` (if a key is given), `busy_timeout` (before the first read, which may wait
+    /// for a lock), a read that verifies the key, `secure_delete = ON`. Then, reading only,
+    /// the file must be empty (0 bytes, or a database with no schema at all) or a libchat
+    /// database: another application's database is refused
+    /// ([`PersistenceError::ForeignDatabase`]), a database of the reference implementation
+    /// too ([`PersistenceError::LegacyDatabase`]: convert it with
+    /// [`crate::legacy::import_legacy`]), and so is a database migrated by a newer build
+    /// ([`PersistenceError::NewerSchema`]). Only then `foreign_keys = ON`,
+    /// `journal_mode = WAL` (files), `synchronous` from the durability,
+    /// `journal_size_limit`, a truncating WAL checkpoint (files; skipped, not waited for,
+    /// when another connection is busy), and pending migrations unless
+    /// [`MigrationMode::Skip`] is set.
+    ///
+    /// A failure before migrations leaves the file's bytes untouched (a missing file may have
+    /// been created, empty).
+    ///
+    /// Dropping the `Database` runs the truncating checkpoint again (best effort), so that a
+    /// closed database leaves no old page versions in its WAL.
     pub fn open(config: DatabaseConfig) -> Result<Self, PersistenceError> {
-        let mut conn = connect(&config)?;
-        // Refuse a newer database before the journal-mode switch, which may write the header.
-        let status = migrate::status(&mut conn)?;
+        let mut conn = connect(&config, true)?;
+        // Refuse a foreign file and a newer database before the journal-mode switch, which
+        // writes the header.
+        let status = libchat_status(&mut conn, &config.location)?;
         if status.is_newer_than_build() {
             return Err(PersistenceError::NewerSchema {
                 location: config.location.to_string(),
@@ -179,13 +373,17 @@ impl Database {
             });
         }
         conn.batch_execute("PRAGMA foreign_keys = ON;")?;
-        if matches!(config.location, Location::File(_)) {
+        let file = matches!(config.location, Location::File(_));
+        if file {
             set_wal(&mut conn, config.busy_timeout)?;
         }
         conn.batch_execute(&format!(
-            "PRAGMA synchronous = {};",
+            "PRAGMA synchronous = {}; PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};",
             config.durability.synchronous()
         ))?;
+        if file {
+            truncate_wal(&mut conn, Some(busy_timeout_ms(config.busy_timeout)))?;
+        }
         let mut db = Self {
             conn,
             keys: KeyPairCache::default(),
@@ -198,10 +396,36 @@ impl Database {
     }
 
     /// Reads the schema status of a database without migrating or writing anything (for
-    /// `libchat db status`). The key is still verified.
+    /// `libchat db status`). The key is still verified, and a file that is not a libchat
+    /// database is refused as by [`Database::open`] (a database migrated by a newer build is
+    /// reported, not refused). A missing file is reported as an empty database (every
+    /// migration pending) and is not created.
     pub fn inspect(config: &DatabaseConfig) -> Result<SchemaStatus, PersistenceError> {
-        let mut conn = connect(config)?;
-        migrate::status(&mut conn)
+        if let Location::File(path) = &config.location
+            && std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == ErrorKind::NotFound)
+        {
+            config.key.as_ref().map(DatabaseKey::pragma).transpose()?;
+            return Ok(SchemaStatus {
+                pending: migrate::embedded_versions()?,
+                ..SchemaStatus::default()
+            });
+        }
+        let mut conn = connect(config, false)?;
+        libchat_status(&mut conn, &config.location)
+    }
+
+    /// The database file at `location` and its `-wal`, `-shm` and `-journal` files, those
+    /// that exist and that users other than the owner may read or write (group or other
+    /// permission bits set), for a warning such as `libchat db status` prints. libchat
+    /// creates its files 0600 but never changes the mode of an existing file. Always empty
+    /// for an in-memory database and off Unix.
+    pub fn permission_warnings(
+        location: &Location,
+    ) -> Result<Vec<PermissionWarning>, PersistenceError> {
+        match location {
+            Location::File(path) => files::permission_warnings(path),
+            Location::InMemory => Ok(Vec::new()),
+        }
     }
 
     /// Where this database lives.
@@ -325,6 +549,18 @@ impl Database {
     #[cfg(any(test, feature = "testing"))]
     pub fn raw_connection(&mut self) -> &mut SqliteConnection {
         &mut self.conn
+    }
+}
+
+impl Drop for Database {
+    /// Best effort: copies the WAL into the database file and truncates it, so that a closed
+    /// database leaves no old page versions (deleted keys) in its WAL even when another
+    /// connection keeps the file open. Skipped, without waiting, when another connection is
+    /// busy; errors cannot be reported from here and change nothing.
+    fn drop(&mut self) {
+        if matches!(self.location, Location::File(_)) {
+            let _ = truncate_wal(&mut self.conn, None);
+        }
     }
 }
 

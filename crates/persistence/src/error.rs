@@ -14,6 +14,44 @@ pub enum PersistenceError {
         /// The database that was being opened.
         location: String,
     },
+    /// The file is a SQLite database of another application: it has a schema but not
+    /// libchat's (no libchat migration was ever applied to it). It was not modified, not even
+    /// its journal mode.
+    #[error("{location} is not a libchat database ({reason}); refusing to touch it")]
+    ForeignDatabase {
+        /// The database that was being opened.
+        location: String,
+        /// What was found in it.
+        reason: String,
+    },
+    /// The file is a database of the libchat reference implementation. It was not modified;
+    /// `libchat import` (or [`crate::legacy::import_legacy`]) converts it into a new file.
+    #[error(
+        "{location} is a database of the libchat reference implementation, not of this one; \
+         convert it into a new file with `libchat import --from {location} --to NEW.db` \
+         (the original is left as it is)"
+    )]
+    LegacyDatabase {
+        /// The database that was being opened.
+        location: String,
+    },
+    /// The key cannot be used (a passphrase containing a NUL character, or an empty one).
+    /// Nothing was opened or created; the error never contains the key.
+    #[error("invalid database key: {reason}")]
+    InvalidKey {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A file-system operation on the database file failed (creating it, reading its
+    /// permissions).
+    #[error("{location}: {source}")]
+    Io {
+        /// The file concerned.
+        location: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The database was migrated by a newer build: it has migrations this build does not
     /// know. It was not modified; open it with the newer build.
     #[error(

@@ -24,6 +24,7 @@
 mod config;
 mod database;
 mod error;
+mod files;
 mod legacy;
 mod migrate;
 mod repo;
@@ -37,6 +38,7 @@ pub use config::{
 };
 pub use database::{Database, DatabaseSize, Tx};
 pub use error::PersistenceError;
+pub use files::PermissionWarning;
 pub use legacy::{
     ImportCounts, ImportOutcome, ImportPhase, ImportProgress, ImportReport, LegacyImportError,
     import_legacy,

@@ -14,7 +14,7 @@ use crate::error::PersistenceError;
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Diesel's bookkeeping table.
-const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
+pub(crate) const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
 
 /// Which migrations a database has, compared with the chain embedded in this build.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -75,6 +75,13 @@ pub(crate) fn recorded_versions(
     if !tables.iter().any(|t| t.name == MIGRATIONS_TABLE) {
         return Ok(Vec::new());
     }
+    read_recorded_versions(conn)
+}
+
+/// The versions recorded in diesel's table, which must exist.
+pub(crate) fn read_recorded_versions(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<String>, PersistenceError> {
     let rows: Vec<VersionRow> =
         diesel::sql_query("SELECT version FROM __diesel_schema_migrations ORDER BY version")
             .load(conn)?;
@@ -83,8 +90,12 @@ pub(crate) fn recorded_versions(
 
 /// Compares the database's recorded versions with the embedded chain, without writing.
 pub(crate) fn status(conn: &mut SqliteConnection) -> Result<SchemaStatus, PersistenceError> {
+    status_of(&recorded_versions(conn)?)
+}
+
+/// Compares `recorded` versions with the embedded chain.
+pub(crate) fn status_of(recorded: &[String]) -> Result<SchemaStatus, PersistenceError> {
     let embedded = embedded_versions()?;
-    let recorded = recorded_versions(conn)?;
     let applied = embedded
         .iter()
         .filter(|v| recorded.contains(v))

@@ -293,6 +293,46 @@ fn locked_database_gives_typed_error_after_timeout() {
         .unwrap();
 }
 
+/// The truncating WAL checkpoints of open and close are best effort: another connection
+/// reading (a snapshot over WAL frames) or holding the write lock makes them skip, never fail.
+#[test]
+fn open_and_close_succeed_while_others_read_and_write() {
+    let (_dir, path) = temp_path();
+    fill(&mut Database::open(plain(&path)).unwrap());
+    let mut writer = Database::open(plain(&path)).unwrap();
+    let mut reader = Database::open(plain(&path)).unwrap();
+    writer
+        .transaction(|tx| -> Result<_, StoreError> {
+            tx.mark_envelope_processed(&[4; 32], Timestamp::from_millis(10))
+        })
+        .unwrap();
+    reader
+        .raw_connection()
+        .batch_execute("BEGIN; SELECT count(*) FROM messages;")
+        .unwrap();
+    writer
+        .raw_connection()
+        .batch_execute("BEGIN IMMEDIATE; DELETE FROM processed_envelopes;")
+        .unwrap();
+    let mut other = Database::open(plain(&path)).unwrap();
+    let listed = other
+        .read(|tx| tx.list_conversations())
+        .map_err(|e: domain_ratchet::StoreError| e.to_string())
+        .unwrap();
+    assert_eq!(listed, vec![record("c1", 1)]);
+    drop(other);
+    writer.raw_connection().batch_execute("ROLLBACK").unwrap();
+    reader.raw_connection().batch_execute("COMMIT").unwrap();
+    drop(writer);
+    drop(reader);
+    check_filled(&mut Database::open(plain(&path)).unwrap());
+    let wal = std::fs::metadata(format!("{}-wal", path.display()));
+    assert!(
+        !matches!(wal, Ok(m) if m.len() > 0),
+        "the WAL kept frames after the last close"
+    );
+}
+
 #[derive(QueryableByName)]
 struct TextRow {
     #[diesel(sql_type = Text)]

@@ -23,7 +23,7 @@
 //! ```
 
 mod error;
-mod source;
+pub(crate) mod source;
 mod target;
 
 use std::path::PathBuf;

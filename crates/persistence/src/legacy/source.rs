@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 
 use super::error::LegacyImportError;
 use crate::config::DatabaseKey;
+use crate::error::PersistenceError;
 
 /// The 16 bytes every plain SQLite 3 database starts with.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -166,17 +167,19 @@ pub(crate) fn open_source(
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     })?;
-    if matches!(key, Some(DatabaseKey::Passphrase(p)) if p.contains('\0')) {
-        return Err(LegacyImportError::InvalidSourceKey {
-            reason: "the passphrase contains a NUL character",
-        });
-    }
     if let Some(key) = key {
-        // SQLCipher logs decryption failures to stderr; a wrong key is a typed error instead.
-        conn.batch_execute("PRAGMA cipher_log_level = NONE;")
-            .map_err(LegacyImportError::Source)?;
-        let pragma = key.pragma();
+        let pragma = key.pragma().map_err(|e| match e {
+            PersistenceError::InvalidKey { reason } => {
+                LegacyImportError::InvalidSourceKey { reason }
+            }
+            other => LegacyImportError::Target(other),
+        })?;
         conn.batch_execute(&pragma)
+            .map_err(LegacyImportError::Source)?;
+        // SQLCipher logs decryption failures to stderr; a wrong key is a typed error instead.
+        // After the key: its first activation in the process (by `PRAGMA key`) resets the
+        // level to WARN, see `crate::database`.
+        conn.batch_execute("PRAGMA cipher_log_level = NONE;")
             .map_err(LegacyImportError::Source)?;
     }
     // The first read decrypts page 1: this is where a wrong key shows.
@@ -408,6 +411,20 @@ struct ColumnRow {
     not_null: i64,
     #[diesel(sql_type = BigInt)]
     pk: i64,
+}
+
+/// Whether an open database has exactly the reference layout (the check [`open_source`]
+/// makes before an import), reading only.
+pub(crate) fn is_reference_layout(conn: &mut SqliteConnection) -> Result<bool, PersistenceError> {
+    match check_layout(conn, Path::new("")) {
+        Ok(()) => Ok(true),
+        Err(LegacyImportError::NotALegacyDatabase { .. }) => Ok(false),
+        Err(LegacyImportError::Source(e)) => Err(e.into()),
+        Err(other) => Err(PersistenceError::corrupt(
+            "sqlite_master",
+            other.to_string(),
+        )),
+    }
 }
 
 /// Recognises the reference layout exactly: the six tables with exactly their columns, and

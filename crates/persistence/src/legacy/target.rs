@@ -241,8 +241,13 @@ fn check_existing(
     config.migrations = MigrationMode::Skip;
     let status = match Database::inspect(&config) {
         Ok(status) => status,
-        // Not a database (or another key): certainly not this import.
-        Err(PersistenceError::WrongKeyOrNotADatabase { .. }) => return Err(exists(false)),
+        // Not a database, another key, another application's or the reference's database:
+        // certainly not this import.
+        Err(
+            PersistenceError::WrongKeyOrNotADatabase { .. }
+            | PersistenceError::ForeignDatabase { .. }
+            | PersistenceError::LegacyDatabase { .. },
+        ) => return Err(exists(false)),
         Err(e) => return Err(e.into()),
     };
     if !status.is_current() {
