@@ -84,6 +84,8 @@ fn connect(config: &DatabaseConfig) -> Result<SqliteConnection, PersistenceError
             .ok_or_else(|| PersistenceError::InvalidPath(path.display().to_string()))?
             .to_owned(),
     };
+    #[cfg(feature = "testing")]
+    let url = config.url_through_vfs(url);
     let mut conn =
         SqliteConnection::establish(&url).map_err(|source| PersistenceError::Connection {
             location: location.clone(),
