@@ -133,7 +133,10 @@ fn import_sweep(combo: Combo) {
         "import {}: {events} cut points (every file-changing call of the import), seed {seed}",
         combo.label()
     );
-    assert!(events >= 50, "the import made only {events} file-changing calls");
+    assert!(
+        events >= 50,
+        "the import made only {events} file-changing calls"
+    );
 }
 
 fn rand_seed() -> u64 {

@@ -64,12 +64,18 @@ fn assert_sweep(label: &str, combo: Combo, figures: &Figures, min_cuts: usize) {
         figures.cuts,
         figures.workload_events
     );
-    assert!(figures.crashed.iter().all(|&n| n > 0), "{label}: both installations must lose power");
+    assert!(
+        figures.crashed.iter().all(|&n| n > 0),
+        "{label}: both installations must lose power"
+    );
     match combo.durability {
         Durability::Full => assert_eq!(figures.lost_some, 0),
         // The sweep did exercise losses (a Normal sweep that never lost anything would prove
         // little).
-        Durability::Normal => assert!(figures.lost_some > 0, "{label}: Normal never lost an operation"),
+        Durability::Normal => assert!(
+            figures.lost_some > 0,
+            "{label}: Normal never lost an operation"
+        ),
     }
 }
 
@@ -77,7 +83,15 @@ fn bounded(combo: Combo) {
     let seed = seed();
     let label = format!("{} (seed {seed}, every {STRIDE}th call)", combo.label());
     let devices = Devices::register(&combo.label());
-    let figures = sweep(&devices, combo, seed, seed % STRIDE, STRIDE, usize::MAX, Flaw::None);
+    let figures = sweep(
+        &devices,
+        combo,
+        seed,
+        seed % STRIDE,
+        STRIDE,
+        usize::MAX,
+        Flaw::None,
+    );
     assert_sweep(&label, combo, &figures, 60);
 }
 
@@ -109,7 +123,11 @@ fn long_power_loss_sweep() {
     let seeds: Vec<u64> = std::env::var("CRASH_VFS_SEEDS")
         .unwrap_or_else(|_| "1,2,3".into())
         .split(',')
-        .map(|s| s.trim().parse().expect("CRASH_VFS_SEEDS: comma-separated integers"))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("CRASH_VFS_SEEDS: comma-separated integers")
+        })
         .collect();
     let mut total = 0;
     for combo in Combo::ALL {

@@ -80,10 +80,12 @@ impl Combo {
 /// VFS decides durability itself), else the default temporary directory.
 pub fn run_dir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::Builder::new().prefix("crash-vfs-").tempdir_in(shm) {
-            return dir;
-        }
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::Builder::new()
+            .prefix("crash-vfs-")
+            .tempdir_in(shm)
+    {
+        return dir;
     }
     tempfile::tempdir().unwrap()
 }
@@ -201,15 +203,21 @@ pub enum Step {
     Ack(usize),
     /// Closes and reopens the Client (a checkpoint on close).
     Reopen(usize),
+    /// `PRAGMA wal_checkpoint(PASSIVE)` on the Client's connection: what SQLite's automatic
+    /// checkpoint runs after a commit once the WAL holds 1,000 pages (which this short
+    /// workload never reaches). The next commit then restarts the WAL from its start.
+    Checkpoint(usize),
 }
 
 impl Step {
     /// The installation whose database the step touches (`None`: no database work).
     pub fn device(self) -> Option<usize> {
         match self {
-            Step::CreateDb(d) | Step::Open(d) | Step::MarkDelivered(d) | Step::Reopen(d) => {
-                Some(d)
-            }
+            Step::CreateDb(d)
+            | Step::Open(d)
+            | Step::MarkDelivered(d)
+            | Step::Reopen(d)
+            | Step::Checkpoint(d) => Some(d),
             Step::Bundle => Some(RAYA),
             Step::Start { .. } => Some(SARO),
             Step::Send { from, .. } => Some(from),
@@ -221,7 +229,7 @@ impl Step {
 
 /// The script: both databases created, the handshake, then rounds of sends (published at
 /// once or in a batch), receives in and out of order, a duplicate, acknowledgements,
-/// mark-delivered, and a reopen.
+/// mark-delivered, checkpoints and reopens.
 pub fn script() -> Vec<Step> {
     use Step::*;
     let mut steps = vec![
@@ -241,6 +249,7 @@ pub fn script() -> Vec<Step> {
         MarkDelivered(RAYA),
         Receive { to: SARO, skip: 0 },
         Ack(SARO),
+        Checkpoint(RAYA),
         // A batch of three, published together; received out of order, with a duplicate.
         Send {
             from: SARO,
@@ -280,6 +289,14 @@ pub fn script() -> Vec<Step> {
         Ack(SARO),
         Receive { to: SARO, skip: 0 },
         Ack(SARO),
+        Checkpoint(SARO),
+        Send {
+            from: SARO,
+            publish: true,
+        },
+        Receive { to: RAYA, skip: 0 },
+        MarkDelivered(SARO),
+        Ack(RAYA),
         Reopen(SARO),
         Send {
             from: SARO,
@@ -350,6 +367,12 @@ pub struct Done {
     pub ok: bool,
 }
 
+/// An outbox entry not yet handed to the transport: (outbox id, envelope, content).
+type Unpublished = (i64, Vec<u8>, Vec<u8>);
+
+/// Contents of a history: (sent, received).
+type Histories = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 /// The application and the transport around two Clients.
 pub struct App {
     pub combo: Combo,
@@ -365,7 +388,7 @@ pub struct App {
     received: [BTreeSet<usize>; 2],
     last_received: [Option<usize>; 2],
     /// Outbox entries (id, envelope, content) not yet handed to the transport.
-    unpublished: [Vec<(i64, Vec<u8>, Vec<u8>)>; 2],
+    unpublished: [Vec<Unpublished>; 2],
     /// Published, not yet marked delivered.
     unmarked: [VecDeque<i64>; 2],
     unacked: [VecDeque<i64>; 2],
@@ -575,6 +598,15 @@ impl App {
                 self.unacked[to].pop_front();
                 Ok(Effect::Nothing)
             }
+            Step::Checkpoint(d) => {
+                use diesel::connection::SimpleConnection;
+                self.client(d)?
+                    .database()
+                    .raw_connection()
+                    .batch_execute("PRAGMA wal_checkpoint(PASSIVE);")
+                    .map_err(|e| e.to_string())?;
+                Ok(Effect::Nothing)
+            }
             Step::Reopen(d) => {
                 self.clients[d] = None;
                 let client = Client::open(ClientConfig::new(self.config(d), NAMES[d]))
@@ -724,7 +756,8 @@ pub fn run_cut(
             });
             break;
         }
-        let effect = result.map_err(|e| format!("step {index} {step:?} failed without a power loss: {e}"))?;
+        let effect = result
+            .map_err(|e| format!("step {index} {step:?} failed without a power loss: {e}"))?;
         app.done.push(Done {
             index,
             step,
@@ -749,7 +782,11 @@ pub fn run_cut(
     };
     for vfs in &devices.vfs {
         if vfs.open_files() != 0 {
-            return Err(format!("{} files still open through {}", vfs.open_files(), vfs.name()));
+            return Err(format!(
+                "{} files still open through {}",
+                vfs.open_files(),
+                vfs.name()
+            ));
         }
     }
     app.vfs = None;
@@ -781,14 +818,13 @@ pub fn run_cut(
     let snapshots = &app.snapshots[crashed];
     let last_ok = &snapshots.last().unwrap().1;
     let in_flight_step = in_flight.map(|(_, s)| s);
-    let in_flight_is_crashed_device =
-        in_flight_step.and_then(Step::device) == Some(crashed);
+    let in_flight_is_crashed_device = in_flight_step.and_then(Step::device) == Some(crashed);
     if &all_written != last_ok && !in_flight_is_crashed_device {
         return Err(context(
             "with every write applied the database is neither the last state nor one more operation".into(),
         ));
     }
-    let in_flight_applied = &recovered == &all_written && &all_written != last_ok;
+    let in_flight_applied = recovered == all_written && &all_written != last_ok;
     let lost_after: Option<usize> = if in_flight_applied || &recovered == last_ok {
         None
     } else {
@@ -802,8 +838,7 @@ pub fn run_cut(
                 )));
             }
             Durability::Normal => {
-                let Some((index, _)) = snapshots.iter().rev().find(|(_, s)| s == &recovered)
-                else {
+                let Some((index, _)) = snapshots.iter().rev().find(|(_, s)| s == &recovered) else {
                     return Err(context(format!(
                         "Normal durability: the database is not the state after any prefix of its operations; {}",
                         diff_hint(last_ok, &recovered)
@@ -895,7 +930,7 @@ fn diff_hint(expected: &[String], actual: &[String]) -> String {
 /// The kind of a refusal: the variant path of its `Debug` form, without the values.
 fn refusal_kind(debug: &str) -> String {
     debug
-        .split(|c: char| c == '{' || c == '"' || c == ',')
+        .split(['{', '"', ','])
         .next()
         .unwrap_or(debug)
         .trim()
@@ -904,7 +939,7 @@ fn refusal_kind(debug: &str) -> String {
 }
 
 /// Every conversation's history of `client`: (sent, received) contents.
-fn histories(client: &mut Client) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), String> {
+fn histories(client: &mut Client) -> Result<Histories, String> {
     let mut sent = Vec::new();
     let mut received = Vec::new();
     for convo in client.conversations().map_err(|e| e.to_string())? {
@@ -955,7 +990,10 @@ fn restart_and_check(
     for _pass in 0..2 {
         for party in [SARO, RAYA] {
             // Redeliver the outbox.
-            let pending = app.client(party)?.outbox(1_000).map_err(|e| e.to_string())?;
+            let pending = app
+                .client(party)?
+                .outbox(1_000)
+                .map_err(|e| e.to_string())?;
             for entry in pending {
                 if !app.network[1 - party].contains(&entry.envelope) {
                     app.network[1 - party].push(entry.envelope.clone());
@@ -1003,7 +1041,10 @@ fn restart_and_check(
     }
 
     // Carry the conversation on (starting it if the power failed before it existed).
-    let saro_convo = app.client(SARO)?.conversations().map_err(|e| e.to_string())?;
+    let saro_convo = app
+        .client(SARO)?
+        .conversations()
+        .map_err(|e| e.to_string())?;
     if saro_convo.is_empty() {
         let bundle = match &app.bundle {
             Some(b) => b.clone(),
@@ -1022,9 +1063,13 @@ fn restart_and_check(
             .mark_delivered(sent.outbox_id)
             .map_err(|e| e.to_string())?;
         match app.client(RAYA)?.receive(&sent.envelope.bytes) {
-            Ok(Received::Content { inbox_id, content, .. }) => {
+            Ok(Received::Content {
+                inbox_id, content, ..
+            }) => {
                 app.shown[RAYA].push(content);
-                app.client(RAYA)?.acknowledge(inbox_id).map_err(|e| e.to_string())?;
+                app.client(RAYA)?
+                    .acknowledge(inbox_id)
+                    .map_err(|e| e.to_string())?;
             }
             Ok(other) => return Err(format!("the new handshake gave {other:?}")),
             Err(e) => accept(&mut refusals, "Raya receiving the new handshake".into(), e)?,
@@ -1041,7 +1086,10 @@ fn restart_and_check(
                 .pop()
             else {
                 if strict {
-                    return Err(format!("{} has no conversation after the restart", NAMES[from]));
+                    return Err(format!(
+                        "{} has no conversation after the restart",
+                        NAMES[from]
+                    ));
                 }
                 fresh_failed = true;
                 continue;
@@ -1056,12 +1104,16 @@ fn restart_and_check(
                 .mark_delivered(sent.outbox_id)
                 .map_err(|e| e.to_string())?;
             match app.client(to)?.receive(&sent.envelope.bytes) {
-                Ok(Received::Content { inbox_id, content, .. }) => {
+                Ok(Received::Content {
+                    inbox_id, content, ..
+                }) => {
                     if content != text {
                         return Err(format!("{} decrypted the wrong content", NAMES[to]));
                     }
                     app.shown[to].push(content);
-                    app.client(to)?.acknowledge(inbox_id).map_err(|e| e.to_string())?;
+                    app.client(to)?
+                        .acknowledge(inbox_id)
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(other) => {
                     if strict {
@@ -1077,7 +1129,10 @@ fn restart_and_check(
                     fresh_failed = true;
                     accept(
                         &mut refusals,
-                        format!("{}'s message after the restart at {}", NAMES[from], NAMES[to]),
+                        format!(
+                            "{}'s message after the restart at {}",
+                            NAMES[from], NAMES[to]
+                        ),
                         e,
                     )?;
                 }
@@ -1129,7 +1184,8 @@ fn restart_and_check(
             // Nothing that returned Ok is missing, except sends the durability allows to lose.
             let sent_set: BTreeSet<&Vec<u8>> = sent.iter().collect();
             for text in &app.sent_ok[from] {
-                if !sent_set.contains(text) && !(from == crashed && lost_sends.contains(text)) {
+                let allowed_loss = from == crashed && lost_sends.contains(text);
+                if !sent_set.contains(text) && !allowed_loss {
                     return Err(format!(
                         "{}'s send {:?}… returned Ok but is gone",
                         NAMES[from],
@@ -1163,7 +1219,9 @@ fn restart_and_check(
             .client(SARO)?
             .start_conversation(&bundle, b"starting over")
             .map_err(|e| format!("a new conversation cannot start: {e}"))?;
-        let Received::Content { conversation_id, .. } = app
+        let Received::Content {
+            conversation_id, ..
+        } = app
             .client(RAYA)?
             .receive(&sent.envelope.bytes)
             .map_err(|e| format!("the new handshake is refused: {e}"))?
@@ -1184,8 +1242,7 @@ fn restart_and_check(
     }
     app.close();
     for party in [SARO, RAYA] {
-        check_and_dump(app.config(party))
-            .map_err(|e| format!("after carrying on: {e}"))?;
+        check_and_dump(app.config(party)).map_err(|e| format!("after carrying on: {e}"))?;
     }
     Ok(refusals)
 }
@@ -1237,7 +1294,10 @@ pub fn sweep(
     let mut figures = Figures::default();
     if let Some((replay_combo, replay_seed, replay_cut)) = replay_request() {
         if replay_combo == combo {
-            eprintln!("replaying {} seed {replay_seed} cut {replay_cut}", combo.label());
+            eprintln!(
+                "replaying {} seed {replay_seed} cut {replay_cut}",
+                combo.label()
+            );
             if let Err(e) = run_cut(devices, combo, replay_seed, replay_cut, flaw) {
                 figures.failures.push(e);
             }
