@@ -711,6 +711,8 @@ pub struct Survival {
     pub in_flight_applied: bool,
     /// A lost operation had been seen by the peer (Normal only).
     pub peer_saw_lost: bool,
+    /// What the restart had to achieve.
+    pub expect: Expect,
     /// Typed refusals seen after the restart (Normal with `peer_saw_lost` only), by kind.
     pub refusals: Vec<String>,
 }
@@ -877,6 +879,58 @@ pub fn run_cut(
         })
         .collect();
 
+    // Only sends (and acknowledgements, mark-delivered, ...) lost: the ratchet lost steps of
+    // its sending chain only, so each lost send the peer received costs at most one refused
+    // message (its number is used again), and the conversation goes on.
+    let only_sends_lost = lost.iter().filter(|d| d.ok).all(|d| {
+        matches!(
+            d.step,
+            Step::Send { .. }
+                | Step::MarkDelivered(_)
+                | Step::Ack(_)
+                | Step::Duplicate(_)
+                | Step::Checkpoint(_)
+                | Step::Reopen(_)
+        )
+    });
+    // ... unless the first lost send began a new sending chain: the ratchet creates its new
+    // key pair lazily on the first send after a receive, so losing that send loses the key
+    // the peer now encrypts to. Conservatively: the first lost send must follow a send of the
+    // same installation with no receive in between.
+    let first_lost_send = lost
+        .iter()
+        .find(|d| d.ok && matches!(d.step, Step::Send { .. }))
+        .map(|d| d.index);
+    let continues_a_chain = first_lost_send.is_none_or(|first| {
+        app.done
+            .iter()
+            .filter(|d| d.ok && d.index < first && d.step.device() == Some(crashed))
+            .rev()
+            .find(|d| {
+                matches!(
+                    d.step,
+                    Step::Send { .. } | Step::Start { .. } | Step::Receive { .. }
+                )
+            })
+            .is_some_and(|d| !matches!(d.step, Step::Receive { .. }))
+    });
+    let only_sends_lost = only_sends_lost && continues_a_chain;
+    let lost_delivered_sends = lost
+        .iter()
+        .filter(|d| {
+            d.ok && matches!(&d.effect, Effect::Sent(t) if app.published[crashed].contains(t))
+        })
+        .count();
+    let expect = if !peer_saw_lost {
+        Expect::Everything
+    } else if only_sends_lost {
+        Expect::Replays {
+            at_most: lost_delivered_sends,
+        }
+    } else {
+        Expect::TypedRefusals
+    };
+
     if std::env::var("CRASH_VFS_VERBOSE").is_ok() && peer_saw_lost {
         eprintln!(
             "cut {}: lost {:?}",
@@ -884,7 +938,7 @@ pub fn run_cut(
             lost.iter().map(|d| (d.step, d.ok)).collect::<Vec<_>>()
         );
     }
-    let refusals = restart_and_check(&mut app, crashed, peer_saw_lost, &lost_sends, in_flight_step)
+    let refusals = restart_and_check(&mut app, crashed, expect, &lost_sends, in_flight_step)
         .map_err(|e| {
             context(format!(
                 "after the restart (lost operations: {:?}; in flight {:?}, applied: {in_flight_applied}): {e}",
@@ -898,6 +952,7 @@ pub fn run_cut(
         lost_ops: lost_ok,
         in_flight_applied,
         peer_saw_lost,
+        expect,
         refusals,
     }))
 }
@@ -940,6 +995,67 @@ fn refusal_kind(debug: &str) -> String {
         .to_owned()
 }
 
+/// What the restart must achieve, given what the power loss took back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Nothing the peer had seen was lost: no refusal at all, every message exactly once.
+    Everything,
+    /// Only sends (some delivered) were lost: the crashed installation's next messages may be
+    /// refused as replays (at most one per lost delivered send); everything else works.
+    Replays { at_most: usize },
+    /// The peer had seen a lost handshake, bundle, identity or ratchet step: typed refusals,
+    /// and a new conversation must work.
+    TypedRefusals,
+}
+
+/// How a message after the restart fared at its recipient.
+enum Delivery {
+    Decrypted,
+    Refused(String),
+    NoConversation,
+}
+
+/// Sends `text` from `from` in its newest conversation and delivers it to the peer.
+fn exchange(app: &mut App, from: usize, text: &[u8]) -> Result<Delivery, String> {
+    let to = 1 - from;
+    let Some(convo) = app
+        .client(from)?
+        .conversations()
+        .map_err(|e| e.to_string())?
+        .pop()
+    else {
+        return Ok(Delivery::NoConversation);
+    };
+    let sent = app
+        .client(from)?
+        .send(&convo.local_id, text)
+        .map_err(|e| format!("{} cannot send after the restart: {e}", NAMES[from]))?;
+    app.publish(from, sent.envelope.bytes.clone(), text.to_vec());
+    app.client(from)?
+        .mark_delivered(sent.outbox_id)
+        .map_err(|e| e.to_string())?;
+    match app.client(to)?.receive(&sent.envelope.bytes) {
+        Ok(Received::Content {
+            inbox_id, content, ..
+        }) => {
+            if content != text {
+                return Err(format!("{} decrypted the wrong content", NAMES[to]));
+            }
+            app.shown[to].push(content);
+            app.client(to)?
+                .acknowledge(inbox_id)
+                .map_err(|e| e.to_string())?;
+            Ok(Delivery::Decrypted)
+        }
+        Ok(other) => Ok(Delivery::Refused(refusal_kind(&format!("{other:?}")))),
+        Err(e) if is_store_failure(&e) => Err(format!(
+            "{}'s message after the restart at {}: {e}",
+            NAMES[from], NAMES[to]
+        )),
+        Err(e) => Ok(Delivery::Refused(refusal_kind(&format!("{e:?}")))),
+    }
+}
+
 /// Every conversation's history of `client`: (sent, received) contents.
 fn histories(client: &mut Client) -> Result<Histories, String> {
     let mut sent = Vec::new();
@@ -966,12 +1082,13 @@ fn histories(client: &mut Client) -> Result<Histories, String> {
 fn restart_and_check(
     app: &mut App,
     crashed: usize,
-    peer_saw_lost: bool,
+    expect: Expect,
     lost_sends: &BTreeSet<Vec<u8>>,
     in_flight: Option<Step>,
 ) -> Result<Vec<String>, String> {
-    let strict = !peer_saw_lost;
-    if !strict && app.combo.durability == Durability::Full {
+    // Until the fresh messages, `Replays` is as strict as `Everything`.
+    let strict = expect != Expect::TypedRefusals;
+    if expect != Expect::Everything && app.combo.durability == Durability::Full {
         return Err("Full durability lost an operation the peer saw".into());
     }
     for party in [SARO, RAYA] {
@@ -1077,68 +1194,61 @@ fn restart_and_check(
             Err(e) => accept(&mut refusals, "Raya receiving the new handshake".into(), e)?,
         }
     }
-    let mut fresh_failed = false;
+    let mut replays = 0;
+    let mut refused_texts: BTreeSet<Vec<u8>> = BTreeSet::new();
     for round in 0..2 {
         for from in [SARO, RAYA] {
-            let to = 1 - from;
-            let Some(convo) = app
-                .client(from)?
-                .conversations()
-                .map_err(|e| e.to_string())?
-                .pop()
-            else {
-                if strict {
-                    return Err(format!(
-                        "{} has no conversation after the restart",
-                        NAMES[from]
-                    ));
-                }
-                fresh_failed = true;
-                continue;
-            };
             let text = format!("{} after the restart {round}", NAMES[from]).into_bytes();
-            let sent = app
-                .client(from)?
-                .send(&convo.local_id, &text)
-                .map_err(|e| format!("{} cannot send after the restart: {e}", NAMES[from]))?;
-            app.publish(from, sent.envelope.bytes.clone(), text.clone());
-            app.client(from)?
-                .mark_delivered(sent.outbox_id)
-                .map_err(|e| e.to_string())?;
-            match app.client(to)?.receive(&sent.envelope.bytes) {
-                Ok(Received::Content {
-                    inbox_id, content, ..
-                }) => {
-                    if content != text {
-                        return Err(format!("{} decrypted the wrong content", NAMES[to]));
-                    }
-                    app.shown[to].push(content);
-                    app.client(to)?
-                        .acknowledge(inbox_id)
-                        .map_err(|e| e.to_string())?;
+            let delivery = exchange(app, from, &text)?;
+            let what = format!("{}'s message {round} after the restart", NAMES[from]);
+            match (expect, delivery) {
+                (_, Delivery::Decrypted) => {}
+                (Expect::Replays { .. }, Delivery::Refused(kind))
+                    if from == crashed && kind == "MessageReplay" =>
+                {
+                    replays += 1;
+                    refused_texts.insert(text);
+                    refusals.push(kind);
                 }
-                Ok(other) => {
-                    if strict {
-                        return Err(format!(
-                            "{}'s message after the restart gave {other:?} at {}",
-                            NAMES[from], NAMES[to]
-                        ));
-                    }
-                    fresh_failed = true;
-                    refusals.push(refusal_kind(&format!("{other:?}")));
+                (Expect::TypedRefusals, Delivery::Refused(kind)) => refusals.push(kind),
+                (Expect::TypedRefusals, Delivery::NoConversation) => {}
+                (_, Delivery::Refused(kind)) => {
+                    return Err(format!("{what} was refused: {kind}"));
                 }
-                Err(e) => {
-                    fresh_failed = true;
-                    accept(
-                        &mut refusals,
-                        format!(
-                            "{}'s message after the restart at {}",
-                            NAMES[from], NAMES[to]
-                        ),
-                        e,
-                    )?;
+                (_, Delivery::NoConversation) => {
+                    return Err(format!("{what}: no conversation"));
                 }
             }
+        }
+    }
+    if let Expect::Replays { at_most } = expect {
+        // Past the numbers of the lost sends, the crashed installation's messages decrypt
+        // again: send one more than there were lost delivered sends.
+        let mut last = None;
+        for n in 0..=at_most {
+            let text = format!("{} catching up {n}", NAMES[crashed]).into_bytes();
+            match exchange(app, crashed, &text)? {
+                Delivery::Decrypted => last = Some(true),
+                Delivery::Refused(kind) if kind == "MessageReplay" => {
+                    replays += 1;
+                    refused_texts.insert(text);
+                    refusals.push(kind);
+                    last = Some(false);
+                }
+                Delivery::Refused(kind) => return Err(format!("catching up: refused {kind}")),
+                Delivery::NoConversation => return Err("catching up: no conversation".into()),
+            }
+        }
+        if last != Some(true) || replays > at_most {
+            return Err(format!(
+                "{} lost {at_most} delivered sends; {replays} of its messages were refused as replays and the last one {}",
+                NAMES[crashed],
+                if last == Some(true) {
+                    "decrypted"
+                } else {
+                    "did not decrypt"
+                }
+            ));
         }
     }
 
@@ -1195,9 +1305,24 @@ fn restart_and_check(
                 return Err(format!("{} never showed a received message", NAMES[to]));
             }
         }
-        // Strict: exactly once across the two histories.
+        // Exactly once across the two histories; with lost delivered sends, the receiver has
+        // those and not the messages it refused as their replays.
         if strict {
-            let mut sent_sorted = sent.clone();
+            let lost_delivered: Vec<Vec<u8>> = if from == crashed {
+                lost_sends
+                    .iter()
+                    .filter(|t| app.published[from].contains(*t))
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut sent_sorted: Vec<Vec<u8>> = sent
+                .iter()
+                .filter(|t| !refused_texts.contains(*t))
+                .cloned()
+                .chain(lost_delivered)
+                .collect();
             sent_sorted.sort();
             let mut received_sorted = received.clone();
             received_sorted.sort();
@@ -1220,9 +1345,9 @@ fn restart_and_check(
             return Err(format!("{}'s outbox or inbox is not empty", NAMES[party]));
         }
     }
-    if !strict && (fresh_failed || !refusals.is_empty()) {
-        // The conversation may be beyond repair (Normal lost what the peer had seen): a new
-        // one must work.
+    {
+        // However things went (the conversation may be beyond repair when Normal lost what
+        // the peer had seen), a new conversation works.
         let bundle = app
             .client(RAYA)?
             .create_intro_bundle()
@@ -1285,6 +1410,9 @@ pub struct Figures {
     pub lost_some: usize,
     pub lost_ops: usize,
     pub peer_saw_lost: usize,
+    /// Of those, cuts that lost only sends continuing a chain (the conversation goes on after
+    /// at most one refused message per lost delivered send).
+    pub only_replays: usize,
     pub refusals: BTreeMap<String, usize>,
     pub failures: Vec<String>,
     pub elapsed: Duration,
@@ -1331,6 +1459,7 @@ pub fn sweep(
                 figures.lost_some += usize::from(s.lost_ops > 0);
                 figures.lost_ops += s.lost_ops;
                 figures.peer_saw_lost += usize::from(s.peer_saw_lost);
+                figures.only_replays += usize::from(matches!(s.expect, Expect::Replays { .. }));
                 for kind in s.refusals {
                     *figures.refusals.entry(kind).or_default() += 1;
                 }
@@ -1361,7 +1490,7 @@ pub fn replay_request() -> Option<(Combo, u64, u64)> {
 
 pub fn report(label: &str, figures: &Figures) {
     eprintln!(
-        "{label}: {} cut points (workload of {} file-changing calls), crashed saro {} / raya {}, in-flight op applied {}, runs losing Ok ops {} ({} ops), peer saw a lost op {}, typed refusals {:?}, failures {}, {:.1} s",
+        "{label}: {} cut points (workload of {} file-changing calls), crashed saro {} / raya {}, in-flight op applied {}, runs losing Ok ops {} ({} ops), peer saw a lost op {} (only delivered sends: {}), typed refusals {:?}, failures {}, {:.1} s",
         figures.cuts,
         figures.workload_events,
         figures.crashed[SARO],
@@ -1370,6 +1499,7 @@ pub fn report(label: &str, figures: &Figures) {
         figures.lost_some,
         figures.lost_ops,
         figures.peer_saw_lost,
+        figures.only_replays,
         figures.refusals,
         figures.failures.len(),
         figures.elapsed.as_secs_f64()
