@@ -186,6 +186,9 @@ pub struct DatabaseConfig {
     pub(crate) durability: Durability,
     pub(crate) busy_timeout: Duration,
     pub(crate) migrations: MigrationMode,
+    /// Test-only: the name of a registered SQLite VFS the file is opened through.
+    #[cfg(feature = "testing")]
+    pub(crate) vfs: Option<String>,
 }
 
 impl DatabaseConfig {
@@ -209,6 +212,8 @@ impl DatabaseConfig {
             durability: Durability::default(),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             migrations: MigrationMode::default(),
+            #[cfg(feature = "testing")]
+            vfs: None,
         }
     }
 
@@ -266,6 +271,43 @@ impl DatabaseConfig {
     pub fn migrations(&self) -> MigrationMode {
         self.migrations
     }
+
+    /// Test-only (feature `testing`): opens the file through the SQLite VFS registered under
+    /// `name` (e.g. a crash-simulating one) instead of the default one, through a
+    /// `file:PATH?vfs=NAME` URI. Everything above the VFS runs unchanged. Ignored for
+    /// [`Location::InMemory`].
+    #[cfg(feature = "testing")]
+    pub fn with_vfs(mut self, name: impl Into<String>) -> Self {
+        self.vfs = Some(name.into());
+        self
+    }
+
+    /// The name SQLite opens: `url` itself, or for a file with a VFS set a `file:` URI naming
+    /// both (diesel opens with `SQLITE_OPEN_URI`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn url_through_vfs(&self, url: String) -> String {
+        match (&self.location, &self.vfs) {
+            (Location::File(_), Some(vfs)) => {
+                format!("file:{}?vfs={}", uri_escape(&url), uri_escape(vfs))
+            }
+            _ => url,
+        }
+    }
+}
+
+/// Percent-encodes what a SQLite URI gives a meaning to (`%`, `?`, `#`, `&`, `=`), and
+/// anything outside printable ASCII.
+#[cfg(feature = "testing")]
+fn uri_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_graphic() && !matches!(byte, b'%' | b'?' | b'#' | b'&' | b'=') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

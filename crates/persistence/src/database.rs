@@ -83,8 +83,8 @@ fn query_i64(conn: &mut SqliteConnection, sql: &str) -> Result<i64, PersistenceE
 /// owner-only ([`files::create_owner_only`]); otherwise SQLite would create it with the
 /// default mode.
 fn connect(config: &DatabaseConfig, create: bool) -> Result<SqliteConnection, PersistenceError> {
-    let location = config.location.to_string();
     let pragma = config.key.as_ref().map(DatabaseKey::pragma).transpose()?;
+    let mut created = None;
     let url = match &config.location {
         Location::InMemory => ":memory:".to_owned(),
         Location::File(path) => {
@@ -92,14 +92,33 @@ fn connect(config: &DatabaseConfig, create: bool) -> Result<SqliteConnection, Pe
                 .to_str()
                 .ok_or_else(|| PersistenceError::InvalidPath(path.display().to_string()))?
                 .to_owned();
-            if create {
-                files::create_owner_only(path)?;
+            if create && files::create_owner_only(path)? {
+                created = Some(path);
             }
             url
         }
     };
+    #[cfg(feature = "testing")]
+    let url = config.url_through_vfs(url);
+    let connected = set_up(config, &url, pragma);
+    if connected.is_err()
+        && let Some(path) = created
+    {
+        // Nothing was written: do not leave behind the empty file this call created.
+        files::remove_if_empty(path);
+    }
+    connected
+}
+
+/// Opens `url` and sets the connection up (key, busy timeout, key check, secure delete).
+fn set_up(
+    config: &DatabaseConfig,
+    url: &str,
+    pragma: Option<zeroize::Zeroizing<String>>,
+) -> Result<SqliteConnection, PersistenceError> {
+    let location = config.location.to_string();
     let mut conn =
-        SqliteConnection::establish(&url).map_err(|source| PersistenceError::Connection {
+        SqliteConnection::establish(url).map_err(|source| PersistenceError::Connection {
             location: location.clone(),
             source,
         })?;

@@ -24,7 +24,9 @@ pub(crate) fn sidecar(path: &Path, suffix: &str) -> PathBuf {
 /// with `O_EXCL`, so that SQLite opens a file that never had wider permissions. Does nothing
 /// to an existing file (its mode is kept). A dangling symbolic link is followed, as SQLite
 /// would, and its target created owner-only.
-pub(crate) fn create_owner_only(path: &Path) -> Result<(), PersistenceError> {
+///
+/// Returns whether this call created the file.
+pub(crate) fn create_owner_only(path: &Path) -> Result<bool, PersistenceError> {
     let io = |source| PersistenceError::Io {
         location: path.display().to_string(),
         source,
@@ -45,7 +47,7 @@ pub(crate) fn create_owner_only(path: &Path) -> Result<(), PersistenceError> {
         options
     };
     match options(true).open(path) {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let dangling_link = std::fs::symlink_metadata(path)
                 .is_ok_and(|m| m.file_type().is_symlink())
@@ -53,9 +55,17 @@ pub(crate) fn create_owner_only(path: &Path) -> Result<(), PersistenceError> {
             if dangling_link {
                 options(false).open(path).map_err(io)?;
             }
-            Ok(())
+            Ok(false)
         }
         Err(e) => Err(io(e)),
+    }
+}
+
+/// Removes `path` if it is still an empty file: the one [`create_owner_only`] made for an open
+/// that then failed before writing anything. Best effort (an error changes nothing).
+pub(crate) fn remove_if_empty(path: &Path) {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
