@@ -44,6 +44,11 @@ pub mod mailbox;
 pub use client::{Client, ClientConfig, ClientError, ClientStore, Received, Sent};
 pub use mailbox::Mailbox;
 pub use persistence::{DatabaseConfig, DatabaseKey, Durability, Location};
+// The types inside `ClientError` and the Client's results, so that users (the C ABI crate
+// among them) can match on them through `libchat::` alone.
+pub use domain_chat::{BundleError, ChatError, HandshakeError};
+pub use domain_ratchet::{RatchetError, SessionError, StoreError};
+pub use persistence::{Database, Direction, PersistenceError, SchemaStatus, legacy};
 
 // The README's examples compile and run as doctests.
 #[doc = include_str!("../README.md")]
