@@ -19,8 +19,8 @@ pub struct LibchatSlice {
     pub len: usize,
 }
 
-/// An owned byte vector allocated by libchat. Free it with its destroy function (or
-/// `libchat_bytes_free`); `ptr` is NULL when empty.
+/// An owned byte vector allocated by libchat, freed by the free function of the result that
+/// holds it; `ptr` is NULL when empty.
 #[repr(C)]
 #[derive(Debug)]
 pub struct LibchatBytes {
@@ -32,9 +32,9 @@ pub struct LibchatBytes {
     pub cap: usize,
 }
 
-/// A UTF-8 string (not counting a terminator). As an output it is allocated by libchat: `ptr`
-/// is never NULL, and `ptr[len]` is a NUL byte (not counted in `len`), so text without NUL
-/// can be printed with `%s`; free it with its destroy function (or `libchat_string_free`). As
+/// A UTF-8 string. As an output it is allocated by libchat: in a successful result `ptr` is
+/// never NULL and `ptr[len]` is a NUL byte (not counted in `len`), so text without NUL can be
+/// printed with `%s`; it is freed by the free function of the result that holds it. As
 /// an input (drop-in `create_context`, `send_content`) it is borrowed: libchat reads `ptr`
 /// and `len`, ignores `cap`, and never frees it.
 #[repr(C)]
