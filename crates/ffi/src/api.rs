@@ -266,12 +266,9 @@ pub struct LibchatImportReport {
 /// zero is its empty value; release frees the listed owned fields.
 macro_rules! owned_struct {
     ($name:ident { $($field:ident),* }) => {
-        impl Owned for $name {
-            fn empty() -> Self {
-                // SAFETY: every field is an integer, a bool, a raw pointer or a struct of
-                // those, for all of which the all-zero bit pattern is a valid value.
-                unsafe { std::mem::zeroed() }
-            }
+        // SAFETY: every field is an integer, a bool, a raw pointer or a struct of those, for
+        // all of which the all-zero bit pattern is a valid value.
+        unsafe impl Owned for $name {
             unsafe fn release(&mut self) {
                 $(
                     // SAFETY: forwarded from the caller: the value is as libchat made it.
@@ -296,14 +293,16 @@ owned_vec!(LibchatInbox, LibchatInboxEntry);
 owned_vec!(LibchatConversations, LibchatConversation);
 owned_vec!(LibchatHistory, LibchatHistoryEntry);
 
-impl Owned for bool {
+// SAFETY: false is all-zero.
+unsafe impl Owned for bool {
     fn empty() -> Self {
         false
     }
     unsafe fn release(&mut self) {}
 }
 
-impl Owned for *mut ContextHandle {
+// SAFETY: NULL is all-zero.
+unsafe impl Owned for *mut ContextHandle {
     fn empty() -> Self {
         std::ptr::null_mut()
     }

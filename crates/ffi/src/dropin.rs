@@ -79,10 +79,9 @@ trait DropInResult: Owned {
 
 macro_rules! dropin_result {
     ($name:ident { $($field:ident),* }) => {
-        impl Owned for $name {
-            fn empty() -> Self {
-                Self::zeroed()
-            }
+        // SAFETY: `error_code` and owned `{ptr, len, cap}` fields (and a bool): all-zero is
+        // valid.
+        unsafe impl Owned for $name {
             unsafe fn release(&mut self) {
                 $(
                     // SAFETY: forwarded from the caller: the result is as libchat made it.
@@ -97,50 +96,6 @@ macro_rules! dropin_result {
             }
         }
     };
-}
-
-impl CreateIntroResult {
-    fn zeroed() -> Self {
-        Self {
-            error_code: ERROR_NONE,
-            intro_bytes: LibchatBytes::empty(),
-        }
-    }
-}
-impl NewConvoResult {
-    fn zeroed() -> Self {
-        Self {
-            error_code: ERROR_NONE,
-            convo_id: LibchatString::empty(),
-            payloads: PayloadVec::empty(),
-        }
-    }
-}
-impl SendContentResult {
-    fn zeroed() -> Self {
-        Self {
-            error_code: ERROR_NONE,
-            payloads: PayloadVec::empty(),
-        }
-    }
-}
-impl HandlePayloadResult {
-    fn zeroed() -> Self {
-        Self {
-            error_code: ERROR_NONE,
-            convo_id: LibchatString::empty(),
-            content: LibchatBytes::empty(),
-            is_new_convo: false,
-        }
-    }
-}
-impl ListConvoResult {
-    fn zeroed() -> Self {
-        Self {
-            error_code: ERROR_NONE,
-            convo_ids: LibchatStringVec::empty(),
-        }
-    }
 }
 
 dropin_result!(CreateIntroResult { intro_bytes });

@@ -83,9 +83,17 @@ pub struct LibchatStringVec {
 }
 
 /// An owned output: zero is its empty value, `release` frees what it owns and zeroes it.
-pub(crate) trait Owned: Sized {
+///
+/// # Safety
+/// The all-zero bit pattern must be a valid value of the implementing type (its fields are
+/// integers, bools, raw pointers, or structs of those): [`Owned::empty`] and
+/// [`release_in_place`] produce it by zeroing memory.
+pub(crate) unsafe trait Owned: Sized {
     /// The zeroed value (what a destroy leaves, what an error writes).
-    fn empty() -> Self;
+    fn empty() -> Self {
+        // SAFETY: the trait's contract: all-zero is a valid value of `Self`.
+        unsafe { std::mem::zeroed() }
+    }
     /// Frees what `self` owns and leaves it [`Owned::empty`].
     ///
     /// # Safety
@@ -123,7 +131,7 @@ impl LibchatBytes {
     }
 }
 
-impl Owned for LibchatBytes {
+unsafe impl Owned for LibchatBytes {
     fn empty() -> Self {
         Self {
             ptr: ptr::null_mut(),
@@ -158,7 +166,7 @@ impl LibchatString {
     }
 }
 
-impl Owned for LibchatString {
+unsafe impl Owned for LibchatString {
     fn empty() -> Self {
         Self {
             ptr: ptr::null_mut(),
@@ -191,7 +199,8 @@ macro_rules! owned_vec {
             }
         }
 
-        impl $crate::types::Owned for $name {
+        // SAFETY: a `{ptr, len, cap}` of a raw pointer and two integers: all-zero is valid.
+        unsafe impl $crate::types::Owned for $name {
             fn empty() -> Self {
                 Self {
                     ptr: ::std::ptr::null_mut(),
@@ -219,7 +228,7 @@ owned_vec!(PayloadVec, Payload);
 owned_vec!(LibchatStringVec, LibchatString);
 pub(crate) use owned_vec;
 
-impl Owned for Payload {
+unsafe impl Owned for Payload {
     fn empty() -> Self {
         Self {
             address: LibchatString::empty(),
@@ -261,6 +270,10 @@ pub(crate) unsafe fn release_in_place<T: Owned>(target: *mut T) {
         let value = unsafe { &mut *target };
         // SAFETY: the caller guarantees the fields are as libchat made them.
         unsafe { value.release() };
+        // Zero the padding too, so that the whole struct reads as zero in C.
+        // SAFETY: `target` is valid for writes of one `T`, and all-zero is a valid `T`
+        // (`Owned`'s contract).
+        unsafe { target.write_bytes(0, 1) };
     });
 }
 
