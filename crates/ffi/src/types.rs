@@ -131,6 +131,7 @@ impl LibchatBytes {
     }
 }
 
+// SAFETY: a raw pointer and two integers: all-zero is valid.
 unsafe impl Owned for LibchatBytes {
     fn empty() -> Self {
         Self {
@@ -166,6 +167,7 @@ impl LibchatString {
     }
 }
 
+// SAFETY: a raw pointer and two integers: all-zero is valid.
 unsafe impl Owned for LibchatString {
     fn empty() -> Self {
         Self {
@@ -228,6 +230,7 @@ owned_vec!(PayloadVec, Payload);
 owned_vec!(LibchatStringVec, LibchatString);
 pub(crate) use owned_vec;
 
+// SAFETY: two `Owned` structs, each valid when all-zero.
 unsafe impl Owned for Payload {
     fn empty() -> Self {
         Self {
