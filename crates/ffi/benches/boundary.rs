@@ -10,7 +10,13 @@
 //! through function pointers hidden behind `black_box`: like a call into the shared library,
 //! nothing is inlined across the boundary.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    dead_code,
+    missing_docs
+)]
 // The library's `#[cfg(test)]` modules compile here without their tests; the bench itself
 // strings several calls together in one `unsafe` block.
 #![allow(unused_imports, clippy::multiple_unsafe_ops_per_block)]
@@ -118,9 +124,11 @@ fn handle_pair(dir: Option<&Path>) -> (*mut ContextHandle, Vec<u8>, *mut Context
             LIBCHAT_OK
         );
         assert_eq!(received.kind, LIBCHAT_RECEIVED_CONTENT);
-        let convo =
-            std::slice::from_raw_parts(sent.conversation_id.ptr.cast::<u8>(), sent.conversation_id.len)
-                .to_vec();
+        let convo = std::slice::from_raw_parts(
+            sent.conversation_id.ptr.cast::<u8>(),
+            sent.conversation_id.len,
+        )
+        .to_vec();
         libchat_received_free(&mut received);
         libchat_sent_free(&mut sent);
         libchat_string_free(&mut bundle);
@@ -128,8 +136,16 @@ fn handle_pair(dir: Option<&Path>) -> (*mut ContextHandle, Vec<u8>, *mut Context
     }
 }
 
-type SendFn = unsafe extern "C" fn(*mut ContextHandle, *const u8, usize, *const u8, usize, *mut LibchatSent) -> i32;
-type ReceiveFn = unsafe extern "C" fn(*mut ContextHandle, *const u8, usize, *mut LibchatReceived) -> i32;
+type SendFn = unsafe extern "C" fn(
+    *mut ContextHandle,
+    *const u8,
+    usize,
+    *const u8,
+    usize,
+    *mut LibchatSent,
+) -> i32;
+type ReceiveFn =
+    unsafe extern "C" fn(*mut ContextHandle, *const u8, usize, *mut LibchatReceived) -> i32;
 type SentFreeFn = unsafe extern "C" fn(*mut LibchatSent);
 type ReceivedFreeFn = unsafe extern "C" fn(*mut LibchatReceived);
 
@@ -176,8 +192,12 @@ fn round_trip(c: &mut Criterion) {
                     );
                     assert_eq!(status, LIBCHAT_OK);
                     let sent = sent.assume_init_mut();
-                    let status =
-                        receive(c_raya, sent.envelope.ptr, sent.envelope.len, received.as_mut_ptr());
+                    let status = receive(
+                        c_raya,
+                        sent.envelope.ptr,
+                        sent.envelope.len,
+                        received.as_mut_ptr(),
+                    );
                     assert_eq!(status, LIBCHAT_OK);
                     let received = received.assume_init_mut();
                     assert_eq!(received.kind, LIBCHAT_RECEIVED_CONTENT);

@@ -280,14 +280,37 @@ macro_rules! owned_struct {
     };
 }
 
-owned_struct!(LibchatSent { conversation_id, delivery_address, envelope });
-owned_struct!(LibchatReceived { conversation_id, content, hint });
-owned_struct!(LibchatOutboxEntry { conversation_id, conversation_hint, delivery_address, envelope });
-owned_struct!(LibchatInboxEntry { conversation_id, content });
+owned_struct!(LibchatSent {
+    conversation_id,
+    delivery_address,
+    envelope
+});
+owned_struct!(LibchatReceived {
+    conversation_id,
+    content,
+    hint
+});
+owned_struct!(LibchatOutboxEntry {
+    conversation_id,
+    conversation_hint,
+    delivery_address,
+    envelope
+});
+owned_struct!(LibchatInboxEntry {
+    conversation_id,
+    content
+});
 owned_struct!(LibchatConversation { id, peer_id });
 owned_struct!(LibchatHistoryEntry { content });
-owned_struct!(LibchatSchemaStatus { applied, pending, unknown_applied });
-owned_struct!(LibchatImportReport { identity_name, identity_public_key_hex });
+owned_struct!(LibchatSchemaStatus {
+    applied,
+    pending,
+    unknown_applied
+});
+owned_struct!(LibchatImportReport {
+    identity_name,
+    identity_public_key_hex
+});
 owned_vec!(LibchatOutbox, LibchatOutboxEntry);
 owned_vec!(LibchatInbox, LibchatInboxEntry);
 owned_vec!(LibchatConversations, LibchatConversation);
@@ -347,7 +370,12 @@ unsafe fn run<T: Owned>(out: *mut T, body: impl FnOnce() -> Result<T, FfiError>)
 ///
 /// # Safety
 /// A non-NULL `key` is valid for reads of `key_len` bytes during the call.
-unsafe fn key<'a>(kind: i32, key: *const u8, key_len: usize, what: &str) -> Result<Key<'a>, FfiError> {
+unsafe fn key<'a>(
+    kind: i32,
+    key: *const u8,
+    key_len: usize,
+    what: &str,
+) -> Result<Key<'a>, FfiError> {
     match kind {
         LIBCHAT_KEY_NONE => {
             if key_len != 0 {
@@ -361,9 +389,7 @@ unsafe fn key<'a>(kind: i32, key: *const u8, key_len: usize, what: &str) -> Resu
             // SAFETY: forwarded from the caller.
             let raw = unsafe { bytes(key, key_len, what) }?;
             let raw = <&[u8; 32]>::try_from(raw).map_err(|_| {
-                FfiError::invalid(format!(
-                    "{what}: a raw key is 32 bytes, got {key_len}"
-                ))
+                FfiError::invalid(format!("{what}: a raw key is 32 bytes, got {key_len}"))
             })?;
             Ok(Key::Raw(raw))
         }
@@ -371,7 +397,9 @@ unsafe fn key<'a>(kind: i32, key: *const u8, key_len: usize, what: &str) -> Resu
             // SAFETY: forwarded from the caller.
             let passphrase = unsafe { text(key, key_len, what) }?;
             if passphrase.is_empty() {
-                return Err(FfiError::invalid(format!("{what}: the passphrase is empty")));
+                return Err(FfiError::invalid(format!(
+                    "{what}: the passphrase is empty"
+                )));
             }
             if passphrase.contains('\0') {
                 return Err(FfiError::invalid(format!(
@@ -429,7 +457,9 @@ fn sent(sent: bridge::SentMessage) -> LibchatSent {
 /// The version of this library (e.g. `"0.1.0"`): a static NUL-terminated string, never freed.
 #[unsafe(no_mangle)]
 pub extern "C" fn libchat_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast::<c_char>()
+    concat!(env!("CARGO_PKG_VERSION"), "\0")
+        .as_ptr()
+        .cast::<c_char>()
 }
 
 /// The ABI version of this library: `LIBCHAT_ABI_VERSION` of the header it was built with.
@@ -462,7 +492,9 @@ pub unsafe extern "C" fn libchat_last_error_message(out: *mut LibchatString) -> 
     }
     let message = guard(|| {
         Ok(LibchatString::new(
-            &crate::error::last_error().map(|e| e.message).unwrap_or_default(),
+            &crate::error::last_error()
+                .map(|e| e.message)
+                .unwrap_or_default(),
         ))
     })
     .unwrap_or_else(|_| LibchatString::empty());
@@ -541,7 +573,10 @@ pub unsafe extern "C" fn libchat_close(handle: *mut *mut ContextHandle) {
 /// # Safety
 /// `ctx` is NULL or a live handle; `out` is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn libchat_intro_bundle(ctx: *mut ContextHandle, out: *mut LibchatString) -> i32 {
+pub unsafe extern "C" fn libchat_intro_bundle(
+    ctx: *mut ContextHandle,
+    out: *mut LibchatString,
+) -> i32 {
     let body = || {
         // SAFETY: the caller guarantees `ctx` is NULL or live.
         let ctx = unsafe { handle(ctx) }?;
@@ -944,8 +979,14 @@ pub unsafe extern "C" fn libchat_import_legacy(
                 unsafe { callback(user_data, phase, done, total) };
             }
         };
-        let summary =
-            bridge::import_legacy(from, &from_key, to, &to_key, durability, &mut report_progress)?;
+        let summary = bridge::import_legacy(
+            from,
+            &from_key,
+            to,
+            &to_key,
+            durability,
+            &mut report_progress,
+        )?;
         Ok(LibchatImportReport {
             outcome: if summary.already_imported {
                 LIBCHAT_IMPORT_ALREADY_IMPORTED

@@ -134,7 +134,10 @@ pub(crate) const ALL_CODES: &[(i32, &str)] = &[
     (LIBCHAT_ERR_HANDSHAKE, "HANDSHAKE"),
     (LIBCHAT_ERR_UNEXPECTED_PAYLOAD, "UNEXPECTED_PAYLOAD"),
     (LIBCHAT_ERR_PROTOCOL, "PROTOCOL"),
-    (LIBCHAT_ERR_IMPORT_SOURCE_UNREADABLE, "IMPORT_SOURCE_UNREADABLE"),
+    (
+        LIBCHAT_ERR_IMPORT_SOURCE_UNREADABLE,
+        "IMPORT_SOURCE_UNREADABLE",
+    ),
     (LIBCHAT_ERR_IMPORT_NOT_LEGACY, "IMPORT_NOT_LEGACY"),
     (LIBCHAT_ERR_IMPORT_SOURCE_KEY, "IMPORT_SOURCE_KEY"),
     (LIBCHAT_ERR_IMPORT_SOURCE_INVALID, "IMPORT_SOURCE_INVALID"),
@@ -240,7 +243,10 @@ mod tests {
     fn codes_are_distinct_and_disjoint_from_the_dropin_range() {
         let mut seen = std::collections::HashSet::new();
         for (code, name) in ALL_CODES {
-            assert!(*code <= -100, "{name} = {code} is not in the persistent range");
+            assert!(
+                *code <= -100,
+                "{name} = {code} is not in the persistent range"
+            );
             assert!(seen.insert(*code), "{name} = {code} is used twice");
         }
     }

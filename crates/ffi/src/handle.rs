@@ -58,7 +58,9 @@ impl ContextHandle {
 ///
 /// # Safety
 /// A non-NULL `handle` came from `create_context`/`libchat_open` and was not closed.
-pub(crate) unsafe fn handle<'a>(handle: *const ContextHandle) -> Result<&'a ContextHandle, FfiError> {
+pub(crate) unsafe fn handle<'a>(
+    handle: *const ContextHandle,
+) -> Result<&'a ContextHandle, FfiError> {
     if handle.is_null() {
         return Err(FfiError::null("the handle"));
     }
@@ -77,7 +79,11 @@ pub(crate) unsafe fn handle<'a>(handle: *const ContextHandle) -> Result<&'a Cont
 ///
 /// # Safety
 /// A non-NULL `ptr` is valid for reads of `len` bytes for the duration of the call.
-pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8], FfiError> {
+pub(crate) unsafe fn bytes<'a>(
+    ptr: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], FfiError> {
     if len == 0 {
         return Ok(&[]);
     }
@@ -108,7 +114,10 @@ pub(crate) unsafe fn text<'a>(ptr: *const u8, len: usize, what: &str) -> Result<
     std::str::from_utf8(raw).map_err(|e| {
         FfiError::new(
             LIBCHAT_ERR_INVALID_UTF8,
-            format!("{what} is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+            format!(
+                "{what} is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
         )
     })
 }

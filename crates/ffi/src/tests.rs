@@ -90,7 +90,10 @@ fn a_panic_inside_a_call_poisons_only_that_handle_and_reports_internal() {
     let other = context("raya");
     let mut bundle = LibchatString::empty();
     // SAFETY: `other` is live; `bundle` is writable.
-    assert_eq!(unsafe { libchat_intro_bundle(other, &mut bundle) }, LIBCHAT_OK);
+    assert_eq!(
+        unsafe { libchat_intro_bundle(other, &mut bundle) },
+        LIBCHAT_OK
+    );
     // SAFETY: written by the call.
     unsafe { libchat_string_free(&mut bundle) };
     // SAFETY: both live, destroyed once.
@@ -107,7 +110,9 @@ fn the_last_error_is_per_thread() {
     // SAFETY: NULL handle, writable `out`.
     let status = unsafe { libchat_intro_bundle(std::ptr::null_mut(), &mut out) };
     assert_eq!(status, LIBCHAT_ERR_NULL_POINTER);
-    let other_thread = std::thread::spawn(|| libchat_last_error_code()).join().unwrap();
+    let other_thread = std::thread::spawn(|| libchat_last_error_code())
+        .join()
+        .unwrap();
     assert_eq!(other_thread, LIBCHAT_OK);
     assert_eq!(libchat_last_error_code(), LIBCHAT_ERR_NULL_POINTER);
 }
