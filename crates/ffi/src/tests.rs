@@ -90,16 +90,12 @@ fn a_panic_inside_a_call_poisons_only_that_handle_and_reports_internal() {
     let other = context("raya");
     let mut bundle = LibchatString::empty();
     // SAFETY: `other` is live; `bundle` is writable.
-    assert_eq!(
-        unsafe { libchat_intro_bundle(other, &mut bundle) },
-        LIBCHAT_OK
-    );
+    let status = unsafe { libchat_intro_bundle(other, &mut bundle) };
+    assert_eq!(status, LIBCHAT_OK);
     // SAFETY: written by the call.
     unsafe { libchat_string_free(&mut bundle) };
-    // SAFETY: both live, destroyed once.
-    unsafe {
-        destroy_context(ctx);
-    }
+    // SAFETY: live, destroyed once.
+    unsafe { destroy_context(ctx) };
     // SAFETY: live, destroyed once.
     unsafe { destroy_context(other) };
 }
