@@ -76,8 +76,9 @@ impl From<ChatError> for ClientError {
     }
 }
 
-/// How to open a [`Client`]: the database, the installation name, the protocol limits and the
-/// age at which skipped message keys expire.
+/// How to open a [`Client`]: the database, the installation name, the protocol limits, the
+/// age at which skipped message keys expire and the age at which the digests of processed
+/// envelopes are forgotten.
 ///
 /// Built with [`ClientConfig::new`] and chained `with_*` setters; the fields are private, so a
 /// new option is not a breaking change. `Debug` never prints the database key.
@@ -96,6 +97,27 @@ pub struct ClientConfig {
     name: String,
     chat: ChatConfig,
     skipped_key_max_age: Option<Duration>,
+    processed_envelope_max_age: Option<Duration>,
+    clock: Clock,
+}
+
+/// Where a [`Client`] reads the time: the system clock, or (test hook) a fixed time.
+#[derive(Debug, Clone, Copy, Default)]
+struct Clock {
+    /// Test hook: every reading returns this time.
+    #[cfg(any(test, feature = "testing"))]
+    fixed: Option<Timestamp>,
+}
+
+impl Clock {
+    /// The current time.
+    fn now(self) -> Timestamp {
+        #[cfg(any(test, feature = "testing"))]
+        if let Some(fixed) = self.fixed {
+            return fixed;
+        }
+        Timestamp::now()
+    }
 }
 
 impl ClientConfig {
@@ -108,6 +130,8 @@ impl ClientConfig {
             name: name.into(),
             chat: ChatConfig::default(),
             skipped_key_max_age: Some(domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE),
+            processed_envelope_max_age: Some(domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE),
+            clock: Clock::default(),
         }
     }
 
@@ -122,6 +146,34 @@ impl ClientConfig {
     /// the per-conversation cap.
     pub fn with_skipped_key_max_age(mut self, max_age: Option<Duration>) -> Self {
         self.skipped_key_max_age = max_age;
+        self
+    }
+
+    /// Digests of processed envelopes (kept to answer a redelivery with
+    /// [`Received::Duplicate`]) recorded more than `max_age` ago are deleted each time the
+    /// client opens, in the transaction that expires skipped keys. `None` keeps them for ever
+    /// (the table then grows by one 40-byte row per received envelope). Default: the default
+    /// skipped-key max age, [`domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE`] (30 days).
+    ///
+    /// What a redelivery older than that gets: not [`Received::Duplicate`] but the protocol's
+    /// typed refusal, with nothing written and nothing delivered again — a message
+    /// [`ClientError::Chat`] with [`domain_ratchet::RatchetError::MessageReplay`] (its key was
+    /// used; [`ChatError::ratchet_error`] gives it) or, once the peer's ratchet moved on to a new
+    /// chain, [`domain_ratchet::RatchetError::DecryptionFailed`]; a handshake
+    /// [`domain_chat::HandshakeError::UnknownIntroKey`] (its single-use intro key was consumed).
+    /// A transport that may redeliver after longer than this should keep this age above its
+    /// own redelivery horizon.
+    pub fn with_processed_envelope_max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.processed_envelope_max_age = max_age;
+        self
+    }
+
+    /// Test hook (feature `testing`): the client reads the time as `now` (every operation,
+    /// and the expiries on open) instead of the system clock, so a test can age what it
+    /// stored by reopening with a later time.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn with_fixed_clock(mut self, now: Timestamp) -> Self {
+        self.clock.fixed = Some(now);
         self
     }
 
@@ -143,6 +195,11 @@ impl ClientConfig {
     /// The age at which skipped message keys expire on open (`None`: never).
     pub fn skipped_key_max_age(&self) -> Option<Duration> {
         self.skipped_key_max_age
+    }
+
+    /// The age at which processed-envelope digests are forgotten on open (`None`: never).
+    pub fn processed_envelope_max_age(&self) -> Option<Duration> {
+        self.processed_envelope_max_age
     }
 }
 
@@ -240,6 +297,7 @@ pub struct Client {
     name: String,
     public_key: PublicKey,
     inbox_id: String,
+    clock: Clock,
     /// Test hook: the next operation fails its write with this index (0-based).
     #[cfg(any(test, feature = "testing"))]
     fail_at_write: Option<usize>,
@@ -262,18 +320,28 @@ fn envelope_digest(bytes: &[u8]) -> [u8; 32] {
 
 impl Client {
     /// Opens the client's database (running pending migrations) and loads the installation
-    /// identity, creating it on first open, then expires skipped keys older than
-    /// `skipped_key_max_age` (one indexed range delete). Only the identity is read: opening
-    /// does not load conversations.
+    /// identity, creating it on first open. In the same transaction it expires skipped keys
+    /// older than `skipped_key_max_age` (one indexed range delete) and forgets the digests of
+    /// envelopes processed more than `processed_envelope_max_age` ago (one pass over that
+    /// table, which has no index on the time so that each receive writes one page less; see
+    /// [`ClientConfig::with_processed_envelope_max_age`] for what a later replay gets). Only
+    /// the identity is read: opening does not load conversations.
     pub fn open(config: ClientConfig) -> Result<Self, ClientError> {
         let mut db = Database::open(config.database)?;
         let name = config.name;
+        let now = config.clock.now();
         let expire_before = config
             .skipped_key_max_age
-            .map(|age| Timestamp::now().saturating_sub(age));
+            .map(|age| now.saturating_sub(age));
+        let forget_before = config
+            .processed_envelope_max_age
+            .map(|age| now.saturating_sub(age));
         let identity = db.transaction(|tx| -> Result<_, ClientError> {
             if let Some(before) = expire_before {
                 domain_chat::RatchetStore::expire_skipped_keys(tx, before)?;
+            }
+            if let Some(before) = forget_before {
+                MailboxStore::forget_processed_envelopes(tx, before)?;
             }
             if let Some(identity) = domain_chat::IdentityStore::load_identity(tx)? {
                 return Ok(identity);
@@ -289,6 +357,7 @@ impl Client {
             name: identity.name.clone(),
             inbox_id: domain_chat::inbox_id(&public_key),
             public_key,
+            clock: config.clock,
             #[cfg(any(test, feature = "testing"))]
             fail_at_write: None,
         })
@@ -357,8 +426,9 @@ impl Client {
         content: &[u8],
     ) -> Result<Sent, ClientError> {
         let bundle = IntroBundle::parse(bundle.trim())?;
+        let clock = self.clock;
         self.run(|store, chat| {
-            let now = Timestamp::now();
+            let now = clock.now();
             let started = domain_chat::start_private_conversation(
                 store, chat, &mut OsRng, &bundle, content, now,
             )?;
@@ -375,8 +445,9 @@ impl Client {
     /// Sends content in a conversation; the envelope is queued in the outbox in the same
     /// transaction that advances the ratchet.
     pub fn send(&mut self, conversation_id: &str, content: &[u8]) -> Result<Sent, ClientError> {
+        let clock = self.clock;
         self.run(|store, chat| {
-            let now = Timestamp::now();
+            let now = clock.now();
             let envelope =
                 domain_chat::send_content(store, chat, &mut OsRng, conversation_id, content, now)?;
             queue_sent(store, conversation_id.to_owned(), envelope, content, now)
@@ -391,11 +462,12 @@ impl Client {
             return Ok(Received::Empty);
         }
         let digest = envelope_digest(envelope);
+        let clock = self.clock;
         self.run(|store, chat| {
             if store.is_envelope_processed(&digest)? {
                 return Ok(Received::Duplicate);
             }
-            let now = Timestamp::now();
+            let now = clock.now();
             // A ratchet-level `MessageReplay` stays an error: the same bytes were caught
             // above, so this is either a re-encoded replay or a late message whose skipped key
             // was evicted or expired — the application must not take it for a delivered one.
@@ -482,7 +554,7 @@ impl Client {
 
     /// Deletes skipped message keys stored more than `max_age` ago; returns how many.
     pub fn expire_skipped_keys(&mut self, max_age: Duration) -> Result<usize, ClientError> {
-        let older_than = Timestamp::now().saturating_sub(max_age);
+        let older_than = self.clock.now().saturating_sub(max_age);
         self.run(|store, _| Ok(store.expire_skipped_keys(older_than)?))
     }
 

@@ -10,7 +10,8 @@
 //! `libchat` CLI, the C ABI) depends on `libchat` alone.
 //!
 //! The `testing` feature adds test hooks (`Client::fail_next_operation_at_write`,
-//! `Client::database`); a release build without it contains none of them.
+//! `Client::database`, `ClientConfig::with_fixed_clock`); a release build without it contains
+//! none of them.
 //!
 //! ```
 //! use libchat::{Acknowledged, Client, ClientConfig, DatabaseConfig, Delivered, Received};
@@ -57,9 +58,9 @@ pub use domain_ratchet::{
 pub use persistence::{
     DEFAULT_BUSY_TIMEOUT, DatabaseConfig, DatabaseKey, DatabaseSize, Durability, ImportCounts,
     ImportOutcome, ImportPhase, ImportProgress, ImportReport, LegacyImportError, Location,
-    MigrationMode, PersistenceError, SchemaStatus, import_legacy,
+    MigrationMode, PermissionWarning, PersistenceError, SchemaStatus, import_legacy,
 };
-pub use schema::{migrate_schema, schema_status};
+pub use schema::{migrate_schema, permission_warnings, schema_status};
 
 // The README's examples compile and run as doctests.
 #[doc = include_str!("../README.md")]

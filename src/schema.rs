@@ -1,7 +1,7 @@
 //! Schema tools for a database that is not open as a [`Client`](crate::Client): read its
 //! migration status without writing anything, or apply the pending migrations.
 
-use persistence::{Database, DatabaseConfig, MigrationMode, SchemaStatus};
+use persistence::{Database, DatabaseConfig, MigrationMode, PermissionWarning, SchemaStatus};
 
 use crate::client::ClientError;
 
@@ -17,4 +17,11 @@ pub fn schema_status(config: &DatabaseConfig) -> Result<SchemaStatus, ClientErro
 pub fn migrate_schema(config: &DatabaseConfig) -> Result<Vec<String>, ClientError> {
     let mut db = Database::open(config.clone().with_migrations(MigrationMode::Skip))?;
     Ok(db.migrate()?)
+}
+
+/// The database file and its `-wal`, `-shm` and `-journal` files that exist and that users
+/// other than the owner may read or write (see [`Database::permission_warnings`]); nothing is
+/// opened or written. Empty for an in-memory database and off Unix.
+pub fn permission_warnings(config: &DatabaseConfig) -> Result<Vec<PermissionWarning>, ClientError> {
+    Ok(Database::permission_warnings(config.location())?)
 }
