@@ -1,17 +1,20 @@
-//! File-based chat for two terminals: envelopes travel as files in an exchange directory that
-//! both installations can read. A file is named after its hint, so each side picks only the
-//! envelopes addressed to it.
+//! File-based chat for two terminals: `init`, `whoami`, `intro`, `connect`, `send`, `flush`,
+//! `list`, `history` (and `receive`, in [`crate::receive`]). Envelopes travel as files in an
+//! exchange directory ([`crate::exchange`]).
 
-use std::io::{BufRead, Write};
+use std::ffi::OsString;
+use std::io::{IsTerminal, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use libchat::Direction;
-use libchat::{Client, ClientConfig, Received};
+use libchat::{Client, ClientConfig, Direction, MAX_CONTENT_LEN};
 use serde_json::json;
 
-use super::{Command, Global};
+use super::{Command, Global, Usage};
+use crate::exchange::{self, ExchangeFs, RealFs};
+use crate::output::{Mode, Out, content_fields, local_time, warn};
 
 /// Where envelopes are exchanged.
 #[derive(Debug, Clone, Args)]
@@ -21,36 +24,138 @@ pub(crate) struct ExchangeArgs {
     pub exchange: PathBuf,
 }
 
-/// Suffix of envelope files.
-const ENVELOPE_EXT: &str = "env";
+/// The message of `send` and `connect`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct MessageArgs {
+    /// The message. `-`, or nothing when standard input is not a terminal, reads it from
+    /// standard input (one trailing newline removed). Prefer `-` or --file for anything
+    /// private: arguments show in `ps` and in the shell history.
+    #[arg(value_name = "MESSAGE")]
+    pub message: Option<OsString>,
+    /// Read the message from this file, byte for byte.
+    #[arg(long, value_name = "PATH", conflicts_with = "message")]
+    pub file: Option<PathBuf>,
+}
 
-fn open(global: &Global, name: &str) -> Result<Client> {
-    let config = ClientConfig::new(global.database()?, name);
+/// A send or connect that committed (the message is in the history and its envelope in the
+/// outbox) but whose envelope could not be written to the exchange directory. Exit code 3:
+/// do not send again, run `libchat flush`.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    /// The conversation the message belongs to.
+    pub conversation: String,
+    /// True when the conversation was started by this command.
+    pub started: bool,
+    /// The exchange directory.
+    pub exchange: PathBuf,
+}
+
+impl std::fmt::Display for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.started {
+            format!("conversation {} started", self.conversation)
+        } else {
+            format!("sent in conversation {}", self.conversation)
+        };
+        write!(
+            f,
+            "{what} and queued in the outbox, but not written to {}; run `libchat flush` to export it (do not send it again)",
+            self.exchange.display()
+        )
+    }
+}
+
+impl std::error::Error for Queued {}
+
+/// The message to send, read before anything is opened: from the argument, standard input or
+/// a file. Refuses an empty message and one over [`MAX_CONTENT_LEN`].
+fn read_message(args: &MessageArgs) -> Result<Vec<u8>> {
+    let from_stdin = |stdin: std::io::Stdin| -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        stdin
+            .lock()
+            .take(MAX_CONTENT_LEN as u64 + 2)
+            .read_to_end(&mut bytes)
+            .context("cannot read the message from standard input")?;
+        if bytes.ends_with(b"\r\n") {
+            bytes.truncate(bytes.len() - 2);
+        } else if bytes.ends_with(b"\n") {
+            bytes.pop();
+        }
+        Ok(bytes)
+    };
+    let bytes = match (&args.message, &args.file) {
+        (_, Some(path)) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let mut bytes = Vec::new();
+            file.take(MAX_CONTENT_LEN as u64 + 1)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            bytes
+        }
+        (Some(m), None) if m == "-" => from_stdin(std::io::stdin())?,
+        (Some(m), None) => m.as_bytes().to_vec(),
+        (None, None) => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                bail!(
+                    "no message: give it as an argument, as `-` to read standard input, or with --file PATH"
+                );
+            }
+            from_stdin(stdin)?
+        }
+    };
+    if bytes.is_empty() {
+        bail!("the message is empty");
+    }
+    if bytes.len() > MAX_CONTENT_LEN {
+        bail!("the message is too long: more than {MAX_CONTENT_LEN} bytes");
+    }
+    Ok(bytes)
+}
+
+/// Fails unless a database exists at `--db`: only `init`, `demo` and `import` create one, so
+/// that a mistyped path never makes a new identity. An empty file is no database either.
+pub(crate) fn require_database(global: &Global) -> Result<()> {
+    let missing = match std::fs::metadata(&global.db) {
+        Ok(metadata) => metadata.len() == 0,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read {}", global.db.display()));
+        }
+    };
+    if missing {
+        let path = global.db.display();
+        bail!("no database at {path} (create one with `libchat --db {path} init`)");
+    }
+    Ok(())
+}
+
+/// Opens the existing database at `--db`.
+fn open(global: &Global) -> Result<Client> {
+    let config = ClientConfig::new(global.database()?, "me");
+    require_database(global)?;
     Client::open(config).with_context(|| format!("cannot open {}", global.db.display()))
+}
+
+/// The plaintext warning, when a command created an unencrypted database without `--plain`.
+pub(crate) fn warn_plaintext(global: &Global, what: &str) {
+    if !global.plain && global.key_env.is_none() && global.key_file.is_none() {
+        warn(&format!(
+            "{what} not encrypted: identity and ratchet keys and every message are stored in clear; use --key-env or --key-file to encrypt, or --plain to silence this warning"
+        ));
+    }
 }
 
 /// Runs a chat command.
 pub(crate) fn run(global: &Global, command: Command) -> Result<()> {
     match command {
-        Command::Init { name } => {
-            let client = open(global, &name)?;
-            print(
-                global,
-                &json!({"name": client.name(), "public_key": hex::encode(client.public_key().as_bytes()), "inbox_id": client.inbox_id()}),
-                || {
-                    format!(
-                        "initialised {} ({})\ninbox id: {}",
-                        client.name(),
-                        global.db.display(),
-                        client.inbox_id()
-                    )
-                },
-            );
-        }
+        Command::Init { name } => init(global, &name),
         Command::Whoami => {
-            let client = open(global, "me")?;
-            print(
-                global,
+            let client = open(global)?;
+            let mut out = Out::new(global.mode())?;
+            out.text(
                 &json!({"name": client.name(), "public_key": hex::encode(client.public_key().as_bytes()), "inbox_id": client.inbox_id()}),
                 || {
                     format!(
@@ -60,23 +165,29 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<()> {
                         client.inbox_id()
                     )
                 },
-            );
+            )
         }
         Command::Intro => {
-            let mut client = open(global, "me")?;
+            let mut client = open(global)?;
+            let mut out = Out::new(global.mode())?;
             let bundle = client.create_intro_bundle()?;
-            print(global, &json!({"bundle": bundle}), || bundle.clone());
+            out.text(&json!({"bundle": bundle}), || bundle.clone())
         }
         Command::Connect {
             bundle,
             message,
             exchange,
         } => {
-            let mut client = open(global, "me")?;
-            let sent = client.start_conversation(&bundle, message.as_bytes())?;
-            let written = flush(&mut client, &exchange.exchange)?;
-            print(
-                global,
+            let content = read_message(&message)?;
+            let mut client = open(global)?;
+            let mut out = Out::new(global.mode())?;
+            let sent = client.start_conversation(&bundle, &content)?;
+            let written = export_or_queue(&mut client, &exchange.exchange, || Queued {
+                conversation: sent.conversation_id.clone(),
+                started: true,
+                exchange: exchange.exchange.clone(),
+            })?;
+            out.text(
                 &json!({"conversation": sent.conversation_id, "delivered": written}),
                 || {
                     format!(
@@ -85,18 +196,23 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<()> {
                         exchange.exchange.display()
                     )
                 },
-            );
+            )
         }
         Command::Send {
             conversation,
             message,
             exchange,
         } => {
-            let mut client = open(global, "me")?;
-            client.send(&conversation, message.as_bytes())?;
-            let written = flush(&mut client, &exchange.exchange)?;
-            print(
-                global,
+            let content = read_message(&message)?;
+            let mut client = open(global)?;
+            let mut out = Out::new(global.mode())?;
+            client.send(&conversation, &content)?;
+            let written = export_or_queue(&mut client, &exchange.exchange, || Queued {
+                conversation: conversation.clone(),
+                started: false,
+                exchange: exchange.exchange.clone(),
+            })?;
+            out.text(
                 &json!({"conversation": conversation, "delivered": written}),
                 || {
                     format!(
@@ -104,230 +220,241 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<()> {
                         exchange.exchange.display()
                     )
                 },
-            );
+            )
         }
         Command::Flush { exchange } => {
-            let mut client = open(global, "me")?;
+            let mut client = open(global)?;
+            let mut out = Out::new(global.mode())?;
             let written = flush(&mut client, &exchange.exchange)?;
-            print(global, &json!({"delivered": written}), || {
-                format!("{written} envelope(s) written")
-            });
+            out.text(&json!({"delivered": written}), || {
+                format!(
+                    "{written} envelope(s) written to {}",
+                    exchange.exchange.display()
+                )
+            })
         }
-        Command::Receive { exchange, stdin } => {
-            let mut client = open(global, "me")?;
+        Command::Receive {
+            exchange,
+            stdin,
+            raw,
+        } => {
+            let mode = output_mode(global, raw)?;
+            let mut client = open(global)?;
+            let mut out = Out::new(mode)?;
             if stdin {
-                receive_stdin(global, &mut client)?;
+                crate::receive::from_stdin(&mut out, &mut client)
             } else {
-                receive_dir(global, &mut client, &exchange.exchange)?;
+                crate::receive::from_dir(&mut out, &mut client, &exchange.exchange)
             }
         }
-        Command::List => {
-            let mut client = open(global, "me")?;
-            for convo in client.conversations()? {
-                print(
-                    global,
-                    &json!({"conversation": convo.conversation_id, "remote": convo.remote_conversation_id, "kind": convo.kind.as_str(), "created_at_ms": convo.created_at.as_millis()}),
-                    || {
-                        format!(
-                            "{}  {}  created {}",
-                            convo.conversation_id,
-                            convo.kind.as_str(),
-                            convo.created_at.as_millis()
-                        )
-                    },
-                );
-            }
-        }
+        Command::List => list(global),
         Command::History {
             conversation,
             limit,
-        } => {
-            let mut client = open(global, "me")?;
-            if client
-                .conversations()?
-                .iter()
-                .all(|c| c.conversation_id != conversation)
-            {
-                bail!("no conversation {conversation} (see `libchat list`)");
-            }
-            for entry in client.history(&conversation, limit)? {
-                let text = String::from_utf8_lossy(&entry.content).into_owned();
-                let arrow = match entry.direction {
-                    Direction::Sent => "->",
-                    Direction::Received => "<-",
-                };
-                print(
-                    global,
-                    &json!({"direction": entry.direction.as_str(), "timestamp_ms": entry.timestamp.as_millis(), "message": text}),
-                    || format!("{} {arrow} {text}", entry.timestamp.as_millis()),
-                );
-            }
-        }
+            raw,
+        } => history(global, &conversation, limit, raw),
         Command::Demo(_) | Command::Db(_) | Command::Import(_) => {
             bail!("internal: command dispatched to the wrong handler")
         }
     }
+}
+
+/// `init`: creates the database and the identity, or says what is already there.
+fn init(global: &Global, name: &str) -> Result<()> {
+    let existed = std::fs::metadata(&global.db).is_ok_and(|m| m.len() > 0);
+    let config = ClientConfig::new(global.database()?, name);
+    let client =
+        Client::open(config).with_context(|| format!("cannot open {}", global.db.display()))?;
+    if !existed {
+        warn_plaintext(global, &format!("{} is", global.db.display()));
+    }
+    let mut out = Out::new(global.mode())?;
+    let name_kept = existed && client.name() != name;
+    out.text(
+        &json!({
+            "created": !existed,
+            "name": client.name(),
+            "name_kept": name_kept,
+            "public_key": hex::encode(client.public_key().as_bytes()),
+            "inbox_id": client.inbox_id(),
+        }),
+        || {
+            let head = if !existed {
+                format!("initialised {} ({})", client.name(), global.db.display())
+            } else if name_kept {
+                format!(
+                    "{} already holds the identity {}: the name was kept (--name {name} ignored)",
+                    global.db.display(),
+                    client.name()
+                )
+            } else {
+                format!(
+                    "{} already holds the identity {}",
+                    global.db.display(),
+                    client.name()
+                )
+            };
+            format!("{head}\ninbox id: {}", client.inbox_id())
+        },
+    )
+}
+
+/// The first characters of `content` for a one-line preview.
+fn preview(content: &[u8]) -> Vec<u8> {
+    const MAX_CHARS: usize = 40;
+    let text = String::from_utf8_lossy(content);
+    let first_line = text.lines().next().unwrap_or_default();
+    let mut short: String = first_line.chars().take(MAX_CHARS).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short.into_bytes()
+}
+
+fn list(global: &Global) -> Result<()> {
+    let mut client = open(global)?;
+    let mut out = Out::new(global.mode())?;
+    let conversations = client.conversations()?;
+    if conversations.is_empty() {
+        return out.say(
+            "no conversations yet: start one with `libchat connect BUNDLE MESSAGE`, or receive one",
+        );
+    }
+    for convo in conversations {
+        let last = client.history(&convo.conversation_id, 1)?.pop();
+        let mut value = json!({
+            "conversation": convo.conversation_id,
+            "remote": convo.remote_conversation_id,
+            "kind": convo.kind.as_str(),
+            "created_at": local_time(convo.created_at),
+            "created_at_ms": convo.created_at.as_millis(),
+        });
+        if let Some(last) = &last {
+            value["last_message_at"] = local_time(last.timestamp).into();
+        }
+        out.record(&value, || {
+            let mut line = format!(
+                "{}  {}  started {}",
+                convo.conversation_id,
+                convo.kind.as_str(),
+                local_time(convo.created_at)
+            )
+            .into_bytes();
+            match &last {
+                Some(last) => {
+                    let arrow = match last.direction {
+                        Direction::Sent => "->",
+                        Direction::Received => "<-",
+                    };
+                    line.extend(format!("  last {} {arrow} ", local_time(last.timestamp)).bytes());
+                    line.extend(preview(&last.content));
+                }
+                None => line.extend(b"  no messages"),
+            }
+            line
+        })?;
+    }
     Ok(())
 }
 
-/// Prints one record: a JSON line with `--json`, else the human text.
-pub(crate) fn print(global: &Global, value: &serde_json::Value, human: impl FnOnce() -> String) {
-    if global.json {
-        println!("{value}");
-    } else {
-        println!("{}", human());
+/// The output mode of a command that takes `--raw`.
+fn output_mode(global: &Global, raw: bool) -> Result<Mode> {
+    match (raw, global.json) {
+        (true, true) => Err(Usage("--raw and --json do not go together".to_owned()).into()),
+        (true, false) => Ok(Mode::Raw),
+        (false, _) => Ok(global.mode()),
     }
 }
 
-/// Writes every outbox envelope to the exchange directory (write to a temporary name, fsync,
-/// rename), then marks it delivered. A crash in between redelivers it: the receiver detects
-/// the duplicate.
+fn history(global: &Global, conversation: &str, limit: usize, raw: bool) -> Result<()> {
+    let mode = output_mode(global, raw)?;
+    let mut client = open(global)?;
+    let mut out = Out::new(mode)?;
+    if client
+        .conversations()?
+        .iter()
+        .all(|c| c.conversation_id != conversation)
+    {
+        bail!("no conversation {conversation} (see `libchat list`)");
+    }
+    for entry in client.history(conversation, limit)? {
+        let arrow = match entry.direction {
+            Direction::Sent => "->",
+            Direction::Received => "<-",
+        };
+        let mut value = json!({
+            "direction": entry.direction.as_str(),
+            "time": local_time(entry.timestamp),
+            "timestamp_ms": entry.timestamp.as_millis(),
+        });
+        content_fields(&entry.content, &mut value);
+        out.record(&value, || {
+            let mut line = format!("{} {arrow} ", local_time(entry.timestamp)).into_bytes();
+            line.extend_from_slice(&entry.content);
+            line
+        })?;
+    }
+    Ok(())
+}
+
+/// Exports the outbox after a committed send or connect; a failure becomes [`Queued`] (exit
+/// code 3) with the cause.
+fn export_or_queue(
+    client: &mut Client,
+    dir: &Path,
+    queued: impl FnOnce() -> Queued,
+) -> Result<usize> {
+    flush(client, dir).map_err(|cause| cause.context(queued()))
+}
+
+/// Writes every outbox envelope to the exchange directory, then marks it delivered. See
+/// [`flush_with`].
 pub(crate) fn flush(client: &mut Client, dir: &Path) -> Result<usize> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    flush_with(client, dir, &mut RealFs)
+}
+
+/// Envelopes exported per round: written and made durable together (one directory fsync),
+/// then marked delivered.
+const FLUSH_BATCH: usize = 256;
+
+/// Writes the outbox to `dir` through `fs`, in rounds of [`FLUSH_BATCH`]: the envelopes of a
+/// round are written atomically and durably ([`exchange::export`]), then marked delivered.
+/// A crash in between exports them again on the next flush; the receiver refuses the second
+/// copy as a duplicate. Returns how many envelopes this call wrote.
+pub(crate) fn flush_with<F: ExchangeFs>(
+    client: &mut Client,
+    dir: &Path,
+    fs: &mut F,
+) -> Result<usize> {
     let mut written = 0;
-    for entry in client.outbox(usize::MAX)? {
-        let name = format!(
-            "{}.{:020}-{}.{ENVELOPE_EXT}",
-            entry.conversation_hint,
-            entry.created_at.as_millis(),
-            entry.id
-        );
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let mut file = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        file.write_all(&entry.envelope)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, dir.join(&name))?;
-        client.mark_delivered(entry.id)?;
-        written += 1;
+    let mut last_id = None;
+    loop {
+        let entries = client.outbox(FLUSH_BATCH)?;
+        if entries.is_empty() {
+            break;
+        }
+        // The outbox is oldest first and marked entries leave it: each round starts later.
+        if let (Some(last), Some(first)) = (last_id, entries.first().map(|e| e.id))
+            && first <= last
+        {
+            bail!("outbox entry {first} is still pending after it was marked delivered");
+        }
+        last_id = entries.last().map(|e| e.id);
+        let names = entries
+            .iter()
+            .map(exchange::file_name)
+            .collect::<Result<Vec<_>>>()?;
+        let batch: Vec<(String, &[u8])> = names
+            .into_iter()
+            .zip(&entries)
+            .map(|(name, e)| (name, e.envelope.as_slice()))
+            .collect();
+        exchange::export(fs, dir, &batch)?;
+        // One by one for now; `mark_delivered_batch` will make this one transaction.
+        for entry in &entries {
+            client.mark_delivered(entry.id)?;
+        }
+        written += entries.len();
     }
     Ok(written)
-}
-
-fn report(global: &Global, client: &mut Client, source: &str, received: &Received) -> Result<()> {
-    match received {
-        Received::Content {
-            inbox_id,
-            conversation_id,
-            content,
-            is_new_conversation,
-            ..
-        } => {
-            let text = String::from_utf8_lossy(content).into_owned();
-            print(
-                global,
-                &json!({"event": "message", "conversation": conversation_id, "new_conversation": is_new_conversation, "message": text}),
-                || {
-                    if *is_new_conversation {
-                        format!("[{conversation_id}] (new conversation) {text}")
-                    } else {
-                        format!("[{conversation_id}] {text}")
-                    }
-                },
-            );
-            client.acknowledge(*inbox_id)?;
-        }
-        Received::Frame {
-            conversation_id, ..
-        } => {
-            print(
-                global,
-                &json!({"event": "frame", "conversation": conversation_id}),
-                || format!("[{conversation_id}] (protocol frame)"),
-            );
-        }
-        Received::UnknownConversation { hint } => {
-            print(
-                global,
-                &json!({"event": "unknown_conversation", "hint": hint, "source": source}),
-                || format!("{source}: no conversation for hint {hint} yet; kept"),
-            );
-        }
-        Received::Duplicate => {
-            print(
-                global,
-                &json!({"event": "duplicate", "source": source}),
-                || format!("{source}: already received"),
-            );
-        }
-        Received::Empty => {}
-    }
-    Ok(())
-}
-
-fn receive_dir(global: &Global, client: &mut Client, dir: &Path) -> Result<()> {
-    if !dir.is_dir() {
-        bail!("exchange directory {} does not exist", dir.display());
-    }
-    let mut hints: Vec<String> = client
-        .conversations()?
-        .into_iter()
-        .map(|c| c.conversation_id)
-        .collect();
-    hints.push(client.inbox_id().to_owned());
-    let mut files: Vec<PathBuf> = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if name.starts_with('.') || !name.ends_with(ENVELOPE_EXT) {
-            continue;
-        }
-        let hint = name.split('.').next().unwrap_or_default();
-        if hints.iter().any(|h| h == hint) {
-            files.push(path);
-        }
-    }
-    // Names carry the creation time, so sorting delivers in send order per sender.
-    files.sort();
-    let mut count = 0;
-    for path in files {
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let source = path.display().to_string();
-        match client.receive(&bytes) {
-            Ok(received) => {
-                let keep = matches!(received, Received::UnknownConversation { .. });
-                report(global, client, &source, &received)?;
-                if !keep {
-                    std::fs::remove_file(&path)?;
-                }
-                count += 1;
-            }
-            Err(error) => {
-                let rejected = path.with_extension("rejected");
-                std::fs::rename(&path, &rejected)?;
-                print(
-                    global,
-                    &json!({"event": "rejected", "source": source, "error": error.to_string()}),
-                    || {
-                        format!(
-                            "{source}: rejected ({error}); moved to {}",
-                            rejected.display()
-                        )
-                    },
-                );
-            }
-        }
-    }
-    if count == 0 && !global.json {
-        println!("nothing to receive");
-    }
-    Ok(())
-}
-
-fn receive_stdin(global: &Global, client: &mut Client) -> Result<()> {
-    for (n, line) in std::io::stdin().lock().lines().enumerate() {
-        let line = line?;
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let source = format!("stdin line {}", n + 1);
-        let bytes = hex::decode(line).with_context(|| format!("{source}: not hex"))?;
-        let received = client.receive(&bytes).with_context(|| source.clone())?;
-        report(global, client, &source, &received)?;
-    }
-    Ok(())
 }

@@ -1,17 +1,19 @@
 //! `libchat db status` and `libchat db migrate`.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
 
 use super::Global;
-use super::chat::print;
+use crate::chat::require_database;
+use crate::output::{Out, warn};
 
 /// Schema tools.
 #[derive(Debug, Subcommand)]
 pub(crate) enum DbCommand {
-    /// Applied and pending migrations; whether the database is newer than this build.
-    /// Reads only: nothing is written.
+    /// Applied and pending migrations; whether the database is newer than this build; a
+    /// warning for each of its files that other users may read or write. Reads only: nothing
+    /// is written.
     Status,
     /// Apply pending migrations (refuses a database migrated by a newer build).
     Migrate,
@@ -20,13 +22,19 @@ pub(crate) enum DbCommand {
 /// Runs a `db` command.
 pub(crate) fn run(global: &Global, command: &DbCommand) -> Result<()> {
     let config = global.database()?;
+    require_database(global)?;
+    let mut out = Out::new(global.mode())?;
     match command {
         DbCommand::Status => {
-            if !global.db.exists() {
-                bail!("no database at {}", global.db.display());
-            }
+            // The modes first: reading the schema may remove an empty -wal file on close.
+            let warnings = libchat::permission_warnings(&config)
+                .with_context(|| format!("cannot read the modes of {}", global.db.display()))?;
             let status = libchat::schema_status(&config)
                 .with_context(|| format!("cannot read {}", global.db.display()))?;
+            // One line per file on stderr, in every mode.
+            for warning in &warnings {
+                warn(&warning.to_string());
+            }
             let state = if status.is_newer_than_build() {
                 "newer than this build"
             } else if status.pending.is_empty() {
@@ -34,14 +42,24 @@ pub(crate) fn run(global: &Global, command: &DbCommand) -> Result<()> {
             } else {
                 "pending migrations"
             };
-            print(
-                global,
+            let listed: Vec<serde_json::Value> = warnings
+                .iter()
+                .map(|w| {
+                    json!({
+                        "path": w.path.display().to_string(),
+                        "mode": format!("{:04o}", w.mode),
+                        "warning": w.to_string(),
+                    })
+                })
+                .collect();
+            out.text(
                 &json!({
                     "database": global.db.display().to_string(),
                     "state": state,
                     "applied": status.applied,
                     "pending": status.pending,
                     "unknown_applied": status.unknown_applied,
+                    "permission_warnings": listed,
                 }),
                 || {
                     let mut out = format!("{}: {state}\n", global.db.display());
@@ -56,19 +74,18 @@ pub(crate) fn run(global: &Global, command: &DbCommand) -> Result<()> {
                     }
                     out.trim_end().to_owned()
                 },
-            );
+            )
         }
         DbCommand::Migrate => {
             let applied = libchat::migrate_schema(&config)
                 .with_context(|| format!("cannot migrate {}", global.db.display()))?;
-            print(global, &json!({"applied": applied}), || {
+            out.text(&json!({"applied": applied}), || {
                 if applied.is_empty() {
                     "nothing to migrate".to_owned()
                 } else {
                     format!("applied {}", applied.join(", "))
                 }
-            });
+            })
         }
     }
-    Ok(())
 }

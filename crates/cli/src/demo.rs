@@ -4,20 +4,25 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::io::IsTerminal;
+
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
-use libchat::{Client, ClientConfig, DatabaseConfig, Received, Sent};
+use indicatif::{ProgressBar, ProgressStyle};
+use libchat::{Client, ClientConfig, DatabaseConfig, DatabaseKey, Received, Sent};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use super::Global;
+use crate::output::Out;
 
 /// Arguments of `demo`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DemoArgs {
-    /// Directory for the two databases (default: a temporary directory, removed at the end).
+    /// Directory for the two databases, kept afterwards (default: a temporary directory,
+    /// removed at the end). Encrypted with --key-env/--key-file when given.
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Messages to exchange in total, both directions.
@@ -27,7 +32,8 @@ pub(crate) struct DemoArgs {
     /// shuffled order.
     #[arg(long, default_value_t = 8)]
     pub burst: usize,
-    /// Seed of the delivery shuffles (default: random).
+    /// Seed of the burst sizes and delivery shuffles (default: random). The summary prints it:
+    /// the same seed replays the same delivery order, e.g. to reproduce a failure.
     #[arg(long)]
     pub seed: Option<u64>,
 }
@@ -58,10 +64,34 @@ struct Tally {
     duplicates_refused: usize,
 }
 
-fn open(global: &Global, path: &Path, name: &'static str) -> Result<Client> {
-    let db = DatabaseConfig::file(path).with_durability(global.durability.into());
+fn open(
+    global: &Global,
+    key: Option<&DatabaseKey>,
+    path: &Path,
+    name: &'static str,
+) -> Result<Client> {
+    let mut db = DatabaseConfig::file(path).with_durability(global.durability.into());
+    if let Some(key) = key {
+        db = db.with_key(key.clone());
+    }
     Client::open(ClientConfig::new(db, name))
         .with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// A progress bar on a terminal (not with `--json`) for runs long enough to wait for.
+fn progress(global: &Global, total: usize) -> Option<ProgressBar> {
+    const LONG_RUN: usize = 2_000;
+    if global.json || total < LONG_RUN || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} messages {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message("demo");
+    Some(bar)
 }
 
 /// Runs the demo.
@@ -90,15 +120,50 @@ pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<()> {
             );
         }
     }
+    let key = global.key()?;
+    if args.dir.is_some() {
+        crate::chat::warn_plaintext(
+            global,
+            &format!(
+                "the demo's databases {} and {} are",
+                saro_path.display(),
+                raya_path.display()
+            ),
+        );
+    }
     let seed = args.seed.unwrap_or_else(|| rand::thread_rng().r#gen());
+    let mut out = Out::new(global.mode())?;
+    out.say(&format!(
+        "seed {seed} (burst sizes and delivery order; `--seed {seed}` replays this run)"
+    ))?;
+    out.say(&match &args.dir {
+        Some(_) => format!(
+            "databases in {} ({}), kept afterwards",
+            dir.display(),
+            if key.is_some() {
+                "encrypted"
+            } else {
+                "not encrypted"
+            }
+        ),
+        None => format!(
+            "databases in the temporary directory {} ({}), removed at the end",
+            dir.display(),
+            if key.is_some() {
+                "encrypted"
+            } else {
+                "not encrypted"
+            }
+        ),
+    })?;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut tally = Tally::default();
     let mut seen: HashSet<String> = HashSet::new();
     let started = Instant::now();
 
     // Raya publishes an intro bundle; Saro connects with a first message.
-    let mut raya_client = open(global, &raya_path, "raya")?;
-    let mut saro_client = open(global, &saro_path, "saro")?;
+    let mut raya_client = open(global, key.as_ref(), &raya_path, "raya")?;
+    let mut saro_client = open(global, key.as_ref(), &saro_path, "saro")?;
     let bundle = raya_client.create_intro_bundle()?;
     let first = "saro #0: hello Raya, here is my invite".to_owned();
     let sent = saro_client.start_conversation(&bundle, first.as_bytes())?;
@@ -139,13 +204,11 @@ pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<()> {
         client: raya_client,
         convo: raya_convo,
     };
-    say(
-        global,
-        &format!(
-            "handshake done: saro {} <-> raya {}",
-            saro.convo, raya.convo
-        ),
-    );
+    out.say(&format!(
+        "handshake done: saro {} <-> raya {}",
+        saro.convo, raya.convo
+    ))?;
+    let bar = progress(global, args.messages);
 
     let mut restarted = false;
     let mut raya_turn = true;
@@ -155,20 +218,21 @@ pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<()> {
             let (saro_path, raya_path) = (saro.path.clone(), raya.path.clone());
             drop(std::mem::replace(
                 &mut saro.client,
-                open(global, &saro_path, "saro")?,
+                open(global, key.as_ref(), &saro_path, "saro")?,
             ));
             drop(std::mem::replace(
                 &mut raya.client,
-                open(global, &raya_path, "raya")?,
+                open(global, key.as_ref(), &raya_path, "raya")?,
             ));
             restarted = true;
-            say(
-                global,
-                &format!(
-                    "both clients closed and reopened after {} messages",
-                    tally.sent
-                ),
+            let line = format!(
+                "both clients closed and reopened after {} messages",
+                tally.sent
             );
+            match &bar {
+                Some(bar) => bar.suspend(|| out.say(&line))?,
+                None => out.say(&line)?,
+            }
         }
         let burst = rng
             .gen_range(1..=args.burst)
@@ -179,9 +243,15 @@ pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<()> {
             (&mut saro, &mut raya)
         };
         exchange(from, to, burst, &mut rng, &mut tally, &mut seen)?;
+        if let Some(bar) = &bar {
+            bar.set_position(tally.sent as u64);
+        }
         raya_turn = !raya_turn;
     }
     let elapsed = started.elapsed();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
 
     ensure!(
         tally.received == tally.sent,
@@ -205,10 +275,17 @@ pub(crate) fn run(global: &Global, args: &DemoArgs) -> Result<()> {
     let saro_size = saro.client.database_size()?.bytes();
     let raya_size = raya.client.database_size()?.bytes();
     let history = saro.client.history(&saro.convo, usize::MAX)?.len();
-    summary(
-        global, args, seed, &tally, elapsed, saro_size, raya_size, history, &dir,
-    );
-    Ok(())
+    let report = Report {
+        seed,
+        elapsed,
+        saro_size,
+        raya_size,
+        history,
+        encrypted: key.is_some(),
+    };
+    drop(saro);
+    drop(raya);
+    summary(&mut out, global, args, &tally, &report, &dir)
 }
 
 /// `from` sends `burst` messages; `to` receives them in a shuffled order, one of them twice.
@@ -273,68 +350,77 @@ fn exchange(
     Ok(())
 }
 
-fn say(global: &Global, line: &str) {
-    if !global.json {
-        println!("{line}");
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn summary(
-    global: &Global,
-    args: &DemoArgs,
+/// Figures of a finished run.
+struct Report {
     seed: u64,
-    tally: &Tally,
     elapsed: Duration,
     saro_size: u64,
     raya_size: u64,
     history: usize,
+    encrypted: bool,
+}
+
+fn summary(
+    out: &mut Out,
+    global: &Global,
+    args: &DemoArgs,
+    tally: &Tally,
+    report: &Report,
     dir: &Path,
-) {
-    let rate = tally.received as f64 / elapsed.as_secs_f64().max(1e-9);
+) -> Result<()> {
+    let rate = tally.received as f64 / report.elapsed.as_secs_f64().max(1e-9);
     let durability = format!("{:?}", global.durability).to_lowercase();
-    if global.json {
-        println!(
-            "{}",
-            json!({
-                "messages_sent": tally.sent,
-                "messages_received": tally.received,
-                "out_of_order_deliveries": tally.out_of_order,
-                "duplicates_refused": tally.duplicates_refused,
-                "restarted": true,
-                "elapsed_ms": elapsed.as_millis() as u64,
-                "messages_per_second": rate,
-                "saro_db_bytes": saro_size,
-                "raya_db_bytes": raya_size,
-                "history_entries": history,
-                "durability": durability,
-                "seed": seed,
-                "dir": args.dir.as_ref().map(|_| dir.display().to_string()),
-            })
-        );
-    } else {
-        println!("--- summary ---");
-        println!(
-            "messages      {} sent, {} received, every one exactly once",
-            tally.sent, tally.received
-        );
-        println!(
-            "reordering    {} deliveries out of order, {} redeliveries refused as duplicates",
-            tally.out_of_order, tally.duplicates_refused
-        );
-        println!("restart       both clients closed and reopened half-way");
-        println!(
-            "throughput    {rate:.0} messages/s (full cycle: send, receive, acknowledge, mark delivered; {durability} durability, {:.2?} total)",
-            elapsed
-        );
-        println!(
-            "databases     saro {} KiB, raya {} KiB; saro's history has {history} entries",
-            saro_size / 1024,
-            raya_size / 1024
-        );
-        println!("seed          {seed}");
-        if args.dir.is_some() {
-            println!("files         {}", dir.display());
+    let kept = args.dir.is_some();
+    let value = json!({
+        "messages_sent": tally.sent,
+        "messages_received": tally.received,
+        "out_of_order_deliveries": tally.out_of_order,
+        "duplicates_refused": tally.duplicates_refused,
+        "restarted": true,
+        "elapsed_ms": report.elapsed.as_millis() as u64,
+        "messages_per_second": rate,
+        "saro_db_bytes": report.saro_size,
+        "raya_db_bytes": report.raya_size,
+        "history_entries": report.history,
+        "durability": durability,
+        "encrypted": report.encrypted,
+        "seed": report.seed,
+        "dir": kept.then(|| dir.display().to_string()),
+        "dir_removed": !kept,
+    });
+    out.text(&value, || {
+        let mut lines = vec![
+            "--- summary ---".to_owned(),
+            format!(
+                "messages      {} sent, {} received, every one exactly once",
+                tally.sent, tally.received
+            ),
+            format!(
+                "reordering    {} deliveries out of order, {} redeliveries refused as duplicates",
+                tally.out_of_order, tally.duplicates_refused
+            ),
+            "restart       both clients closed and reopened half-way".to_owned(),
+            format!(
+                "throughput    {rate:.0} messages/s (full cycle: send, receive, acknowledge, mark delivered; {durability} durability, {:.2?} total)",
+                report.elapsed
+            ),
+            format!(
+                "databases     saro {} KiB, raya {} KiB ({}); saro's history has {} entries",
+                report.saro_size / 1024,
+                report.raya_size / 1024,
+                if report.encrypted { "encrypted" } else { "not encrypted" },
+                report.history
+            ),
+            format!(
+                "seed          {} (`--seed {}` replays the same burst sizes and delivery order)",
+                report.seed, report.seed
+            ),
+        ];
+        if kept {
+            lines.push(format!("files         {} (kept)", dir.display()));
+        } else {
+            lines.push("files         the temporary directory is removed now".to_owned());
         }
-    }
+        lines.join("\n")
+    })
 }

@@ -9,8 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use libchat::{DatabaseConfig, ImportOutcome, ImportProgress, import_legacy};
 use serde_json::json;
 
-use super::chat::print;
 use super::{Global, read_key};
+use crate::output::Out;
 
 /// Arguments of `import`. The target's key comes from the global `--key-env`/`--key-file`.
 #[derive(Debug, Args)]
@@ -33,9 +33,10 @@ pub(crate) struct ImportArgs {
 pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<()> {
     let source_key = read_key(args.from_key_env.as_deref(), args.from_key_file.as_deref())?;
     let mut target = DatabaseConfig::file(&args.to).with_durability(global.durability.into());
-    if let Some(key) = read_key(global.key_env.as_deref(), global.key_file.as_deref())? {
+    if let Some(key) = global.key()? {
         target = target.with_key(key);
     }
+    let mut out = Out::new(global.mode())?;
     let bar = if !global.json && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -59,13 +60,15 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     let report = result.with_context(|| format!("cannot import {}", args.from.display()))?;
+    if report.outcome == ImportOutcome::Imported {
+        crate::chat::warn_plaintext(global, &format!("{} is", report.target.display()));
+    }
     let outcome = match report.outcome {
         ImportOutcome::Imported => "imported",
         ImportOutcome::AlreadyImported => "already_imported",
     };
     let c = report.counts;
-    print(
-        global,
+    out.text(
         &json!({
             "outcome": outcome,
             "target": report.target.display().to_string(),
@@ -90,6 +93,5 @@ pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<()> {
                 report.duration
             )
         },
-    );
-    Ok(())
+    )
 }

@@ -5,18 +5,26 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use libchat::{DatabaseConfig, DatabaseKey, Durability};
 use zeroize::Zeroizing;
 
 mod chat;
 mod db;
 mod demo;
+mod exchange;
 mod import;
+mod output;
+mod receive;
 
 /// libchat: end-to-end encrypted 1:1 chat over one SQLite database.
+///
+/// Without any argument it runs the demo. Exit status: 0 success, 1 failure, 2 bad usage,
+/// 3 a message was committed and queued in the outbox but could not be written to the
+/// exchange directory (run `libchat flush`; do not send it again).
 #[derive(Debug, Parser)]
-#[command(name = "libchat", version, about, long_about = None)]
+#[command(name = "libchat", version, about, long_about)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
@@ -36,6 +44,15 @@ pub(crate) struct Global {
     /// File holding the database passphrase (SQLCipher); a trailing newline is ignored.
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) key_file: Option<PathBuf>,
+    /// Create databases without encryption, and say so: no warning. Without a key, a database
+    /// stores the identity key, the ratchet keys and every message in clear.
+    #[arg(
+        long,
+        global = true,
+        visible_alias = "insecure-plaintext",
+        conflicts_with_all = ["key_env", "key_file"]
+    )]
+    pub(crate) plain: bool,
     /// Commit durability.
     #[arg(long, global = true, value_enum, default_value_t = DurabilityArg::Full)]
     pub(crate) durability: DurabilityArg,
@@ -66,9 +83,11 @@ impl From<DurabilityArg> for Durability {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Two clients (Saro and Raya) chat end to end on real database files, with out-of-order
-    /// delivery and a restart half-way; prints a summary. The default command.
+    /// delivery and a restart half-way; prints a summary. What `libchat` without arguments
+    /// runs. With --key-env/--key-file both databases are encrypted with that key.
     Demo(demo::DemoArgs),
-    /// Create this installation's identity (the database is created if missing).
+    /// Create this installation's database and identity. The only chat command that creates a
+    /// database; on an existing one it keeps the identity (and its name).
     Init {
         /// Installation name.
         #[arg(long, default_value = "me")]
@@ -78,12 +97,12 @@ pub(crate) enum Command {
     Whoami,
     /// Print a new intro bundle for a peer to connect to.
     Intro,
-    /// Start a conversation from a peer's intro bundle with a first message.
+    /// Start a conversation from a peer's intro bundle (single use) with a first message.
     Connect {
         /// The peer's intro bundle (`logos_chatintro_1_...`).
         bundle: String,
-        /// The first message.
-        message: String,
+        #[command(flatten)]
+        message: chat::MessageArgs,
         #[command(flatten)]
         exchange: chat::ExchangeArgs,
     },
@@ -91,18 +110,23 @@ pub(crate) enum Command {
     Send {
         /// Local conversation id (see `list`).
         conversation: String,
-        /// The message.
-        message: String,
+        #[command(flatten)]
+        message: chat::MessageArgs,
         #[command(flatten)]
         exchange: chat::ExchangeArgs,
     },
     /// Receive envelopes addressed to us from the exchange directory, or hex lines on stdin.
+    /// A peer's content is printed with control characters escaped (see --raw, --json).
     Receive {
         #[command(flatten)]
         exchange: chat::ExchangeArgs,
         /// Read hex-encoded envelopes, one per line, from standard input instead.
         #[arg(long)]
         stdin: bool,
+        /// Print message content byte for byte, unescaped (for a pipe; refused on a terminal;
+        /// not with --json).
+        #[arg(long)]
+        raw: bool,
     },
     /// Write every envelope still in the outbox to the exchange directory.
     Flush {
@@ -118,6 +142,10 @@ pub(crate) enum Command {
         /// Show at most this many of the newest messages.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print message content byte for byte, unescaped (for a pipe; refused on a terminal;
+        /// not with --json).
+        #[arg(long)]
+        raw: bool,
     },
     /// Schema tools.
     #[command(subcommand)]
@@ -152,40 +180,127 @@ pub(crate) fn read_key(
 }
 
 impl Global {
+    /// The key given with --key-env or --key-file, if any.
+    pub(crate) fn key(&self) -> Result<Option<DatabaseKey>> {
+        read_key(self.key_env.as_deref(), self.key_file.as_deref())
+    }
+
     /// The database configuration these options describe.
     pub(crate) fn database(&self) -> Result<DatabaseConfig> {
         let mut config = DatabaseConfig::file(&self.db).with_durability(self.durability.into());
-        if let Some(key) = read_key(self.key_env.as_deref(), self.key_file.as_deref())? {
+        if let Some(key) = self.key()? {
             config = config.with_key(key);
         }
         Ok(config)
     }
-}
 
-/// Parses arguments, runs the command, prints errors with their causes.
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let json = cli.global.json;
-    let result = match cli.command {
-        None => demo::run(&cli.global, &demo::DemoArgs::default()),
-        Some(Command::Demo(ref args)) => demo::run(&cli.global, args),
-        Some(Command::Db(ref cmd)) => db::run(&cli.global, cmd),
-        Some(Command::Import(ref args)) => import::run(&cli.global, args),
-        Some(command) => chat::run(&cli.global, command),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            if json {
-                let chain: Vec<String> = error.chain().map(|e| e.to_string()).collect();
-                println!("{}", serde_json::json!({ "error": chain.join(": ") }));
-            } else {
-                eprintln!("error: {error}");
-                for cause in error.chain().skip(1) {
-                    eprintln!("  caused by: {cause}");
-                }
-            }
-            ExitCode::FAILURE
+    /// The output mode of `--json` (human otherwise).
+    pub(crate) fn mode(&self) -> output::Mode {
+        if self.json {
+            output::Mode::Json
+        } else {
+            output::Mode::Human
         }
     }
+}
+
+/// A usage error found after parsing (exit status 2, like the parser's).
+#[derive(Debug)]
+pub(crate) struct Usage(pub(crate) String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Exit status of a committed send whose envelope could not be exported.
+const EXIT_QUEUED: u8 = 3;
+/// Exit status of a usage error.
+const EXIT_USAGE: u8 = 2;
+
+/// Runs the command line: `libchat` without any argument runs the demo; options without a
+/// command are a usage error (a mistyped command line must not start the demo).
+fn dispatch(cli: Cli, db_given: bool, no_arguments: bool) -> Result<()> {
+    let refuse_db = |command: &str, instead: &str| -> Result<()> {
+        if db_given {
+            return Err(Usage(format!(
+                "--db is not used by `libchat {command}` ({instead}); leave it out"
+            ))
+            .into());
+        }
+        Ok(())
+    };
+    match cli.command {
+        None if no_arguments => demo::run(&cli.global, &demo::DemoArgs::default()),
+        None => Err(Usage(
+            "no command given (see `libchat --help`; `libchat demo` runs the demo)".to_owned(),
+        )
+        .into()),
+        Some(Command::Demo(ref args)) => {
+            refuse_db(
+                "demo",
+                "its two databases go to --dir or a temporary directory",
+            )?;
+            demo::run(&cli.global, args)
+        }
+        Some(Command::Db(ref cmd)) => db::run(&cli.global, cmd),
+        Some(Command::Import(ref args)) => {
+            refuse_db("import", "the new database is --to")?;
+            import::run(&cli.global, args)
+        }
+        Some(command) => chat::run(&cli.global, command),
+    }
+}
+
+/// Parses arguments, runs the command, prints errors with their causes (escaped: they may
+/// name files from the exchange directory).
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let db_given = matches.value_source("db") == Some(ValueSource::CommandLine);
+    let no_arguments = std::env::args_os().len() <= 1;
+    let json = cli.global.json;
+    let Err(error) = dispatch(cli, db_given, no_arguments) else {
+        return ExitCode::SUCCESS;
+    };
+    let queued = error.downcast_ref::<chat::Queued>();
+    let code = if queued.is_some() {
+        EXIT_QUEUED
+    } else if error.downcast_ref::<Usage>().is_some() {
+        EXIT_USAGE
+    } else {
+        1
+    };
+    if json {
+        let chain: Vec<String> = error.chain().map(|e| e.to_string()).collect();
+        let mut value = serde_json::json!({ "error": chain.join(": ") });
+        if let Some(queued) = queued {
+            value["queued"] = true.into();
+            value["conversation"] = queued.conversation.clone().into();
+        }
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "{}", output::json_line(&value));
+    } else {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "error: {}",
+            output::escape(error.to_string().as_bytes())
+        );
+        for cause in error.chain().skip(1) {
+            let _ = writeln!(
+                err,
+                "  caused by: {}",
+                output::escape(cause.to_string().as_bytes())
+            );
+        }
+    }
+    ExitCode::from(code)
 }

@@ -142,6 +142,7 @@ fn two_party_file_chat_through_the_binary() {
 fn bad_arguments_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    ok(d, &["--db", "x.db", "--plain", "init"]);
     let out = libchat(d, &["--db", "x.db", "send", "nope", "text"]);
     assert!(!out.status.success());
     let out = libchat(
@@ -164,6 +165,7 @@ fn bad_arguments_give_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("LIBCHAT_TEST_UNSET_VAR"));
     let out = libchat(d, &["--db", "missing.db", "db", "status"]);
     assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no database at missing.db"));
     let out = libchat(d, &["--db", "x.db", "history", "nope"]);
     assert!(!out.status.success());
 }
