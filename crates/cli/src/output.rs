@@ -141,30 +141,46 @@ impl Out {
         self.mode == Mode::Json
     }
 
-    /// Writes one record: `value` as a JSON line with `--json`, else the human text (escaped
-    /// unless `--raw`). The human text is built only when needed.
+    /// Writes one record that carries a peer's content: `value` as a JSON line with `--json`,
+    /// else the human line (escaped, and every line of a multi-line content indented by two
+    /// spaces so that no content line can pass for a record of its own; byte for byte with
+    /// `--raw`). The human line is built only when needed.
     pub(crate) fn record(
         &mut self,
         value: &serde_json::Value,
         human: impl FnOnce() -> Vec<u8>,
     ) -> Result<()> {
-        let mut out = self.stdout.lock();
-        match self.mode {
-            Mode::Json => writeln!(out, "{}", json_line(value)),
-            Mode::Raw => out.write_all(&human()).and_then(|()| out.write_all(b"\n")),
-            Mode::Human => writeln!(out, "{}", escape(&human())),
-        }
-        .and_then(|()| out.flush())
-        .context("cannot write to standard output")
+        let line = (self.mode != Mode::Json).then(human);
+        self.write(value, line, true)
     }
 
-    /// [`Out::record`] with human text.
+    /// Writes one record of our own text (no content): `value` as a JSON line with `--json`,
+    /// else the text, escaped (it may name files from the exchange directory).
     pub(crate) fn text(
         &mut self,
         value: &serde_json::Value,
         human: impl FnOnce() -> String,
     ) -> Result<()> {
-        self.record(value, || human().into_bytes())
+        let line = (self.mode != Mode::Json).then(|| human().into_bytes());
+        self.write(value, line, false)
+    }
+
+    fn write(
+        &mut self,
+        value: &serde_json::Value,
+        line: Option<Vec<u8>>,
+        indent: bool,
+    ) -> Result<()> {
+        let mut out = self.stdout.lock();
+        let line = line.unwrap_or_default();
+        match self.mode {
+            Mode::Json => writeln!(out, "{}", json_line(value)),
+            Mode::Raw => out.write_all(&line).and_then(|()| out.write_all(b"\n")),
+            Mode::Human if indent => writeln!(out, "{}", escape(&line).replace('\n', "\n  ")),
+            Mode::Human => writeln!(out, "{}", escape(&line)),
+        }
+        .and_then(|()| out.flush())
+        .context("cannot write to standard output")
     }
 
     /// A human line without a JSON counterpart (nothing with `--json`).

@@ -65,7 +65,7 @@ fn escape_sequences_from_a_peer_never_reach_the_terminal() {
         out.contains("\\x1b[2J\\x0dfake line \\u{9b}31m \\u{202e}txt.exe"),
         "{out}"
     );
-    assert!(out.contains("\n") && out.contains("\tsecond line"), "{out}");
+    assert!(out.contains("\n  \tsecond line"), "{out}");
 
     // --raw: byte-exact, for a pipe.
     std::fs::rename(keep_aside.join(&files[1]), exchange.join(&files[1])).unwrap();
@@ -80,6 +80,22 @@ fn escape_sequences_from_a_peer_never_reach_the_terminal() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["message"], EVIL);
 
+    // A content line never passes for a record of its own: continuation lines are indented.
+    libchat(
+        d,
+        &[
+            "--db",
+            "saro.db",
+            "send",
+            &saro_convo,
+            "hi\n[c0ffee] from someone else",
+        ],
+    )
+    .ok();
+    let out = libchat(d, &["--db", "raya.db", "receive"]).ok();
+    assert!(out.lines().all(|l| !l.starts_with("[c0ffee]")), "{out}");
+    assert!(out.contains("\n  [c0ffee] from someone else"), "{out}");
+
     // history and list: the same rules.
     let out = libchat(d, &["--db", "raya.db", "history", &raya_convo]).ok();
     assert!(!has_control(&out), "history: {out:?}");
@@ -87,8 +103,8 @@ fn escape_sequences_from_a_peer_never_reach_the_terminal() {
     let out = libchat(d, &["--db", "raya.db", "history", &raya_convo, "--raw"]).ok();
     assert_eq!(out.matches(EVIL).count(), 3, "{out:?}");
     let history = libchat(d, &["--db", "raya.db", "--json", "history", &raya_convo]).json();
-    assert_eq!(history.len(), 4);
-    assert!(history[1..].iter().all(|h| h["message"] == EVIL));
+    assert_eq!(history.len(), 5);
+    assert!(history[1..4].iter().all(|h| h["message"] == EVIL));
     let out = libchat(d, &["--db", "raya.db", "list"]).ok();
     assert!(!has_control(&out), "list: {out:?}");
     // --raw and --json do not mix.
@@ -725,4 +741,88 @@ fn a_handshake_and_its_follow_ups_arrive_in_one_run() {
     let texts: Vec<&str> = got.iter().map(|v| v["message"].as_str().unwrap()).collect();
     assert_eq!(texts, ["one", "two", "three"], "{got:?}");
     assert!(envelope_files(d).is_empty(), "{:?}", envelope_files(d));
+}
+
+/// Runs `libchat ARGS` in `dir` with its stdin, stdout and stderr on a pseudo-terminal
+/// (`script` from util-linux); returns the exit code and everything written to the terminal.
+fn on_a_terminal(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let bin = env!("CARGO_BIN_EXE_libchat");
+    let quoted: Vec<String> = std::iter::once(bin)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let out = std::process::Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .current_dir(dir)
+        .env("TERM", "xterm")
+        .env_remove("LIBCHAT_DB")
+        .env_remove("LIBCHAT_EXCHANGE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script (util-linux)");
+    (out.status.code(), stdout(&out))
+}
+
+#[test]
+fn on_a_terminal_raw_is_refused_and_a_large_backlog_shows_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (saro_convo, raya_convo) = connected_pair(d, "hello");
+    let (code, text) = on_a_terminal(d, &["--db", "raya.db", "history", &raya_convo, "--raw"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("standard output is a terminal"), "{text}");
+    // A backlog of 320 envelopes: a progress bar on the terminal, none with --json.
+    let mut saro = libchat::Client::open(libchat::ClientConfig::new(
+        libchat::DatabaseConfig::file(d.join("saro.db")),
+        "saro",
+    ))
+    .unwrap();
+    for n in 0..320 {
+        saro.send(&saro_convo, format!("backlog {n}").as_bytes())
+            .unwrap();
+    }
+    drop(saro);
+    libchat(d, &["--db", "saro.db", "flush"]).ok();
+    let (code, text) = on_a_terminal(d, &["--db", "raya.db", "receive"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "{}",
+        &text[text.len().saturating_sub(2000)..]
+    );
+    assert!(text.contains("receiving ["), "no progress bar");
+    assert!(text.contains("backlog 319"));
+    libchat(d, &["--db", "saro.db", "send", &saro_convo, "one more"]).ok();
+    let (_, text) = on_a_terminal(d, &["--db", "raya.db", "--json", "receive"]);
+    assert!(!text.contains("receiving ["), "{text}");
+}
+
+#[test]
+fn content_received_but_not_shown_is_shown_by_the_next_receive() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (saro_convo, _) = connected_pair(d, "hello");
+    libchat(d, &["--db", "saro.db", "send", &saro_convo, "interrupted"]).ok();
+    // A receive interrupted after the commit, before the content was shown and acknowledged.
+    let file = envelope_files(d).remove(0);
+    let envelope = std::fs::read(d.join("exchange").join(&file)).unwrap();
+    let mut raya = libchat::Client::open(libchat::ClientConfig::new(
+        libchat::DatabaseConfig::file(d.join("raya.db")),
+        "raya",
+    ))
+    .unwrap();
+    assert!(matches!(
+        raya.receive(&envelope).unwrap(),
+        libchat::Received::Content { .. }
+    ));
+    drop(raya);
+    let out = libchat(d, &["--db", "raya.db", "receive"]).ok();
+    assert!(out.contains("(received earlier) interrupted"), "{out}");
+    assert!(
+        !d.join("exchange").join(&file).exists(),
+        "the duplicate file is removed"
+    );
+    // Shown once: acknowledged now.
+    let out = libchat(d, &["--db", "raya.db", "receive"]).ok();
+    assert!(!out.contains("interrupted"), "{out}");
 }
