@@ -28,9 +28,10 @@ pub struct Database {
     /// The connection's `PRAGMA synchronous` as last set: the configured durability, or
     /// `Full` during a synced transaction in Normal (and after it, should restoring fail).
     synchronous: Durability,
-    /// Normal durability only: this connection may have committed something that is not yet
-    /// durable (no synced commit or checkpoint since). Conservative: set by every write.
-    unsynced: bool,
+    /// The connection's `total_changes()` right after its last synced commit (`None`: none
+    /// yet, or unknown). Rows changed since — by any path: transactions, tools, raw SQL — may
+    /// not be durable yet in Normal.
+    synced_changes: Option<i64>,
     /// Test hook: synced transactions and [`Database::sync`] commit like any other.
     #[cfg(feature = "testing")]
     unsynced_outgoing: bool,
@@ -421,7 +422,7 @@ impl Database {
             location: config.location,
             durability: config.durability,
             synchronous: config.durability,
-            unsynced: true,
+            synced_changes: None,
             #[cfg(feature = "testing")]
             unsynced_outgoing: config.unsynced_outgoing,
         };
@@ -480,7 +481,6 @@ impl Database {
     /// The check and the migrations run under one write lock (`BEGIN IMMEDIATE`), so several
     /// processes opening a fresh file at once apply the chain exactly once between them.
     pub fn migrate(&mut self) -> Result<Vec<String>, PersistenceError> {
-        self.unsynced = true;
         let location = self.location.to_string();
         self.conn
             .immediate_transaction(|conn| -> Result<Vec<String>, PersistenceError> {
@@ -501,7 +501,6 @@ impl Database {
     /// Reverts every applied migration, newest first, leaving an empty schema; returns the
     /// versions reverted. Destroys all data: for tests and tools only.
     pub fn revert_all_migrations(&mut self) -> Result<Vec<String>, PersistenceError> {
-        self.unsynced = true;
         migrate::revert_all(&mut self.conn)
     }
 
@@ -521,11 +520,7 @@ impl Database {
             // Restoring it after a synced transaction failed: try again.
             self.set_synchronous(self.durability)?;
         }
-        let result = self.run_in_transaction(true, f);
-        if result.is_ok() {
-            self.unsynced = true;
-        }
-        result
+        self.run_in_transaction(true, f)
     }
 
     /// Runs `f` like [`Database::transaction`], but commits durably whatever the configured
@@ -537,8 +532,8 @@ impl Database {
     /// [`Database::transaction`]. With [`Durability::Normal`] the transaction runs with
     /// `PRAGMA synchronous = FULL` (set before `BEGIN IMMEDIATE`, restored after the commit or
     /// rollback), so its commit syncs the WAL; WAL frames are appended in order, so the sync
-    /// also makes every earlier commit durable. When an earlier commit of this connection may
-    /// not be durable yet, the transaction also rewrites the database header's
+    /// also makes every earlier commit durable. When this connection changed rows since its
+    /// last synced commit, the transaction also rewrites the database header's
     /// `user_version` with its own value (no logical change), so that it commits a WAL frame,
     /// and so a sync, even if `f` changed nothing. Cost in Normal: one `fsync` of the WAL.
     pub fn transaction_synced<T, E, F>(&mut self, f: F) -> Result<T, E>
@@ -549,8 +544,8 @@ impl Database {
         if !self.commits_unsynced() {
             return self.transaction(f);
         }
+        let touch = self.has_unsynced_changes();
         self.set_synchronous(Durability::Full)?;
-        let touch = self.unsynced;
         let result = self.run_in_transaction(true, |tx| {
             let value = f(tx)?;
             if touch {
@@ -562,7 +557,8 @@ impl Database {
         // and the next transaction sets NORMAL again before it begins.
         let _ = self.set_synchronous(self.durability);
         if result.is_ok() {
-            self.unsynced = false;
+            // Unknown (None) if the query fails: the next sync then syncs.
+            self.synced_changes = self.total_changes().ok();
         }
         result
     }
@@ -572,12 +568,13 @@ impl Database {
     ///
     /// With [`Durability::Full`] (every commit is durable) and in memory it does nothing.
     /// With [`Durability::Normal`] it is an empty [`Database::transaction_synced`]: one WAL
-    /// frame and one `fsync`, skipped when nothing was committed since the last synced
-    /// commit. (A `PRAGMA wal_checkpoint(PASSIVE)` is no such barrier: it syncs the WAL only
+    /// frame and one `fsync`, skipped when this connection changed no row since its last
+    /// synced commit (SQLite's `total_changes()`, which counts every insert, update and
+    /// delete, whatever issued it). (A `PRAGMA wal_checkpoint(PASSIVE)` is no such barrier: it syncs the WAL only
     /// when it can copy frames into the database file, which a reader holding an older
     /// snapshot prevents; and an empty transaction commits nothing, so it syncs nothing.)
     pub fn sync(&mut self) -> Result<(), PersistenceError> {
-        if !self.commits_unsynced() || !self.unsynced {
+        if !self.commits_unsynced() || !self.has_unsynced_changes() {
             return Ok(());
         }
         self.transaction_synced(|_| Ok(()))
@@ -597,6 +594,20 @@ impl Database {
             return false;
         }
         self.durability == Durability::Normal && matches!(self.location, Location::File(_))
+    }
+
+    /// Whether this connection changed rows since its last synced commit (true when unknown).
+    fn has_unsynced_changes(&mut self) -> bool {
+        match self.total_changes() {
+            Ok(now) => self.synced_changes != Some(now),
+            Err(_) => true,
+        }
+    }
+
+    /// SQLite's `total_changes()`: rows inserted, updated or deleted by this connection since
+    /// it opened (statements of rolled-back transactions included). Reads nothing.
+    fn total_changes(&mut self) -> Result<i64, PersistenceError> {
+        query_i64(&mut self.conn, "SELECT total_changes() AS n")
     }
 
     /// Sets `PRAGMA synchronous` (outside a transaction: SQLite refuses it inside one).
@@ -651,7 +662,6 @@ impl Database {
         &mut self,
         older_than: domain_ratchet::Timestamp,
     ) -> Result<usize, PersistenceError> {
-        self.unsynced = true;
         crate::repo::ratchet::expire(&mut self.conn, older_than)
     }
 
@@ -681,7 +691,6 @@ impl Database {
     /// inspects rows. Application code goes through [`Database::transaction`].
     #[cfg(any(test, feature = "testing"))]
     pub fn raw_connection(&mut self) -> &mut SqliteConnection {
-        self.unsynced = true;
         &mut self.conn
     }
 }
