@@ -21,7 +21,7 @@
 //!   flight that committed re-sent from the outbox, new messages decrypt both ways.
 //!
 //! `cargo test -p crash-vfs --test sweep` runs the bounded sweep (every 7th call, about 105 cut
-//! points per combination). The long one (every call, three seeds, about 8,900 cut points):
+//! points per combination). The long one (every call, three seeds, about 8,800 cut points):
 //! `cargo test -p crash-vfs --release --test sweep -- --ignored --nocapture`.
 //! `CRASH_VFS_SEED=<n>` fixes the seed of the bounded sweep (printed on every run);
 //! `CRASH_VFS_REPLAY=<combo>:<seed>:<cut>` (printed with a failure) replays one cut;
