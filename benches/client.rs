@@ -1,5 +1,6 @@
 //! Client throughput: send + receive between two file-backed clients (Full and Normal
-//! durability) and in memory; opening a client whose database holds 10,000 conversations.
+//! durability) and in memory, each half alone too; opening a client whose database holds
+//! 10,000 conversations.
 //!
 //! `cargo bench --bench client -- --warm-up-time 1 --measurement-time 5`
 // `criterion_group!` defines an undocumented public function.
@@ -57,6 +58,32 @@ fn send_receive(c: &mut Criterion) {
                 let received = raya.receive(&sent.envelope.bytes).unwrap();
                 assert!(matches!(received, Received::Content { .. }));
             })
+        });
+        // Each half alone, on pairs of their own: a send (with Normal durability a synced
+        // commit; the peer, in memory, receives nothing), and the receive of an envelope sent
+        // beforehand (not timed) by a sender in memory (a Normal commit).
+        let (sender_db, receiver_db) = match durability {
+            Some(d) => (
+                file(dir.path(), "sender.db", d),
+                file(dir.path(), "receiver.db", d),
+            ),
+            None => (DatabaseConfig::in_memory(), DatabaseConfig::in_memory()),
+        };
+        let (mut lone_sender, lone_convo, _peer) = pair(sender_db, DatabaseConfig::in_memory());
+        group.bench_function(format!("send/{name}"), |b| {
+            b.iter(|| lone_sender.send(&lone_convo, &message).unwrap())
+        });
+        let (mut sender, sender_convo, mut receiver) =
+            pair(DatabaseConfig::in_memory(), receiver_db);
+        group.bench_function(format!("receive/{name}"), |b| {
+            b.iter_batched(
+                || sender.send(&sender_convo, &message).unwrap().envelope.bytes,
+                |envelope| {
+                    let received = receiver.receive(&envelope).unwrap();
+                    assert!(matches!(received, Received::Content { .. }));
+                },
+                BatchSize::SmallInput,
+            )
         });
         // The whole life of a message: send, transport takes it, receive, UI acknowledges.
         group.bench_function(format!("send_receive_deliver_ack/{name}"), |b| {

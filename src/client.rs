@@ -290,7 +290,8 @@ impl std::fmt::Debug for Received {
 ///
 /// Every operation runs as one database transaction (`BEGIN IMMEDIATE`): either everything
 /// it changed is committed — ratchet step, consumed intro key, outbox or inbox entry, history —
-/// or nothing is, and the same input can be retried.
+/// or nothing is, and the same input can be retried. What survives a power loss depends on
+/// the durability: see [`Client::sync`].
 pub struct Client {
     db: Database,
     chat: ChatConfig,
@@ -337,20 +338,29 @@ impl Client {
         let forget_before = config
             .processed_envelope_max_age
             .map(|age| now.saturating_sub(age));
-        let identity = db.transaction(|tx| -> Result<_, ClientError> {
+        let existing = db.transaction(|tx| -> Result<_, ClientError> {
             if let Some(before) = expire_before {
                 domain_chat::RatchetStore::expire_skipped_keys(tx, before)?;
             }
             if let Some(before) = forget_before {
                 MailboxStore::forget_processed_envelopes(tx, before)?;
             }
-            if let Some(identity) = domain_chat::IdentityStore::load_identity(tx)? {
-                return Ok(identity);
-            }
-            let identity = domain_chat::create_identity(&name, &mut OsRng);
-            domain_chat::IdentityStore::save_identity(tx, &identity)?;
-            Ok(identity)
+            Ok(domain_chat::IdentityStore::load_identity(tx)?)
         })?;
+        let identity = match existing {
+            Some(identity) => identity,
+            // The first open: the identity is created in a synced transaction (its public key
+            // leaves the process in every bundle and handshake, so a power loss must not take
+            // it back). Another process may have created it since the read above.
+            None => db.transaction_synced(|tx| -> Result<_, ClientError> {
+                if let Some(identity) = domain_chat::IdentityStore::load_identity(tx)? {
+                    return Ok(identity);
+                }
+                let identity = domain_chat::create_identity(&name, &mut OsRng);
+                domain_chat::IdentityStore::save_identity(tx, &identity)?;
+                Ok(identity)
+            })?,
+        };
         let public_key = identity.key_pair.public();
         Ok(Self {
             db,
@@ -379,20 +389,47 @@ impl Client {
         &self.inbox_id
     }
 
-    /// Runs `op` as one transaction over the store.
+    /// Runs `op` as one transaction over the store, committed with the configured durability
+    /// (for what stays in this installation: receives, acknowledgements, mark-delivered).
     fn run<T>(
         &mut self,
         op: impl FnOnce(&mut dyn ClientStore, &ChatConfig) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
+        self.run_with(false, op)
+    }
+
+    /// Runs `op` as one transaction committed durably even with `Durability::Normal`
+    /// ([`Database::transaction_synced`]): for every operation whose result leaves the process
+    /// (intro bundles, conversation starts, sends), so that nothing another party has seen
+    /// from us can be forgotten by us.
+    fn run_synced<T>(
+        &mut self,
+        op: impl FnOnce(&mut dyn ClientStore, &ChatConfig) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        self.run_with(true, op)
+    }
+
+    fn run_with<T>(
+        &mut self,
+        synced: bool,
+        op: impl FnOnce(&mut dyn ClientStore, &ChatConfig) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
         let chat = self.chat;
         #[cfg(any(test, feature = "testing"))]
-        if let Some(k) = self.fail_at_write.take() {
-            return self.db.transaction(|tx| {
+        let fail_at_write = self.fail_at_write.take();
+        let body = |tx: &mut persistence::Tx<'_>| {
+            #[cfg(any(test, feature = "testing"))]
+            if let Some(k) = fail_at_write {
                 let mut failing = domain_ratchet::testing::FailingStore::new(tx, k);
-                op(&mut failing, &chat)
-            });
+                return op(&mut failing, &chat);
+            }
+            op(tx, &chat)
+        };
+        if synced {
+            self.db.transaction_synced(body)
+        } else {
+            self.db.transaction(body)
         }
-        self.db.transaction(|tx| op(tx, &chat))
     }
 
     /// Runs read-only `op` in one deferred transaction (a snapshot that does not wait for or
@@ -414,13 +451,17 @@ impl Client {
     }
 
     /// Creates a new intro bundle with its own single-use ephemeral key; returns the
-    /// `logos_chatintro_1_...` string to publish.
+    /// `logos_chatintro_1_...` string to publish. Committed durably whatever the durability
+    /// (see [`Client::sync`]).
     pub fn create_intro_bundle(&mut self) -> Result<String, ClientError> {
-        self.run(|store, _| Ok(domain_chat::create_intro_bundle(store, &mut OsRng)?.to_string()))
+        self.run_synced(|store, _| {
+            Ok(domain_chat::create_intro_bundle(store, &mut OsRng)?.to_string())
+        })
     }
 
     /// Starts a PrivateV1 conversation from a peer's intro bundle with a first message. The
-    /// handshake envelope is queued in the outbox in the same transaction.
+    /// handshake envelope is queued in the outbox in the same transaction, committed durably
+    /// whatever the durability (see [`Client::sync`]).
     pub fn start_conversation(
         &mut self,
         bundle: &str,
@@ -428,7 +469,7 @@ impl Client {
     ) -> Result<Sent, ClientError> {
         let bundle = IntroBundle::parse(bundle.trim())?;
         let clock = self.clock;
-        self.run(|store, chat| {
+        self.run_synced(|store, chat| {
             let now = clock.now();
             let started = domain_chat::start_private_conversation(
                 store, chat, &mut OsRng, &bundle, content, now,
@@ -444,10 +485,12 @@ impl Client {
     }
 
     /// Sends content in a conversation; the envelope is queued in the outbox in the same
-    /// transaction that advances the ratchet.
+    /// transaction that advances the ratchet, committed durably whatever the durability: once
+    /// this returns, no crash or power loss takes the envelope, its history entry or the
+    /// ratchet step back (see [`Client::sync`]).
     pub fn send(&mut self, conversation_id: &str, content: &[u8]) -> Result<Sent, ClientError> {
         let clock = self.clock;
-        self.run(|store, chat| {
+        self.run_synced(|store, chat| {
             let now = clock.now();
             let envelope =
                 domain_chat::send_content(store, chat, &mut OsRng, conversation_id, content, now)?;
@@ -457,7 +500,8 @@ impl Client {
 
     /// Handles an incoming envelope. Content is stored in the inbox and the history in the same
     /// transaction that advances the ratchet; acknowledge it with [`Client::acknowledge`] once
-    /// the application has it.
+    /// the application has it. With `Durability::Normal`, call [`Client::sync`] before telling
+    /// the transport it may delete the envelope.
     pub fn receive(&mut self, envelope: &[u8]) -> Result<Received, ClientError> {
         if envelope.is_empty() {
             return Ok(Received::Empty);
@@ -551,6 +595,32 @@ impl Client {
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, ClientError> {
         self.read(|store| Ok(store.history(conversation_id, limit)?))
+    }
+
+    /// A durability barrier: when it returns `Ok`, every operation this Client completed
+    /// before it survives a power loss or an OS crash.
+    ///
+    /// With `Durability::Full` (the default) every operation is already durable when it
+    /// returns, and this does nothing. With `Durability::Normal`, the operations whose result
+    /// leaves the process — creating the identity (first open), [`Client::create_intro_bundle`],
+    /// [`Client::start_conversation`] and [`Client::send`] — are durable when they return, and
+    /// each also makes everything completed before it durable. [`Client::receive`],
+    /// [`Client::acknowledge`] and [`Client::mark_delivered`] are not: a power loss or an OS
+    /// crash can take back those completed since the last sync (by this method or by one of
+    /// the operations above), newest first, each whole. Never anything sent or published.
+    ///
+    /// The rule for a Normal application: **call `sync` before telling the transport it may
+    /// delete what you received** (an acknowledgement to a server, deleting a file from a
+    /// drop directory). A receive lost to a power loss is then redone when the transport
+    /// delivers the envelope again: it decrypts again, since the ratchet state went back
+    /// with it. Likewise, call it before recording outside libchat anything that depends on a
+    /// receive, an acknowledgement or a mark-delivered having happened (e.g. an inbox id as
+    /// "shown": the ids of lost receives are handed out again).
+    ///
+    /// In Normal, it costs one WAL frame and one `fsync` when something was committed since
+    /// the last sync, and nothing otherwise.
+    pub fn sync(&mut self) -> Result<(), ClientError> {
+        Ok(self.db.sync()?)
     }
 
     /// Deletes skipped message keys stored more than `max_age` ago; returns how many.

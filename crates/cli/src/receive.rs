@@ -7,7 +7,8 @@
 //!
 //! Outcomes per envelope:
 //! - content: printed, then acknowledged (an interrupted run leaves it in the inbox, and the
-//!   next `receive` prints it first), then the file is removed;
+//!   next `receive` prints it first), then, once the batch is durable ([`Client::sync`]), the
+//!   file is removed;
 //! - a protocol frame or a duplicate: reported, the file removed;
 //! - refused by the protocol (forged, corrupt, replayed, not an envelope, too large): reported,
 //!   the file renamed to `*.rejected`;
@@ -375,6 +376,10 @@ fn run_batch(
         Ok(())
     })?;
     acknowledge(client, &inbox_ids)?;
+    // The durability barrier before any file is removed: with `--durability normal` a receive
+    // is not yet power-loss durable when it returns, and its envelope must stay in the exchange
+    // directory until it is (nothing to do with Full).
+    client.sync()?;
     Ok(disposals)
 }
 

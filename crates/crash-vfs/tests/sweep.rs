@@ -1,35 +1,37 @@
 //! The power-loss sweep (issue 16): two libchat installations (Saro and Raya, one database
 //! each) run a workload — both databases created, the handshake (intro bundle, start,
 //! receive), sends published at once or in a batch, receives in and out of order, a
-//! duplicate, acknowledgements, mark-delivered, reopens — through the real `Client`, on the
-//! crash-simulating VFS. The power is cut at every k-th file-changing call of the whole
-//! workload, on the installation making it; after each cut the disk is left as the power loss
-//! leaves it and every guarantee is checked (see `support::run_cut`):
+//! duplicate, acknowledgements, mark-delivered, syncs, checkpoints, reopens — through the real
+//! `Client`, on the crash-simulating VFS. The transport keeps each envelope until its
+//! recipient says it may delete it: with Full when the receive returned Ok, with Normal after
+//! the recipient's next `Client::sync`. The power is cut at every k-th file-changing call of
+//! the whole workload, on the installation making it; after each cut the disk is left as the
+//! power loss leaves it and every guarantee is checked (see `support::run_cut`):
 //! - both files pass `integrity_check` and `foreign_key_check` (plain and SQLCipher, Full and
 //!   Normal);
 //! - Full: the database is exactly the state after the operations that returned Ok, plus
 //!   possibly the one in flight, whole;
 //! - Normal: it is exactly the state after some prefix of its operations (never half an
-//!   operation);
-//! - the installations restart (redeliver the outbox, show the inbox, fetch from the
-//!   transport) and carry the conversation on: unless Normal took back an operation the peer
-//!   had already seen, every message is received exactly once, nothing that returned Ok is
-//!   missing (Normal: except sends never handed to the transport, gone from both outbox and
-//!   history), and new messages decrypt both ways; otherwise only typed refusals occur and a
-//!   new conversation works.
+//!   operation) that contains every operation whose result left the process (the identity,
+//!   the intro bundle, the handshake, every send) and every `sync` that returned Ok: only
+//!   receives, acknowledgements and mark-delivered since the last of those may be lost;
+//! - both durabilities: the installations restart (redeliver the outbox, show the inbox, fetch
+//!   what the transport still holds) and carry the conversation on: nothing refused, every
+//!   message exactly once in the peer's history, every send that returned Ok there, a send in
+//!   flight that committed re-sent from the outbox, new messages decrypt both ways.
 //!
-//! `cargo test -p crash-vfs --test sweep` runs the bounded sweep (every 7th call, about 85 cut
-//! points per combination). The long one (every call, three seeds, about 7,000 cut points):
+//! `cargo test -p crash-vfs --test sweep` runs the bounded sweep (every 7th call, about 105 cut
+//! points per combination). The long one (every call, three seeds, about 8,800 cut points):
 //! `cargo test -p crash-vfs --release --test sweep -- --ignored --nocapture`.
 //! `CRASH_VFS_SEED=<n>` fixes the seed of the bounded sweep (printed on every run);
-//! `CRASH_VFS_REPLAY=<combo>:<seed>:<cut>` (printed with a failure) replays one cut.
+//! `CRASH_VFS_REPLAY=<combo>:<seed>:<cut>` (printed with a failure) replays one cut;
+//! `CRASH_VFS_VERBOSE=1` prints what each Normal cut lost, and every failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
-use crash_vfs::Flaw;
 use persistence::Durability;
-use support::{Combo, Devices, Figures, report, sweep};
+use support::{Combo, Devices, Faults, Figures, report, sweep};
 
 /// Every k-th call in the bounded sweep.
 const STRIDE: u64 = 7;
@@ -70,12 +72,18 @@ fn assert_sweep(label: &str, combo: Combo, figures: &Figures, min_cuts: usize) {
     );
     match combo.durability {
         Durability::Full => assert_eq!(figures.lost_some, 0),
-        // The sweep did exercise losses (a Normal sweep that never lost anything would prove
-        // little).
-        Durability::Normal => assert!(
-            figures.lost_some > 0,
-            "{label}: Normal never lost an operation"
-        ),
+        // The sweep did exercise losses, lost receives among them (a Normal sweep that never
+        // lost anything would prove little).
+        Durability::Normal => {
+            assert!(
+                figures.lost_some > 0,
+                "{label}: Normal never lost an operation"
+            );
+            assert!(
+                figures.redelivered > 0,
+                "{label}: Normal never lost a receive redone from the transport"
+            );
+        }
     }
 }
 
@@ -90,7 +98,7 @@ fn bounded(combo: Combo) {
         seed % STRIDE,
         STRIDE,
         usize::MAX,
-        Flaw::None,
+        Faults::NONE,
     );
     assert_sweep(&label, combo, &figures, 60);
 }
@@ -134,7 +142,7 @@ fn long_power_loss_sweep() {
         let devices = Devices::register(&format!("long-{}", combo.label()));
         for &seed in &seeds {
             let label = format!("long {} seed {seed}", combo.label());
-            let figures = sweep(&devices, combo, seed, 0, 1, usize::MAX, Flaw::None);
+            let figures = sweep(&devices, combo, seed, 0, 1, usize::MAX, Faults::NONE);
             assert_sweep(&label, combo, &figures, 400);
             total += figures.cuts;
         }

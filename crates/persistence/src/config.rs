@@ -117,14 +117,44 @@ impl std::fmt::Debug for DatabaseKey {
     }
 }
 
-/// How hard a commit tries to survive a crash. Both use WAL (write-ahead logging).
+/// How hard a commit tries to survive a crash. Both use WAL (write-ahead logging), and with
+/// both every commit survives a crash of the process (SIGKILL, panic, abort).
+///
+/// The difference is a power loss or an OS crash (the `RELIABILITY.md` section "Power loss"
+/// lists the tests):
+///
+/// | | `Full` | `Normal` |
+/// |---|---|---|
+/// | Every commit | syncs the WAL | does not sync (fast) |
+/// | [`crate::Database::transaction_synced`] (the Client's identity creation, intro bundles, conversation starts, sends) | syncs the WAL | syncs the WAL |
+/// | [`crate::Database::sync`] (`Client::sync`) | nothing to do | syncs the WAL when something was committed since the last sync |
+/// | After a power loss | every commit that returned is there | the state after some prefix of the commits, containing every synced one |
+///
+/// In both, the database after a power loss is consistent (`integrity_check` passes) and no
+/// operation is half applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// `synchronous = FULL`: a committed transaction survives power loss. The default.
+    /// `synchronous = FULL`: every committed transaction survives a power loss or an OS
+    /// crash. The default.
     #[default]
     Full,
-    /// `synchronous = NORMAL`: commits survive an application crash, but the last ones may be
-    /// lost on power loss or an OS crash (the database stays consistent). Much faster.
+    /// `synchronous = NORMAL`, except for synced transactions: an ordinary commit survives a
+    /// crash of the process, but a power loss or an OS crash may take back the commits made
+    /// since the last sync of the WAL, newest first and each whole. The WAL is synced by
+    /// every [`crate::Database::transaction_synced`] (each syncs everything committed before
+    /// it), [`crate::Database::sync`], and checkpoints (SQLite's automatic one at 1,000 WAL
+    /// pages; the one when the last connection closes).
+    ///
+    /// For the libchat `Client` this means: nothing that left the process is ever lost —
+    /// the identity, intro bundles, conversation starts and sends are synced commits (a
+    /// `Sent` envelope is in the outbox and the history after any crash). What a power loss
+    /// can take back are receives, acknowledgements and mark-delivered committed since the
+    /// last sync (a send, a bundle, or `Client::sync`): a lost receive comes back when the
+    /// transport delivers the envelope again (it decrypts again: the ratchet state went back
+    /// with it), so call `Client::sync` before telling the transport it may delete what you
+    /// received; a lost acknowledgement offers the content again; a lost mark-delivered sends
+    /// the envelope again, which the peer reports as a duplicate. Inbox ids of lost receives
+    /// are handed out again.
     Normal,
 }
 
@@ -189,6 +219,10 @@ pub struct DatabaseConfig {
     /// Test-only: the name of a registered SQLite VFS the file is opened through.
     #[cfg(feature = "testing")]
     pub(crate) vfs: Option<String>,
+    /// Test-only: synced transactions commit like the others (see
+    /// [`DatabaseConfig::with_unsynced_outgoing`]).
+    #[cfg(feature = "testing")]
+    pub(crate) unsynced_outgoing: bool,
 }
 
 impl DatabaseConfig {
@@ -214,6 +248,8 @@ impl DatabaseConfig {
             migrations: MigrationMode::default(),
             #[cfg(feature = "testing")]
             vfs: None,
+            #[cfg(feature = "testing")]
+            unsynced_outgoing: false,
         }
     }
 
@@ -279,6 +315,17 @@ impl DatabaseConfig {
     #[cfg(feature = "testing")]
     pub fn with_vfs(mut self, name: impl Into<String>) -> Self {
         self.vfs = Some(name.into());
+        self
+    }
+
+    /// Test hook (feature `testing`): a deliberately broken database for the power-loss
+    /// sweep. [`crate::Database::transaction_synced`] commits like
+    /// [`crate::Database::transaction`] and [`crate::Database::sync`] does nothing, so with
+    /// [`Durability::Normal`] nothing is synced before a checkpoint (libchat before synced
+    /// transactions existed). The sweep must catch it.
+    #[cfg(feature = "testing")]
+    pub fn with_unsynced_outgoing(mut self) -> Self {
+        self.unsynced_outgoing = true;
         self
     }
 

@@ -7,7 +7,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
-use crate::config::{DatabaseConfig, DatabaseKey, Location, MigrationMode};
+use crate::config::{DatabaseConfig, DatabaseKey, Durability, Location, MigrationMode};
 use crate::error::{PersistenceError, is_not_a_database};
 use crate::files::{self, PermissionWarning};
 use crate::migrate::{self, SchemaStatus};
@@ -15,13 +15,26 @@ use crate::repo::keycache::KeyPairCache;
 
 /// One open database: a single SQLite (or SQLCipher) connection that owns all libchat state.
 ///
-/// Every operation of the Client runs through [`Database::transaction`]; `Database` also
-/// implements the domain store traits directly (each call its own transaction), which is
-/// convenient for tools and tests.
+/// Every operation of the Client runs through [`Database::transaction`] (or
+/// [`Database::transaction_synced`] for what leaves the process); `Database` also implements
+/// the domain store traits directly (each call its own transaction), which is convenient for
+/// tools and tests.
 pub struct Database {
     pub(crate) conn: SqliteConnection,
     pub(crate) keys: KeyPairCache,
     location: Location,
+    /// The configured durability.
+    durability: Durability,
+    /// The connection's `PRAGMA synchronous` as last set: the configured durability, or
+    /// `Full` during a synced transaction in Normal (and after it, should restoring fail).
+    synchronous: Durability,
+    /// The connection's `total_changes()` right after its last synced commit (`None`: none
+    /// yet, or unknown). Rows changed since — by any path: transactions, tools, raw SQL — may
+    /// not be durable yet in Normal.
+    synced_changes: Option<i64>,
+    /// Test hook: synced transactions and [`Database::sync`] commit like any other.
+    #[cfg(feature = "testing")]
+    unsynced_outgoing: bool,
 }
 
 impl std::fmt::Debug for Database {
@@ -407,6 +420,11 @@ impl Database {
             conn,
             keys: KeyPairCache::default(),
             location: config.location,
+            durability: config.durability,
+            synchronous: config.durability,
+            synced_changes: None,
+            #[cfg(feature = "testing")]
+            unsynced_outgoing: config.unsynced_outgoing,
         };
         if config.migrations == MigrationMode::Apply && !status.pending.is_empty() {
             db.migrate()?;
@@ -488,12 +506,118 @@ impl Database {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed if `f` returns `Ok`, rolled
     /// back (everything it wrote) if it returns `Err` or a commit fails.
+    ///
+    /// The commit is as durable as the configured [`Durability`]: with
+    /// [`Durability::Normal`] it survives a crash of the process but not necessarily a power
+    /// loss or an OS crash until a later [`Database::transaction_synced`] or
+    /// [`Database::sync`] (or a checkpoint).
     pub fn transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
     where
         E: From<PersistenceError>,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     {
+        if self.synchronous != self.durability {
+            // Restoring it after a synced transaction failed: try again.
+            self.set_synchronous(self.durability)?;
+        }
         self.run_in_transaction(true, f)
+    }
+
+    /// Runs `f` like [`Database::transaction`], but commits durably whatever the configured
+    /// durability: when it returns `Ok`, the transaction, and every transaction this
+    /// connection committed before it, survives a power loss or an OS crash.
+    ///
+    /// For work whose result leaves the process (an identity, an intro bundle, an envelope):
+    /// what another party has seen must never be forgotten. With [`Durability::Full`] this is
+    /// [`Database::transaction`]. With [`Durability::Normal`] the transaction runs with
+    /// `PRAGMA synchronous = FULL` (set before `BEGIN IMMEDIATE`, restored after the commit or
+    /// rollback), so its commit syncs the WAL; WAL frames are appended in order, so the sync
+    /// also makes every earlier commit durable. When this connection changed rows since its
+    /// last synced commit, the transaction also rewrites the database header's
+    /// `user_version` with its own value (no logical change), so that it commits a WAL frame,
+    /// and so a sync, even if `f` changed nothing. Cost in Normal: one `fsync` of the WAL.
+    pub fn transaction_synced<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<PersistenceError>,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    {
+        if !self.commits_unsynced() {
+            return self.transaction(f);
+        }
+        let touch = self.has_unsynced_changes();
+        self.set_synchronous(Durability::Full)?;
+        let result = self.run_in_transaction(true, |tx| {
+            let value = f(tx)?;
+            if touch {
+                rewrite_user_version(tx.conn)?;
+            }
+            Ok(value)
+        });
+        // Best effort: should it fail, the connection stays FULL (more durable, never less)
+        // and the next transaction sets NORMAL again before it begins.
+        let _ = self.set_synchronous(self.durability);
+        if result.is_ok() {
+            // Unknown (None) if the query fails: the next sync then syncs.
+            self.synced_changes = self.total_changes().ok();
+        }
+        result
+    }
+
+    /// A durability barrier: when it returns `Ok`, every transaction this connection
+    /// committed before survives a power loss or an OS crash.
+    ///
+    /// With [`Durability::Full`] (every commit is durable) and in memory it does nothing.
+    /// With [`Durability::Normal`] it is an empty [`Database::transaction_synced`]: one WAL
+    /// frame and one `fsync`, skipped when this connection changed no row since its last
+    /// synced commit (SQLite's `total_changes()`, which counts every insert, update and
+    /// delete, whatever issued it). (A `PRAGMA wal_checkpoint(PASSIVE)` is no such barrier: it syncs the WAL only
+    /// when it can copy frames into the database file, which a reader holding an older
+    /// snapshot prevents; and an empty transaction commits nothing, so it syncs nothing.)
+    pub fn sync(&mut self) -> Result<(), PersistenceError> {
+        if !self.commits_unsynced() || !self.has_unsynced_changes() {
+            return Ok(());
+        }
+        self.transaction_synced(|_| Ok(()))
+    }
+
+    /// The configured durability.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Whether a commit of [`Database::transaction`] may be lost by a power loss, so that
+    /// [`Database::transaction_synced`] and [`Database::sync`] have something to do: Normal
+    /// durability on a file.
+    fn commits_unsynced(&self) -> bool {
+        #[cfg(feature = "testing")]
+        if self.unsynced_outgoing {
+            return false;
+        }
+        self.durability == Durability::Normal && matches!(self.location, Location::File(_))
+    }
+
+    /// Whether this connection changed rows since its last synced commit (true when unknown).
+    fn has_unsynced_changes(&mut self) -> bool {
+        match self.total_changes() {
+            Ok(now) => self.synced_changes != Some(now),
+            Err(_) => true,
+        }
+    }
+
+    /// SQLite's `total_changes()`: rows inserted, updated or deleted by this connection since
+    /// it opened (statements of rolled-back transactions included). Reads nothing.
+    fn total_changes(&mut self) -> Result<i64, PersistenceError> {
+        query_i64(&mut self.conn, "SELECT total_changes() AS n")
+    }
+
+    /// Sets `PRAGMA synchronous` (outside a transaction: SQLite refuses it inside one).
+    fn set_synchronous(&mut self, level: Durability) -> Result<(), PersistenceError> {
+        if self.synchronous != level {
+            self.conn
+                .batch_execute(&format!("PRAGMA synchronous = {};", level.synchronous()))?;
+            self.synchronous = level;
+        }
+        Ok(())
     }
 
     /// Runs read-only work `f` in one deferred (`BEGIN`) transaction: a consistent snapshot
@@ -581,6 +705,16 @@ impl Drop for Database {
             let _ = truncate_wal(&mut self.conn, None);
         }
     }
+}
+
+/// Rewrites `user_version` with its own value, inside a write transaction: no logical change,
+/// but page 1 is written (SQLite marks it dirty whatever the value), so the commit writes a
+/// WAL frame and, with `synchronous = FULL`, syncs the WAL. (libchat does not use
+/// `user_version`; another tool's value is kept.)
+fn rewrite_user_version(conn: &mut SqliteConnection) -> Result<(), PersistenceError> {
+    let version = query_i64(conn, "SELECT user_version AS n FROM pragma_user_version()")?;
+    conn.batch_execute(&format!("PRAGMA user_version = {version};"))?;
+    Ok(())
 }
 
 /// Error of the closure inside diesel's transaction: the caller's error or diesel's own

@@ -191,3 +191,91 @@ fn ids_beyond_32_bits_are_exact() {
     assert_eq!(db.inbox_ack(1).unwrap(), Acknowledged::NotPending);
     assert_eq!(db.inbox_ack(inbox).unwrap(), Acknowledged::Removed);
 }
+
+/// `PRAGMA synchronous` and `user_version` of the connection.
+fn pragmas(db: &mut Database) -> (i64, i64) {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        s: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        v: i64,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT (SELECT synchronous FROM pragma_synchronous()) AS s, \
+         (SELECT user_version FROM pragma_user_version()) AS v",
+    )
+    .get_result(db.raw_connection())
+    .unwrap();
+    (row.s, row.v)
+}
+
+/// A synced transaction commits, or rolls back, like any other; the connection's
+/// `synchronous` is the configured one again afterwards (1 = NORMAL, 2 = FULL); the
+/// `user_version` it rewrites keeps its value (here one another tool set). The WAL syncs
+/// themselves are observed through the crash VFS (`crates/crash-vfs/tests/durability.rs`).
+#[test]
+fn synced_transactions_commit_and_roll_back_and_restore_the_connection() {
+    use diesel::connection::SimpleConnection;
+    use persistence::Durability;
+    let dir = tempfile::tempdir().unwrap();
+    for (durability, level) in [(Durability::Normal, 1), (Durability::Full, 2)] {
+        let path = dir.path().join(format!("{durability:?}.db"));
+        let mut db =
+            Database::open(DatabaseConfig::file(&path).with_durability(durability)).unwrap();
+        assert_eq!(db.durability(), durability);
+        db.raw_connection()
+            .batch_execute("PRAGMA user_version = 7;")
+            .unwrap();
+        assert_eq!(pragmas(&mut db), (level, 7));
+
+        db.transaction_synced(|tx| -> Result<(), StoreError> {
+            tx.save_conversation(&record("kept", 1))
+        })
+        .unwrap();
+        assert!(db.load_conversation("kept").unwrap().is_some());
+        assert_eq!(
+            pragmas(&mut db),
+            (level, 7),
+            "{durability:?} after a commit"
+        );
+
+        let failed: Result<(), StoreError> = db.transaction_synced(|tx| {
+            tx.save_conversation(&record("dropped", 2))?;
+            Err(StoreError::NotFound("simulated failure".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(db.load_conversation("dropped").unwrap(), None);
+        assert_eq!(
+            pragmas(&mut db),
+            (level, 7),
+            "{durability:?} after a rollback"
+        );
+
+        // A synced transaction that writes nothing, and the barrier, after a plain commit.
+        db.transaction(|tx| -> Result<(), StoreError> {
+            tx.save_conversation(&record("plain", 3))
+        })
+        .unwrap();
+        db.transaction_synced(|_| -> Result<(), StoreError> { Ok(()) })
+            .unwrap();
+        db.sync().unwrap();
+        db.sync().unwrap();
+        assert_eq!(pragmas(&mut db), (level, 7), "{durability:?} after sync");
+        drop(db);
+        let mut db = Database::open(DatabaseConfig::file(&path)).unwrap();
+        for id in ["kept", "plain"] {
+            assert!(db.load_conversation(id).unwrap().is_some(), "{id}");
+        }
+    }
+    // In memory there is nothing to sync.
+    let mut memory = db();
+    memory
+        .transaction_synced(|tx| -> Result<(), StoreError> {
+            tx.save_conversation(&record("m", 1))
+        })
+        .unwrap();
+    memory.sync().unwrap();
+    assert!(memory.load_conversation("m").unwrap().is_some());
+}

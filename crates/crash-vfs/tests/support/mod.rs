@@ -210,9 +210,44 @@ pub enum Step {
     /// checkpoint runs after a commit once the WAL holds 1,000 pages (which this short
     /// workload never reaches). The next commit then restarts the WAL from its start.
     Checkpoint(usize),
+    /// `Client::sync`, after which the application tells the transport it may delete every
+    /// envelope whose receive returned Ok before (the rule for Normal durability; with Full
+    /// the transport deletes an envelope as soon as its receive returns Ok, and `sync` does
+    /// nothing).
+    Sync(usize),
 }
 
 impl Step {
+    /// The step's kind, for the figures.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Step::CreateDb(_) => "CreateDb",
+            Step::Open(_) => "Open",
+            Step::Bundle => "Bundle",
+            Step::Start { .. } => "Start",
+            Step::Send { .. } => "Send",
+            Step::Publish(_) => "Publish",
+            Step::MarkDelivered(_) => "MarkDelivered",
+            Step::Receive { .. } => "Receive",
+            Step::Duplicate(_) => "Duplicate",
+            Step::Ack(_) => "Ack",
+            Step::Reopen(_) => "Reopen",
+            Step::Checkpoint(_) => "Checkpoint",
+            Step::Sync(_) => "Sync",
+        }
+    }
+
+    /// Whether a power loss may never take the step back once it returned Ok, whatever the
+    /// durability: its result left the process (the identity, an intro bundle, a handshake or
+    /// a message), or it is `Client::sync`. (Also true of everything before it on the same
+    /// installation.)
+    pub fn is_durable_point(self) -> bool {
+        matches!(
+            self,
+            Step::Open(_) | Step::Bundle | Step::Start { .. } | Step::Send { .. } | Step::Sync(_)
+        )
+    }
+
     /// The installation whose database the step touches (`None`: no database work).
     pub fn device(self) -> Option<usize> {
         match self {
@@ -220,7 +255,8 @@ impl Step {
             | Step::Open(d)
             | Step::MarkDelivered(d)
             | Step::Reopen(d)
-            | Step::Checkpoint(d) => Some(d),
+            | Step::Checkpoint(d)
+            | Step::Sync(d) => Some(d),
             Step::Bundle => Some(RAYA),
             Step::Start { .. } => Some(SARO),
             Step::Send { from, .. } => Some(from),
@@ -232,7 +268,8 @@ impl Step {
 
 /// The script: both databases created, the handshake, then rounds of sends (published at
 /// once or in a batch), receives in and out of order, a duplicate, acknowledgements,
-/// mark-delivered, checkpoints and reopens.
+/// mark-delivered, syncs (each after some receives, some acknowledgements; other receives
+/// are followed by a send, or by nothing), checkpoints and reopens.
 pub fn script() -> Vec<Step> {
     use Step::*;
     let mut steps = vec![
@@ -245,6 +282,7 @@ pub fn script() -> Vec<Step> {
         MarkDelivered(SARO),
         Receive { to: RAYA, skip: 0 },
         Ack(RAYA),
+        Sync(RAYA),
         Send {
             from: RAYA,
             publish: true,
@@ -275,6 +313,7 @@ pub fn script() -> Vec<Step> {
         MarkDelivered(SARO),
         Receive { to: RAYA, skip: 0 },
         Ack(RAYA),
+        Sync(RAYA),
         Ack(RAYA),
         Ack(RAYA),
         // Raya answers twice (a DH ratchet step at Saro).
@@ -292,6 +331,7 @@ pub fn script() -> Vec<Step> {
         Ack(SARO),
         Receive { to: SARO, skip: 0 },
         Ack(SARO),
+        Sync(SARO),
         Checkpoint(SARO),
         Send {
             from: SARO,
@@ -384,10 +424,18 @@ pub struct App {
     /// The cut of the run: once the power failed, the application stops acting on results
     /// (a call can return Ok after the cut when SQLite ignores the failure of a checkpoint).
     pub plan: Option<Arc<CutPlan>>,
+    /// The deliberately broken library of `tests/broken.rs`: nothing synced in Normal
+    /// (`DatabaseConfig::with_unsynced_outgoing`).
+    pub unsynced_outgoing: bool,
     dbs: [Option<Database>; 2],
     clients: [Option<Client>; 2],
-    /// Envelopes handed to the transport, per recipient. The transport keeps everything.
+    /// Envelopes handed to the transport, per recipient (by index), deleted or not.
     pub network: [Vec<Vec<u8>>; 2],
+    /// Indices of `network` the transport deleted, told so by the recipient: with Full when
+    /// the receive returned Ok, with Normal at the first `Client::sync` after that.
+    pub deleted: [BTreeSet<usize>; 2],
+    /// Indices whose receive returned Ok, not yet deleted (Normal: waiting for a sync).
+    awaiting_sync: [BTreeSet<usize>; 2],
     received: [BTreeSet<usize>; 2],
     last_received: [Option<usize>; 2],
     /// Outbox entries (id, envelope, content) not yet handed to the transport.
@@ -419,9 +467,12 @@ impl App {
             dir: dir.to_path_buf(),
             vfs,
             plan: None,
+            unsynced_outgoing: false,
             dbs: [None, None],
             clients: [None, None],
             network: [Vec::new(), Vec::new()],
+            deleted: [BTreeSet::new(), BTreeSet::new()],
+            awaiting_sync: [BTreeSet::new(), BTreeSet::new()],
             received: [BTreeSet::new(), BTreeSet::new()],
             last_received: [None, None],
             unpublished: [Vec::new(), Vec::new()],
@@ -441,7 +492,10 @@ impl App {
 
     /// The database config of `party` (through its crash VFS while one is set).
     pub fn config(&self, party: usize) -> DatabaseConfig {
-        let config = self.combo.config(&self.dir, party);
+        let mut config = self.combo.config(&self.dir, party);
+        if self.unsynced_outgoing {
+            config = config.with_unsynced_outgoing();
+        }
         match &self.vfs {
             Some(names) => config.with_vfs(names[party].clone()),
             None => config,
@@ -465,6 +519,29 @@ impl App {
     fn publish(&mut self, from: usize, envelope: Vec<u8>, content: Vec<u8>) {
         self.network[1 - from].push(envelope);
         self.published[from].insert(content);
+    }
+
+    /// Hands an envelope to the transport again (redelivering the outbox after a restart),
+    /// unless the transport still holds it.
+    fn republish(&mut self, from: usize, envelope: &[u8]) {
+        let to = 1 - from;
+        let held = self.network[to]
+            .iter()
+            .enumerate()
+            .any(|(i, e)| e == envelope && !self.deleted[to].contains(&i));
+        if !held {
+            self.network[to].push(envelope.to_vec());
+        }
+    }
+
+    /// The envelopes the transport holds for `to` (not deleted).
+    fn held_for(&self, to: usize) -> Vec<Vec<u8>> {
+        self.network[to]
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.deleted[to].contains(i))
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 
     /// `Err` once the power has failed: a dead machine's application does nothing more.
@@ -561,6 +638,10 @@ impl App {
                 self.alive()?;
                 self.received[to].insert(index);
                 self.last_received[to] = Some(index);
+                match self.combo.durability {
+                    Durability::Full => self.deleted[to].insert(index),
+                    Durability::Normal => self.awaiting_sync[to].insert(index),
+                };
                 match received {
                     Received::Content {
                         inbox_id,
@@ -608,6 +689,13 @@ impl App {
                     .raw_connection()
                     .batch_execute("PRAGMA wal_checkpoint(PASSIVE);")
                     .map_err(|e| e.to_string())?;
+                Ok(Effect::Nothing)
+            }
+            Step::Sync(d) => {
+                self.client(d)?.sync().map_err(|e| e.to_string())?;
+                self.alive()?;
+                let synced = std::mem::take(&mut self.awaiting_sync[d]);
+                self.deleted[d].extend(synced);
                 Ok(Effect::Nothing)
             }
             Step::Reopen(d) => {
@@ -708,16 +796,46 @@ pub struct Survival {
     pub crashed: usize,
     /// The step in flight.
     pub in_flight: Option<Step>,
-    /// Operations that had returned Ok and were taken back (Normal only).
+    /// Operations that had returned Ok and changed something, taken back (Normal only).
     pub lost_ops: usize,
+    /// Their kinds (`Receive`, `Ack`, ...).
+    pub lost_kinds: Vec<&'static str>,
+    /// Lost receives the transport delivered again after the restart (it still held them).
+    pub redelivered: usize,
     /// The operation in flight is in the database after the power loss.
     pub in_flight_applied: bool,
-    /// A lost operation had been seen by the peer (Normal only).
-    pub peer_saw_lost: bool,
-    /// What the restart had to achieve.
-    pub expect: Expect,
-    /// Typed refusals seen after the restart (Normal with `peer_saw_lost` only), by kind.
-    pub refusals: Vec<String>,
+}
+
+/// The deliberately broken variants a sweep can run over (`tests/broken.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Faults {
+    /// A broken VFS.
+    pub vfs: Flaw,
+    /// A broken library: nothing synced in Normal
+    /// (`DatabaseConfig::with_unsynced_outgoing`, libchat before synced transactions).
+    pub unsynced_outgoing: bool,
+}
+
+impl Faults {
+    /// The correct VFS and library.
+    pub const NONE: Faults = Faults {
+        vfs: Flaw::None,
+        unsynced_outgoing: false,
+    };
+
+    /// A broken VFS.
+    pub fn vfs(flaw: Flaw) -> Self {
+        Self {
+            vfs: flaw,
+            ..Self::NONE
+        }
+    }
+
+    /// The library's outgoing operations and `sync` not synced.
+    pub const UNSYNCED_OUTGOING: Faults = Faults {
+        vfs: Flaw::None,
+        unsynced_outgoing: true,
+    };
 }
 
 /// Seed of the crash decisions of one cut point of a sweep.
@@ -736,15 +854,16 @@ pub fn run_cut(
     combo: Combo,
     seed: u64,
     cut: u64,
-    flaw: Flaw,
+    faults: Faults,
 ) -> Result<Outcome, String> {
     let dir = run_dir();
     let plan = CutPlan::new(Some(cut));
     let crash_seed = cut_seed(seed, cut);
     for vfs in &devices.vfs {
-        vfs.arm(&plan, crash_seed, flaw);
+        vfs.arm(&plan, crash_seed, faults.vfs);
     }
     let mut app = App::new(combo, dir.path(), Some(devices.names()));
+    app.unsynced_outgoing = faults.unsynced_outgoing;
     app.plan = Some(Arc::clone(&plan));
     let script = script();
     let mut in_flight = None;
@@ -866,97 +985,70 @@ pub fn run_cut(
         })
         .cloned()
         .collect();
-    let lost_ok = lost.iter().filter(|d| d.ok).count();
-    let peer_saw_lost = lost.iter().any(|d| {
-        d.ok && match &d.effect {
-            Effect::Bundle => true,
-            Effect::Sent(text) => app.published[crashed].contains(text),
-            _ => false,
-        }
-    });
-    let lost_sends: BTreeSet<Vec<u8>> = lost
-        .iter()
-        .filter_map(|d| match &d.effect {
-            Effect::Sent(text) => Some(text.clone()),
-            _ => None,
-        })
-        .collect();
-
-    // Only sends (and acknowledgements, mark-delivered, ...) lost: the ratchet lost steps of
-    // its sending chain only, so each lost send the peer received costs at most one refused
-    // message (its number is used again), and the conversation goes on.
-    let only_sends_lost = lost.iter().filter(|d| d.ok).all(|d| {
-        matches!(
-            d.step,
-            Step::Send { .. }
-                | Step::MarkDelivered(_)
-                | Step::Ack(_)
-                | Step::Duplicate(_)
-                | Step::Checkpoint(_)
-                | Step::Reopen(_)
-        )
-    });
-    // ... unless the first lost send began a new sending chain: the ratchet creates its new
-    // key pair lazily on the first send after a receive, so losing that send loses the key
-    // the peer now encrypts to. Conservatively: the first lost send must follow a send of the
-    // same installation with no receive in between.
-    let first_lost_send = lost
-        .iter()
-        .find(|d| d.ok && matches!(d.step, Step::Send { .. }))
-        .map(|d| d.index);
-    let continues_a_chain = first_lost_send.is_none_or(|first| {
-        app.done
-            .iter()
-            .filter(|d| d.ok && d.index < first && d.step.device() == Some(crashed))
-            .rev()
-            .find(|d| {
-                matches!(
-                    d.step,
-                    Step::Send { .. } | Step::Start { .. } | Step::Receive { .. }
-                )
-            })
-            .is_some_and(|d| !matches!(d.step, Step::Receive { .. }))
-    });
-    let only_sends_lost = only_sends_lost && continues_a_chain;
-    let lost_delivered_sends = lost
-        .iter()
-        .filter(|d| {
-            d.ok && matches!(&d.effect, Effect::Sent(t) if app.published[crashed].contains(t))
-        })
-        .count();
-    let expect = if !peer_saw_lost {
-        Expect::Everything
-    } else if only_sends_lost {
-        Expect::Replays {
-            at_most: lost_delivered_sends,
-        }
-    } else {
-        Expect::TypedRefusals
-    };
-
-    if std::env::var("CRASH_VFS_VERBOSE").is_ok() && peer_saw_lost {
+    let lost_ok: Vec<&Done> = lost.iter().filter(|d| d.ok).collect();
+    if std::env::var("CRASH_VFS_VERBOSE").is_ok() && !lost_ok.is_empty() {
         eprintln!(
-            "cut {}: lost {:?}",
+            "cut {}: {} lost {:?}",
             crash.event,
-            lost.iter().map(|d| (d.step, d.ok)).collect::<Vec<_>>()
+            NAMES[crashed],
+            lost_ok.iter().map(|d| d.step).collect::<Vec<_>>()
         );
     }
-    let refusals = restart_and_check(&mut app, crashed, expect, &lost_sends, in_flight_step)
-        .map_err(|e| {
+
+    // Normal may lose only what stayed in this installation since its last sync: never the
+    // identity, a bundle, a handshake or a message whose call returned Ok (others have seen
+    // them), nor anything before a `sync` that returned Ok. (Full lost nothing: checked
+    // above.) The restart below runs anyway, so that a broken variant shows what the loss
+    // does to the conversation too.
+    let durability_violation = lost_ok
+        .iter()
+        .find(|d| d.step.is_durable_point())
+        .map(|d| {
             context(format!(
-                "after the restart (lost operations: {:?}; in flight {:?}, applied: {in_flight_applied}): {e}",
-                lost.iter().map(|d| d.step).collect::<Vec<_>>(),
-                in_flight_step
+                "Normal durability lost step {} {:?}, which had returned Ok (an operation whose result left the process, or a sync); lost: {:?}",
+                d.index,
+                d.step,
+                lost_ok.iter().map(|d| d.step).collect::<Vec<_>>()
             ))
-        })?;
+        });
+    let lost_receives: Vec<&Done> = lost_ok
+        .iter()
+        .copied()
+        .filter(|d| matches!(d.step, Step::Receive { .. }))
+        .collect();
+
+    let restart = restart_and_check(&mut app, crashed, in_flight_step).map_err(|e| {
+        context(format!(
+            "after the restart (lost operations: {:?}; in flight {:?}, applied: {in_flight_applied}): {e}",
+            lost.iter().map(|d| d.step).collect::<Vec<_>>(),
+            in_flight_step
+        ))
+    });
+    match (durability_violation, restart) {
+        (None, Ok(())) => {}
+        (Some(violation), Ok(())) => return Err(violation),
+        (None, Err(e)) => return Err(e),
+        (Some(violation), Err(e)) => return Err(format!("{violation}\n  and {e}")),
+    }
+    // For the figures, the lost operations that had changed something (not a duplicate, a
+    // checkpoint or a reopen).
+    let lost_writes: Vec<&'static str> = lost_ok
+        .iter()
+        .filter(|d| {
+            !matches!(
+                d.step,
+                Step::Duplicate(_) | Step::Checkpoint(_) | Step::Reopen(_)
+            )
+        })
+        .map(|d| d.step.kind())
+        .collect();
     Ok(Outcome::Survived(Survival {
         crashed,
         in_flight: in_flight_step,
-        lost_ops: lost_ok,
+        lost_ops: lost_writes.len(),
+        lost_kinds: lost_writes,
+        redelivered: lost_receives.len(),
         in_flight_applied,
-        peer_saw_lost,
-        expect,
-        refusals,
     }))
 }
 
@@ -985,41 +1077,10 @@ fn diff_hint(expected: &[String], actual: &[String]) -> String {
 // After the power loss: restart, redeliver, carry on
 // ---------------------------------------------------------------------------------------
 
-/// The kind of a refusal: the variant path of its `Debug` form, without the values.
-fn refusal_kind(debug: &str) -> String {
-    debug
-        .split(['{', '"', ',', ')'])
-        .next()
-        .unwrap_or(debug)
-        .rsplit('(')
-        .map(str::trim)
-        .find(|part| !part.is_empty())
-        .unwrap_or(debug)
-        .to_owned()
-}
-
-/// What the restart must achieve, given what the power loss took back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// Nothing the peer had seen was lost: no refusal at all, every message exactly once.
-    Everything,
-    /// Only sends (some delivered) were lost: the crashed installation's next messages may be
-    /// refused as replays (at most one per lost delivered send); everything else works.
-    Replays { at_most: usize },
-    /// The peer had seen a lost handshake, bundle, identity or ratchet step: typed refusals,
-    /// and a new conversation must work.
-    TypedRefusals,
-}
-
-/// How a message after the restart fared at its recipient.
-enum Delivery {
-    Decrypted,
-    Refused(String),
-    NoConversation,
-}
-
-/// Sends `text` from `from` in its newest conversation and delivers it to the peer.
-fn exchange(app: &mut App, from: usize, text: &[u8]) -> Result<Delivery, String> {
+/// Sends `text` from `from` in its newest conversation, hands it to the transport, and has
+/// the peer receive it: it must decrypt to `text`. `Ok(false)` when `from` has no
+/// conversation.
+fn exchange(app: &mut App, from: usize, text: &[u8]) -> Result<bool, String> {
     let to = 1 - from;
     let Some(convo) = app
         .client(from)?
@@ -1027,7 +1088,7 @@ fn exchange(app: &mut App, from: usize, text: &[u8]) -> Result<Delivery, String>
         .map_err(|e| e.to_string())?
         .pop()
     else {
-        return Ok(Delivery::NoConversation);
+        return Ok(false);
     };
     let sent = app
         .client(from)?
@@ -1037,25 +1098,25 @@ fn exchange(app: &mut App, from: usize, text: &[u8]) -> Result<Delivery, String>
     app.client(from)?
         .mark_delivered(sent.outbox_id)
         .map_err(|e| e.to_string())?;
+    let what = format!(
+        "{}'s message after the restart at {}",
+        NAMES[from], NAMES[to]
+    );
     match app.client(to)?.receive(&sent.envelope.bytes) {
         Ok(Received::Content {
             inbox_id, content, ..
         }) => {
             if content != text {
-                return Err(format!("{} decrypted the wrong content", NAMES[to]));
+                return Err(format!("{what}: decrypted the wrong content"));
             }
             app.shown[to].push(content);
             app.client(to)?
                 .acknowledge(inbox_id)
                 .map_err(|e| e.to_string())?;
-            Ok(Delivery::Decrypted)
+            Ok(true)
         }
-        Ok(other) => Ok(Delivery::Refused(refusal_kind(&format!("{other:?}")))),
-        Err(e) if is_store_failure(&e) => Err(format!(
-            "{}'s message after the restart at {}: {e}",
-            NAMES[from], NAMES[to]
-        )),
-        Err(e) => Ok(Delivery::Refused(refusal_kind(&format!("{e:?}")))),
+        Ok(other) => Err(format!("{what}: {other:?}")),
+        Err(e) => Err(format!("{what}: {e} ({e:?})")),
     }
 }
 
@@ -1078,37 +1139,21 @@ fn histories(client: &mut Client) -> Result<Histories, String> {
 }
 
 /// Restarts both installations on the default VFS the way an application does after a crash
-/// (redeliver the outbox, show the inbox, fetch from the transport, which keeps every
-/// envelope), then carries the conversation on. With nothing the peer saw lost, every check
-/// is strict; otherwise (Normal only) only typed refusals are allowed, and a new conversation
-/// must work. Returns the number of refusals.
-fn restart_and_check(
-    app: &mut App,
-    crashed: usize,
-    expect: Expect,
-    lost_sends: &BTreeSet<Vec<u8>>,
-    in_flight: Option<Step>,
-) -> Result<Vec<String>, String> {
-    // Until the fresh messages, `Replays` is as strict as `Everything`.
-    let strict = expect != Expect::TypedRefusals;
-    if expect != Expect::Everything && app.combo.durability == Durability::Full {
-        return Err("Full durability lost an operation the peer saw".into());
-    }
+/// (redeliver the outbox, show the inbox, fetch what the transport still holds: with Normal,
+/// every envelope received since the recipient's last `sync`), then carries the conversation
+/// on. Whatever the durability, nothing may be refused or missing:
+/// - every envelope the transport redelivers is received (or a duplicate), none refused;
+/// - new messages decrypt both ways;
+/// - every send that returned Ok is in its sender's history and, exactly once, in the peer's;
+///   a send in flight that committed is re-sent from the outbox;
+/// - the application saw every received message; outboxes and inboxes end empty;
+/// - a new conversation works, and both files pass the checks again.
+fn restart_and_check(app: &mut App, crashed: usize, in_flight: Option<Step>) -> Result<(), String> {
     for party in [SARO, RAYA] {
         let client = Client::open(ClientConfig::new(app.config(party), NAMES[party]))
             .map_err(|e| format!("{} does not reopen: {e}", NAMES[party]))?;
         app.clients[party] = Some(client);
     }
-    let mut refusals: Vec<String> = Vec::new();
-    // A failure is a typed refusal (allowed when the peer saw a lost operation) or fatal.
-    let accept = |refusals: &mut Vec<String>, what: String, error: ClientError| {
-        if strict || is_store_failure(&error) {
-            Err(format!("{what}: {error}"))
-        } else {
-            refusals.push(refusal_kind(&format!("{error:?}")));
-            Ok(())
-        }
-    };
     for _pass in 0..2 {
         for party in [SARO, RAYA] {
             // Redeliver the outbox.
@@ -1117,9 +1162,7 @@ fn restart_and_check(
                 .outbox(1_000)
                 .map_err(|e| e.to_string())?;
             for entry in pending {
-                if !app.network[1 - party].contains(&entry.envelope) {
-                    app.network[1 - party].push(entry.envelope.clone());
-                }
+                app.republish(party, &entry.envelope);
                 app.client(party)?
                     .mark_delivered(entry.id)
                     .map_err(|e| e.to_string())?;
@@ -1132,7 +1175,7 @@ fn restart_and_check(
                     .map_err(|e| e.to_string())?;
             }
             // Fetch everything the transport holds (already processed ones are duplicates).
-            for envelope in app.network[party].clone() {
+            for envelope in app.held_for(party) {
                 match app.client(party)?.receive(&envelope) {
                     Ok(Received::Content {
                         inbox_id, content, ..
@@ -1144,19 +1187,17 @@ fn restart_and_check(
                     }
                     Ok(Received::Duplicate) => {}
                     Ok(other) => {
-                        if strict {
-                            return Err(format!(
-                                "{} got {other:?} for an envelope from the transport",
-                                NAMES[party]
-                            ));
-                        }
-                        refusals.push(refusal_kind(&format!("{other:?}")));
+                        return Err(format!(
+                            "{} got {other:?} for an envelope from the transport",
+                            NAMES[party]
+                        ));
                     }
-                    Err(e) => accept(
-                        &mut refusals,
-                        format!("{} receiving a fetched envelope", NAMES[party]),
-                        e,
-                    )?,
+                    Err(e) => {
+                        return Err(format!(
+                            "{} receiving an envelope from the transport: {e} ({e:?})",
+                            NAMES[party]
+                        ));
+                    }
                 }
             }
         }
@@ -1194,64 +1235,19 @@ fn restart_and_check(
                     .map_err(|e| e.to_string())?;
             }
             Ok(other) => return Err(format!("the new handshake gave {other:?}")),
-            Err(e) => accept(&mut refusals, "Raya receiving the new handshake".into(), e)?,
+            Err(e) => return Err(format!("Raya receiving the new handshake: {e} ({e:?})")),
         }
     }
-    let mut replays = 0;
-    let mut refused_texts: BTreeSet<Vec<u8>> = BTreeSet::new();
+    // The peer's next messages decrypt, and ours at the peer.
     for round in 0..2 {
-        for from in [SARO, RAYA] {
+        for from in [crashed, 1 - crashed] {
             let text = format!("{} after the restart {round}", NAMES[from]).into_bytes();
-            let delivery = exchange(app, from, &text)?;
-            let what = format!("{}'s message {round} after the restart", NAMES[from]);
-            match (expect, delivery) {
-                (_, Delivery::Decrypted) => {}
-                (Expect::Replays { .. }, Delivery::Refused(kind))
-                    if from == crashed && kind == "MessageReplay" =>
-                {
-                    replays += 1;
-                    refused_texts.insert(text);
-                    refusals.push(kind);
-                }
-                (Expect::TypedRefusals, Delivery::Refused(kind)) => refusals.push(kind),
-                (Expect::TypedRefusals, Delivery::NoConversation) => {}
-                (_, Delivery::Refused(kind)) => {
-                    return Err(format!("{what} was refused: {kind}"));
-                }
-                (_, Delivery::NoConversation) => {
-                    return Err(format!("{what}: no conversation"));
-                }
+            if !exchange(app, from, &text)? {
+                return Err(format!(
+                    "{} has no conversation after the restart",
+                    NAMES[from]
+                ));
             }
-        }
-    }
-    if let Expect::Replays { at_most } = expect {
-        // Past the numbers of the lost sends, the crashed installation's messages decrypt
-        // again: send one more than there were lost delivered sends.
-        let mut last = None;
-        for n in 0..=at_most {
-            let text = format!("{} catching up {n}", NAMES[crashed]).into_bytes();
-            match exchange(app, crashed, &text)? {
-                Delivery::Decrypted => last = Some(true),
-                Delivery::Refused(kind) if kind == "MessageReplay" => {
-                    replays += 1;
-                    refused_texts.insert(text);
-                    refusals.push(kind);
-                    last = Some(false);
-                }
-                Delivery::Refused(kind) => return Err(format!("catching up: refused {kind}")),
-                Delivery::NoConversation => return Err("catching up: no conversation".into()),
-            }
-        }
-        if last != Some(true) || replays > at_most {
-            return Err(format!(
-                "{} lost {at_most} delivered sends; {replays} of its messages were refused as replays and the last one {}",
-                NAMES[crashed],
-                if last == Some(true) {
-                    "decrypted"
-                } else {
-                    "did not decrypt"
-                }
-            ));
         }
     }
 
@@ -1276,9 +1272,9 @@ fn restart_and_check(
         }
     }
 
-    // Whatever the durability lost: no message twice in a history, every send that returned
-    // Ok still there (but those the durability lost), the application saw everything
-    // received, and the restart procedure emptied outboxes and inboxes.
+    // No message twice in a history, every send that returned Ok still there, the
+    // application saw everything received, and every message exactly once across the two
+    // histories.
     for from in [SARO, RAYA] {
         let to = 1 - from;
         let (sent, _) = histories(app.client(from)?)?;
@@ -1294,8 +1290,7 @@ fn restart_and_check(
         }
         let sent_set: BTreeSet<&Vec<u8>> = sent.iter().collect();
         for text in &app.sent_ok[from] {
-            let allowed_loss = from == crashed && lost_sends.contains(text);
-            if !sent_set.contains(text) && !allowed_loss {
+            if !sent_set.contains(text) {
                 return Err(format!(
                     "{}'s send {:?}… returned Ok but is gone",
                     NAMES[from],
@@ -1308,36 +1303,18 @@ fn restart_and_check(
                 return Err(format!("{} never showed a received message", NAMES[to]));
             }
         }
-        // Exactly once across the two histories; with lost delivered sends, the receiver has
-        // those and not the messages it refused as their replays.
-        if strict {
-            let lost_delivered: Vec<Vec<u8>> = if from == crashed {
-                lost_sends
-                    .iter()
-                    .filter(|t| app.published[from].contains(*t))
-                    .cloned()
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let mut sent_sorted: Vec<Vec<u8>> = sent
-                .iter()
-                .filter(|t| !refused_texts.contains(*t))
-                .cloned()
-                .chain(lost_delivered)
-                .collect();
-            sent_sorted.sort();
-            let mut received_sorted = received.clone();
-            received_sorted.sort();
-            if sent_sorted != received_sorted {
-                return Err(format!(
-                    "{} sent {} messages, {} received {} (exactly once expected)",
-                    NAMES[from],
-                    sent.len(),
-                    NAMES[to],
-                    received.len()
-                ));
-            }
+        let mut sent_sorted = sent.clone();
+        sent_sorted.sort();
+        let mut received_sorted = received.clone();
+        received_sorted.sort();
+        if sent_sorted != received_sorted {
+            return Err(format!(
+                "{} sent {} messages, {} received {} (exactly once expected)",
+                NAMES[from],
+                sent.len(),
+                NAMES[to],
+                received.len()
+            ));
         }
     }
     for party in [SARO, RAYA] {
@@ -1349,8 +1326,7 @@ fn restart_and_check(
         }
     }
     {
-        // However things went (the conversation may be beyond repair when Normal lost what
-        // the peer had seen), a new conversation works.
+        // A new conversation works too.
         let bundle = app
             .client(RAYA)?
             .create_intro_bundle()
@@ -1377,14 +1353,11 @@ fn restart_and_check(
             other => return Err(format!("the reply in the new conversation gave {other:?}")),
         }
     }
-    if std::env::var("CRASH_VFS_VERBOSE").is_ok() && !refusals.is_empty() {
-        eprintln!("crashed {}: refusals {refusals:#?}", NAMES[crashed]);
-    }
     app.close();
     for party in [SARO, RAYA] {
         check_and_dump(app.config(party)).map_err(|e| format!("after carrying on: {e}"))?;
     }
-    Ok(refusals)
+    Ok(())
 }
 
 fn in_flight_content(app: &App, in_flight: Option<Step>, party: usize) -> Option<Vec<u8>> {
@@ -1410,13 +1383,13 @@ pub struct Figures {
     pub workload_events: u64,
     pub crashed: [usize; 2],
     pub in_flight_applied: usize,
+    /// Cuts that took back operations that had returned Ok (Normal only), and how many.
     pub lost_some: usize,
     pub lost_ops: usize,
-    pub peer_saw_lost: usize,
-    /// Of those, cuts that lost only sends continuing a chain (the conversation goes on after
-    /// at most one refused message per lost delivered send).
-    pub only_replays: usize,
-    pub refusals: BTreeMap<String, usize>,
+    /// The operations taken back, by kind.
+    pub lost_kinds: BTreeMap<&'static str, usize>,
+    /// Lost receives redone from the transport after the restart.
+    pub redelivered: usize,
     pub failures: Vec<String>,
     pub elapsed: Duration,
 }
@@ -1431,7 +1404,7 @@ pub fn sweep(
     first: u64,
     stride: u64,
     max_cuts: usize,
-    flaw: Flaw,
+    faults: Faults,
 ) -> Figures {
     let started = Instant::now();
     let mut figures = Figures::default();
@@ -1441,7 +1414,7 @@ pub fn sweep(
                 "replaying {} seed {replay_seed} cut {replay_cut}",
                 combo.label()
             );
-            if let Err(e) = run_cut(devices, combo, replay_seed, replay_cut, flaw) {
+            if let Err(e) = run_cut(devices, combo, replay_seed, replay_cut, faults) {
                 figures.failures.push(e);
             }
             figures.cuts = 1;
@@ -1450,7 +1423,7 @@ pub fn sweep(
     }
     let mut cut = first;
     while figures.cuts < max_cuts {
-        match run_cut(devices, combo, seed, cut, flaw) {
+        match run_cut(devices, combo, seed, cut, faults) {
             Ok(Outcome::Completed { events }) => {
                 figures.workload_events = events;
                 break;
@@ -1461,10 +1434,9 @@ pub fn sweep(
                 figures.in_flight_applied += usize::from(s.in_flight_applied);
                 figures.lost_some += usize::from(s.lost_ops > 0);
                 figures.lost_ops += s.lost_ops;
-                figures.peer_saw_lost += usize::from(s.peer_saw_lost);
-                figures.only_replays += usize::from(matches!(s.expect, Expect::Replays { .. }));
-                for kind in s.refusals {
-                    *figures.refusals.entry(kind).or_default() += 1;
+                figures.redelivered += s.redelivered;
+                for kind in s.lost_kinds {
+                    *figures.lost_kinds.entry(kind).or_default() += 1;
                 }
             }
             Err(e) => {
@@ -1492,8 +1464,13 @@ pub fn replay_request() -> Option<(Combo, u64, u64)> {
 }
 
 pub fn report(label: &str, figures: &Figures) {
+    if std::env::var("CRASH_VFS_VERBOSE").is_ok() {
+        for failure in &figures.failures {
+            eprintln!("{label}: FAILURE {failure}");
+        }
+    }
     eprintln!(
-        "{label}: {} cut points (workload of {} file-changing calls), crashed saro {} / raya {}, in-flight op applied {}, runs losing Ok ops {} ({} ops), peer saw a lost op {} (only delivered sends: {}), typed refusals {:?}, failures {}, {:.1} s",
+        "{label}: {} cut points (workload of {} file-changing calls), crashed saro {} / raya {}, in-flight op applied {}, runs losing Ok ops {} ({} ops: {:?}; lost receives redone from the transport {}), failures {}, {:.1} s",
         figures.cuts,
         figures.workload_events,
         figures.crashed[SARO],
@@ -1501,9 +1478,8 @@ pub fn report(label: &str, figures: &Figures) {
         figures.in_flight_applied,
         figures.lost_some,
         figures.lost_ops,
-        figures.peer_saw_lost,
-        figures.only_replays,
-        figures.refusals,
+        figures.lost_kinds,
+        figures.redelivered,
         figures.failures.len(),
         figures.elapsed.as_secs_f64()
     );
