@@ -72,6 +72,11 @@ pub struct ConversationRecord {
     pub kind: ConversationKind,
     /// When the conversation was created.
     pub created_at: Timestamp,
+    /// The peer's installation (identity) public key: the intro bundle's installation key for
+    /// the initiator, the handshake's `initiator_static` for the responder. The protocol
+    /// carries no names, so this is what identifies the peer. `None` only for a conversation
+    /// imported from a reference database, which never stored it.
+    pub peer_key: Option<PublicKey>,
 }
 
 /// Storage of the single installation identity.
