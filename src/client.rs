@@ -515,7 +515,8 @@ impl Client {
         })
     }
 
-    /// All conversations, oldest first.
+    /// All conversations, oldest first. Each says who it is with: `peer_key` is the peer's
+    /// [`Client::public_key`] (`None` for a conversation imported from a reference database).
     pub fn conversations(&mut self) -> Result<Vec<ConversationRecord>, ClientError> {
         self.read(|store| Ok(domain_chat::list_conversations(store)?))
     }
