@@ -260,7 +260,8 @@ type
     createdAtMs*: int64
     peerKey*: Option[array[32, byte]]
       ## The peer's installation public key (compare with the peer's `publicKey`); none for
-      ## a conversation imported from a reference database, which never stored it.
+      ## a conversation imported from a reference database or older than the database's
+      ## record of peer keys (never stored).
 
   HistoryEntry* = object
     id*: int64

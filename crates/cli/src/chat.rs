@@ -316,8 +316,9 @@ fn preview(content: &[u8]) -> Vec<u8> {
 const PEER_PREFIX_BYTES: usize = 8;
 
 /// Who a conversation is with, for humans: `peer 3f2a…` (the first [`PEER_PREFIX_BYTES`]
-/// bytes of the peer's installation key in hex), or `unknown peer` for a conversation
-/// imported from a reference database (which never stored the key).
+/// bytes of the peer's installation key in hex), or `unknown peer` when the key was never
+/// stored (a conversation imported from a reference database, or older than the database's
+/// record of peer keys).
 fn peer_label(peer_key: Option<&PublicKey>) -> String {
     match peer_key {
         Some(key) => format!(

@@ -385,8 +385,9 @@ typedef struct LibchatConversation {
   struct LibchatString peer_id;
   // When the conversation was created, Unix milliseconds.
   int64_t created_at_ms;
-  // True when `peer_key` holds the peer's key; false (and `peer_key` all zero) for a
-  // conversation imported from a reference database, which never stored it.
+  // True when `peer_key` holds the peer's key; false (and `peer_key` all zero) when it was
+  // never stored: a conversation imported from a reference database, or one the database
+  // held before it recorded peer keys.
   bool has_peer_key;
   // The peer's installation (identity) public key, X25519: what the peer's
   // `libchat_public_key` writes. The protocol carries no names: this is who the

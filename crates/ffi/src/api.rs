@@ -187,8 +187,9 @@ pub struct LibchatConversation {
     pub peer_id: LibchatString,
     /// When the conversation was created, Unix milliseconds.
     pub created_at_ms: i64,
-    /// True when `peer_key` holds the peer's key; false (and `peer_key` all zero) for a
-    /// conversation imported from a reference database, which never stored it.
+    /// True when `peer_key` holds the peer's key; false (and `peer_key` all zero) when it was
+    /// never stored: a conversation imported from a reference database, or one the database
+    /// held before it recorded peer keys.
     pub has_peer_key: bool,
     /// The peer's installation (identity) public key, X25519: what the peer's
     /// `libchat_public_key` writes. The protocol carries no names: this is who the
