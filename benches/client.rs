@@ -121,6 +121,7 @@ fn open_many_conversations(c: &mut Criterion) {
                 remote_conversation_id: format!("{:036x}", i + 1_000_000),
                 kind: ConversationKind::PrivateV1,
                 created_at: Timestamp::from_millis(i64::from(i)),
+                peer_key: convo.peer_key,
             };
             tx.save_conversation(&record).unwrap();
             tx.save_ratchet_state(&record.conversation_id, &state, &SkippedKeyDelta::default())

@@ -559,7 +559,9 @@ impl Client {
         })
     }
 
-    /// All conversations, oldest first.
+    /// All conversations, oldest first. Each says who it is with: `peer_key` is the peer's
+    /// [`Client::public_key`] (`None` when never stored: a conversation imported from a
+    /// reference database, or one older than the database's record of peer keys).
     pub fn conversations(&mut self) -> Result<Vec<ConversationRecord>, ClientError> {
         self.read(|store| Ok(domain_chat::list_conversations(store)?))
     }

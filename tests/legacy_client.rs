@@ -150,6 +150,12 @@ fn imported_installation_keeps_working_with_a_fresh_peer() {
         let file = db["file"].as_str().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut raya = import(&db, dir.path());
+        let imported = raya.conversations().unwrap();
+        assert!(!imported.is_empty(), "{file}");
+        assert!(
+            imported.iter().all(|c| c.peer_key.is_none()),
+            "{file}: an imported conversation's peer is unknown"
+        );
         let mut peer = open_file(&dir.path().join("peer.db"), "peer");
         // A handshake to a bundle Raya published before the import (its key was imported).
         let bundle = db["unused_intro_bundle_in_db"].as_str().unwrap();
@@ -157,6 +163,24 @@ fn imported_installation_keeps_working_with_a_fresh_peer() {
         let (raya_convo, content, is_new) = receive_content(&mut raya, &started.envelope.bytes);
         assert!(is_new, "{file}");
         assert_eq!(content, b"hello again");
+        // A conversation started after the import knows its peer, on both sides.
+        let convos = raya.conversations().unwrap();
+        let new = convos
+            .iter()
+            .find(|c| c.conversation_id == raya_convo)
+            .unwrap();
+        assert_eq!(new.peer_key, Some(peer.public_key()), "{file}");
+        assert_eq!(
+            peer.conversations().unwrap()[0].peer_key,
+            Some(raya.public_key()),
+            "{file}"
+        );
+        assert!(
+            convos
+                .iter()
+                .filter(|c| c.conversation_id != raya_convo)
+                .all(|c| c.peer_key.is_none())
+        );
         // Both directions, several DH steps.
         for round in 0..3 {
             let text = format!("raya {round}");

@@ -155,6 +155,25 @@ fn wrong_length_key_blobs_are_typed_errors() {
         }
     }
 
+    // The peer's installation key: every operation that loads the conversation. (NULL is
+    // valid: an imported conversation's unknown peer.)
+    for len in [0, 31, 33] {
+        let mut w = World::new();
+        plant(
+            &mut w.raya,
+            &format!("UPDATE conversations SET peer_key = zeroblob({len})"),
+        );
+        let location = "conversations.peer_key";
+        let convo = w.raya_convo.clone();
+        let result = unchanged(&mut w.raya, |c| c.send(&convo, b"x"));
+        assert_corrupt(result, location);
+        let next = w.next.envelope.bytes.clone();
+        let result = unchanged(&mut w.raya, |c| c.receive(&next));
+        assert_corrupt(result, location);
+        let result = unchanged(&mut w.raya, |c| c.conversations());
+        assert_corrupt(result, location);
+    }
+
     // A skipped message key: the late message that needs it.
     let mut w = World::new();
     plant(

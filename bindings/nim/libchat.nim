@@ -12,6 +12,9 @@
 ## A handle is used by one thread at a time; several handles (on the same database file too)
 ## may be used from several threads or processes.
 
+import std/options
+export options
+
 {.pragma: lc, importc, cdecl.}
 
 # ------------------------------------------------------------------------------------------
@@ -82,6 +85,8 @@ type
     id: LibchatString
     peer_id: LibchatString
     created_at_ms: int64
+    has_peer_key: bool
+    peer_key: array[32, uint8]
   CConversations {.bycopy.} = object
     `ptr`: ptr UncheckedArray[CConversation]
     len: csize_t
@@ -113,7 +118,7 @@ type
   ProgressFn = proc (userData: pointer; phase: int32; done, total: uint64) {.cdecl.}
 
 const
-  LIBCHAT_ABI_VERSION* = 1'u32
+  LIBCHAT_ABI_VERSION* = 2'u32
   LIBCHAT_OK* = 0'i32
   # Status codes (libchat.h), fixed forever.
   LIBCHAT_ERR_INTERNAL* = -100'i32
@@ -162,6 +167,7 @@ proc libchat_open(path: pointer; pathLen: csize_t; key: pointer; keyLen: csize_t
                   output: ptr ptr ContextHandle): int32 {.lc.}
 proc libchat_close(handle: ptr ptr ContextHandle) {.lc.}
 proc libchat_intro_bundle(ctx: ptr ContextHandle; output: ptr LibchatString): int32 {.lc.}
+proc libchat_public_key(ctx: ptr ContextHandle; output: ptr array[32, uint8]): int32 {.lc.}
 proc libchat_start_conversation(ctx: ptr ContextHandle; bundle: pointer; bundleLen: csize_t;
                                 content: pointer; contentLen: csize_t;
                                 output: ptr CSent): int32 {.lc.}
@@ -252,6 +258,10 @@ type
   Conversation* = object
     id*, peerId*: string
     createdAtMs*: int64
+    peerKey*: Option[array[32, byte]]
+      ## The peer's installation public key (compare with the peer's `publicKey`); none for
+      ## a conversation imported from a reference database or older than the database's
+      ## record of peer keys (never stored).
 
   HistoryEntry* = object
     id*: int64
@@ -322,6 +332,10 @@ proc close*(i: Installation) =
   libchat_close(addr i.handle)
 
 proc isOpen*(i: Installation): bool = i.handle != nil
+
+proc publicKey*(i: Installation): array[32, byte] =
+  ## This installation's public (identity) key: what its peers' `Conversation.peerKey` shows.
+  check libchat_public_key(i.handle, addr result)
 
 proc introBundle*(i: Installation): string =
   var s: LibchatString
@@ -395,7 +409,9 @@ proc conversations*(i: Installation): seq[Conversation] =
   for k in 0 ..< int(c.len):
     let e = c.`ptr`[k]
     result.add Conversation(id: toString(e.id), peerId: toString(e.peer_id),
-                            createdAtMs: e.created_at_ms)
+                            createdAtMs: e.created_at_ms,
+                            peerKey: if e.has_peer_key: some(e.peer_key)
+                                     else: none(array[32, byte]))
   libchat_conversations_free(addr c)
 
 proc history*(i: Installation; conversationId: string; limit = 100): seq[HistoryEntry] =

@@ -99,6 +99,10 @@ bob = openInstallation(bobPath, bobKey, durabilityNormal)
 let convos = alice.conversations()
 check convos.len == 1 and convos[0].id == aliceConvo and convos[0].peerId == bobConvo
 check convos[0].createdAtMs > 0
+# Who each conversation is with: the other's installation key, on both sides.
+check alice.publicKey() != bob.publicKey()
+check convos[0].peerKey == some(bob.publicKey())
+check bob.conversations()[0].peerKey == some(alice.publicKey())
 let hist = alice.history(aliceConvo, 1000)
 check hist.len == 202 # hello + 100 sent + 100 received + "once"
 check hist[0].sent and toText(hist[0].content) == "hello bob"

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use libchat::{Client, ClientConfig, Direction, MAX_CONTENT_LEN};
+use libchat::{Client, ClientConfig, Direction, MAX_CONTENT_LEN, PublicKey};
 use serde_json::json;
 
 use super::{Command, Global, Usage};
@@ -311,6 +311,31 @@ fn preview(content: &[u8]) -> Vec<u8> {
     short.into_bytes()
 }
 
+/// Bytes of the peer's installation key shown by `list` and `history`: 8 (16 hex digits), as
+/// `whoami` prints the full key for the peer to compare with.
+const PEER_PREFIX_BYTES: usize = 8;
+
+/// Who a conversation is with, for humans: `peer 3f2a…` (the first [`PEER_PREFIX_BYTES`]
+/// bytes of the peer's installation key in hex), or `unknown peer` when the key was never
+/// stored (a conversation imported from a reference database, or older than the database's
+/// record of peer keys).
+fn peer_label(peer_key: Option<&PublicKey>) -> String {
+    match peer_key {
+        Some(key) => format!(
+            "peer {}…",
+            hex::encode(&key.as_bytes()[..PEER_PREFIX_BYTES])
+        ),
+        None => "unknown peer".to_owned(),
+    }
+}
+
+/// Who a conversation is with, for `--json`: the full key in hex, or null when unknown.
+fn peer_json(peer_key: Option<&PublicKey>) -> serde_json::Value {
+    peer_key.map_or(serde_json::Value::Null, |key| {
+        hex::encode(key.as_bytes()).into()
+    })
+}
+
 fn list(global: &Global) -> Result<()> {
     let mut client = open(global)?;
     let mut out = Out::new(global.mode())?;
@@ -326,6 +351,7 @@ fn list(global: &Global) -> Result<()> {
             "conversation": convo.conversation_id,
             "remote": convo.remote_conversation_id,
             "kind": convo.kind.as_str(),
+            "peer_key": peer_json(convo.peer_key.as_ref()),
             "created_at": local_time(convo.created_at),
             "created_at_ms": convo.created_at.as_millis(),
         });
@@ -334,9 +360,10 @@ fn list(global: &Global) -> Result<()> {
         }
         out.record(&value, || {
             let mut line = format!(
-                "{}  {}  started {}",
+                "{}  {}  {}  started {}",
                 convo.conversation_id,
                 convo.kind.as_str(),
+                peer_label(convo.peer_key.as_ref()),
                 local_time(convo.created_at)
             )
             .into_bytes();
@@ -370,12 +397,21 @@ fn history(global: &Global, conversation: &str, limit: usize, raw: bool) -> Resu
     let mode = output_mode(global, raw)?;
     let mut client = open(global)?;
     let mut out = Out::new(mode)?;
-    if client
+    let Some(record) = client
         .conversations()?
-        .iter()
-        .all(|c| c.conversation_id != conversation)
-    {
+        .into_iter()
+        .find(|c| c.conversation_id == conversation)
+    else {
         bail!("no conversation {conversation} (see `libchat list`)");
+    };
+    let peer_key = record.peer_key.as_ref();
+    // Human output names the peer once, above the messages; `--json` gives the key on every
+    // record; `--raw` prints the records only.
+    if mode == Mode::Human {
+        out.say(&format!(
+            "conversation {conversation} with {}",
+            peer_label(peer_key)
+        ))?;
     }
     for entry in client.history(conversation, limit)? {
         let arrow = match entry.direction {
@@ -384,6 +420,7 @@ fn history(global: &Global, conversation: &str, limit: usize, raw: bool) -> Resu
         };
         let mut value = json!({
             "direction": entry.direction.as_str(),
+            "peer_key": peer_json(peer_key),
             "time": local_time(entry.timestamp),
             "timestamp_ms": entry.timestamp.as_millis(),
         });

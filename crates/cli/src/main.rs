@@ -133,17 +133,18 @@ pub(crate) enum Command {
         #[command(flatten)]
         exchange: chat::ExchangeArgs,
     },
-    /// List conversations.
+    /// List conversations: id, the peer's key prefix ("unknown peer" when imported), start,
+    /// last message.
     List,
-    /// Show a conversation's history.
+    /// Show a conversation's history, after a line naming the peer (its key prefix).
     History {
         /// Local conversation id.
         conversation: String,
         /// Show at most this many of the newest messages.
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        /// Print message content byte for byte, unescaped (for a pipe; refused on a terminal;
-        /// not with --json).
+        /// Print the messages only, their content byte for byte, unescaped (for a pipe;
+        /// refused on a terminal; not with --json).
         #[arg(long)]
         raw: bool,
     },

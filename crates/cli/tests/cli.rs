@@ -208,6 +208,32 @@ fn import_a_reference_database_through_the_binary() {
         &["--db", "new.db", "--key-file", "new.key", "--json", "list"],
     ));
     assert_eq!(list.len(), 1);
+    // The reference never stored the peer's key: unknown, said so.
+    assert!(list[0]["peer_key"].is_null(), "{}", list[0]);
+    let convo = list[0]["conversation"].as_str().unwrap();
+    let human = ok(d, &["--db", "new.db", "--key-file", "new.key", "list"]);
+    assert!(human.contains("unknown peer"), "{human}");
+    let human = ok(
+        d,
+        &["--db", "new.db", "--key-file", "new.key", "history", convo],
+    );
+    assert_eq!(
+        human.lines().next().unwrap(),
+        format!("conversation {convo} with unknown peer")
+    );
+    let history = json_lines(&ok(
+        d,
+        &[
+            "--db",
+            "new.db",
+            "--key-file",
+            "new.key",
+            "--json",
+            "history",
+            convo,
+        ],
+    ));
+    assert!(history.iter().all(|h| h["peer_key"].is_null()));
     // A wrong source key is a clear error, and nothing is written.
     std::fs::write(d.join("bad.key"), "nope\n").unwrap();
     let out = libchat(

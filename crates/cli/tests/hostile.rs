@@ -595,25 +595,58 @@ fn list_and_history_are_readable() {
     let (saro_convo, raya_convo) = connected_pair(d, "hello");
     libchat(d, &["--db", "raya.db", "send", &raya_convo, "hi back"]).ok();
     libchat(d, &["--db", "saro.db", "receive"]).ok();
+    // Each side shows who the conversation is with: the first 8 bytes of the other's key.
+    let public_key = |db: &str| -> String {
+        libchat(d, &["--db", db, "--json", "whoami"]).json()[0]["public_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (saro_key, raya_key) = (public_key("saro.db"), public_key("raya.db"));
+    assert_eq!(raya_key.len(), 64);
+    let raya_peer = format!("peer {}…", &raya_key[..16]);
+    let saro_peer = format!("peer {}…", &saro_key[..16]);
     let out = libchat(d, &["--db", "saro.db", "list"])
         .env("TZ", "Asia/Kolkata")
         .ok();
     assert!(out.contains(&saro_convo), "{out}");
+    assert!(out.contains(&raya_peer), "list: {out}");
+    assert!(!out.contains(&raya_key), "list shows a prefix only: {out}");
     assert!(has_rfc3339_with_offset(&out, "+05:30"), "list: {out}");
     assert!(!out.contains("created 1"), "epoch milliseconds: {out}");
+    let out = libchat(d, &["--db", "raya.db", "list"]).ok();
+    assert!(
+        out.contains(&raya_convo) && out.contains(&saro_peer),
+        "{out}"
+    );
     let out = libchat(d, &["--db", "saro.db", "history", &saro_convo])
         .env("TZ", "Asia/Kolkata")
         .ok();
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(
+        lines[0],
+        format!("conversation {saro_convo} with {raya_peer}")
+    );
     assert!(
-        lines.iter().all(|l| has_rfc3339_with_offset(l, "+05:30")),
+        lines[1..]
+            .iter()
+            .all(|l| has_rfc3339_with_offset(l, "+05:30")),
         "{out}"
     );
     assert!(
-        lines[0].contains("hello") && lines[1].contains("hi back"),
+        lines[1].contains("hello") && lines[2].contains("hi back"),
         "{out}"
     );
+    let out = libchat(d, &["--db", "raya.db", "history", &raya_convo]).ok();
+    assert_eq!(
+        out.lines().next().unwrap(),
+        format!("conversation {raya_convo} with {saro_peer}")
+    );
+    // --raw prints the records only.
+    let out = libchat(d, &["--db", "saro.db", "history", &saro_convo, "--raw"]).ok();
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(!out.contains("peer"), "{out}");
     let json = libchat(d, &["--db", "saro.db", "--json", "list"])
         .env("TZ", "Asia/Kolkata")
         .json();
@@ -622,6 +655,12 @@ fn list_and_history_are_readable() {
         "+05:30"
     ));
     assert!(json[0]["created_at_ms"].as_i64().unwrap() > 0);
+    assert_eq!(json[0]["peer_key"], raya_key.as_str(), "the full key");
+    let json = libchat(d, &["--db", "raya.db", "--json", "list"]).json();
+    assert_eq!(json[0]["peer_key"], saro_key.as_str());
+    let json = libchat(d, &["--db", "saro.db", "--json", "history", &saro_convo]).json();
+    assert_eq!(json.len(), 2, "no header record in JSON: {json:?}");
+    assert!(json.iter().all(|h| h["peer_key"] == raya_key.as_str()));
 }
 
 #[test]

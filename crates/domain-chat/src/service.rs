@@ -187,6 +187,7 @@ pub fn start_private_conversation<S: ChatStore + ?Sized>(
         remote_conversation_id,
         kind: ConversationKind::PrivateV1,
         created_at: now,
+        peer_key: Some(responder_static),
     };
     persist_new_conversation(
         store,
@@ -500,6 +501,7 @@ fn handle_handshake<S: ChatStore + ?Sized>(
         remote_conversation_id,
         kind: ConversationKind::PrivateV1,
         created_at: now,
+        peer_key: Some(initiator_static),
     };
     persist_new_conversation(
         store,

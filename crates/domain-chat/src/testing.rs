@@ -254,18 +254,24 @@ pub fn check_ephemeral_key_store<S: ChatStore + ?Sized>(store: &mut S) {
     assert_eq!(store.count_ephemeral_keys().unwrap(), 1);
 }
 
-/// Conversations: insert, duplicate insert refused, load, ordered list, delete cascading to
-/// the ratchet state.
+/// Conversations: insert, duplicate insert refused, load (every field round-trips, the peer
+/// key present or unknown), ordered list, delete cascading to the ratchet state.
 pub fn check_conversation_store<S: ChatStore + ?Sized>(store: &mut S) {
     let rec = |id: &str, at: i64| ConversationRecord {
         conversation_id: id.to_owned(),
         remote_conversation_id: format!("remote-{id}"),
         kind: ConversationKind::PrivateV1,
         created_at: ms(at),
+        peer_key: Some(DhKeyPair::generate(&mut OsRng).public()),
     };
     assert!(store.list_conversations().unwrap().is_empty());
     assert!(store.load_conversation("a").unwrap().is_none());
-    let (c, b, a) = (rec("c", 1), rec("b", 2), rec("a", 2));
+    // An imported conversation does not know its peer's key.
+    let b = ConversationRecord {
+        peer_key: None,
+        ..rec("b", 2)
+    };
+    let (c, a) = (rec("c", 1), rec("a", 2));
     store.save_conversation(&b).unwrap();
     store.save_conversation(&c).unwrap();
     store.save_conversation(&a).unwrap();
@@ -274,6 +280,8 @@ pub fn check_conversation_store<S: ChatStore + ?Sized>(store: &mut S) {
         "inserting an existing local id is an error"
     );
     assert_eq!(store.load_conversation("a").unwrap(), Some(a.clone()));
+    assert_eq!(store.load_conversation("b").unwrap(), Some(b.clone()));
+    assert_eq!(store.load_conversation("c").unwrap(), Some(c.clone()));
     assert_eq!(
         store.list_conversations().unwrap(),
         vec![c, a, b.clone()],
@@ -631,6 +639,7 @@ where
         remote_conversation_id: "remote-c".to_owned(),
         kind: ConversationKind::PrivateV1,
         created_at: ms(1),
+        peer_key: Some(DhKeyPair::generate(&mut OsRng).public()),
     };
     let before = snapshot(store, &[key.public()], &["c".to_owned()]);
     let failed: Result<(), StoreError> = store.transaction(|tx| {
@@ -734,6 +743,16 @@ fn handshake<S: ChatStore + ?Sized>(
     let record = raya.load_conversation(&raya_id).unwrap().unwrap();
     assert_eq!(record.remote_conversation_id, started.conversation_id);
     assert_eq!(record.kind, ConversationKind::PrivateV1);
+    // Each side records the other's installation key: the initiator from the bundle, the
+    // responder from the handshake.
+    let public = |s: &mut S| s.load_identity().unwrap().unwrap().key_pair.public();
+    let (saro_key, raya_key) = (public(saro), public(raya));
+    assert_eq!(record.peer_key, Some(saro_key), "responder's peer key");
+    let saro_record = saro
+        .load_conversation(&started.conversation_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(saro_record.peer_key, Some(raya_key), "initiator's peer key");
     (started.conversation_id, raya_id)
 }
 
@@ -925,6 +944,7 @@ pub fn check_history<S: ConversationStore + MailboxStore + ?Sized>(store: &mut S
                 remote_conversation_id: format!("remote-{id}"),
                 kind: ConversationKind::PrivateV1,
                 created_at: ms(1),
+                peer_key: None,
             })
             .unwrap();
     }

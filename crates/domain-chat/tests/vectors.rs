@@ -330,6 +330,12 @@ fn recorded_conversation_replays() {
                     to_store.load_conversation(to_id).unwrap(),
                     Some(domain_chat::ConversationRecord {
                         created_at: Timestamp::from_millis(NOW_MS),
+                        // The initiator's installation key, from the handshake header.
+                        peer_key: Some(
+                            identity("", &v[e["from"].as_str().unwrap()]["identity_secret"])
+                                .key_pair
+                                .public()
+                        ),
                         ..record(to_id, from_id)
                     })
                 );

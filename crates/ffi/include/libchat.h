@@ -51,9 +51,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Version of this C ABI. It changes only when an existing function, struct or constant
-// changes incompatibly; additions keep it. Compare with `libchat_abi_version()`.
-#define LIBCHAT_ABI_VERSION 1
+// Version of this C ABI: a program should refuse to run when `libchat_abi_version()` differs
+// from the value in the header it was compiled against. It changes whenever an existing
+// function, constant or struct changes, and the size of a struct is part of it: libchat writes
+// results through out pointers the caller allocated and returns arrays the caller indexes, so
+// even a field appended at the end of a struct breaks a program built with the older header.
+// New functions, constants and structs keep it. 1: the first version. 2: `LibchatConversation`
+// gained `has_peer_key` and `peer_key` at its end (and `libchat_public_key` was added).
+#define LIBCHAT_ABI_VERSION 2
 
 // Largest message content accepted by send functions, in bytes.
 #define LIBCHAT_MAX_CONTENT_LEN 258048
@@ -380,6 +385,15 @@ typedef struct LibchatConversation {
   struct LibchatString peer_id;
   // When the conversation was created, Unix milliseconds.
   int64_t created_at_ms;
+  // True when `peer_key` holds the peer's key; false (and `peer_key` all zero) when it was
+  // never stored: a conversation imported from a reference database, or one the database
+  // held before it recorded peer keys.
+  bool has_peer_key;
+  // The peer's installation (identity) public key, X25519: what the peer's
+  // `libchat_public_key` writes. The protocol carries no names: this is who the
+  // conversation is with (the initiator takes it from the intro bundle, the responder from
+  // the handshake).
+  uint8_t peer_key[32];
 } LibchatConversation;
 
 // All conversations, oldest first. Free with `libchat_conversations_free`.
@@ -617,6 +631,14 @@ void libchat_close(struct ContextHandle **handle);
 // `ctx` is NULL or a live handle; `out` is NULL or writable.
 int32_t libchat_intro_bundle(struct ContextHandle *ctx, struct LibchatString *out);
 
+// Writes this installation's public (identity) key, X25519, 32 bytes, to `*out`: the key its
+// intro bundles carry and its peers' `LibchatConversation.peer_key` shows (compare the two to
+// know who a conversation is with). Not secret; nothing to free.
+//
+// # Safety
+// `ctx` is NULL or a live handle; `out` is NULL or writable (32 bytes).
+int32_t libchat_public_key(struct ContextHandle *ctx, uint8_t (*out)[32]);
+
 // Starts a private conversation from a peer's intro bundle (the `logos_chatintro_1_...` text
 // as UTF-8 bytes) with a first message. The handshake envelope is queued in the outbox in the
 // same transaction; publish `out->envelope` at `out->delivery_address`, then call
@@ -700,8 +722,8 @@ int32_t libchat_inbox_pending(struct ContextHandle *ctx, size_t limit, struct Li
 // `ctx` is NULL or a live handle; `out_was_pending` is NULL or writable.
 int32_t libchat_acknowledge(struct ContextHandle *ctx, int64_t inbox_id, bool *out_was_pending);
 
-// Writes all conversations (local id, peer id, creation time), oldest first, to `*out`.
-// Free with `libchat_conversations_free`.
+// Writes all conversations (local id, peer id, creation time, the peer's installation key
+// when known), oldest first, to `*out`. Free with `libchat_conversations_free`.
 //
 // # Safety
 // `ctx` is NULL or a live handle; `out` is NULL or writable.

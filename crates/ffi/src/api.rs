@@ -12,9 +12,14 @@ use crate::types::{
     LibchatBytes, LibchatString, LibchatStringVec, Owned, owned_vec, release_in_place,
 };
 
-/// Version of this C ABI. It changes only when an existing function, struct or constant
-/// changes incompatibly; additions keep it. Compare with `libchat_abi_version()`.
-pub const LIBCHAT_ABI_VERSION: u32 = 1;
+/// Version of this C ABI: a program should refuse to run when `libchat_abi_version()` differs
+/// from the value in the header it was compiled against. It changes whenever an existing
+/// function, constant or struct changes, and the size of a struct is part of it: libchat writes
+/// results through out pointers the caller allocated and returns arrays the caller indexes, so
+/// even a field appended at the end of a struct breaks a program built with the older header.
+/// New functions, constants and structs keep it. 1: the first version. 2: `LibchatConversation`
+/// gained `has_peer_key` and `peer_key` at its end (and `libchat_public_key` was added).
+pub const LIBCHAT_ABI_VERSION: u32 = 2;
 
 /// Largest message content accepted by send functions, in bytes.
 pub const LIBCHAT_MAX_CONTENT_LEN: usize = 258_048;
@@ -182,6 +187,15 @@ pub struct LibchatConversation {
     pub peer_id: LibchatString,
     /// When the conversation was created, Unix milliseconds.
     pub created_at_ms: i64,
+    /// True when `peer_key` holds the peer's key; false (and `peer_key` all zero) when it was
+    /// never stored: a conversation imported from a reference database, or one the database
+    /// held before it recorded peer keys.
+    pub has_peer_key: bool,
+    /// The peer's installation (identity) public key, X25519: what the peer's
+    /// `libchat_public_key` writes. The protocol carries no names: this is who the
+    /// conversation is with (the initiator takes it from the intro bundle, the responder from
+    /// the handshake).
+    pub peer_key: [u8; 32],
 }
 
 /// All conversations, oldest first. Free with `libchat_conversations_free`.
@@ -315,6 +329,11 @@ owned_vec!(LibchatOutbox, LibchatOutboxEntry);
 owned_vec!(LibchatInbox, LibchatInboxEntry);
 owned_vec!(LibchatConversations, LibchatConversation);
 owned_vec!(LibchatHistory, LibchatHistoryEntry);
+
+// SAFETY: an all-zero key is all-zero bytes.
+unsafe impl Owned for [u8; 32] {
+    unsafe fn release(&mut self) {}
+}
 
 // SAFETY: false is all-zero.
 unsafe impl Owned for bool {
@@ -589,6 +608,23 @@ pub unsafe extern "C" fn libchat_intro_bundle(
     unsafe { run(out, body) }
 }
 
+/// Writes this installation's public (identity) key, X25519, 32 bytes, to `*out`: the key its
+/// intro bundles carry and its peers' `LibchatConversation.peer_key` shows (compare the two to
+/// know who a conversation is with). Not secret; nothing to free.
+///
+/// # Safety
+/// `ctx` is NULL or a live handle; `out` is NULL or writable (32 bytes).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn libchat_public_key(ctx: *mut ContextHandle, out: *mut [u8; 32]) -> i32 {
+    let body = || {
+        // SAFETY: the caller guarantees `ctx` is NULL or live.
+        let ctx = unsafe { handle(ctx) }?;
+        ctx.with(|i| Ok(i.public_key()))
+    };
+    // SAFETY: the caller guarantees `out` is NULL or writable.
+    unsafe { run(out, body) }
+}
+
 /// Starts a private conversation from a peer's intro bundle (the `logos_chatintro_1_...` text
 /// as UTF-8 bytes) with a first message. The handshake envelope is queued in the outbox in the
 /// same transaction; publish `out->envelope` at `out->delivery_address`, then call
@@ -824,8 +860,8 @@ pub unsafe extern "C" fn libchat_acknowledge(
     unsafe { run(out_was_pending, body) }
 }
 
-/// Writes all conversations (local id, peer id, creation time), oldest first, to `*out`.
-/// Free with `libchat_conversations_free`.
+/// Writes all conversations (local id, peer id, creation time, the peer's installation key
+/// when known), oldest first, to `*out`. Free with `libchat_conversations_free`.
 ///
 /// # Safety
 /// `ctx` is NULL or a live handle; `out` is NULL or writable.
@@ -845,6 +881,8 @@ pub unsafe extern "C" fn libchat_conversations(
                     id: LibchatString::new(&c.id),
                     peer_id: LibchatString::new(&c.peer_id),
                     created_at_ms: c.created_at_ms,
+                    has_peer_key: c.peer_key.is_some(),
+                    peer_key: c.peer_key.unwrap_or_default(),
                 })
                 .collect(),
         ))

@@ -120,6 +120,8 @@ pub(crate) struct ConversationItem {
     pub(crate) id: String,
     pub(crate) peer_id: String,
     pub(crate) created_at_ms: i64,
+    /// The peer's installation key; `None` for an imported conversation.
+    pub(crate) peer_key: Option<[u8; 32]>,
 }
 
 pub(crate) struct HistoryItem {
@@ -184,6 +186,11 @@ impl Installation {
 
     pub(crate) fn name(&self) -> &str {
         self.client.name()
+    }
+
+    /// This installation's public (identity) key.
+    pub(crate) fn public_key(&self) -> [u8; 32] {
+        *self.client.public_key().as_bytes()
     }
 
     pub(crate) fn intro_bundle(&mut self) -> Result<String, FfiError> {
@@ -296,6 +303,7 @@ impl Installation {
                 id: r.conversation_id,
                 peer_id: r.remote_conversation_id,
                 created_at_ms: r.created_at.as_millis(),
+                peer_key: r.peer_key.map(|k| *k.as_bytes()),
             })
             .collect())
     }

@@ -38,6 +38,20 @@ fn dropin_layouts_are_those_of_ffi_md() {
 }
 
 #[test]
+fn a_conversation_ends_with_the_peer_key() {
+    // ABI 2 appended `has_peer_key` and `peer_key`; the fields of ABI 1 keep their offsets.
+    assert_eq!(offset_of!(LibchatConversation, id), 0);
+    assert_eq!(offset_of!(LibchatConversation, peer_id), 24);
+    assert_eq!(offset_of!(LibchatConversation, created_at_ms), 48);
+    assert_eq!(offset_of!(LibchatConversation, has_peer_key), 56);
+    assert_eq!(offset_of!(LibchatConversation, peer_key), 57);
+    assert_eq!(size_of::<LibchatConversation>(), 96);
+    let nim = include_str!("../../../bindings/nim/libchat.nim");
+    let line = format!("LIBCHAT_ABI_VERSION* = {LIBCHAT_ABI_VERSION}'u32");
+    assert!(nim.contains(&line), "libchat.nim lacks `{line}`");
+}
+
+#[test]
 fn header_limits_are_the_protocol_limits() {
     assert_eq!(LIBCHAT_MAX_CONTENT_LEN, domain_chat::MAX_CONTENT_LEN);
     assert_eq!(LIBCHAT_MAX_ENVELOPE_LEN, domain_chat::MAX_ENVELOPE_LEN);

@@ -6,6 +6,7 @@ diesel::table! {
         remote_id -> Text,
         kind -> Text,
         created_at -> BigInt,
+        peer_key -> Nullable<Binary>,
     }
 }
 

@@ -146,6 +146,33 @@ fn unknown_conversation_kind() {
 }
 
 #[test]
+fn short_and_long_peer_keys() {
+    for (blob, len) in [("substr(peer_key, 1, 31)", 31), ("zeroblob(33)", 33)] {
+        let mut db = filled();
+        plant(
+            &mut db,
+            &format!("UPDATE conversations SET peer_key = {blob};"),
+        );
+        for result in [
+            db.load_conversation("c").map(|_| ()),
+            db.list_conversations().map(|_| ()),
+        ] {
+            match result {
+                Err(StoreError::Corrupt { location, reason }) => {
+                    assert_eq!(location, "conversations.peer_key");
+                    assert!(reason.contains(&format!("found {len}")), "{reason}");
+                }
+                other => panic!("expected Corrupt at conversations.peer_key, got {other:?}"),
+            }
+        }
+    }
+    // NULL is a valid value: the key is unknown (an imported conversation).
+    let mut db = filled();
+    plant(&mut db, "UPDATE conversations SET peer_key = NULL;");
+    assert_eq!(db.load_conversation("c").unwrap().unwrap().peer_key, None);
+}
+
+#[test]
 fn unknown_history_direction() {
     let mut db = filled();
     plant(&mut db, "UPDATE messages SET direction = 'sideways';");
@@ -163,4 +190,8 @@ fn check_constraints_reject_bad_writes_normally() {
         .raw_connection()
         .batch_execute("UPDATE ratchet_states SET msg_recv = -5;");
     assert!(result.is_err(), "CHECK(msg_recv >= 0) did not fire");
+    let result = db
+        .raw_connection()
+        .batch_execute("UPDATE conversations SET peer_key = zeroblob(31);");
+    assert!(result.is_err(), "CHECK(length(peer_key) = 32) did not fire");
 }

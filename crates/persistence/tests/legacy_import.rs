@@ -194,6 +194,10 @@ fn assert_matches_manifest(db: &ManifestDb, target: &DatabaseConfig) {
                 row["remote_convo_id"].as_str().unwrap()
             );
             assert_eq!(record.kind, ConversationKind::PrivateV1);
+            assert_eq!(
+                record.peer_key, None,
+                "the reference never stored the peer's installation key"
+            );
             assert_eq!(row["convo_type"].as_str().unwrap(), "private_v1");
             assert_eq!(
                 record.created_at,

@@ -244,3 +244,102 @@ fn times_become_milliseconds() {
     .unwrap();
     assert_eq!(created, vec![1_795_900_000_000, 1_795_900_001_000]);
 }
+
+/// A database at the fourth migration, with a conversation, gains `conversations.peer_key`
+/// when opening applies the fifth: the existing conversation's peer key is unknown (`None`),
+/// a new one stores its key. Reverting the fifth drops the column, keeps every conversation,
+/// and leaves the table's definition exactly as it was.
+#[test]
+fn peer_key_column_is_added_and_dropped() {
+    use diesel_migrations::MigrationHarness;
+    use domain_chat::ConversationStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut chain: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    chain.sort();
+    let fifth = chain[4].file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(fifth.ends_with("_add_conversation_peer_key"), "{fifth}");
+    let table_sql = |db: &mut Database| -> String {
+        diesel::select(diesel::dsl::sql::<Text>(
+            "(SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'conversations')",
+        ))
+        .get_result(db.raw_connection())
+        .unwrap()
+    };
+    let before = {
+        let mut db =
+            Database::open(DatabaseConfig::file(&path).with_migrations(MigrationMode::Skip))
+                .unwrap();
+        let conn = db.raw_connection();
+        conn.batch_execute(
+            "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+        )
+        .unwrap();
+        for dir in &chain[..4] {
+            conn.batch_execute(&std::fs::read_to_string(dir.join("up.sql")).unwrap())
+                .unwrap();
+            let name = dir.file_name().unwrap().to_str().unwrap();
+            let version: String = name
+                .split('_')
+                .next()
+                .unwrap()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            conn.batch_execute(&format!(
+                "INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}')"
+            ))
+            .unwrap();
+        }
+        conn.batch_execute(
+            "INSERT INTO conversations (local_id, remote_id, kind, created_at)
+                 VALUES ('old', 'r', 'private_v1', 1795900000123);",
+        )
+        .unwrap();
+        table_sql(&mut db)
+    };
+    assert!(!before.contains("peer_key"), "{before}");
+
+    let mut db = Database::open(DatabaseConfig::file(&path)).unwrap();
+    assert!(db.schema_status().unwrap().is_current());
+    let old = db.load_conversation("old").unwrap().unwrap();
+    assert_eq!(
+        old.peer_key, None,
+        "a conversation from before: unknown peer"
+    );
+    assert_eq!(old.remote_conversation_id, "r");
+    let new = support::record("new", 1_795_900_000_124);
+    assert!(new.peer_key.is_some());
+    db.save_conversation(&new).unwrap();
+    assert_eq!(db.load_conversation("new").unwrap(), Some(new));
+
+    let reverted = db
+        .raw_connection()
+        .revert_last_migration(persistence::MIGRATIONS)
+        .unwrap();
+    assert_eq!(
+        reverted.to_string(),
+        fifth.split('_').next().unwrap().replace('-', "")
+    );
+    assert_eq!(
+        table_sql(&mut db),
+        before,
+        "down.sql restores the definition"
+    );
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = Text)]
+        local_id: String,
+    }
+    let ids: Vec<Id> = diesel::sql_query("SELECT local_id FROM conversations ORDER BY local_id")
+        .load(db.raw_connection())
+        .unwrap();
+    let ids: Vec<&str> = ids.iter().map(|r| r.local_id.as_str()).collect();
+    assert_eq!(ids, ["new", "old"], "reverting keeps every conversation");
+}

@@ -72,6 +72,12 @@ pub struct ConversationRecord {
     pub kind: ConversationKind,
     /// When the conversation was created.
     pub created_at: Timestamp,
+    /// The peer's installation (identity) public key: the intro bundle's installation key for
+    /// the initiator, the handshake's `initiator_static` for the responder. The protocol
+    /// carries no names, so this is what identifies the peer. `None` only when the key was
+    /// never stored: a conversation imported from a reference database, or one a database held
+    /// before it recorded peer keys (migration `2026-11-29-181200_add_conversation_peer_key`).
+    pub peer_key: Option<PublicKey>,
 }
 
 /// Storage of the single installation identity.

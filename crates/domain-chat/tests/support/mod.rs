@@ -140,5 +140,6 @@ pub(crate) fn record(local: &str, remote: &str) -> ConversationRecord {
         remote_conversation_id: remote.to_owned(),
         kind: ConversationKind::PrivateV1,
         created_at: Timestamp::from_millis(0),
+        peer_key: None,
     }
 }

@@ -712,10 +712,30 @@ static void test_persistent(void) {
           convos.ptr[0].created_at_ms > 0);
     CHECK(convos.len == 1 && convos.ptr[0].peer_id.len == bob_convo_len &&
           memcmp(convos.ptr[0].peer_id.ptr, bob_convo, bob_convo_len) == 0);
+    /* Who each conversation is with: the peer's installation key, on both sides. */
+    uint8_t alice_key[32], bob_key[32], carol_key[32];
+    memset(alice_key, 0xAB, sizeof alice_key);
+    CHECK_STATUS(libchat_public_key(alice, &alice_key), LIBCHAT_OK);
+    CHECK_STATUS(libchat_public_key(bob, &bob_key), LIBCHAT_OK);
+    CHECK_STATUS(libchat_public_key(carol, &carol_key), LIBCHAT_OK); /* a drop-in handle too */
+    CHECK(!is_zero(alice_key, 32) && memcmp(alice_key, bob_key, 32) != 0 && memcmp(bob_key, carol_key, 32) != 0);
+    CHECK(convos.len == 1 && convos.ptr[0].has_peer_key && memcmp(convos.ptr[0].peer_key, bob_key, 32) == 0);
     libchat_conversations_free(&convos);
     CHECK(is_zero(&convos, sizeof convos));
     libchat_conversations_free(&convos);
     libchat_conversations_free(NULL);
+    /* Bob has two: the one Alice started (he responded), the one he started with Carol. */
+    CHECK_STATUS(libchat_conversations(bob, &convos), LIBCHAT_OK);
+    CHECK(convos.len == 2);
+    for (size_t i = 0; i < convos.len; i++) {
+        const LibchatConversation *c = &convos.ptr[i];
+        int with_alice = c->id.len == bob_convo_len && memcmp(c->id.ptr, bob_convo, bob_convo_len) == 0;
+        CHECK(c->has_peer_key && memcmp(c->peer_key, with_alice ? alice_key : carol_key, 32) == 0);
+    }
+    libchat_conversations_free(&convos);
+    CHECK_STATUS(libchat_conversations(carol, &convos), LIBCHAT_OK);
+    CHECK(convos.len == 1 && convos.ptr[0].has_peer_key && memcmp(convos.ptr[0].peer_key, bob_key, 32) == 0);
+    libchat_conversations_free(&convos);
 
     LibchatHistory history;
     memset(&history, 0xAB, sizeof history);
@@ -796,6 +816,11 @@ static void test_persistent(void) {
     CHECK_STATUS(libchat_acknowledge(alice, 1, NULL), LIBCHAT_ERR_NULL_POINTER);
     CHECK_STATUS(libchat_conversations(NULL, &convos), LIBCHAT_ERR_NULL_POINTER);
     CHECK_STATUS(libchat_conversations(alice, NULL), LIBCHAT_ERR_NULL_POINTER);
+    uint8_t no_key[32];
+    memset(no_key, 0xAB, sizeof no_key);
+    CHECK_STATUS(libchat_public_key(NULL, &no_key), LIBCHAT_ERR_NULL_POINTER);
+    CHECK(is_zero(no_key, sizeof no_key));
+    CHECK_STATUS(libchat_public_key(alice, NULL), LIBCHAT_ERR_NULL_POINTER);
     CHECK_STATUS(libchat_history(NULL, LIT("x"), 10, &history), LIBCHAT_ERR_NULL_POINTER);
     CHECK_STATUS(libchat_history(alice, NULL, 3, 10, &history), LIBCHAT_ERR_NULL_POINTER);
     CHECK_STATUS(libchat_history(alice, BAD_UTF8, sizeof BAD_UTF8, 10, &history), LIBCHAT_ERR_INVALID_UTF8);
@@ -886,6 +911,9 @@ static void test_import(const char *legacy_source) {
     LibchatConversations convos;
     CHECK_STATUS(libchat_conversations(h, &convos), LIBCHAT_OK);
     CHECK(convos.len >= 1);
+    /* The reference never stored the peer's key: unknown, and zero. */
+    for (size_t i = 0; i < convos.len; i++)
+        CHECK(!convos.ptr[i].has_peer_key && is_zero(convos.ptr[i].peer_key, 32));
     libchat_conversations_free(&convos);
     libchat_close(&h);
 

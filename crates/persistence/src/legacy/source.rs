@@ -678,6 +678,8 @@ fn read_conversations(
             remote_conversation_id: row.remote_convo_id,
             kind,
             created_at,
+            // The reference never stored the peer's installation key.
+            peer_key: None,
         });
     }
     Ok(records)

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use domain_chat::{ConversationKind, ConversationRecord, Timestamp};
 
+use super::public_key;
 use crate::error::PersistenceError;
 use crate::schema::conversations;
 
@@ -14,6 +15,8 @@ pub(crate) struct ConversationRow {
     pub remote_id: String,
     pub kind: String,
     pub created_at: i64,
+    /// The peer's installation public key; NULL when unknown (imported conversations).
+    pub peer_key: Option<Vec<u8>>,
 }
 
 /// A new row of `conversations`.
@@ -24,6 +27,7 @@ pub(crate) struct NewConversationRow<'a> {
     pub remote_id: &'a str,
     pub kind: &'a str,
     pub created_at: i64,
+    pub peer_key: Option<&'a [u8]>,
 }
 
 impl ConversationRow {
@@ -34,17 +38,23 @@ impl ConversationRow {
                 format!("unknown conversation kind {:?}", self.kind),
             )
         })?;
+        let peer_key = self
+            .peer_key
+            .map(|bytes| public_key(&bytes, "conversations.peer_key"))
+            .transpose()?;
         Ok(ConversationRecord {
             conversation_id: self.local_id,
             remote_conversation_id: self.remote_id,
             kind,
             created_at: Timestamp::from_millis(self.created_at),
+            peer_key,
         })
     }
 }
 
 /// Inserts a conversation (an existing id is an error). The record's `conversation_id` is the
-/// column `local_id`, its `remote_conversation_id` the column `remote_id`.
+/// column `local_id`, its `remote_conversation_id` the column `remote_id`, its `peer_key` the
+/// column `peer_key` (NULL for `None`).
 pub(crate) fn save(
     conn: &mut SqliteConnection,
     record: &ConversationRecord,
@@ -55,6 +65,7 @@ pub(crate) fn save(
             remote_id: &record.remote_conversation_id,
             kind: record.kind.as_str(),
             created_at: record.created_at.as_millis(),
+            peer_key: record.peer_key.as_ref().map(|k| k.as_bytes().as_slice()),
         })
         .execute(conn)?;
     Ok(())

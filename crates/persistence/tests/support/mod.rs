@@ -52,6 +52,7 @@ pub(crate) fn record(id: &str, created_at: i64) -> ConversationRecord {
         remote_conversation_id: format!("remote-{id}"),
         kind: ConversationKind::PrivateV1,
         created_at: Timestamp::from_millis(created_at),
+        peer_key: Some(domain_ratchet::PublicKey([0x5a; 32])),
     }
 }
 
