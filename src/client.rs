@@ -12,6 +12,8 @@ use persistence::{Database, DatabaseConfig, DatabaseSize, PersistenceError, Sche
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 
+use crate::batch::BatchLimits;
+
 /// Everything a Client operation may read or write: the chat stores and the mailbox.
 pub(crate) trait ClientStore: ChatStore + MailboxStore {}
 impl<T: ChatStore + MailboxStore + ?Sized> ClientStore for T {}
@@ -96,6 +98,8 @@ pub struct ClientConfig {
     name: String,
     chat: ChatConfig,
     skipped_key_max_age: Option<Duration>,
+    /// Bounds of one batch transaction (setters in `batch.rs`).
+    pub(crate) batch: BatchLimits,
 }
 
 impl ClientConfig {
@@ -108,6 +112,7 @@ impl ClientConfig {
             name: name.into(),
             chat: ChatConfig::default(),
             skipped_key_max_age: Some(domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE),
+            batch: BatchLimits::default(),
         }
     }
 
@@ -235,14 +240,19 @@ impl std::fmt::Debug for Received {
 /// it changed is committed — ratchet step, consumed intro key, outbox or inbox entry, history —
 /// or nothing is, and the same input can be retried.
 pub struct Client {
-    db: Database,
-    chat: ChatConfig,
+    pub(crate) db: Database,
+    pub(crate) chat: ChatConfig,
     name: String,
     public_key: PublicKey,
     inbox_id: String,
+    /// Bounds of one batch transaction.
+    pub(crate) batch: BatchLimits,
     /// Test hook: the next operation fails its write with this index (0-based).
     #[cfg(any(test, feature = "testing"))]
-    fail_at_write: Option<usize>,
+    pub(crate) fail_at_write: Option<usize>,
+    /// Test hook: the time every operation uses instead of the clock.
+    #[cfg(any(test, feature = "testing"))]
+    fixed_time: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for Client {
@@ -256,7 +266,7 @@ impl std::fmt::Debug for Client {
 }
 
 /// Digest of an envelope, for duplicate detection.
-fn envelope_digest(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn envelope_digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
@@ -289,8 +299,11 @@ impl Client {
             name: identity.name.clone(),
             inbox_id: domain_chat::inbox_id(&public_key),
             public_key,
+            batch: config.batch,
             #[cfg(any(test, feature = "testing"))]
             fail_at_write: None,
+            #[cfg(any(test, feature = "testing"))]
+            fixed_time: None,
         })
     }
 
@@ -338,9 +351,33 @@ impl Client {
     /// [`domain_ratchet::testing::FailingStore`], which fails its write with index `k`
     /// (0-based) with an injected [`StoreError::Backend`]. The operation must then change
     /// nothing.
+    ///
+    /// For a batch operation ([`Client::receive_batch`], [`Client::send_batch`],
+    /// [`Client::mark_delivered_batch`], [`Client::acknowledge_batch`]) `k` counts the writes
+    /// of the whole call, across its items and transactions, in the order they are made; the
+    /// item that reaches write `k` fails with the injected error (for `receive_batch`, that
+    /// envelope alone: the others are committed; for the other batch operations, its whole
+    /// transaction).
     #[cfg(any(test, feature = "testing"))]
     pub fn fail_next_operation_at_write(&mut self, k: usize) {
         self.fail_at_write = Some(k);
+    }
+
+    /// Test hook (feature `testing`): every later operation uses `now` as the current time
+    /// (`None`: the clock again), so that two clients fed the same input write the same rows
+    /// (receive times, skipped-key times, processed-envelope times).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn set_time_for_testing(&mut self, now: Option<Timestamp>) {
+        self.fixed_time = now;
+    }
+
+    /// The current time (the test hook's when set).
+    pub(crate) fn now(&self) -> Timestamp {
+        #[cfg(any(test, feature = "testing"))]
+        if let Some(now) = self.fixed_time {
+            return now;
+        }
+        Timestamp::now()
     }
 
     /// Creates a new intro bundle with its own single-use ephemeral key; returns the
@@ -357,8 +394,8 @@ impl Client {
         content: &[u8],
     ) -> Result<Sent, ClientError> {
         let bundle = IntroBundle::parse(bundle.trim())?;
+        let now = self.now();
         self.run(|store, chat| {
-            let now = Timestamp::now();
             let started = domain_chat::start_private_conversation(
                 store, chat, &mut OsRng, &bundle, content, now,
             )?;
@@ -375,8 +412,8 @@ impl Client {
     /// Sends content in a conversation; the envelope is queued in the outbox in the same
     /// transaction that advances the ratchet.
     pub fn send(&mut self, conversation_id: &str, content: &[u8]) -> Result<Sent, ClientError> {
+        let now = self.now();
         self.run(|store, chat| {
-            let now = Timestamp::now();
             let envelope =
                 domain_chat::send_content(store, chat, &mut OsRng, conversation_id, content, now)?;
             queue_sent(store, conversation_id.to_owned(), envelope, content, now)
@@ -391,55 +428,8 @@ impl Client {
             return Ok(Received::Empty);
         }
         let digest = envelope_digest(envelope);
-        self.run(|store, chat| {
-            if store.is_envelope_processed(&digest)? {
-                return Ok(Received::Duplicate);
-            }
-            let now = Timestamp::now();
-            // A ratchet-level `MessageReplay` stays an error: the same bytes were caught
-            // above, so this is either a re-encoded replay or a late message whose skipped key
-            // was evicted or expired — the application must not take it for a delivered one.
-            let outcome = domain_chat::handle_envelope(store, chat, envelope, now)?;
-            match outcome {
-                EnvelopeOutcome::Content(received) => {
-                    let inbox_id = store.inbox_push(&NewInboxEntry {
-                        conversation_id: &received.conversation_id,
-                        content: &received.content,
-                        sent_at: received.sent_at,
-                        received_at: now,
-                        is_new_conversation: received.is_new_conversation,
-                    })?;
-                    store.history_push(&NewHistoryEntry {
-                        conversation_id: &received.conversation_id,
-                        direction: Direction::Received,
-                        content: &received.content,
-                        timestamp: now,
-                    })?;
-                    store.mark_envelope_processed(&digest, now)?;
-                    Ok(Received::Content {
-                        inbox_id,
-                        conversation_id: received.conversation_id,
-                        content: received.content,
-                        is_new_conversation: received.is_new_conversation,
-                        sent_at: received.sent_at,
-                    })
-                }
-                EnvelopeOutcome::Frame {
-                    conversation_id,
-                    is_new_conversation,
-                } => {
-                    store.mark_envelope_processed(&digest, now)?;
-                    Ok(Received::Frame {
-                        conversation_id,
-                        is_new_conversation,
-                    })
-                }
-                EnvelopeOutcome::UnknownConversation { hint } => {
-                    Ok(Received::UnknownConversation { hint })
-                }
-                EnvelopeOutcome::Empty => Ok(Received::Empty),
-            }
-        })
+        let now = self.now();
+        self.run(|store, chat| receive_envelope(store, chat, envelope, &digest, now))
     }
 
     /// All conversations, oldest first.
@@ -482,7 +472,7 @@ impl Client {
 
     /// Deletes skipped message keys stored more than `max_age` ago; returns how many.
     pub fn expire_skipped_keys(&mut self, max_age: Duration) -> Result<usize, ClientError> {
-        let older_than = Timestamp::now().saturating_sub(max_age);
+        let older_than = self.now().saturating_sub(max_age);
         self.run(|store, _| Ok(store.expire_skipped_keys(older_than)?))
     }
 
@@ -506,7 +496,7 @@ impl Client {
 }
 
 /// Queues a produced envelope in the outbox and records the sent content in history.
-fn queue_sent(
+pub(crate) fn queue_sent(
     store: &mut dyn ClientStore,
     conversation_id: String,
     envelope: OutboundEnvelope,
@@ -531,4 +521,60 @@ fn queue_sent(
         outbox_id,
         envelope,
     })
+}
+
+/// Handles one non-empty incoming envelope whose digest is `digest`, inside the caller's unit
+/// of work: [`Client::receive`] runs it as one transaction, [`Client::receive_batch`] as one
+/// savepoint of a batch, so both return the same outcome for the same envelope and store.
+pub(crate) fn receive_envelope(
+    store: &mut dyn ClientStore,
+    chat: &ChatConfig,
+    envelope: &[u8],
+    digest: &[u8; 32],
+    now: Timestamp,
+) -> Result<Received, ClientError> {
+    if store.is_envelope_processed(digest)? {
+        return Ok(Received::Duplicate);
+    }
+    // A ratchet-level `MessageReplay` stays an error: the same bytes were caught above, so
+    // this is either a re-encoded replay or a late message whose skipped key was evicted or
+    // expired — the application must not take it for a delivered one.
+    let outcome = domain_chat::handle_envelope(store, chat, envelope, now)?;
+    match outcome {
+        EnvelopeOutcome::Content(received) => {
+            let inbox_id = store.inbox_push(&NewInboxEntry {
+                conversation_id: &received.conversation_id,
+                content: &received.content,
+                sent_at: received.sent_at,
+                received_at: now,
+                is_new_conversation: received.is_new_conversation,
+            })?;
+            store.history_push(&NewHistoryEntry {
+                conversation_id: &received.conversation_id,
+                direction: Direction::Received,
+                content: &received.content,
+                timestamp: now,
+            })?;
+            store.mark_envelope_processed(digest, now)?;
+            Ok(Received::Content {
+                inbox_id,
+                conversation_id: received.conversation_id,
+                content: received.content,
+                is_new_conversation: received.is_new_conversation,
+                sent_at: received.sent_at,
+            })
+        }
+        EnvelopeOutcome::Frame {
+            conversation_id,
+            is_new_conversation,
+        } => {
+            store.mark_envelope_processed(digest, now)?;
+            Ok(Received::Frame {
+                conversation_id,
+                is_new_conversation,
+            })
+        }
+        EnvelopeOutcome::UnknownConversation { hint } => Ok(Received::UnknownConversation { hint }),
+        EnvelopeOutcome::Empty => Ok(Received::Empty),
+    }
 }

@@ -1,0 +1,538 @@
+//! Batches: many items (received envelopes, sends) in one transaction, each item inside its
+//! own savepoint, with the ratchet states the batch touches kept in memory.
+//!
+//! [`Database::batch`] runs a closure over a [`BatchTx`]: one `BEGIN IMMEDIATE` … `COMMIT`
+//! for the whole batch. [`BatchTx::savepoint`] runs one item: if the item fails, its savepoint
+//! is rolled back — every row it wrote, and every change it made to the in-memory states — and
+//! the other items stay.
+//!
+//! **What is cached.** A conversation's ratchet state is read from the database once per batch
+//! and written once, when the batch ends ([`BatchTx::flush`], run by [`Database::batch`] before
+//! the commit). In between, loads are served from memory and saves update memory. The
+//! skipped-key delta of each save is written at once, inside the item's savepoint, exactly as a
+//! lone save writes it (deletes, inserts, eviction beyond the cap), so skipped-key lookups see
+//! the keys inserted and removed by earlier items, and the `skipped_keys` rows — their ids
+//! included, which order eviction — are row for row those of item-by-item processing. The state
+//! row's `skipped_bound` is carried in memory with the state and written with it. Conversation
+//! records and the identity are cached too (they are read by every envelope).
+//!
+//! The final database is therefore exactly what the same items would have produced run one
+//! transaction each (the workspace tests compare full dumps), minus one state-row write and one
+//! state-row read (with its key derivation) per item.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::sqlite::Sqlite;
+use domain_chat::{
+    Acknowledged, ConversationRecord, ConversationStore, Delivered, EphemeralKeyStore,
+    HistoryEntry, Identity, IdentityStore, InboxEntry, MailboxStore, NewHistoryEntry,
+    NewInboxEntry, NewOutboxEntry, OutboxEntry, Processed,
+};
+use domain_ratchet::{
+    DhKeyPair, PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
+    Timestamp,
+};
+
+use crate::database::{Database, Tx};
+use crate::error::PersistenceError;
+use crate::repo::{convo, identity, ratchet};
+
+/// A conversation's ratchet state as the batch sees it.
+#[derive(Clone)]
+struct CachedState {
+    /// The state (`None`: the conversation has none).
+    state: Option<RatchetState>,
+    /// `skipped_bound` as the row would hold it now.
+    bound: i64,
+    /// `skipped_bound` as the row holds it in the database (0 when there is no row).
+    stored_bound: i64,
+    /// Whether `state` differs from the row in the database (to be written by the flush).
+    dirty: bool,
+}
+
+/// How to undo one change to the caches, when an item's savepoint rolls back.
+enum Undo {
+    State(String, Option<CachedState>),
+    Conversation(String, Option<Option<ConversationRecord>>),
+    Identity(Option<Option<Identity>>),
+}
+
+/// A batch transaction in progress, handed to the closure of [`Database::batch`].
+///
+/// It implements every store trait (ratchet, chat, mailbox) like [`Tx`], with the ratchet
+/// states, conversation records and identity it reads kept in memory for the rest of the batch
+/// (see the [module documentation](self)). Run each item through [`BatchTx::savepoint`] so
+/// that a failing item rolls back alone.
+pub struct BatchTx<'a> {
+    tx: Tx<'a>,
+    states: HashMap<String, CachedState>,
+    conversations: HashMap<String, Option<ConversationRecord>>,
+    identity: Option<Option<Identity>>,
+    /// Changes to the caches since the outermost open savepoint, oldest first.
+    journal: Vec<Undo>,
+    /// Open savepoints.
+    depth: usize,
+}
+
+impl std::fmt::Debug for BatchTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchTx")
+            .field("cached_states", &self.states.len())
+            .field("depth", &self.depth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `SAVEPOINT`, `RELEASE` and `ROLLBACK TO` of the item savepoint, as statements with a static
+/// query id so that the connection keeps them prepared (one per item each).
+#[derive(Clone, Copy)]
+enum SavepointSql {
+    Begin,
+    Release,
+    RollbackTo,
+}
+
+macro_rules! savepoint_statement {
+    ($name:ident, $sql:literal) => {
+        struct $name;
+
+        impl QueryId for $name {
+            type QueryId = $name;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl QueryFragment<Sqlite> for $name {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+                out.push_sql($sql);
+                Ok(())
+            }
+        }
+
+        impl RunQueryDsl<SqliteConnection> for $name {}
+    };
+}
+
+savepoint_statement!(BeginItem, "SAVEPOINT libchat_batch_item");
+savepoint_statement!(ReleaseItem, "RELEASE libchat_batch_item");
+savepoint_statement!(RollbackItem, "ROLLBACK TO libchat_batch_item");
+
+impl SavepointSql {
+    fn run(self, conn: &mut SqliteConnection) -> Result<(), PersistenceError> {
+        match self {
+            SavepointSql::Begin => BeginItem.execute(conn),
+            SavepointSql::Release => ReleaseItem.execute(conn),
+            SavepointSql::RollbackTo => RollbackItem.execute(conn),
+        }?;
+        Ok(())
+    }
+}
+
+impl<'a> BatchTx<'a> {
+    fn new(tx: &'a mut Tx<'_>) -> Self {
+        Self {
+            tx: Tx {
+                conn: &mut *tx.conn,
+                keys: &mut *tx.keys,
+            },
+            states: HashMap::new(),
+            conversations: HashMap::new(),
+            identity: None,
+            journal: Vec::new(),
+            depth: 0,
+        }
+    }
+
+    /// Runs one item inside a savepoint: kept if `f` returns `Ok`; if it returns `Err`, every
+    /// row it wrote and every change it made to the batch's in-memory states is rolled back,
+    /// and its error is returned as the inner `Err`. The other items of the batch are not
+    /// affected either way.
+    ///
+    /// The outer `Err` means the savepoint itself could not be opened, released or rolled back
+    /// (SQLite rolls the whole transaction back on some I/O errors, disk full, out of memory):
+    /// the batch cannot go on, and must be abandoned (return an error from the closure of
+    /// [`Database::batch`], which rolls everything back).
+    ///
+    /// Savepoints nest: an inner one that rolls back undoes only its own changes.
+    pub fn savepoint<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<Result<T, E>, PersistenceError> {
+        SavepointSql::Begin.run(self.tx.conn)?;
+        let mark = self.journal.len();
+        self.depth += 1;
+        let result = f(self);
+        self.depth -= 1;
+        match result {
+            Ok(value) => {
+                SavepointSql::Release.run(self.tx.conn)?;
+                if self.depth == 0 {
+                    // Committed into the batch: nothing left to undo.
+                    self.journal.clear();
+                }
+                Ok(Ok(value))
+            }
+            Err(error) => {
+                // The caches first: they must match the database again even if the rollback
+                // below fails (the batch is then abandoned anyway).
+                self.undo_to(mark);
+                SavepointSql::RollbackTo.run(self.tx.conn)?;
+                SavepointSql::Release.run(self.tx.conn)?;
+                Ok(Err(error))
+            }
+        }
+    }
+
+    /// Writes every ratchet state changed by the batch (one statement per conversation). Run
+    /// by [`Database::batch`] before its commit; calling it earlier is allowed (states are then
+    /// written again only if changed again).
+    pub fn flush(&mut self) -> Result<(), PersistenceError> {
+        let mut dirty: Vec<&String> = self
+            .states
+            .iter()
+            .filter(|(_, cached)| cached.dirty)
+            .map(|(id, _)| id)
+            .collect();
+        // A fixed order, so that the same batch writes the same way every time.
+        dirty.sort_unstable();
+        let dirty: Vec<String> = dirty.into_iter().cloned().collect();
+        for conversation_id in dirty {
+            let Some(cached) = self.states.get_mut(&conversation_id) else {
+                continue;
+            };
+            if let Some(state) = &cached.state {
+                ratchet::write_state(
+                    self.tx.conn,
+                    self.tx.keys,
+                    &conversation_id,
+                    state,
+                    cached.bound.saturating_sub(cached.stored_bound),
+                )?;
+            }
+            cached.stored_bound = cached.bound;
+            cached.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Undoes the cache changes recorded after `mark`, newest first.
+    fn undo_to(&mut self, mark: usize) {
+        while self.journal.len() > mark {
+            let Some(undo) = self.journal.pop() else {
+                break;
+            };
+            match undo {
+                Undo::State(id, Some(previous)) => {
+                    self.states.insert(id, previous);
+                }
+                Undo::State(id, None) => {
+                    self.states.remove(&id);
+                }
+                Undo::Conversation(id, Some(previous)) => {
+                    self.conversations.insert(id, previous);
+                }
+                Undo::Conversation(id, None) => {
+                    self.conversations.remove(&id);
+                }
+                Undo::Identity(previous) => self.identity = previous,
+            }
+        }
+    }
+
+    /// Replaces the cached state of `conversation_id`, recording how to undo it.
+    fn set_state(&mut self, conversation_id: &str, cached: CachedState) {
+        let previous = self.states.insert(conversation_id.to_owned(), cached);
+        if self.depth > 0 {
+            self.journal
+                .push(Undo::State(conversation_id.to_owned(), previous));
+        }
+    }
+
+    /// Replaces the cached record of `conversation_id`, recording how to undo it.
+    fn set_conversation(&mut self, conversation_id: &str, record: Option<ConversationRecord>) {
+        let previous = self
+            .conversations
+            .insert(conversation_id.to_owned(), record);
+        if self.depth > 0 {
+            self.journal
+                .push(Undo::Conversation(conversation_id.to_owned(), previous));
+        }
+    }
+
+    /// The cached state of `conversation_id`, read from the database on first use.
+    fn cached_state(&mut self, conversation_id: &str) -> Result<&CachedState, PersistenceError> {
+        if !self.states.contains_key(conversation_id) {
+            let loaded = ratchet::load_with_bound(self.tx.conn, self.tx.keys, conversation_id)?;
+            let (state, bound) = match loaded {
+                Some((state, bound)) => (Some(state), bound),
+                None => (None, 0),
+            };
+            self.set_state(
+                conversation_id,
+                CachedState {
+                    state,
+                    bound,
+                    stored_bound: bound,
+                    dirty: false,
+                },
+            );
+        }
+        self.states
+            .get(conversation_id)
+            .ok_or_else(|| PersistenceError::NotFound(format!("cached state {conversation_id}")))
+    }
+
+    fn conversation(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationRecord>, PersistenceError> {
+        if let Some(cached) = self.conversations.get(conversation_id) {
+            return Ok(cached.clone());
+        }
+        let loaded = convo::load(self.tx.conn, conversation_id)?;
+        self.set_conversation(conversation_id, loaded.clone());
+        Ok(loaded)
+    }
+}
+
+impl Database {
+    /// Runs `f` as one batch: one `BEGIN IMMEDIATE` transaction over a [`BatchTx`], whose
+    /// changed ratchet states are written ([`BatchTx::flush`]) before the commit. Committed if
+    /// `f` and the flush succeed; rolled back entirely otherwise. Items that `f` runs through
+    /// [`BatchTx::savepoint`] fail alone.
+    ///
+    /// The write lock is held from the first statement to the commit: bound the work of one
+    /// batch (the Client cuts large inputs into several batches).
+    pub fn batch<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<PersistenceError>,
+        F: FnOnce(&mut BatchTx<'_>) -> Result<T, E>,
+    {
+        self.transaction(|tx| {
+            let mut batch = BatchTx::new(tx);
+            let value = f(&mut batch)?;
+            batch.flush()?;
+            Ok(value)
+        })
+    }
+}
+
+impl IdentityStore for BatchTx<'_> {
+    fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
+        if let Some(cached) = &self.identity {
+            return Ok(cached.clone());
+        }
+        let loaded = identity::load(self.tx.conn)?;
+        let previous = self.identity.replace(loaded.clone());
+        if self.depth > 0 {
+            self.journal.push(Undo::Identity(previous));
+        }
+        Ok(loaded)
+    }
+
+    fn save_identity(&mut self, value: &Identity) -> Result<(), StoreError> {
+        identity::save(self.tx.conn, value)?;
+        let previous = self.identity.replace(Some(value.clone()));
+        if self.depth > 0 {
+            self.journal.push(Undo::Identity(previous));
+        }
+        Ok(())
+    }
+}
+
+impl EphemeralKeyStore for BatchTx<'_> {
+    fn save_ephemeral_key(&mut self, key_pair: &DhKeyPair) -> Result<(), StoreError> {
+        self.tx.save_ephemeral_key(key_pair)
+    }
+
+    fn load_ephemeral_key(&mut self, public: &PublicKey) -> Result<Option<DhKeyPair>, StoreError> {
+        self.tx.load_ephemeral_key(public)
+    }
+
+    fn delete_ephemeral_key(&mut self, public: &PublicKey) -> Result<bool, StoreError> {
+        self.tx.delete_ephemeral_key(public)
+    }
+
+    fn count_ephemeral_keys(&mut self) -> Result<usize, StoreError> {
+        self.tx.count_ephemeral_keys()
+    }
+}
+
+impl ConversationStore for BatchTx<'_> {
+    fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
+        convo::save(self.tx.conn, record)?;
+        self.set_conversation(&record.conversation_id, Some(record.clone()));
+        Ok(())
+    }
+
+    fn load_conversation(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        Ok(self.conversation(conversation_id)?)
+    }
+
+    fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
+        self.tx.list_conversations()
+    }
+
+    fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        // The database deletes the ratchet row and the skipped keys with it (cascade).
+        let existed = convo::delete(self.tx.conn, conversation_id)?;
+        self.set_conversation(conversation_id, None);
+        self.set_state(
+            conversation_id,
+            CachedState {
+                state: None,
+                bound: 0,
+                stored_bound: 0,
+                dirty: false,
+            },
+        );
+        Ok(existed)
+    }
+}
+
+impl RatchetStore for BatchTx<'_> {
+    fn load_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<RatchetState>, StoreError> {
+        Ok(self.cached_state(conversation_id)?.state.clone())
+    }
+
+    fn save_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+        state: &RatchetState,
+        delta: &SkippedKeyDelta,
+    ) -> Result<(), StoreError> {
+        let cached = self.cached_state(conversation_id)?;
+        let (has_state, old_bound, stored_bound) =
+            (cached.state.is_some(), cached.bound, cached.stored_bound);
+        if !has_state && self.conversation(conversation_id)?.is_none() {
+            // What the row's foreign key reports to a lone save.
+            return Err(
+                PersistenceError::NotFound(format!("conversation {conversation_id}")).into(),
+            );
+        }
+        // The delta now (atomically), the row at the end of the batch.
+        let bound = ratchet::save_delta(self.tx.conn, conversation_id, delta, old_bound)?;
+        self.set_state(
+            conversation_id,
+            CachedState {
+                state: Some(state.clone()),
+                bound,
+                stored_bound,
+                dirty: true,
+            },
+        );
+        Ok(())
+    }
+
+    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        let in_batch = self
+            .states
+            .get(conversation_id)
+            .map(|cached| cached.state.is_some());
+        let in_database = ratchet::delete(self.tx.conn, conversation_id)?;
+        self.set_state(
+            conversation_id,
+            CachedState {
+                state: None,
+                bound: 0,
+                stored_bound: 0,
+                dirty: false,
+            },
+        );
+        Ok(in_batch.unwrap_or(in_database))
+    }
+
+    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        if let Some(cached) = self.states.get(conversation_id) {
+            return Ok(cached.state.is_some());
+        }
+        // Not cached: ask without loading (a load derives the key pair).
+        Ok(ratchet::exists(self.tx.conn, conversation_id)?)
+    }
+
+    fn load_skipped_key(
+        &mut self,
+        conversation_id: &str,
+        dh_pub: &PublicKey,
+        msg_num: u32,
+    ) -> Result<Option<SkippedKey>, StoreError> {
+        self.tx.load_skipped_key(conversation_id, dh_pub, msg_num)
+    }
+
+    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        self.tx.load_skipped_keys(conversation_id)
+    }
+
+    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
+        self.tx.count_skipped_keys(conversation_id)
+    }
+
+    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
+        self.tx.expire_skipped_keys(older_than)
+    }
+}
+
+impl MailboxStore for BatchTx<'_> {
+    fn outbox_push(&mut self, entry: &NewOutboxEntry<'_>) -> Result<i64, StoreError> {
+        self.tx.outbox_push(entry)
+    }
+
+    fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.tx.outbox_pending(limit)
+    }
+
+    fn outbox_len(&mut self) -> Result<usize, StoreError> {
+        self.tx.outbox_len()
+    }
+
+    fn outbox_mark_delivered(&mut self, id: i64) -> Result<Delivered, StoreError> {
+        self.tx.outbox_mark_delivered(id)
+    }
+
+    fn inbox_push(&mut self, entry: &NewInboxEntry<'_>) -> Result<i64, StoreError> {
+        self.tx.inbox_push(entry)
+    }
+
+    fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+        self.tx.inbox_pending(limit)
+    }
+
+    fn inbox_ack(&mut self, id: i64) -> Result<Acknowledged, StoreError> {
+        self.tx.inbox_ack(id)
+    }
+
+    fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
+        self.tx.history_push(entry)
+    }
+
+    fn history(
+        &mut self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.tx.history(conversation_id, limit)
+    }
+
+    fn mark_envelope_processed(
+        &mut self,
+        digest: &[u8; 32],
+        at: Timestamp,
+    ) -> Result<Processed, StoreError> {
+        self.tx.mark_envelope_processed(digest, at)
+    }
+
+    fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
+        self.tx.is_envelope_processed(digest)
+    }
+
+    fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError> {
+        self.tx.forget_processed_envelopes(before)
+    }
+}
