@@ -457,8 +457,7 @@ fn kill_until_done(dir: &Path, durability: Durability, rng: &mut StdRng) -> Kill
                 return kills;
             }
             if deadline.is_none() && marker.exists() {
-                deadline =
-                    Some(Instant::now() + Duration::from_micros(rng.gen_range(0..=3_000)));
+                deadline = Some(Instant::now() + Duration::from_micros(rng.gen_range(0..=3_000)));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 child.kill().unwrap();
