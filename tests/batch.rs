@@ -339,7 +339,7 @@ fn check_every_failing_write(scenario: &mut Scenario, max_items: usize) -> usize
         };
         let mut without = backlog.clone();
         without.remove(f);
-        let mut expected = one_by_one(&mut reference, &without);
+        let expected = one_by_one(&mut reference, &without);
         let mut got = got;
         let _ = got.remove(f);
         assert_eq!(got, expected, "write {k} (failed envelope {f})");
@@ -528,8 +528,7 @@ fn statements(client: &mut Client, f: impl FnOnce(&mut Client)) -> Vec<String> {
         .database()
         .raw_connection()
         .set_instrumentation(|_: InstrumentationEvent<'_>| {});
-    let statements = log.lock().unwrap().clone();
-    statements
+    log.lock().unwrap().clone()
 }
 
 fn count(statements: &[String], prefix: &str) -> usize {

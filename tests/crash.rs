@@ -432,7 +432,7 @@ fn kill_until_done(dir: &Path, durability: Durability, rng: &mut StdRng) -> Kill
         // A worker killed inside a batch leaves the marker behind.
         let _ = std::fs::remove_file(&marker);
         let mut child = spawn_worker(dir, durability, rng.r#gen());
-        let aim = kills.runs % 2 == 0 && kills.in_batch < 2 * MIN_BATCH_KILLS;
+        let aim = kills.runs.is_multiple_of(2) && kills.in_batch < 2 * MIN_BATCH_KILLS;
         let mut deadline = (!aim).then(|| {
             Instant::now()
                 + Duration::from_millis(rng.gen_range(kill_delay_ms(durability, kills.total)))

@@ -908,9 +908,13 @@ unsafe fn run_ids(
     if check_out_array(out, count, "the output array").is_ok() {
         for n in 0..count {
             let value = result.as_ref().map(|flags| flags[n]).unwrap_or(false);
-            // SAFETY: `out` is non-NULL and aligned (checked above) and the caller guarantees
-            // `count` writable bools; `write` does not read the (maybe uninitialised) old value.
-            unsafe { out.add(n).write(value) };
+            // SAFETY: `n < count`, and the caller guarantees `count` bools at `out` (non-NULL,
+            // aligned and at most `isize::MAX` bytes: checked above), so the offset stays
+            // inside that array.
+            let slot = unsafe { out.add(n) };
+            // SAFETY: `slot` is inside the caller's writable array; `write` does not read the
+            // (maybe uninitialised) old value.
+            unsafe { slot.write(value) };
         }
     }
     status

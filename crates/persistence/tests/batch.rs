@@ -67,6 +67,7 @@ impl RatchetStore for RatchetOnlyBatch<'_, '_> {
 }
 
 type RatchetCheck = fn(&mut RatchetOnlyBatch<'_, '_>);
+type BatchCheck = fn(&mut BatchTx<'_>);
 
 /// Every check of the ratchet kit (as `run_all` lists them).
 fn ratchet_checks() -> Vec<(&'static str, RatchetCheck)> {
@@ -138,7 +139,7 @@ fn chat_and_mailbox_kits_in_a_batch() {
         Ok(())
     })
     .unwrap();
-    let single: [(&str, fn(&mut BatchTx<'_>)); 6] = [
+    let single: [(&str, BatchCheck); 6] = [
         ("ephemeral_key_store", |b| check_ephemeral_key_store(b)),
         ("conversation_store", |b| check_conversation_store(b)),
         ("outbox", |b| check_outbox(b)),
@@ -207,7 +208,7 @@ fn a_rolled_back_savepoint_restores_rows_and_cached_states() {
         );
         assert_eq!(
             key_ids(&batch.load_skipped_keys("c")?),
-            key_ids(&[k1.clone()])
+            key_ids(std::slice::from_ref(&k1))
         );
         assert!(
             batch.load_conversation("d")?.is_some(),
