@@ -17,7 +17,8 @@
 use std::ops::Range;
 
 use domain_chat::{Acknowledged, ChatConfig, ChatError, Delivered, MAX_CONTENT_LEN};
-use persistence::BatchTx;
+use domain_ratchet::Timestamp;
+use persistence::{BatchTx, PersistenceError};
 use rand_core::OsRng;
 
 use crate::client::{
@@ -163,6 +164,24 @@ impl Faults {
         }
     }
 
+    /// How many writes were counted so far (to count a transaction's writes again when it runs
+    /// a second time).
+    fn checkpoint(&self) -> usize {
+        #[cfg(any(test, feature = "testing"))]
+        return self.writes;
+        #[cfg(not(any(test, feature = "testing")))]
+        0
+    }
+
+    fn restore(&mut self, checkpoint: usize) {
+        #[cfg(any(test, feature = "testing"))]
+        {
+            self.writes = checkpoint;
+        }
+        #[cfg(not(any(test, feature = "testing")))]
+        let _ = checkpoint;
+    }
+
     /// Runs `op` over `store` (through the fault-injecting store while the fault is ahead).
     fn run<T>(&mut self, store: &mut BatchTx<'_>, op: impl FnOnce(&mut dyn ClientStore) -> T) -> T {
         #[cfg(any(test, feature = "testing"))]
@@ -176,28 +195,139 @@ impl Faults {
     }
 }
 
-/// Receives one envelope of a batch inside its own savepoint. The outer `Err` abandons the
-/// batch (the savepoint machinery failed); the inner result is the envelope's outcome.
+/// How a transaction runs its envelopes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Without savepoints ([`BatchTx::item`]): an envelope that fails after writing abandons
+    /// the transaction, which then runs again in [`Mode::Savepoints`].
+    Fast,
+    /// Each envelope in its own savepoint ([`BatchTx::savepoint`]).
+    Savepoints,
+}
+
+/// Why a transaction of `receive_batch` stopped.
+enum Stop {
+    /// An envelope failed (with this error) after writing in [`Mode::Fast`]: run the
+    /// transaction again with savepoints.
+    Again(ClientError),
+    /// The transaction failed as a whole.
+    Failed(ClientError),
+}
+
+impl From<PersistenceError> for Stop {
+    fn from(error: PersistenceError) -> Self {
+        Stop::Failed(ClientError::from(error))
+    }
+}
+
+impl From<ClientError> for Stop {
+    fn from(error: ClientError) -> Self {
+        Stop::Failed(error)
+    }
+}
+
+/// Receives one envelope of a batch. The inner result is the envelope's outcome.
 fn receive_item(
     batch: &mut BatchTx<'_>,
+    mode: Mode,
     chat: &ChatConfig,
     envelope: &[u8],
-    now: domain_ratchet::Timestamp,
+    now: Timestamp,
     faults: &mut Faults,
-) -> Result<Result<Received, ClientError>, ClientError> {
+) -> Result<Result<Received, ClientError>, Stop> {
     if envelope.is_empty() {
         return Ok(Ok(Received::Empty));
     }
     let digest = envelope_digest(envelope);
-    Ok(batch.savepoint(|batch| {
+    let receive = |batch: &mut BatchTx<'_>| {
         faults.run(batch, |store| {
             receive_envelope(store, chat, envelope, &digest, now)
         })
-    })?)
+    };
+    match mode {
+        Mode::Fast => batch.item(receive).map_err(|undo| Stop::Again(undo.0)),
+        Mode::Savepoints => Ok(batch.savepoint(receive)?),
+    }
+}
+
+/// The work of one transaction of `receive_batch`: envelopes received for the first time,
+/// then (in the last transaction) the retries.
+struct Transaction<'a> {
+    /// Input indices received for the first time.
+    first: Range<usize>,
+    /// Unknown-conversation envelopes of earlier transactions, when this transaction retries.
+    earlier_unknown: Option<&'a [usize]>,
+    /// Input indices retried only (a transaction after the last input one).
+    retry_only: &'a [usize],
+}
+
+/// What one transaction of `receive_batch` produced.
+struct Done {
+    first: Vec<Result<Received, ClientError>>,
+    retried: Vec<(usize, Result<Received, ClientError>)>,
+    /// Unknown envelopes left for later transactions.
+    rest: Vec<usize>,
 }
 
 fn is_unknown(outcome: &Result<Received, ClientError>) -> bool {
     matches!(outcome, Ok(Received::UnknownConversation { .. }))
+}
+
+/// The body of one transaction of `receive_batch`.
+#[allow(clippy::too_many_arguments)]
+fn receive_in<E: AsRef<[u8]>>(
+    batch: &mut BatchTx<'_>,
+    mode: Mode,
+    chat: &ChatConfig,
+    limits: BatchLimits,
+    envelopes: &[E],
+    work: &Transaction<'_>,
+    now: Timestamp,
+    faults: &mut Faults,
+) -> Result<Done, Stop> {
+    let mut first = Vec::with_capacity(work.first.len());
+    for i in work.first.clone() {
+        first.push(receive_item(
+            batch,
+            mode,
+            chat,
+            envelopes[i].as_ref(),
+            now,
+            faults,
+        )?);
+    }
+    // What this transaction retries: the unknown envelopes of earlier transactions and its
+    // own, as far as the bounds allow (the rest in later transactions).
+    let unknown: Vec<usize> = match work.earlier_unknown {
+        Some(earlier) => earlier
+            .iter()
+            .copied()
+            .chain(
+                work.first
+                    .clone()
+                    .zip(&first)
+                    .filter(|(_, outcome)| is_unknown(outcome))
+                    .map(|(i, _)| i),
+            )
+            .collect(),
+        None => work.retry_only.to_vec(),
+    };
+    let here = match work.earlier_unknown {
+        Some(_) => ranges(unknown.iter().map(|&i| envelopes[i].as_ref().len()), limits)
+            .first()
+            .map_or(0, |r| r.end),
+        None => unknown.len(),
+    };
+    let mut retried = Vec::with_capacity(here);
+    for &i in &unknown[..here] {
+        let outcome = receive_item(batch, mode, chat, envelopes[i].as_ref(), now, faults)?;
+        retried.push((i, outcome));
+    }
+    Ok(Done {
+        first,
+        retried,
+        rest: unknown[here..].to_vec(),
+    })
 }
 
 impl Client {
@@ -249,92 +379,44 @@ impl Client {
         envelopes: &[E],
     ) -> Result<ReceiveOutcomes, BatchError<Result<Received, ClientError>>> {
         let mut faults = Faults::take(self);
-        let chat = self.chat;
         let limits = self.batch;
         let size = |i: usize| envelopes[i].as_ref().len();
         let input = ranges((0..envelopes.len()).map(size), limits);
         let mut outcomes: Vec<Result<Received, ClientError>> = Vec::with_capacity(envelopes.len());
         let mut retry_later: Vec<usize> = Vec::new();
         for (n, range) in input.iter().enumerate() {
-            let last = n + 1 == input.len();
-            // Envelopes of earlier transactions still unknown: retried in the last one.
-            let earlier_unknown: Vec<usize> = if last {
+            // The last transaction retries the unknown envelopes of the earlier ones too.
+            let earlier_unknown: Option<Vec<usize>> = (n + 1 == input.len()).then(|| {
                 (0..range.start)
                     .filter(|&i| is_unknown(&outcomes[i]))
                     .collect()
-            } else {
-                Vec::new()
-            };
-            let now = self.now();
-            let result = self.db.batch(|batch| -> Result<_, ClientError> {
-                let mut first = Vec::with_capacity(range.len());
-                for i in range.clone() {
-                    first.push(receive_item(
-                        batch,
-                        &chat,
-                        envelopes[i].as_ref(),
-                        now,
-                        &mut faults,
-                    )?);
-                }
-                let mut retried = Vec::new();
-                let mut rest = Vec::new();
-                if last {
-                    let unknown: Vec<usize> = earlier_unknown
-                        .iter()
-                        .copied()
-                        .chain(
-                            range
-                                .clone()
-                                .zip(&first)
-                                .filter(|(_, outcome)| is_unknown(outcome))
-                                .map(|(i, _)| i),
-                        )
-                        .collect();
-                    let retry = ranges(unknown.iter().map(|&i| size(i)), limits);
-                    if let Some(here) = retry.first() {
-                        for &i in &unknown[here.clone()] {
-                            let outcome = receive_item(
-                                batch,
-                                &chat,
-                                envelopes[i].as_ref(),
-                                now,
-                                &mut faults,
-                            )?;
-                            retried.push((i, outcome));
-                        }
-                        rest = unknown[here.end..].to_vec();
-                    }
-                }
-                Ok((first, retried, rest))
             });
-            match result {
-                Ok((first, retried, rest)) => {
-                    outcomes.extend(first);
-                    for (i, outcome) in retried {
+            let work = Transaction {
+                first: range.clone(),
+                earlier_unknown: earlier_unknown.as_deref(),
+                retry_only: &[],
+            };
+            match self.receive_transaction(envelopes, &work, &mut faults) {
+                Ok(done) => {
+                    outcomes.extend(done.first);
+                    for (i, outcome) in done.retried {
                         outcomes[i] = outcome;
                     }
-                    retry_later = rest;
+                    retry_later = done.rest;
                 }
                 Err(error) => return Err(BatchError::new(outcomes, error)),
             }
         }
         // Retries beyond the bounds of the last transaction.
         for range in ranges(retry_later.iter().map(|&i| size(i)), limits) {
-            let now = self.now();
-            let indices = &retry_later[range];
-            let result = self.db.batch(|batch| -> Result<_, ClientError> {
-                let mut retried = Vec::with_capacity(indices.len());
-                for &i in indices {
-                    let outcome =
-                        receive_item(batch, &chat, envelopes[i].as_ref(), now, &mut faults)?;
-                    retried.push((i, outcome));
-                }
-                Ok(retried)
-            });
-            match result {
-                Ok(retried) => {
-                    for (i, outcome) in retried {
+            let work = Transaction {
+                first: 0..0,
+                earlier_unknown: None,
+                retry_only: &retry_later[range],
+            };
+            match self.receive_transaction(envelopes, &work, &mut faults) {
+                Ok(done) => {
+                    for (i, outcome) in done.retried {
                         outcomes[i] = outcome;
                     }
                 }
@@ -344,6 +426,44 @@ impl Client {
             }
         }
         Ok(outcomes)
+    }
+
+    /// Runs one transaction of `receive_batch`: without savepoints first, and again with a
+    /// savepoint per envelope when an envelope failed after writing (the first run is then
+    /// rolled back entirely; the second gives every other envelope the same outcome, since
+    /// receiving is deterministic for a given database, input and time).
+    fn receive_transaction<E: AsRef<[u8]>>(
+        &mut self,
+        envelopes: &[E],
+        work: &Transaction<'_>,
+        faults: &mut Faults,
+    ) -> Result<Done, ClientError> {
+        let now = self.now();
+        let faults_before = faults.checkpoint();
+        let run = |client: &mut Client, mode: Mode, faults: &mut Faults| {
+            faults.restore(faults_before);
+            client.db.batch(|batch| {
+                receive_in(
+                    batch,
+                    mode,
+                    &client.chat,
+                    client.batch,
+                    envelopes,
+                    work,
+                    now,
+                    faults,
+                )
+            })
+        };
+        match run(self, Mode::Fast, faults) {
+            Ok(done) => Ok(done),
+            Err(Stop::Failed(error)) => Err(error),
+            Err(Stop::Again(_)) => match run(self, Mode::Savepoints, faults) {
+                Ok(done) => Ok(done),
+                // With savepoints an envelope never asks for another run.
+                Err(Stop::Failed(error) | Stop::Again(error)) => Err(error),
+            },
+        }
     }
 
     /// Sends several contents in one conversation, in order: one transaction per

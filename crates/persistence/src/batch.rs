@@ -6,6 +6,15 @@
 //! is rolled back — every row it wrote, and every change it made to the in-memory states — and
 //! the other items stay.
 //!
+//! **The fast path.** A savepoint makes SQLite copy every page an item modifies into its
+//! statement journal, which costs about a fifth of a received envelope's time. Most items
+//! never need it: they succeed, or they fail before writing anything (the protocol refuses bad
+//! input before its first write). [`BatchTx::item`] runs an item without a savepoint and
+//! reports the rare item that fails *after* writing ([`UndoNeeded`]); the caller then abandons
+//! the batch and runs the same items again through [`BatchTx::savepoint`]. The Client does
+//! exactly that, so a failing write costs a second pass over its transaction, never a wrong
+//! result.
+//!
 //! **What is cached.** A conversation's ratchet state is read from the database once per batch
 //! and written once, when the batch ends ([`BatchTx::flush`], run by [`Database::batch`] before
 //! the commit). In between, loads are served from memory and saves update memory. The
@@ -64,7 +73,11 @@ enum Undo {
 /// It implements every store trait (ratchet, chat, mailbox) like [`Tx`], with the ratchet
 /// states, conversation records and identity it reads kept in memory for the rest of the batch
 /// (see the [module documentation](self)). Run each item through [`BatchTx::savepoint`] so
-/// that a failing item rolls back alone.
+/// that a failing item rolls back alone, or through [`BatchTx::item`] (no savepoint) and fall
+/// back to savepoints when it reports [`UndoNeeded`].
+///
+/// A store call that writes is atomic on its own, except inside [`BatchTx::item`], where a
+/// failing call may leave part of its writes (the item then reports [`UndoNeeded`]).
 pub struct BatchTx<'a> {
     tx: Tx<'a>,
     states: HashMap<String, CachedState>,
@@ -74,7 +87,20 @@ pub struct BatchTx<'a> {
     journal: Vec<Undo>,
     /// Open savepoints.
     depth: usize,
+    /// Store calls that write (or update the cached states) attempted so far.
+    writes: u64,
+    /// Inside [`BatchTx::item`]: writes need not be atomic one by one.
+    in_item: bool,
+    /// An item failed after writing without a savepoint: this batch must not commit.
+    abandoned: bool,
 }
+
+/// An item run by [`BatchTx::item`] (without a savepoint) failed after it had written:
+/// its writes cannot be undone alone. The batch must be abandoned — [`Database::batch`]
+/// refuses to commit it — and its items run again with [`BatchTx::savepoint`]. Holds the
+/// item's error.
+#[derive(Debug)]
+pub struct UndoNeeded<E>(pub E);
 
 impl std::fmt::Debug for BatchTx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -141,7 +167,41 @@ impl<'a> BatchTx<'a> {
             identity: None,
             journal: Vec::new(),
             depth: 0,
+            writes: 0,
+            in_item: false,
+            abandoned: false,
         }
+    }
+
+    /// Runs one item without a savepoint (the fast path; see the
+    /// [module documentation](self)):
+    /// - `Ok(Ok(value))`: it succeeded; its writes are part of the batch;
+    /// - `Ok(Err(error))`: it failed before writing anything: nothing to undo, the batch goes
+    ///   on;
+    /// - `Err(UndoNeeded(error))`: it failed after writing. The batch is abandoned (it will not
+    ///   commit, whatever the closure returns): return an error from the closure and run the
+    ///   items again through [`BatchTx::savepoint`].
+    pub fn item<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<Result<T, E>, UndoNeeded<E>> {
+        let writes = self.writes;
+        let outer = std::mem::replace(&mut self.in_item, true);
+        let result = f(self);
+        self.in_item = outer;
+        match result {
+            Ok(value) => Ok(Ok(value)),
+            Err(error) if self.writes == writes => Ok(Err(error)),
+            Err(error) => {
+                self.abandoned = true;
+                Err(UndoNeeded(error))
+            }
+        }
+    }
+
+    /// Counts a store call that writes (before it runs: a failing one may have written part).
+    fn writing(&mut self) {
+        self.writes += 1;
     }
 
     /// Runs one item inside a savepoint: kept if `f` returns `Ok`; if it returns `Err`, every
@@ -188,6 +248,9 @@ impl<'a> BatchTx<'a> {
     /// by [`Database::batch`] before its commit; calling it earlier is allowed (states are then
     /// written again only if changed again).
     pub fn flush(&mut self) -> Result<(), PersistenceError> {
+        if self.abandoned {
+            return Err(abandoned());
+        }
         let mut dirty: Vec<&String> = self
             .states
             .iter()
@@ -296,6 +359,11 @@ impl<'a> BatchTx<'a> {
     }
 }
 
+/// The error of a batch that was abandoned ([`UndoNeeded`]) but whose closure returned `Ok`.
+fn abandoned() -> PersistenceError {
+    PersistenceError::Query(diesel::result::Error::RollbackTransaction)
+}
+
 impl Database {
     /// Runs `f` as one batch: one `BEGIN IMMEDIATE` transaction over a [`BatchTx`], whose
     /// changed ratchet states are written ([`BatchTx::flush`]) before the commit. Committed if
@@ -303,7 +371,8 @@ impl Database {
     /// [`BatchTx::savepoint`] fail alone.
     ///
     /// The write lock is held from the first statement to the commit: bound the work of one
-    /// batch (the Client cuts large inputs into several batches).
+    /// batch (the Client cuts large inputs into several batches). A batch abandoned by an item
+    /// ([`UndoNeeded`]) is rolled back even if `f` returns `Ok`.
     pub fn batch<T, E, F>(&mut self, f: F) -> Result<T, E>
     where
         E: From<PersistenceError>,
@@ -332,6 +401,7 @@ impl IdentityStore for BatchTx<'_> {
     }
 
     fn save_identity(&mut self, value: &Identity) -> Result<(), StoreError> {
+        self.writing();
         identity::save(self.tx.conn, value)?;
         let previous = self.identity.replace(Some(value.clone()));
         if self.depth > 0 {
@@ -343,6 +413,7 @@ impl IdentityStore for BatchTx<'_> {
 
 impl EphemeralKeyStore for BatchTx<'_> {
     fn save_ephemeral_key(&mut self, key_pair: &DhKeyPair) -> Result<(), StoreError> {
+        self.writing();
         self.tx.save_ephemeral_key(key_pair)
     }
 
@@ -351,6 +422,7 @@ impl EphemeralKeyStore for BatchTx<'_> {
     }
 
     fn delete_ephemeral_key(&mut self, public: &PublicKey) -> Result<bool, StoreError> {
+        self.writing();
         self.tx.delete_ephemeral_key(public)
     }
 
@@ -361,6 +433,7 @@ impl EphemeralKeyStore for BatchTx<'_> {
 
 impl ConversationStore for BatchTx<'_> {
     fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
+        self.writing();
         convo::save(self.tx.conn, record)?;
         self.set_conversation(&record.conversation_id, Some(record.clone()));
         Ok(())
@@ -378,6 +451,7 @@ impl ConversationStore for BatchTx<'_> {
     }
 
     fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        self.writing();
         // The database deletes the ratchet row and the skipped keys with it (cascade).
         let existed = convo::delete(self.tx.conn, conversation_id)?;
         self.set_conversation(conversation_id, None);
@@ -417,8 +491,16 @@ impl RatchetStore for BatchTx<'_> {
                 PersistenceError::NotFound(format!("conversation {conversation_id}")).into(),
             );
         }
-        // The delta now (atomically), the row at the end of the batch.
-        let bound = ratchet::save_delta(self.tx.conn, conversation_id, delta, old_bound)?;
+        // The delta now (atomically, except inside a fast item, which is undone whole), the
+        // row at the end of the batch.
+        self.writing();
+        let bound = ratchet::save_delta(
+            self.tx.conn,
+            conversation_id,
+            delta,
+            old_bound,
+            !self.in_item,
+        )?;
         self.set_state(
             conversation_id,
             CachedState {
@@ -432,6 +514,7 @@ impl RatchetStore for BatchTx<'_> {
     }
 
     fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        self.writing();
         let in_batch = self
             .states
             .get(conversation_id)
@@ -475,12 +558,14 @@ impl RatchetStore for BatchTx<'_> {
     }
 
     fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
+        self.writing();
         self.tx.expire_skipped_keys(older_than)
     }
 }
 
 impl MailboxStore for BatchTx<'_> {
     fn outbox_push(&mut self, entry: &NewOutboxEntry<'_>) -> Result<i64, StoreError> {
+        self.writing();
         self.tx.outbox_push(entry)
     }
 
@@ -493,10 +578,12 @@ impl MailboxStore for BatchTx<'_> {
     }
 
     fn outbox_mark_delivered(&mut self, id: i64) -> Result<Delivered, StoreError> {
+        self.writing();
         self.tx.outbox_mark_delivered(id)
     }
 
     fn inbox_push(&mut self, entry: &NewInboxEntry<'_>) -> Result<i64, StoreError> {
+        self.writing();
         self.tx.inbox_push(entry)
     }
 
@@ -505,10 +592,12 @@ impl MailboxStore for BatchTx<'_> {
     }
 
     fn inbox_ack(&mut self, id: i64) -> Result<Acknowledged, StoreError> {
+        self.writing();
         self.tx.inbox_ack(id)
     }
 
     fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
+        self.writing();
         self.tx.history_push(entry)
     }
 
@@ -525,6 +614,7 @@ impl MailboxStore for BatchTx<'_> {
         digest: &[u8; 32],
         at: Timestamp,
     ) -> Result<Processed, StoreError> {
+        self.writing();
         self.tx.mark_envelope_processed(digest, at)
     }
 
@@ -533,6 +623,7 @@ impl MailboxStore for BatchTx<'_> {
     }
 
     fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError> {
+        self.writing();
         self.tx.forget_processed_envelopes(before)
     }
 }

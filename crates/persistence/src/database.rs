@@ -354,6 +354,13 @@ struct CipherVersion {
 /// growth, so no extra metadata sync per commit), and everything beyond is cut.
 const JOURNAL_SIZE_LIMIT: u64 = 4 * 1024 * 1024;
 
+/// `PRAGMA cache_size`, in KiB: the page cache of the connection. SQLite's default (2 MiB) is
+/// smaller than the pages one batch transaction of 1,000 received envelopes modifies (about
+/// 900 of 4 KiB, measured with `cargo bench --bench batch`): the cache then spills modified
+/// pages into the WAL in the middle of the transaction and reads pages back, which cost about
+/// a fifth of a backlog's ingestion time. The cache grows only as pages are used.
+const CACHE_SIZE_KIB: u64 = 16 * 1024;
+
 impl Database {
     /// Opens the database described by `config`, creating the file if it is missing.
     ///
@@ -373,7 +380,7 @@ impl Database {
     /// `journal_mode = WAL` (files), `synchronous` from the durability,
     /// `journal_size_limit`, a truncating WAL checkpoint (files; skipped, not waited for,
     /// when another connection is busy), and pending migrations unless
-    /// [`MigrationMode::Skip`] is set.
+    /// [`MigrationMode::Skip`] is set. The page cache may grow to 16 MiB.
     ///
     /// A failure before migrations leaves the file's bytes untouched (a missing file may have
     /// been created, empty).
@@ -397,7 +404,8 @@ impl Database {
             set_wal(&mut conn, config.busy_timeout)?;
         }
         conn.batch_execute(&format!(
-            "PRAGMA synchronous = {}; PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};",
+            "PRAGMA synchronous = {}; PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}; \
+             PRAGMA cache_size = -{CACHE_SIZE_KIB};",
             config.durability.synchronous()
         ))?;
         if file {

@@ -34,7 +34,7 @@ mod repo;
 mod schema;
 mod store;
 
-pub use batch::BatchTx;
+pub use batch::{BatchTx, UndoNeeded};
 pub use config::{
     DEFAULT_BUSY_TIMEOUT, DatabaseConfig, DatabaseKey, Durability, Location, MigrationMode,
 };

@@ -130,6 +130,23 @@ fn ratchet_kit_in_a_savepoint_of_a_batch() {
     }
 }
 
+/// The same inside an item without a savepoint (saves are then not atomic one by one).
+#[test]
+fn ratchet_kit_in_an_item_of_a_batch() {
+    for (name, check) in ratchet_checks() {
+        let mut db = memory();
+        db.batch(|batch| -> Result<(), PersistenceError> {
+            let item = batch.item(|batch| -> Result<(), PersistenceError> {
+                check(&mut RatchetOnlyBatch(batch));
+                Ok(())
+            });
+            assert!(matches!(item, Ok(Ok(()))), "{name}");
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
 #[test]
 fn chat_and_mailbox_kits_in_a_batch() {
     use domain_chat::testing::*;
@@ -275,4 +292,43 @@ fn a_state_without_its_conversation_is_refused_at_the_save() {
         Ok(())
     })
     .unwrap();
+}
+
+/// `BatchTx::item` (no savepoint): a success is kept; a failure before any write is the
+/// item's error and the batch goes on; a failure after a write abandons the batch, which then
+/// does not commit even when its closure returns `Ok`.
+#[test]
+fn items_without_savepoints_report_failures_after_writes() {
+    let (_dir, path) = support::temp_path();
+    let mut db = Database::open(support::plain(&path)).unwrap();
+    db.transaction(|tx| tx.save_conversation(&record("c", 0)))
+        .unwrap();
+    let v1 = sample_state(1, true);
+    db.batch(|batch| -> Result<(), PersistenceError> {
+        let kept = batch.item(|b| b.save_ratchet_state("c", &v1, &SkippedKeyDelta::default()));
+        assert!(matches!(kept, Ok(Ok(()))));
+        let refused = batch.item(|b| -> Result<(), StoreError> {
+            assert!(b.load_ratchet_state("c")?.is_some());
+            Err(StoreError::NotFound("refused before writing".into()))
+        });
+        assert!(matches!(refused, Ok(Err(StoreError::NotFound(_)))));
+        Ok(())
+    })
+    .unwrap();
+    assert!(db.load_ratchet_state("c").unwrap() == Some(v1.clone()));
+
+    let result = db.batch(|batch| -> Result<(), PersistenceError> {
+        let failed = batch.item(|b| -> Result<(), StoreError> {
+            b.save_ratchet_state("c", &sample_state(2, true), &SkippedKeyDelta::default())?;
+            Err(StoreError::NotFound("failed after writing".into()))
+        });
+        assert!(matches!(
+            failed,
+            Err(persistence::UndoNeeded(StoreError::NotFound(_)))
+        ));
+        // Even though the closure carries on and returns Ok, the batch does not commit.
+        Ok(())
+    });
+    assert!(result.is_err(), "an abandoned batch committed");
+    assert!(db.load_ratchet_state("c").unwrap() == Some(v1));
 }

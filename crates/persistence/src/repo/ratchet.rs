@@ -223,19 +223,25 @@ fn state_row<'a>(
     }
 }
 
-/// Applies a skipped-key delta alone, atomically (a savepoint), to a conversation whose stored
-/// bound is `old_bound`; returns the new bound. The state row is not touched: a batch writes
-/// it once at its end ([`write_state`]).
+/// Applies a skipped-key delta alone to a conversation whose stored bound is `old_bound`;
+/// returns the new bound. The state row is not touched: a batch writes it once at its end
+/// ([`write_state`]). With `atomic`, in a savepoint of its own; without, a failure may leave
+/// part of the delta written (for a caller that undoes the whole item on any failure).
 pub(crate) fn save_delta(
     conn: &mut SqliteConnection,
     conversation_id: &str,
     delta: &SkippedKeyDelta,
     old_bound: i64,
+    atomic: bool,
 ) -> Result<i64, PersistenceError> {
     if delta.is_empty() {
         return Ok(old_bound);
     }
-    conn.transaction(|conn| apply_delta(conn, conversation_id, delta, old_bound))
+    if atomic {
+        conn.transaction(|conn| apply_delta(conn, conversation_id, delta, old_bound))
+    } else {
+        apply_delta(conn, conversation_id, delta, old_bound)
+    }
 }
 
 /// Writes the state row (update, or insert for a new conversation), adding `bound_change` to
