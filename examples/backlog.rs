@@ -15,7 +15,8 @@
 //! each a little-endian `u32` length and the envelope). `ingest DIR MODE` receives the backlog
 //! into a fresh copy of the receiver (`Durability::Full`): `stream` reads 1,000 envelopes at a
 //! time and passes each chunk to `receive_batch`; `all` reads the whole backlog and passes it
-//! in one call (which cuts it into transactions itself). `baseline DIR MODE` does everything
+//! in one call (which cuts it into transactions itself); `stream` also prints how long its
+//! transactions took (each holds the write lock that long). `baseline DIR MODE` does everything
 //! `ingest` does except receiving: the difference of the two peaks is what ingestion costs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -126,6 +127,8 @@ fn ingest(dir: &Path, mode: &str, receive: bool) {
     let mut reader = BufReader::new(File::open(dir.join("backlog.bin")).unwrap());
     let started = Instant::now();
     let (mut envelopes, mut contents) = (0usize, 0usize);
+    // Each chunk of the stream mode is one transaction: how long each held the write lock.
+    let mut transactions = Vec::new();
     let count = |outcomes: &[Result<Received, libchat::ClientError>]| {
         outcomes
             .iter()
@@ -141,7 +144,9 @@ fn ingest(dir: &Path, mode: &str, receive: bool) {
                 break;
             }
             if receive {
+                let one = Instant::now();
                 contents += count(&client.receive_batch(&chunk).unwrap());
+                transactions.push(one.elapsed());
             }
             envelopes += chunk.len();
         },
@@ -155,6 +160,17 @@ fn ingest(dir: &Path, mode: &str, receive: bool) {
         other => panic!("unknown mode {other} (stream or all)"),
     }
     let elapsed = started.elapsed();
+    if !transactions.is_empty() {
+        transactions.sort();
+        let ms = |d: &std::time::Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "{} transactions of up to {CHUNK} envelopes: min {:.1} ms, median {:.1} ms, max {:.1} ms",
+            transactions.len(),
+            ms(&transactions[0]),
+            ms(&transactions[transactions.len() / 2]),
+            ms(&transactions[transactions.len() - 1])
+        );
+    }
     println!(
         "{} {envelopes} envelopes ({contents} contents) in {:.2} s: {:.0} envelopes/s",
         if receive { "ingested" } else { "read" },

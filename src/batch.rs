@@ -227,6 +227,9 @@ impl From<ClientError> for Stop {
 }
 
 /// Receives one envelope of a batch. The inner result is the envelope's outcome.
+///
+/// When SQLite rolled the whole transaction back by itself on the envelope's failure (a full
+/// disk, an I/O error), the transaction stops with that envelope's error.
 fn receive_item(
     batch: &mut BatchTx<'_>,
     mode: Mode,
@@ -244,9 +247,16 @@ fn receive_item(
             receive_envelope(store, chat, envelope, &digest, now)
         })
     };
-    match mode {
-        Mode::Fast => batch.item(receive).map_err(|undo| Stop::Again(undo.0)),
+    let outcome = match mode {
+        Mode::Fast => batch.item(receive).map_err(|undo| undo.0),
         Mode::Savepoints => Ok(batch.savepoint(receive)?),
+    };
+    match outcome {
+        Ok(outcome @ Ok(_)) => Ok(outcome),
+        Ok(Err(error)) | Err(error) if batch.transaction_lost() => Err(Stop::Failed(error)),
+        Ok(Err(error)) => Ok(Err(error)),
+        // Fast mode only: the envelope failed after writing.
+        Err(error) => Err(Stop::Again(error)),
     }
 }
 

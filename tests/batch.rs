@@ -667,6 +667,7 @@ fn send_batch_is_ordered_and_all_or_nothing() {
                 break;
             }
             Err(error) => {
+                eprintln!("DIAG batch error {:?}", error.error);
                 assert!(error.completed.is_empty());
                 assert!(
                     error.error.to_string().contains("injected write fault"),
@@ -781,4 +782,125 @@ fn mailbox_batches_report_each_id_and_are_atomic_per_transaction() {
     );
     assert!(saro.outbox(10).unwrap().is_empty());
     assert_eq!(saro.mark_delivered_batch(&[]).unwrap(), vec![]);
+}
+
+/// The page count of the client's database.
+fn page_count(client: &mut Client) -> i64 {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query("SELECT page_count AS n FROM pragma_page_count()")
+        .get_result::<Count>(client.database().raw_connection())
+        .unwrap()
+        .n
+}
+
+/// `send_batch` on a full disk: its cause is reported (not a failed rollback) and nothing is
+/// sent; with room again, the same call sends everything.
+#[test]
+fn send_batch_on_a_full_disk_reports_the_cause_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut saro, saro_convo, _raya, _) = support::connected_pair(dir.path());
+    let contents: Vec<Vec<u8>> = (0..40).map(|n| vec![b'x'; 3_000 + n]).collect();
+    let before = dump(&mut saro);
+    let pages = page_count(&mut saro);
+    execute(
+        &mut saro,
+        &format!("PRAGMA max_page_count = {};", pages + 4),
+    );
+    let error = saro.send_batch(&saro_convo, &contents).unwrap_err();
+    execute(&mut saro, "PRAGMA max_page_count = 1073741823;");
+    assert!(error.completed.is_empty());
+    assert!(
+        error.error.to_string().contains("full"),
+        "{:?}",
+        error.error
+    );
+    assert_eq!(dump(&mut saro), before);
+    assert_eq!(saro.send_batch(&saro_convo, &contents).unwrap().len(), 40);
+}
+
+/// A real storage failure in the middle of a batch (the database reaches its size limit,
+/// `SQLITE_FULL`): whatever SQLite rolled back, the batch is consistent — each envelope's
+/// outcome is true of the committed database (a content is in the inbox and the history; a
+/// failed envelope left nothing), and once there is room the failed envelopes are received
+/// and the others are duplicates.
+#[test]
+fn a_full_disk_in_the_middle_of_a_batch_leaves_a_consistent_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut saro, saro_convo, mut raya, raya_convo) = support::connected_pair(dir.path());
+    let contents: Vec<Vec<u8>> = (0..60)
+        .map(|n| vec![b'a' + (n % 26) as u8; 2_000 + n])
+        .collect();
+    let backlog: Vec<Vec<u8>> = saro
+        .send_batch(&saro_convo, &contents)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.envelope.bytes)
+        .rev() // out of order: skipped keys too
+        .collect();
+    let page_count = page_count(&mut raya);
+    execute(
+        &mut raya,
+        &format!("PRAGMA max_page_count = {};", page_count + 12),
+    );
+    let result = raya.receive_batch(&backlog);
+    execute(&mut raya, "PRAGMA max_page_count = 1073741823;");
+    let outcomes = match result {
+        Ok(outcomes) => outcomes,
+        // SQLite rolled the whole transaction back: the batch fails with the envelope's cause,
+        // and nothing of it may be left.
+        Err(error) => {
+            assert!(
+                error.error.to_string().contains("full"),
+                "the cause is lost: {:?}",
+                error.error
+            );
+            assert!(error.completed.is_empty());
+            assert!(raya.inbox(100).unwrap().is_empty(), "{:?}", error.error);
+            (0..backlog.len())
+                .map(|_| {
+                    Err(ClientError::Store(libchat::StoreError::NotFound(
+                        "-".into(),
+                    )))
+                })
+                .collect()
+        }
+    };
+    let full = outcomes.iter().filter(|o| o.is_err()).count();
+    assert!(full > 0, "the size limit was never reached");
+    let inbox: Vec<Vec<u8>> = raya
+        .inbox(100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.content)
+        .collect();
+    let received: Vec<Vec<u8>> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Ok(Received::Content { content, .. }) => Some(content.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        inbox, received,
+        "the inbox holds exactly the contents reported"
+    );
+    assert_eq!(support::integrity_check(&mut raya), vec!["ok".to_owned()]);
+    let again = raya.receive_batch(&backlog).unwrap();
+    for (first, second) in outcomes.iter().zip(&again) {
+        match first {
+            Ok(_) => assert!(matches!(second, Ok(Received::Duplicate)), "{second:?}"),
+            Err(_) => assert!(matches!(second, Ok(Received::Content { .. })), "{second:?}"),
+        }
+    }
+    let history = raya.history(&raya_convo, 1_000).unwrap();
+    assert_eq!(
+        history.len(),
+        1 + backlog.len(),
+        "hello and every message, once"
+    );
 }

@@ -93,6 +93,8 @@ pub struct BatchTx<'a> {
     in_item: bool,
     /// An item failed after writing without a savepoint: this batch must not commit.
     abandoned: bool,
+    /// SQLite rolled the transaction back by itself (see [`BatchTx::transaction_lost`]).
+    lost: bool,
 }
 
 /// An item run by [`BatchTx::item`] (without a savepoint) failed after it had written:
@@ -143,6 +145,7 @@ macro_rules! savepoint_statement {
 savepoint_statement!(BeginItem, "SAVEPOINT libchat_batch_item");
 savepoint_statement!(ReleaseItem, "RELEASE libchat_batch_item");
 savepoint_statement!(RollbackItem, "ROLLBACK TO libchat_batch_item");
+savepoint_statement!(ProbeTransaction, "BEGIN");
 
 impl SavepointSql {
     fn run(self, conn: &mut SqliteConnection) -> Result<(), PersistenceError> {
@@ -170,7 +173,16 @@ impl<'a> BatchTx<'a> {
             writes: 0,
             in_item: false,
             abandoned: false,
+            lost: false,
         }
+    }
+
+    /// Whether SQLite rolled the batch's transaction back by itself when an item failed (it
+    /// does on a full disk, some I/O errors, out of memory): everything the batch wrote is gone,
+    /// the batch will not commit, and the failed item's error is the cause to report. Stop
+    /// running items when this is true.
+    pub fn transaction_lost(&self) -> bool {
+        self.lost
     }
 
     /// Runs one item without a savepoint (the fast path; see the
@@ -180,7 +192,8 @@ impl<'a> BatchTx<'a> {
     ///   on;
     /// - `Err(UndoNeeded(error))`: it failed after writing. The batch is abandoned (it will not
     ///   commit, whatever the closure returns): return an error from the closure and run the
-    ///   items again through [`BatchTx::savepoint`].
+    ///   items again through [`BatchTx::savepoint`] — unless [`BatchTx::transaction_lost`]:
+    ///   then the item's error is the batch's failure.
     pub fn item<T, E>(
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, E>,
@@ -189,14 +202,38 @@ impl<'a> BatchTx<'a> {
         let outer = std::mem::replace(&mut self.in_item, true);
         let result = f(self);
         self.in_item = outer;
-        match result {
-            Ok(value) => Ok(Ok(value)),
-            Err(error) if self.writes == writes => Ok(Err(error)),
-            Err(error) => {
-                self.abandoned = true;
-                Err(UndoNeeded(error))
-            }
+        let Err(error) = result else {
+            return Ok(result);
+        };
+        // Always asked (also after writes), so that a lost transaction is known.
+        let open = self.transaction_is_open();
+        if open && self.writes == writes {
+            return Ok(Err(error));
         }
+        self.abandoned = true;
+        Err(UndoNeeded(error))
+    }
+
+    /// After an item failed: whether the batch's transaction is still open. When it is not,
+    /// the batch is marked lost and abandoned.
+    fn transaction_is_open(&mut self) -> bool {
+        if self.lost {
+            return false;
+        }
+        if self.probe_transaction() {
+            return true;
+        }
+        self.lost = true;
+        self.abandoned = true;
+        false
+    }
+
+    /// Whether the batch's transaction is still open. SQLite rolls a transaction back by itself
+    /// on some errors (a full disk, an I/O error, out of memory), and later statements would
+    /// then run outside it: a `BEGIN`, which fails inside a transaction, tells. If it succeeds,
+    /// the (empty) transaction it opened is the one the abandoned batch rolls back.
+    fn probe_transaction(&mut self) -> bool {
+        ProbeTransaction.execute(self.tx.conn).is_err()
     }
 
     /// Counts a store call that writes (before it runs: a failing one may have written part).
@@ -215,6 +252,9 @@ impl<'a> BatchTx<'a> {
     /// [`Database::batch`], which rolls everything back).
     ///
     /// Savepoints nest: an inner one that rolls back undoes only its own changes.
+    ///
+    /// When SQLite itself rolled the whole transaction back on the item's failure, the item's
+    /// error is returned and [`BatchTx::transaction_lost`] becomes true: stop there.
     pub fn savepoint<T, E>(
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, E>,
@@ -237,6 +277,10 @@ impl<'a> BatchTx<'a> {
                 // The caches first: they must match the database again even if the rollback
                 // below fails (the batch is then abandoned anyway).
                 self.undo_to(mark);
+                if !self.transaction_is_open() {
+                    // Nothing to roll back to: the item's error is the batch's cause.
+                    return Ok(Err(error));
+                }
                 SavepointSql::RollbackTo.run(self.tx.conn)?;
                 SavepointSql::Release.run(self.tx.conn)?;
                 Ok(Err(error))
@@ -380,9 +424,17 @@ impl Database {
     {
         self.transaction(|tx| {
             let mut batch = BatchTx::new(tx);
-            let value = f(&mut batch)?;
-            batch.flush()?;
-            Ok(value)
+            let result = f(&mut batch).and_then(|value| {
+                batch.flush()?;
+                Ok(value)
+            });
+            if result.is_err() {
+                // If SQLite already rolled the transaction back (a full disk...), the probe
+                // opens an empty one for the rollback to end, so that the caller gets this
+                // error rather than "no transaction is active".
+                batch.transaction_is_open();
+            }
+            result
         })
     }
 }
