@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use domain_chat::{Acknowledged, ChatConfig, ChatError, Delivered, MAX_CONTENT_LEN};
 use domain_ratchet::Timestamp;
-use persistence::{BatchTx, PersistenceError};
+use persistence::{BatchTx, Database, PersistenceError};
 use rand_core::OsRng;
 
 use crate::client::{
@@ -340,6 +340,108 @@ fn receive_in<E: AsRef<[u8]>>(
     })
 }
 
+/// What every transaction of `receive_batch` needs from the Client.
+struct Context {
+    chat: ChatConfig,
+    limits: BatchLimits,
+    /// The test hook's time, if set.
+    fixed_time: Option<Timestamp>,
+}
+
+/// `receive_batch`: the envelopes in bounded transactions, then the retries.
+fn receive_all<E: AsRef<[u8]>>(
+    db: &mut Database,
+    context: &Context,
+    envelopes: &[E],
+    faults: &mut Faults,
+) -> Result<ReceiveOutcomes, BatchError<Result<Received, ClientError>>> {
+    let size = |i: usize| envelopes[i].as_ref().len();
+    let input = ranges((0..envelopes.len()).map(size), context.limits);
+    let mut outcomes: Vec<Result<Received, ClientError>> = Vec::with_capacity(envelopes.len());
+    let mut retry_later: Vec<usize> = Vec::new();
+    for (n, range) in input.iter().enumerate() {
+        // The last transaction retries the unknown envelopes of the earlier ones too.
+        let earlier_unknown: Option<Vec<usize>> = (n + 1 == input.len()).then(|| {
+            (0..range.start)
+                .filter(|&i| is_unknown(&outcomes[i]))
+                .collect()
+        });
+        let work = Transaction {
+            first: range.clone(),
+            earlier_unknown: earlier_unknown.as_deref(),
+            retry_only: &[],
+        };
+        match receive_transaction(db, context, envelopes, &work, faults) {
+            Ok(done) => {
+                outcomes.extend(done.first);
+                for (i, outcome) in done.retried {
+                    outcomes[i] = outcome;
+                }
+                retry_later = done.rest;
+            }
+            Err(error) => return Err(BatchError::new(outcomes, error)),
+        }
+    }
+    // Retries beyond the bounds of the last transaction.
+    for range in ranges(retry_later.iter().map(|&i| size(i)), context.limits) {
+        let work = Transaction {
+            first: 0..0,
+            earlier_unknown: None,
+            retry_only: &retry_later[range],
+        };
+        match receive_transaction(db, context, envelopes, &work, faults) {
+            Ok(done) => {
+                for (i, outcome) in done.retried {
+                    outcomes[i] = outcome;
+                }
+            }
+            // The envelopes of this transaction stay UnknownConversation: nothing of them
+            // was written.
+            Err(error) => return Err(BatchError::new(outcomes, error)),
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Runs one transaction of `receive_batch`: without savepoints first, and again with a
+/// savepoint per envelope when an envelope failed after writing (the first run is then rolled
+/// back entirely; the second gives every other envelope the same outcome, since receiving is
+/// deterministic for a given database, input and time).
+fn receive_transaction<E: AsRef<[u8]>>(
+    db: &mut Database,
+    context: &Context,
+    envelopes: &[E],
+    work: &Transaction<'_>,
+    faults: &mut Faults,
+) -> Result<Done, ClientError> {
+    let now = context.fixed_time.unwrap_or_else(Timestamp::now);
+    let faults_before = faults.checkpoint();
+    let mut run = |mode: Mode, faults: &mut Faults| {
+        faults.restore(faults_before);
+        db.batch(|batch| {
+            receive_in(
+                batch,
+                mode,
+                &context.chat,
+                context.limits,
+                envelopes,
+                work,
+                now,
+                faults,
+            )
+        })
+    };
+    match run(Mode::Fast, faults) {
+        Ok(done) => Ok(done),
+        Err(Stop::Failed(error)) => Err(error),
+        Err(Stop::Again(_)) => match run(Mode::Savepoints, faults) {
+            Ok(done) => Ok(done),
+            // With savepoints an envelope never asks for another run.
+            Err(Stop::Failed(error) | Stop::Again(error)) => Err(error),
+        },
+    }
+}
+
 impl Client {
     /// Handles many incoming envelopes: one transaction for the whole batch (up to the
     /// configured bounds), each envelope inside its own savepoint.
@@ -389,90 +491,19 @@ impl Client {
         envelopes: &[E],
     ) -> Result<ReceiveOutcomes, BatchError<Result<Received, ClientError>>> {
         let mut faults = Faults::take(self);
-        let limits = self.batch;
-        let size = |i: usize| envelopes[i].as_ref().len();
-        let input = ranges((0..envelopes.len()).map(size), limits);
-        let mut outcomes: Vec<Result<Received, ClientError>> = Vec::with_capacity(envelopes.len());
-        let mut retry_later: Vec<usize> = Vec::new();
-        for (n, range) in input.iter().enumerate() {
-            // The last transaction retries the unknown envelopes of the earlier ones too.
-            let earlier_unknown: Option<Vec<usize>> = (n + 1 == input.len()).then(|| {
-                (0..range.start)
-                    .filter(|&i| is_unknown(&outcomes[i]))
-                    .collect()
-            });
-            let work = Transaction {
-                first: range.clone(),
-                earlier_unknown: earlier_unknown.as_deref(),
-                retry_only: &[],
-            };
-            match self.receive_transaction(envelopes, &work, &mut faults) {
-                Ok(done) => {
-                    outcomes.extend(done.first);
-                    for (i, outcome) in done.retried {
-                        outcomes[i] = outcome;
-                    }
-                    retry_later = done.rest;
-                }
-                Err(error) => return Err(BatchError::new(outcomes, error)),
-            }
-        }
-        // Retries beyond the bounds of the last transaction.
-        for range in ranges(retry_later.iter().map(|&i| size(i)), limits) {
-            let work = Transaction {
-                first: 0..0,
-                earlier_unknown: None,
-                retry_only: &retry_later[range],
-            };
-            match self.receive_transaction(envelopes, &work, &mut faults) {
-                Ok(done) => {
-                    for (i, outcome) in done.retried {
-                        outcomes[i] = outcome;
-                    }
-                }
-                // The envelopes of this transaction stay UnknownConversation: nothing of them
-                // was written.
-                Err(error) => return Err(BatchError::new(outcomes, error)),
-            }
-        }
-        Ok(outcomes)
-    }
-
-    /// Runs one transaction of `receive_batch`: without savepoints first, and again with a
-    /// savepoint per envelope when an envelope failed after writing (the first run is then
-    /// rolled back entirely; the second gives every other envelope the same outcome, since
-    /// receiving is deterministic for a given database, input and time).
-    fn receive_transaction<E: AsRef<[u8]>>(
-        &mut self,
-        envelopes: &[E],
-        work: &Transaction<'_>,
-        faults: &mut Faults,
-    ) -> Result<Done, ClientError> {
-        let now = self.now();
-        let faults_before = faults.checkpoint();
-        let run = |client: &mut Client, mode: Mode, faults: &mut Faults| {
-            faults.restore(faults_before);
-            client.db.batch(|batch| {
-                receive_in(
-                    batch,
-                    mode,
-                    &client.chat,
-                    client.batch,
-                    envelopes,
-                    work,
-                    now,
-                    faults,
-                )
-            })
+        let context = Context {
+            chat: self.chat,
+            limits: self.batch,
+            fixed_time: self.fixed_time(),
         };
-        match run(self, Mode::Fast, faults) {
-            Ok(done) => Ok(done),
-            Err(Stop::Failed(error)) => Err(error),
-            Err(Stop::Again(_)) => match run(self, Mode::Savepoints, faults) {
-                Ok(done) => Ok(done),
-                // With savepoints an envelope never asks for another run.
-                Err(Stop::Failed(error) | Stop::Again(error)) => Err(error),
-            },
+        let transactions = ranges(envelopes.iter().map(|e| e.as_ref().len()), self.batch).len();
+        if transactions > 1 {
+            // Several transactions in a row: one WAL checkpoint at the end rather than one
+            // per commit, each key pair derived once (see `Database::batch_series`).
+            self.db
+                .batch_series(|db| receive_all(db, &context, envelopes, &mut faults))
+        } else {
+            receive_all(&mut self.db, &context, envelopes, &mut faults)
         }
     }
 

@@ -373,11 +373,15 @@ impl Client {
 
     /// The current time (the test hook's when set).
     pub(crate) fn now(&self) -> Timestamp {
+        self.fixed_time().unwrap_or_else(Timestamp::now)
+    }
+
+    /// The time set by the test hook, if any.
+    pub(crate) fn fixed_time(&self) -> Option<Timestamp> {
         #[cfg(any(test, feature = "testing"))]
-        if let Some(now) = self.fixed_time {
-            return now;
-        }
-        Timestamp::now()
+        return self.fixed_time;
+        #[cfg(not(any(test, feature = "testing")))]
+        None
     }
 
     /// Creates a new intro bundle with its own single-use ephemeral key; returns the

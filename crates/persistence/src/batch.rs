@@ -31,6 +31,7 @@
 
 use std::collections::HashMap;
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sqlite::Sqlite;
@@ -408,7 +409,86 @@ fn abandoned() -> PersistenceError {
     PersistenceError::Query(diesel::result::Error::RollbackTransaction)
 }
 
+#[derive(QueryableByName)]
+struct WalAutocheckpoint {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    wal_autocheckpoint: i64,
+}
+
+#[derive(QueryableByName)]
+struct BusyTimeout {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    timeout: i64,
+}
+
+/// WAL frames (pages of 4 KiB) allowed to pile up before a checkpoint during
+/// [`Database::batch_series`]: about 40 MiB, ten transactions of 1,000 received envelopes.
+const SERIES_CHECKPOINT_PAGES: i64 = 10_000;
+
+/// Ratchet key pairs remembered during [`Database::batch_series`] (16 otherwise): loading a
+/// state derives its key pair from the stored secret unless remembered, a scalar
+/// multiplication that costs about a tenth of a received envelope, and each transaction of a
+/// series loads the states of every conversation it touches again.
+const SERIES_KEY_PAIRS: usize = 256;
+
 impl Database {
+    /// Runs `f` — several batch transactions in a row, e.g. a backlog cut into bounded
+    /// batches — tuned for that:
+    /// - the WAL's automatic checkpoints are deferred. SQLite checkpoints at the first commit
+    ///   that leaves more than 1,000 pages in the WAL, and a transaction of 1,000 received
+    ///   envelopes writes about that many, so every commit would copy the whole WAL into the
+    ///   database file and sync it. Deferred to 10,000 pages, the pages several transactions
+    ///   modified are copied once; when `f` returns, the WAL is checkpointed and truncated to
+    ///   zero bytes (as when the database closes; skipped, not waited for, when another
+    ///   connection is reading or writing) and the automatic checkpoints are restored;
+    /// - the key pairs of up to 256 ratchet states are remembered across the transactions
+    ///   (16 otherwise), so each conversation's key pair is derived once per series rather than
+    ///   once per transaction; the extra ones are forgotten (and wiped) when `f` returns.
+    ///
+    /// Best effort: when a setting cannot be read or changed, `f` runs with the checkpoints as
+    /// they are. An in-memory database only remembers more key pairs.
+    pub fn batch_series<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.keys.set_capacity(SERIES_KEY_PAIRS);
+        let value = if matches!(self.location(), crate::config::Location::File(_)) {
+            self.with_deferred_checkpoints(f)
+        } else {
+            f(self)
+        };
+        self.keys
+            .set_capacity(crate::repo::keycache::KEY_CACHE_CAPACITY);
+        value
+    }
+
+    /// The checkpoint half of [`Database::batch_series`] (a file database).
+    fn with_deferred_checkpoints<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let deferred = diesel::sql_query("PRAGMA wal_autocheckpoint")
+            .get_result::<WalAutocheckpoint>(&mut self.conn)
+            .map(|row| row.wal_autocheckpoint)
+            .map_err(PersistenceError::from)
+            .and_then(|automatic| {
+                self.conn.batch_execute(&format!(
+                    "PRAGMA wal_autocheckpoint = {SERIES_CHECKPOINT_PAGES};"
+                ))?;
+                Ok(automatic)
+            });
+        let value = f(self);
+        if let Ok(automatic) = deferred {
+            let _ = self
+                .conn
+                .batch_execute(&format!("PRAGMA wal_autocheckpoint = {automatic};"));
+            if let Ok(busy) =
+                diesel::sql_query("PRAGMA busy_timeout").get_result::<BusyTimeout>(&mut self.conn)
+            {
+                let busy_timeout = busy.timeout;
+                let _ = crate::database::truncate_wal(
+                    &mut self.conn,
+                    Some(u64::try_from(busy_timeout).unwrap_or(0)),
+                );
+            }
+        }
+        value
+    }
+
     /// Runs `f` as one batch: one `BEGIN IMMEDIATE` transaction over a [`BatchTx`], whose
     /// changed ratchet states are written ([`BatchTx::flush`]) before the commit. Committed if
     /// `f` and the flush succeed; rolled back entirely otherwise. Items that `f` runs through

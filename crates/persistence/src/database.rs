@@ -71,7 +71,7 @@ struct CountRow {
 }
 
 /// Runs one integer-valued pragma or query.
-fn query_i64(conn: &mut SqliteConnection, sql: &str) -> Result<i64, PersistenceError> {
+pub(crate) fn query_i64(conn: &mut SqliteConnection, sql: &str) -> Result<i64, PersistenceError> {
     let row: CountRow = diesel::sql_query(sql).get_result(conn)?;
     Ok(row.n)
 }
@@ -294,7 +294,7 @@ struct CheckpointResult {
 /// do not stay in it. Returns `false`, having done nothing harmful, when another connection
 /// is reading or writing (the busy timeout is 0 for the checkpoint, so a reader elsewhere
 /// never delays us); then `restore_timeout_ms` is set again.
-fn truncate_wal(
+pub(crate) fn truncate_wal(
     conn: &mut SqliteConnection,
     restore_timeout_ms: Option<u64>,
 ) -> Result<bool, PersistenceError> {

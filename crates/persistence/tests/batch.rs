@@ -332,3 +332,58 @@ fn items_without_savepoints_report_failures_after_writes() {
     assert!(result.is_err(), "an abandoned batch committed");
     assert!(db.load_ratchet_state("c").unwrap() == Some(v1));
 }
+
+/// `batch_series`: several batches leave their pages in the WAL (no checkpoint between
+/// them), and at the end the WAL is checkpointed and truncated and the automatic checkpoint
+/// threshold is back.
+#[test]
+fn a_batch_series_checkpoints_once_at_the_end() {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        wal_autocheckpoint: i64,
+    }
+    let (_dir, path) = support::temp_path();
+    let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    let mut db = Database::open(support::plain(&path)).unwrap();
+    db.transaction(|tx| tx.save_conversation(&record("c", 0)))
+        .unwrap();
+    let wal_during = db.batch_series(|db| {
+        let threshold = diesel::sql_query("PRAGMA wal_autocheckpoint")
+            .get_result::<N>(db.raw_connection())
+            .unwrap()
+            .wal_autocheckpoint;
+        assert_eq!(threshold, 10_000);
+        for n in 0..5u8 {
+            db.batch(|batch| -> Result<(), StoreError> {
+                let keys: Vec<SkippedKey> = (0..400).map(|m| sample_key(n, m, 1)).collect();
+                batch.save_ratchet_state(
+                    "c",
+                    &sample_state(n, true),
+                    &SkippedKeyDelta {
+                        inserted: keys,
+                        ..SkippedKeyDelta::default()
+                    },
+                )
+            })
+            .unwrap();
+        }
+        std::fs::metadata(&wal).unwrap().len()
+    });
+    assert!(wal_during > 0, "the batches left their pages in the WAL");
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().len(),
+        0,
+        "the WAL is truncated"
+    );
+    let threshold = diesel::sql_query("PRAGMA wal_autocheckpoint")
+        .get_result::<N>(db.raw_connection())
+        .unwrap()
+        .wal_autocheckpoint;
+    assert_eq!(threshold, 1_000, "the automatic checkpoint is restored");
+    assert_eq!(db.count_skipped_keys("c").unwrap(), 2_000);
+    // In memory: just runs.
+    let mut memory = memory();
+    assert_eq!(memory.batch_series(|_| 7), 7);
+}
