@@ -1,33 +1,6 @@
 //! Batches: many items (received envelopes, sends) in one transaction, each item inside its
-//! own savepoint, with the ratchet states the batch touches kept in memory.
-//!
-//! [`Database::batch`] runs a closure over a [`BatchTx`]: one `BEGIN IMMEDIATE` … `COMMIT`
-//! for the whole batch. [`BatchTx::savepoint`] runs one item: if the item fails, its savepoint
-//! is rolled back — every row it wrote, and every change it made to the in-memory states — and
-//! the other items stay.
-//!
-//! **The fast path.** A savepoint makes SQLite copy every page an item modifies into its
-//! statement journal, which costs about a fifth of a received envelope's time. Most items
-//! never need it: they succeed, or they fail before writing anything (the protocol refuses bad
-//! input before its first write). [`BatchTx::item`] runs an item without a savepoint and
-//! reports the rare item that fails *after* writing ([`UndoNeeded`]); the caller then abandons
-//! the batch and runs the same items again through [`BatchTx::savepoint`]. The Client does
-//! exactly that, so a failing write costs a second pass over its transaction, never a wrong
-//! result.
-//!
-//! **What is cached.** A conversation's ratchet state is read from the database once per batch
-//! and written once, when the batch ends ([`BatchTx::flush`], run by [`Database::batch`] before
-//! the commit). In between, loads are served from memory and saves update memory. The
-//! skipped-key delta of each save is written at once, inside the item's savepoint, exactly as a
-//! lone save writes it (deletes, inserts, eviction beyond the cap), so skipped-key lookups see
-//! the keys inserted and removed by earlier items, and the `skipped_keys` rows — their ids
-//! included, which order eviction — are row for row those of item-by-item processing. The state
-//! row's `skipped_bound` is carried in memory with the state and written with it. Conversation
-//! records and the identity are cached too (they are read by every envelope).
-//!
-//! The final database is therefore exactly what the same items would have produced run one
-//! transaction each (the workspace tests compare full dumps), minus one state-row write and one
-//! state-row read (with its key derivation) per item.
+//! own savepoint or run without one, with the ratchet states the batch touches kept in memory.
+//! See [`BatchTx`].
 
 use std::collections::HashMap;
 
@@ -72,10 +45,38 @@ enum Undo {
 /// A batch transaction in progress, handed to the closure of [`Database::batch`].
 ///
 /// It implements every store trait (ratchet, chat, mailbox) like [`Tx`], with the ratchet
-/// states, conversation records and identity it reads kept in memory for the rest of the batch
-/// (see the [module documentation](self)). Run each item through [`BatchTx::savepoint`] so
-/// that a failing item rolls back alone, or through [`BatchTx::item`] (no savepoint) and fall
-/// back to savepoints when it reports [`UndoNeeded`].
+/// states, conversation records and identity it reads kept in memory for the rest of the batch.
+/// Run each item through [`BatchTx::savepoint`] so that a failing item rolls back alone, or
+/// through [`BatchTx::item`] (no savepoint) and fall back to savepoints when it reports
+/// [`UndoNeeded`].
+///
+/// [`Database::batch`] runs a closure over a [`BatchTx`]: one `BEGIN IMMEDIATE` … `COMMIT`
+/// for the whole batch. [`BatchTx::savepoint`] runs one item: if the item fails, its savepoint
+/// is rolled back — every row it wrote, and every change it made to the in-memory states — and
+/// the other items stay.
+///
+/// **The fast path.** A savepoint makes SQLite copy every page an item modifies into its
+/// statement journal, which costs about a fifth of a received envelope's time. Most items
+/// never need it: they succeed, or they fail before writing anything (the protocol refuses bad
+/// input before its first write). [`BatchTx::item`] runs an item without a savepoint and
+/// reports the rare item that fails *after* writing ([`UndoNeeded`]); the caller then abandons
+/// the batch and runs the same items again through [`BatchTx::savepoint`]. The Client does
+/// exactly that, so a failing write costs a second pass over its transaction, never a wrong
+/// result.
+///
+/// **What is cached.** A conversation's ratchet state is read from the database once per batch
+/// and written once, when the batch ends ([`BatchTx::flush`], run by [`Database::batch`] before
+/// the commit). In between, loads are served from memory and saves update memory. The
+/// skipped-key delta of each save is written at once, inside the item, exactly as a
+/// lone save writes it (deletes, inserts, eviction beyond the cap), so skipped-key lookups see
+/// the keys inserted and removed by earlier items, and the `skipped_keys` rows — their ids
+/// included, which order eviction — are row for row those of item-by-item processing. The state
+/// row's `skipped_bound` is carried in memory with the state and written with it. Conversation
+/// records and the identity are cached too (they are read by every envelope).
+///
+/// The final database is therefore exactly what the same items would have produced run one
+/// transaction each (the workspace tests compare full dumps), minus one state-row write and one
+/// state-row read (with its key derivation) per item.
 ///
 /// A store call that writes is atomic on its own, except inside [`BatchTx::item`], where a
 /// failing call may leave part of its writes (the item then reports [`UndoNeeded`]).
@@ -186,8 +187,7 @@ impl<'a> BatchTx<'a> {
         self.lost
     }
 
-    /// Runs one item without a savepoint (the fast path; see the
-    /// [module documentation](self)):
+    /// Runs one item without a savepoint (the fast path; see [`BatchTx`]):
     /// - `Ok(Ok(value))`: it succeeded; its writes are part of the batch;
     /// - `Ok(Err(error))`: it failed before writing anything: nothing to undo, the batch goes
     ///   on;
