@@ -12,6 +12,8 @@ use persistence::{Database, DatabaseConfig, DatabaseSize, PersistenceError, Sche
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 
+use crate::batch::BatchLimits;
+
 /// Everything a Client operation may read or write: the chat stores and the mailbox.
 pub(crate) trait ClientStore: ChatStore + MailboxStore {}
 impl<T: ChatStore + MailboxStore + ?Sized> ClientStore for T {}
@@ -99,11 +101,13 @@ pub struct ClientConfig {
     skipped_key_max_age: Option<Duration>,
     processed_envelope_max_age: Option<Duration>,
     clock: Clock,
+    /// Bounds of one batch transaction (setters in `batch.rs`).
+    pub(crate) batch: BatchLimits,
 }
 
 /// Where a [`Client`] reads the time: the system clock, or (test hook) a fixed time.
 #[derive(Debug, Clone, Copy, Default)]
-struct Clock {
+pub(crate) struct Clock {
     /// Test hook: every reading returns this time.
     #[cfg(any(test, feature = "testing"))]
     fixed: Option<Timestamp>,
@@ -111,7 +115,7 @@ struct Clock {
 
 impl Clock {
     /// The current time.
-    fn now(self) -> Timestamp {
+    pub(crate) fn now(self) -> Timestamp {
         #[cfg(any(test, feature = "testing"))]
         if let Some(fixed) = self.fixed {
             return fixed;
@@ -132,6 +136,7 @@ impl ClientConfig {
             skipped_key_max_age: Some(domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE),
             processed_envelope_max_age: Some(domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE),
             clock: Clock::default(),
+            batch: BatchLimits::default(),
         }
     }
 
@@ -293,15 +298,17 @@ impl std::fmt::Debug for Received {
 /// or nothing is, and the same input can be retried. What survives a power loss depends on
 /// the durability: see [`Client::sync`].
 pub struct Client {
-    db: Database,
-    chat: ChatConfig,
+    pub(crate) db: Database,
+    pub(crate) chat: ChatConfig,
     name: String,
     public_key: PublicKey,
     inbox_id: String,
-    clock: Clock,
+    pub(crate) clock: Clock,
+    /// Bounds of one batch transaction.
+    pub(crate) batch: BatchLimits,
     /// Test hook: the next operation fails its write with this index (0-based).
     #[cfg(any(test, feature = "testing"))]
-    fail_at_write: Option<usize>,
+    pub(crate) fail_at_write: Option<usize>,
 }
 
 impl std::fmt::Debug for Client {
@@ -315,7 +322,7 @@ impl std::fmt::Debug for Client {
 }
 
 /// Digest of an envelope, for duplicate detection.
-fn envelope_digest(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn envelope_digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
@@ -369,6 +376,7 @@ impl Client {
             inbox_id: domain_chat::inbox_id(&public_key),
             public_key,
             clock: config.clock,
+            batch: config.batch,
             #[cfg(any(test, feature = "testing"))]
             fail_at_write: None,
         })
@@ -445,9 +453,33 @@ impl Client {
     /// [`domain_ratchet::testing::FailingStore`], which fails its write with index `k`
     /// (0-based) with an injected [`StoreError::Backend`]. The operation must then change
     /// nothing.
+    ///
+    /// For a batch operation ([`Client::receive_batch`], [`Client::send_batch`],
+    /// [`Client::mark_delivered_batch`], [`Client::acknowledge_batch`]) `k` counts the writes
+    /// of the whole call, across its items and transactions, in the order they are made; the
+    /// item that reaches write `k` fails with the injected error (for `receive_batch`, that
+    /// envelope alone: the others are committed; for the other batch operations, its whole
+    /// transaction).
     #[cfg(any(test, feature = "testing"))]
     pub fn fail_next_operation_at_write(&mut self, k: usize) {
         self.fail_at_write = Some(k);
+    }
+
+    /// Test hook (feature `testing`): every later operation uses `now` as the current time
+    /// (`None`: the clock again), so that two clients fed the same input write the same rows
+    /// (receive times, skipped-key times, processed-envelope times).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn set_time_for_testing(&mut self, now: Option<Timestamp>) {
+        self.clock.fixed = now;
+    }
+
+    /// The time set by a test hook ([`ClientConfig::with_fixed_clock`],
+    /// [`Client::set_time_for_testing`]), if any.
+    pub(crate) fn fixed_time(&self) -> Option<Timestamp> {
+        #[cfg(any(test, feature = "testing"))]
+        return self.clock.fixed;
+        #[cfg(not(any(test, feature = "testing")))]
+        None
     }
 
     /// Creates a new intro bundle with its own single-use ephemeral key; returns the
@@ -508,55 +540,7 @@ impl Client {
         }
         let digest = envelope_digest(envelope);
         let clock = self.clock;
-        self.run(|store, chat| {
-            if store.is_envelope_processed(&digest)? {
-                return Ok(Received::Duplicate);
-            }
-            let now = clock.now();
-            // A ratchet-level `MessageReplay` stays an error: the same bytes were caught
-            // above, so this is either a re-encoded replay or a late message whose skipped key
-            // was evicted or expired — the application must not take it for a delivered one.
-            let outcome = domain_chat::handle_envelope(store, chat, envelope, now)?;
-            match outcome {
-                EnvelopeOutcome::Content(received) => {
-                    let inbox_id = store.inbox_push(&NewInboxEntry {
-                        conversation_id: &received.conversation_id,
-                        content: &received.content,
-                        sent_at: received.sent_at,
-                        received_at: now,
-                        is_new_conversation: received.is_new_conversation,
-                    })?;
-                    store.history_push(&NewHistoryEntry {
-                        conversation_id: &received.conversation_id,
-                        direction: Direction::Received,
-                        content: &received.content,
-                        timestamp: now,
-                    })?;
-                    store.mark_envelope_processed(&digest, now)?;
-                    Ok(Received::Content {
-                        inbox_id,
-                        conversation_id: received.conversation_id,
-                        content: received.content,
-                        is_new_conversation: received.is_new_conversation,
-                        sent_at: received.sent_at,
-                    })
-                }
-                EnvelopeOutcome::Frame {
-                    conversation_id,
-                    is_new_conversation,
-                } => {
-                    store.mark_envelope_processed(&digest, now)?;
-                    Ok(Received::Frame {
-                        conversation_id,
-                        is_new_conversation,
-                    })
-                }
-                EnvelopeOutcome::UnknownConversation { hint } => {
-                    Ok(Received::UnknownConversation { hint })
-                }
-                EnvelopeOutcome::Empty => Ok(Received::Empty),
-            }
-        })
+        self.run(|store, chat| receive_envelope(store, chat, envelope, &digest, clock.now()))
     }
 
     /// All conversations, oldest first. Each says who it is with: `peer_key` is the peer's
@@ -651,7 +635,7 @@ impl Client {
 }
 
 /// Queues a produced envelope in the outbox and records the sent content in history.
-fn queue_sent(
+pub(crate) fn queue_sent(
     store: &mut dyn ClientStore,
     conversation_id: String,
     envelope: OutboundEnvelope,
@@ -676,4 +660,60 @@ fn queue_sent(
         outbox_id,
         envelope,
     })
+}
+
+/// Handles one non-empty incoming envelope whose digest is `digest`, inside the caller's unit
+/// of work: [`Client::receive`] runs it as one transaction, [`Client::receive_batch`] as one
+/// savepoint of a batch, so both return the same outcome for the same envelope and store.
+pub(crate) fn receive_envelope(
+    store: &mut dyn ClientStore,
+    chat: &ChatConfig,
+    envelope: &[u8],
+    digest: &[u8; 32],
+    now: Timestamp,
+) -> Result<Received, ClientError> {
+    if store.is_envelope_processed(digest)? {
+        return Ok(Received::Duplicate);
+    }
+    // A ratchet-level `MessageReplay` stays an error: the same bytes were caught above, so
+    // this is either a re-encoded replay or a late message whose skipped key was evicted or
+    // expired — the application must not take it for a delivered one.
+    let outcome = domain_chat::handle_envelope(store, chat, envelope, now)?;
+    match outcome {
+        EnvelopeOutcome::Content(received) => {
+            let inbox_id = store.inbox_push(&NewInboxEntry {
+                conversation_id: &received.conversation_id,
+                content: &received.content,
+                sent_at: received.sent_at,
+                received_at: now,
+                is_new_conversation: received.is_new_conversation,
+            })?;
+            store.history_push(&NewHistoryEntry {
+                conversation_id: &received.conversation_id,
+                direction: Direction::Received,
+                content: &received.content,
+                timestamp: now,
+            })?;
+            store.mark_envelope_processed(digest, now)?;
+            Ok(Received::Content {
+                inbox_id,
+                conversation_id: received.conversation_id,
+                content: received.content,
+                is_new_conversation: received.is_new_conversation,
+                sent_at: received.sent_at,
+            })
+        }
+        EnvelopeOutcome::Frame {
+            conversation_id,
+            is_new_conversation,
+        } => {
+            store.mark_envelope_processed(digest, now)?;
+            Ok(Received::Frame {
+                conversation_id,
+                is_new_conversation,
+            })
+        }
+        EnvelopeOutcome::UnknownConversation { hint } => Ok(Received::UnknownConversation { hint }),
+        EnvelopeOutcome::Empty => Ok(Received::Empty),
+    }
 }

@@ -40,11 +40,13 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod client;
 mod schema;
 
 // Everything a caller of `Client` needs comes from this crate: the CLI and the C ABI crate
 // depend on `libchat` alone.
+pub use batch::{BatchError, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_ITEMS, ReceiveOutcomes};
 pub use client::{Client, ClientConfig, ClientError, Received, Sent};
 pub use domain_chat::{
     Acknowledged, BundleError, ChatConfig, ChatError, ConversationKind, ConversationRecord,

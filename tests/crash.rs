@@ -1,6 +1,8 @@
 //! Crash safety: a child process runs a two-party exchange (Saro and Raya, one database file
-//! each, 2,000 messages in both directions, bursts delivered out of order) and is killed with
-//! SIGKILL at random moments, at least 50 times. After each kill the worker restarts from the
+//! each, 2,000 messages in both directions, bursts delivered out of order, each delivery round
+//! received with `receive_batch`, acknowledged with `acknowledge_batch` and marked delivered
+//! with `mark_delivered_batch`) and is killed with SIGKILL at random moments, at least 50
+//! times, at least 10 of them inside a `receive_batch` call. After each kill the worker restarts from the
 //! database files alone: it redelivers every envelope still in a sender's outbox, shows every
 //! unacknowledged inbox entry to the application, and carries on. At the end every message was
 //! received exactly once, in content, per conversation; nothing is left in an outbox or inbox;
@@ -34,6 +36,12 @@ const WORKER_ENV: &str = "LIBCHAT_CRASH_WORKER";
 const DURABILITY_ENV: &str = "LIBCHAT_CRASH_DURABILITY";
 /// Set in the child: the seed of this run's bursts, withholding and shuffles.
 const RUN_SEED_ENV: &str = "LIBCHAT_CRASH_RUN_SEED";
+/// The file that exists while the worker is inside `receive_batch` (created just before the
+/// call, removed just after it returned), so that the parent can aim kills at batches and
+/// count the kills that landed in one.
+const IN_BATCH_FILE: &str = "in_batch";
+/// Kills that must land inside a `receive_batch` call.
+const MIN_BATCH_KILLS: usize = 10;
 /// Messages each party sends (2,000 in total), besides the handshake's first message.
 const MESSAGES_PER_PARTY: usize = 1_000;
 /// Kills each test must survive.
@@ -158,45 +166,61 @@ impl Party {
     /// The application's to-show list: every unacknowledged inbox entry is shown (once) and
     /// then acknowledged.
     fn drain_inbox(&mut self) {
-        for entry in self.client.inbox(usize::MAX >> 1).unwrap() {
+        let entries = self.client.inbox(usize::MAX >> 1).unwrap();
+        for entry in &entries {
             self.log.show(entry.id, &entry.content);
-            assert_eq!(
-                self.client.acknowledge(entry.id).unwrap(),
-                libchat::Acknowledged::Removed
-            );
         }
+        let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+        let acknowledged = self.client.acknowledge_batch(&ids).unwrap();
+        assert!(
+            acknowledged
+                .iter()
+                .all(|a| *a == libchat::Acknowledged::Removed)
+        );
     }
 
-    fn receive(&mut self, envelope: &[u8]) {
-        match self.client.receive(envelope).unwrap() {
-            Received::Content {
-                inbox_id, content, ..
-            } => {
-                self.log.show(inbox_id, &content);
-                assert_eq!(
-                    self.client.acknowledge(inbox_id).unwrap(),
-                    libchat::Acknowledged::Removed
-                );
+    /// Receives a delivery round in one batch (the in-batch marker file exists during the
+    /// call), shows the new contents, then acknowledges them in one batch.
+    fn receive_batch(&mut self, envelopes: &[Vec<u8>], dir: &Path) {
+        let marker = dir.join(IN_BATCH_FILE);
+        File::create(&marker).unwrap();
+        let outcomes = self.client.receive_batch(envelopes).unwrap();
+        std::fs::remove_file(&marker).unwrap();
+        let mut shown = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Ok(Received::Content {
+                    inbox_id, content, ..
+                }) => {
+                    self.log.show(inbox_id, &content);
+                    shown.push(inbox_id);
+                }
+                Ok(Received::Duplicate) => {}
+                other => panic!("{}: unexpected {other:?}", self.name),
             }
-            Received::Duplicate => {}
-            other => panic!("{}: unexpected {other:?}", self.name),
         }
+        let acknowledged = self.client.acknowledge_batch(&shown).unwrap();
+        assert!(
+            acknowledged
+                .iter()
+                .all(|a| *a == libchat::Acknowledged::Removed)
+        );
     }
 }
 
 /// Delivers envelopes from `from`'s outbox to `to`: all of them when `all`, otherwise a random
-/// half (the rest is withheld for a later round), in shuffled order. Each is marked delivered
-/// only after the receiver committed it.
-fn deliver(from: &mut Party, to: &mut Party, rng: &mut StdRng, all: bool) {
+/// half (the rest is withheld for a later round), in shuffled order, as one batch. They are
+/// marked delivered (in one batch) only after the receiver committed them.
+fn deliver(from: &mut Party, to: &mut Party, rng: &mut StdRng, all: bool, dir: &Path) {
     let mut pending = from.client.outbox(usize::MAX >> 1).unwrap();
     if !all {
         pending.retain(|_| rng.gen_bool(0.5));
     }
     pending.shuffle(rng);
-    for entry in pending {
-        to.receive(&entry.envelope);
-        from.client.mark_delivered(entry.id).unwrap();
-    }
+    let envelopes: Vec<Vec<u8>> = pending.iter().map(|e| e.envelope.clone()).collect();
+    to.receive_batch(&envelopes, dir);
+    let ids: Vec<i64> = pending.iter().map(|e| e.id).collect();
+    from.client.mark_delivered_batch(&ids).unwrap();
 }
 
 /// The worker loop: resumable at any point from the two database files and the logs.
@@ -223,8 +247,8 @@ fn work(dir: &Path, durability: Durability, seed: u64) {
                 }
             }
         }
-        deliver(&mut saro, &mut raya, &mut rng, finished);
-        deliver(&mut raya, &mut saro, &mut rng, finished);
+        deliver(&mut saro, &mut raya, &mut rng, finished, dir);
+        deliver(&mut raya, &mut saro, &mut rng, finished, dir);
         if finished {
             let idle = [&mut saro, &mut raya].into_iter().all(|p| {
                 p.client.outbox(1).unwrap().is_empty() && p.client.inbox(1).unwrap().is_empty()
@@ -320,8 +344,8 @@ fn verify(dir: &Path, durability: Durability) {
     let mut rng = StdRng::seed_from_u64(0);
     saro.drain_inbox();
     raya.drain_inbox();
-    deliver(&mut saro, &mut raya, &mut rng, true);
-    deliver(&mut raya, &mut saro, &mut rng, true);
+    deliver(&mut saro, &mut raya, &mut rng, true, dir);
+    deliver(&mut raya, &mut saro, &mut rng, true, dir);
     for (party, peer, extra_received) in [
         (&mut saro, "raya", &[][..]),
         (&mut raya, "saro", &["hello"][..]),
@@ -382,22 +406,44 @@ fn verify(dir: &Path, durability: Durability) {
     }
 }
 
-/// Runs workers until one finishes, killing each after a random delay; returns (kills, runs).
-fn kill_until_done(dir: &Path, durability: Durability, rng: &mut StdRng) -> (usize, usize) {
-    let mut kills = 0;
-    let mut runs = 0;
+/// What the kills of one test did.
+struct Kills {
+    /// Workers killed.
+    total: usize,
+    /// Of which while inside `receive_batch` (the marker file existed after the kill).
+    in_batch: usize,
+    /// Workers started.
+    runs: usize,
+}
+
+/// Runs workers until one finishes, killing each after a random delay; returns the counts.
+/// Every other run aims at a batch (until twice [`MIN_BATCH_KILLS`] kills landed in one): it
+/// waits for the worker to enter `receive_batch` and kills it 0–3 ms later.
+fn kill_until_done(dir: &Path, durability: Durability, rng: &mut StdRng) -> Kills {
+    let mut kills = Kills {
+        total: 0,
+        in_batch: 0,
+        runs: 0,
+    };
+    let marker = dir.join(IN_BATCH_FILE);
     loop {
-        runs += 1;
-        assert!(runs < 50_000, "no progress after {runs} runs");
+        kills.runs += 1;
+        assert!(kills.runs < 50_000, "no progress after {} runs", kills.runs);
+        // A worker killed inside a batch leaves the marker behind.
+        let _ = std::fs::remove_file(&marker);
         let mut child = spawn_worker(dir, durability, rng.r#gen());
-        let deadline =
-            Instant::now() + Duration::from_millis(rng.gen_range(kill_delay_ms(durability, kills)));
+        let aim = kills.runs.is_multiple_of(2) && kills.in_batch < 2 * MIN_BATCH_KILLS;
+        let mut deadline = (!aim).then(|| {
+            Instant::now()
+                + Duration::from_millis(rng.gen_range(kill_delay_ms(durability, kills.total)))
+        });
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 let stderr = std::fs::read_to_string(dir.join("worker.stderr")).unwrap_or_default();
                 assert!(
                     status.success(),
-                    "worker failed ({status}) after {kills} kills:\n{}",
+                    "worker failed ({status}) after {} kills:\n{}",
+                    kills.total,
                     stderr
                         .lines()
                         .rev()
@@ -408,15 +454,21 @@ fn kill_until_done(dir: &Path, durability: Durability, rng: &mut StdRng) -> (usi
                         .collect::<Vec<_>>()
                         .join("\n")
                 );
-                return (kills, runs);
+                return kills;
             }
-            if Instant::now() >= deadline {
+            if deadline.is_none() && marker.exists() {
+                deadline = Some(Instant::now() + Duration::from_micros(rng.gen_range(0..=3_000)));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 child.kill().unwrap();
                 child.wait().unwrap();
-                kills += 1;
+                kills.total += 1;
+                if marker.exists() {
+                    kills.in_batch += 1;
+                }
                 break;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_micros(if aim { 200 } else { 1_000 }));
         }
     }
 }
@@ -430,12 +482,16 @@ fn crash_test(durability: Durability, label: &str) {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::thread_rng().r#gen());
     let mut rng = StdRng::seed_from_u64(seed);
-    let (kills, runs) = kill_until_done(dir.path(), durability, &mut rng);
+    let Kills {
+        total: kills,
+        in_batch,
+        runs,
+    } = kill_until_done(dir.path(), durability, &mut rng);
     verify(dir.path(), durability);
     let elapsed = started.elapsed();
     eprintln!(
-        "crash safety ({label}): {kills} SIGKILLs survived over {runs} worker runs, \
-         {} messages exchanged (+1 handshake), {:.1} s, seed {seed}",
+        "crash safety ({label}): {kills} SIGKILLs survived ({in_batch} inside receive_batch) \
+         over {runs} worker runs, {} messages exchanged (+1 handshake), {:.1} s, seed {seed}",
         2 * MESSAGES_PER_PARTY,
         elapsed.as_secs_f64()
     );
@@ -443,6 +499,10 @@ fn crash_test(durability: Durability, label: &str) {
         kills >= MIN_KILLS,
         "only {kills} kills before the exchange finished (seed {seed}); raise the work or \
          shorten kill_delay_ms"
+    );
+    assert!(
+        in_batch >= MIN_BATCH_KILLS,
+        "only {in_batch} kills inside receive_batch (seed {seed})"
     );
 }
 

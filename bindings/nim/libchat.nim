@@ -59,6 +59,18 @@ type
     conversation_id: LibchatString
     content: LibchatBytes
     hint: LibchatString
+  CReceiveOutcome {.bycopy.} = object
+    status: int32
+    received: CReceived
+    error: LibchatString
+  CReceiveOutcomes {.bycopy.} = object
+    `ptr`: ptr UncheckedArray[CReceiveOutcome]
+    len: csize_t
+    cap: csize_t
+  CSentList {.bycopy.} = object
+    `ptr`: ptr UncheckedArray[CSent]
+    len: csize_t
+    cap: csize_t
   COutboxEntry {.bycopy.} = object
     id: int64
     conversation_id: LibchatString
@@ -175,6 +187,14 @@ proc libchat_send(ctx: ptr ContextHandle; convo: pointer; convoLen: csize_t;
                   content: pointer; contentLen: csize_t; output: ptr CSent): int32 {.lc.}
 proc libchat_receive(ctx: ptr ContextHandle; envelope: pointer; envelopeLen: csize_t;
                      output: ptr CReceived): int32 {.lc.}
+proc libchat_receive_batch(ctx: ptr ContextHandle; envelopes: ptr LibchatSlice; count: csize_t;
+                           output: ptr CReceiveOutcomes): int32 {.lc.}
+proc libchat_send_batch(ctx: ptr ContextHandle; convo: pointer; convoLen: csize_t;
+                        contents: ptr LibchatSlice; count: csize_t; output: ptr CSentList): int32 {.lc.}
+proc libchat_mark_delivered_batch(ctx: ptr ContextHandle; ids: ptr int64; count: csize_t;
+                                  wasPending: ptr bool): int32 {.lc.}
+proc libchat_acknowledge_batch(ctx: ptr ContextHandle; ids: ptr int64; count: csize_t;
+                               wasPending: ptr bool): int32 {.lc.}
 proc libchat_outbox_pending(ctx: ptr ContextHandle; limit: csize_t; output: ptr COutbox): int32 {.lc.}
 proc libchat_mark_delivered(ctx: ptr ContextHandle; id: int64; wasPending: ptr bool): int32 {.lc.}
 proc libchat_inbox_pending(ctx: ptr ContextHandle; limit: csize_t; output: ptr CInbox): int32 {.lc.}
@@ -192,6 +212,8 @@ proc libchat_import_legacy(src: pointer; srcLen: csize_t; srcKey: pointer; srcKe
 proc libchat_string_free(s: ptr LibchatString) {.lc.}
 proc libchat_sent_free(r: ptr CSent) {.lc.}
 proc libchat_received_free(r: ptr CReceived) {.lc.}
+proc libchat_receive_outcomes_free(r: ptr CReceiveOutcomes) {.lc.}
+proc libchat_sent_list_free(r: ptr CSentList) {.lc.}
 proc libchat_outbox_free(r: ptr COutbox) {.lc.}
 proc libchat_inbox_free(r: ptr CInbox) {.lc.}
 proc libchat_conversations_free(r: ptr CConversations) {.lc.}
@@ -241,6 +263,14 @@ type
     conversationId*: string
     content*: seq[byte]
     hint*: string
+
+  ReceiveOutcome* = object
+    ## One envelope of `receiveBatch`: `status` is `LIBCHAT_OK` (then `received` says what it
+    ## was) or the `LIBCHAT_ERR_*` code `receive` would have raised (then `error` says why and
+    ## `received` is not set).
+    status*: int32
+    received*: Received
+    error*: string
 
   OutboxEntry* = object
     id*: int64
@@ -363,15 +393,49 @@ proc send*(i: Installation; conversationId: string; content: openArray[byte]): S
   result = toSent(c)
   libchat_sent_free(addr c)
 
+proc toReceived(c: CReceived): Received =
+  Received(kind: ReceivedKind(c.kind), isNewConversation: c.is_new_conversation,
+           inboxId: c.inbox_id, sentAtMs: c.sent_at_ms,
+           conversationId: toString(c.conversation_id), content: toBytes(c.content),
+           hint: toString(c.hint))
+
 proc receive*(i: Installation; envelope: openArray[byte]): Received =
   ## Processes an incoming envelope; content goes to the inbox until acknowledged.
   var c: CReceived
   check libchat_receive(i.handle, dataPtr(envelope), csize_t(envelope.len), addr c)
-  result = Received(kind: ReceivedKind(c.kind), isNewConversation: c.is_new_conversation,
-                    inboxId: c.inbox_id, sentAtMs: c.sent_at_ms,
-                    conversationId: toString(c.conversation_id), content: toBytes(c.content),
-                    hint: toString(c.hint))
+  result = toReceived(c)
   libchat_received_free(addr c)
+
+proc slices(items: openArray[seq[byte]]): seq[LibchatSlice] =
+  for item in items:
+    result.add LibchatSlice(`ptr`: cast[ptr uint8](dataPtr(item)), len: csize_t(item.len))
+
+proc receiveBatch*(i: Installation; envelopes: openArray[seq[byte]]): seq[ReceiveOutcome] =
+  ## Processes many envelopes in one transaction (up to 1,000), each failing alone: one
+  ## outcome per envelope, in order (an unknown-conversation envelope is retried after the
+  ## others). Raises only when the batch itself fails.
+  var input = slices(envelopes)
+  var c: CReceiveOutcomes
+  check libchat_receive_batch(i.handle, (if input.len == 0: nil else: addr input[0]),
+                              csize_t(input.len), addr c)
+  for k in 0 ..< int(c.len):
+    let o = c.`ptr`[k]
+    if o.status == LIBCHAT_OK:
+      result.add ReceiveOutcome(status: o.status, received: toReceived(o.received))
+    else:
+      result.add ReceiveOutcome(status: o.status, error: toString(o.error))
+  libchat_receive_outcomes_free(addr c)
+
+proc sendBatch*(i: Installation; conversationId: string;
+                contents: openArray[seq[byte]]): seq[Sent] =
+  ## Sends several contents in order, in one transaction (up to 1,000), all or nothing.
+  var input = slices(contents)
+  var c: CSentList
+  check libchat_send_batch(i.handle, dataPtr(conversationId), csize_t(conversationId.len),
+                           (if input.len == 0: nil else: addr input[0]), csize_t(input.len),
+                           addr c)
+  for k in 0 ..< int(c.len): result.add toSent(c.`ptr`[k])
+  libchat_sent_list_free(addr c)
 
 proc outboxPending*(i: Installation; limit = 100): seq[OutboxEntry] =
   var c: COutbox
@@ -388,6 +452,13 @@ proc markDelivered*(i: Installation; outboxId: int64): bool =
   ## Removes a delivered envelope from the outbox; false if it was not pending.
   check libchat_mark_delivered(i.handle, outboxId, addr result)
 
+proc markDeliveredBatch*(i: Installation; outboxIds: openArray[int64]): seq[bool] =
+  ## Marks many envelopes delivered; for each id, whether it was still pending.
+  result = newSeq[bool](outboxIds.len)
+  if outboxIds.len > 0:
+    check libchat_mark_delivered_batch(i.handle, unsafeAddr outboxIds[0],
+                                       csize_t(outboxIds.len), addr result[0])
+
 proc inboxPending*(i: Installation; limit = 100): seq[InboxEntry] =
   var c: CInbox
   check libchat_inbox_pending(i.handle, csize_t(limit), addr c)
@@ -402,6 +473,13 @@ proc inboxPending*(i: Installation; limit = 100): seq[InboxEntry] =
 proc acknowledge*(i: Installation; inboxId: int64): bool =
   ## Removes received content from the inbox (the history keeps it); false if not pending.
   check libchat_acknowledge(i.handle, inboxId, addr result)
+
+proc acknowledgeBatch*(i: Installation; inboxIds: openArray[int64]): seq[bool] =
+  ## Acknowledges many contents; for each id, whether it was still pending.
+  result = newSeq[bool](inboxIds.len)
+  if inboxIds.len > 0:
+    check libchat_acknowledge_batch(i.handle, unsafeAddr inboxIds[0], csize_t(inboxIds.len),
+                                    addr result[0])
 
 proc conversations*(i: Installation): seq[Conversation] =
   var c: CConversations

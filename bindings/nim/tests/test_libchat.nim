@@ -89,6 +89,32 @@ check bob.receive(dupe.envelope).kind == rkContent
 check bob.receive(dupe.envelope).kind == rkDuplicate
 check bob.inboxPending().len == 1
 
+# Batches: five messages sent in one transaction, received shuffled with garbage and a
+# duplicate in another, acknowledged and marked delivered in one call each.
+var contents: seq[seq[byte]]
+for n in 0 ..< 5: contents.add toBytes("batch " & $n)
+let batch = alice.sendBatch(aliceConvo, contents)
+check batch.len == 5 and batch[0].outboxId < batch[4].outboxId
+let backlog = @[batch[3].envelope, toBytes("garbage!"), batch[0].envelope, batch[1].envelope,
+                batch[4].envelope, batch[2].envelope, batch[0].envelope]
+let outcomes = bob.receiveBatch(backlog)
+check outcomes.len == 7
+check outcomes[1].status == LIBCHAT_ERR_DECODE and outcomes[1].error.len > 0
+check outcomes[6].status == LIBCHAT_OK and outcomes[6].received.kind == rkDuplicate
+var inboxIds: seq[int64]
+for k in [0, 2, 3, 4, 5]:
+  check outcomes[k].status == LIBCHAT_OK and outcomes[k].received.kind == rkContent
+  inboxIds.add outcomes[k].received.inboxId
+check toText(outcomes[0].received.content) == "batch 3"
+check bob.acknowledgeBatch(inboxIds & @[inboxIds[0]]) == @[true, true, true, true, true, false]
+var outboxIds: seq[int64]
+for s in batch: outboxIds.add s.outboxId
+check alice.markDeliveredBatch(outboxIds) == @[true, true, true, true, true]
+check alice.markDeliveredBatch(outboxIds) == @[false, false, false, false, false]
+check bob.receiveBatch(newSeq[seq[byte]]()).len == 0
+expectError(LIBCHAT_ERR_UNKNOWN_CONVERSATION):
+  discard alice.sendBatch("no-such-conversation", contents)
+
 # Close and reopen both from their files.
 alice.close()
 alice.close() # harmless
@@ -104,7 +130,7 @@ check alice.publicKey() != bob.publicKey()
 check convos[0].peerKey == some(bob.publicKey())
 check bob.conversations()[0].peerKey == some(alice.publicKey())
 let hist = alice.history(aliceConvo, 1000)
-check hist.len == 202 # hello + 100 sent + 100 received + "once"
+check hist.len == 207 # hello + 100 sent + 100 received + "once" + 5 sent in a batch
 check hist[0].sent and toText(hist[0].content) == "hello bob"
 check (not hist[101].sent) and toText(hist[101].content) == "bob to alice 0"
 check bob.inboxPending().len == 1 # "once" survived the restart unacknowledged

@@ -325,6 +325,47 @@ typedef struct LibchatReceived {
   struct LibchatString hint;
 } LibchatReceived;
 
+// A borrowed byte slice (input): `ptr` may be NULL when `len` is 0.
+typedef struct LibchatSlice {
+  // The first byte (NULL allowed when `len` is 0).
+  const uint8_t *ptr;
+  // Number of bytes.
+  size_t len;
+} LibchatSlice;
+
+// The outcome of one envelope of `libchat_receive_batch`.
+typedef struct LibchatReceiveOutcome {
+  // `LIBCHAT_OK`, or the `LIBCHAT_ERR_*` code `libchat_receive` would have returned for this
+  // envelope (nothing of it was written; the other envelopes are not affected).
+  int32_t status;
+  // `status == LIBCHAT_OK`: what the envelope was (zeroed otherwise).
+  struct LibchatReceived received;
+  // `status != LIBCHAT_OK`: why, without keys or content (zeroed otherwise).
+  struct LibchatString error;
+} LibchatReceiveOutcome;
+
+// One outcome per envelope given to `libchat_receive_batch`, in the same order. Free with
+// `libchat_receive_outcomes_free`.
+typedef struct LibchatReceiveOutcomes {
+  // The outcomes (NULL when `len` is 0).
+  struct LibchatReceiveOutcome *ptr;
+  // Number of outcomes.
+  size_t len;
+  // Allocated capacity: pass it back unchanged.
+  size_t cap;
+} LibchatReceiveOutcomes;
+
+// The envelopes queued by `libchat_send_batch`, in the order of the contents. Free with
+// `libchat_sent_list_free`.
+typedef struct LibchatSentList {
+  // The envelopes (NULL when `len` is 0).
+  struct LibchatSent *ptr;
+  // Number of envelopes.
+  size_t len;
+  // Allocated capacity: pass it back unchanged.
+  size_t cap;
+} LibchatSentList;
+
 // One envelope waiting for delivery.
 typedef struct LibchatOutboxEntry {
   // Outbox id (pass it to `libchat_mark_delivered`).
@@ -486,14 +527,6 @@ typedef struct CreateIntroResult {
   // The intro bundle: the `logos_chatintro_1_...` text as bytes (no NUL).
   struct LibchatBytes intro_bytes;
 } CreateIntroResult;
-
-// A borrowed byte slice (input): `ptr` may be NULL when `len` is 0.
-typedef struct LibchatSlice {
-  // The first byte (NULL allowed when `len` is 0).
-  const uint8_t *ptr;
-  // Number of bytes.
-  size_t len;
-} LibchatSlice;
 
 // One envelope to publish (drop-in API).
 typedef struct Payload {
@@ -693,6 +726,77 @@ int32_t libchat_receive(struct ContextHandle *ctx,
                         size_t envelope_len,
                         struct LibchatReceived *out);
 
+// Processes many received envelopes and writes one outcome per envelope, in order, to
+// `*out` (`envelopes`: `count` slices; NULL with `count` 0 is an empty batch). Each outcome
+// is what `libchat_receive` would have given for the envelopes received one by one, followed
+// by one more attempt for each envelope that came back
+// `LIBCHAT_RECEIVED_UNKNOWN_CONVERSATION` (its handshake may come later in the batch); a
+// repeat within the batch is a duplicate. An envelope that fails (`outcome.status`) changes
+// nothing and does not affect the others.
+//
+// Up to 1,000 envelopes (8 MiB) are one transaction: one commit for all of them, a crash
+// before it leaves nothing of the batch; larger inputs are cut into several transactions.
+// Free the result with `libchat_receive_outcomes_free`; acknowledge contents with
+// `libchat_acknowledge_batch`.
+//
+// Errors of the call itself: argument errors (nothing was done), and a transaction that
+// failed as a whole (`LIBCHAT_ERR_STORAGE`, `LIBCHAT_ERR_LOCKED`...): the transactions before
+// it were committed — their contents are in `libchat_inbox_pending`, and passing the same
+// envelopes again reports them as duplicates.
+//
+// # Safety
+// `ctx` is NULL or a live handle; a non-NULL `envelopes` points to `count` slices, each
+// readable for its length; `out` is NULL or writable.
+int32_t libchat_receive_batch(struct ContextHandle *ctx,
+                              const struct LibchatSlice *envelopes,
+                              size_t count,
+                              struct LibchatReceiveOutcomes *out);
+
+// Encrypts several contents in one conversation, in order, and writes the queued envelopes
+// to `*out` (one per content, in order). Up to 1,000 contents (8 MiB) are one transaction,
+// all or nothing; every content is checked first (`LIBCHAT_ERR_TOO_LARGE`: nothing sent).
+// Publish each envelope, then mark them delivered (`libchat_mark_delivered_batch`). Free
+// with `libchat_sent_list_free`.
+//
+// Errors: as `libchat_send`; a transaction failing after earlier ones were committed
+// reports its error, and the envelopes of the earlier ones are in `libchat_outbox_pending`.
+//
+// # Safety
+// `ctx` is NULL or a live handle; non-NULL inputs are readable for their lengths (`contents`:
+// `count` slices); `out` is NULL or writable.
+int32_t libchat_send_batch(struct ContextHandle *ctx,
+                           const uint8_t *conversation_id,
+                           size_t conversation_id_len,
+                           const struct LibchatSlice *contents,
+                           size_t count,
+                           struct LibchatSentList *out);
+
+// Marks many outbox envelopes delivered, in order, in one transaction per 1,000 ids, and
+// sets `out_was_pending[n]` to whether envelope `outbox_ids[n]` was still pending (false for
+// an unknown id, or one given twice). `out_was_pending` is an array of `count` bools written
+// by libchat (all false on failure). On a failure after earlier transactions were committed,
+// those ids are delivered: calling again with the same ids is harmless.
+//
+// # Safety
+// `ctx` is NULL or a live handle; a non-NULL `outbox_ids` points to `count` ids and a
+// non-NULL `out_was_pending` to `count` writable bools.
+int32_t libchat_mark_delivered_batch(struct ContextHandle *ctx,
+                                     const int64_t *outbox_ids,
+                                     size_t count,
+                                     bool *out_was_pending);
+
+// Acknowledges many received contents, in order, in one transaction per 1,000 ids, and sets
+// `out_was_pending[n]` to whether content `inbox_ids[n]` was still pending. As
+// `libchat_mark_delivered_batch` otherwise.
+//
+// # Safety
+// `ctx` is NULL or a live handle; a non-NULL `inbox_ids` points to `count` ids and a non-NULL
+// `out_was_pending` to `count` writable bools.
+int32_t libchat_acknowledge_batch(struct ContextHandle *ctx,
+                                  const int64_t *inbox_ids,
+                                  size_t count,
+                                  bool *out_was_pending);
+
 // Writes at most `limit` envelopes not yet marked delivered, oldest first, to `*out` (0
 // gives none). After a crash, publish these again. Free with `libchat_outbox_free`.
 //
@@ -802,6 +906,18 @@ void libchat_sent_free(struct LibchatSent *r);
 // # Safety
 // `r` is NULL, or a result libchat wrote (or this function zeroed), unmodified.
 void libchat_received_free(struct LibchatReceived *r);
+
+// Frees a `LibchatReceiveOutcomes` (wiping the contents) and zeroes it. NULL does nothing.
+//
+// # Safety
+// `r` is NULL, or a result libchat wrote (or this function zeroed), unmodified.
+void libchat_receive_outcomes_free(struct LibchatReceiveOutcomes *r);
+
+// Frees a `LibchatSentList` and zeroes it. NULL does nothing.
+//
+// # Safety
+// `r` is NULL, or a result libchat wrote (or this function zeroed), unmodified.
+void libchat_sent_list_free(struct LibchatSentList *r);
 
 // Frees a `LibchatOutbox` and zeroes it. NULL does nothing.
 //

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use crate::bridge::{self, Durability, Incoming, Installation, Key};
 use crate::error::*;
-use crate::handle::{ContextHandle, bytes, check_out, handle, text};
+use crate::handle::{ContextHandle, array, bytes, check_out, check_out_array, handle, text};
 use crate::types::{
-    LibchatBytes, LibchatString, LibchatStringVec, Owned, owned_vec, release_in_place,
+    LibchatBytes, LibchatSlice, LibchatString, LibchatStringVec, Owned, owned_vec, release_in_place,
 };
 
 /// Version of this C ABI: a program should refuse to run when `libchat_abi_version()` differs
@@ -115,6 +115,45 @@ pub struct LibchatReceived {
     pub content: LibchatBytes,
     /// UNKNOWN_CONVERSATION: the hint that matched nothing.
     pub hint: LibchatString,
+}
+
+/// The outcome of one envelope of `libchat_receive_batch`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct LibchatReceiveOutcome {
+    /// `LIBCHAT_OK`, or the `LIBCHAT_ERR_*` code `libchat_receive` would have returned for this
+    /// envelope (nothing of it was written; the other envelopes are not affected).
+    pub status: i32,
+    /// `status == LIBCHAT_OK`: what the envelope was (zeroed otherwise).
+    pub received: LibchatReceived,
+    /// `status != LIBCHAT_OK`: why, without keys or content (zeroed otherwise).
+    pub error: LibchatString,
+}
+
+/// One outcome per envelope given to `libchat_receive_batch`, in the same order. Free with
+/// `libchat_receive_outcomes_free`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct LibchatReceiveOutcomes {
+    /// The outcomes (NULL when `len` is 0).
+    pub ptr: *mut LibchatReceiveOutcome,
+    /// Number of outcomes.
+    pub len: usize,
+    /// Allocated capacity: pass it back unchanged.
+    pub cap: usize,
+}
+
+/// The envelopes queued by `libchat_send_batch`, in the order of the contents. Free with
+/// `libchat_sent_list_free`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct LibchatSentList {
+    /// The envelopes (NULL when `len` is 0).
+    pub ptr: *mut LibchatSent,
+    /// Number of envelopes.
+    pub len: usize,
+    /// Allocated capacity: pass it back unchanged.
+    pub cap: usize,
 }
 
 /// One envelope waiting for delivery.
@@ -304,6 +343,7 @@ owned_struct!(LibchatReceived {
     content,
     hint
 });
+owned_struct!(LibchatReceiveOutcome { received, error });
 owned_struct!(LibchatOutboxEntry {
     conversation_id,
     conversation_hint,
@@ -325,6 +365,8 @@ owned_struct!(LibchatImportReport {
     identity_name,
     identity_public_key_hex
 });
+owned_vec!(LibchatReceiveOutcomes, LibchatReceiveOutcome);
+owned_vec!(LibchatSentList, LibchatSent);
 owned_vec!(LibchatOutbox, LibchatOutboxEntry);
 owned_vec!(LibchatInbox, LibchatInboxEntry);
 owned_vec!(LibchatConversations, LibchatConversation);
@@ -462,6 +504,42 @@ fn durability(value: i32) -> Result<Durability, FfiError> {
             "unknown durability {other} (LIBCHAT_DURABILITY_FULL or _NORMAL)"
         ))),
     }
+}
+
+/// What an envelope was, as the C struct.
+fn received(incoming: Incoming) -> LibchatReceived {
+    let mut result = LibchatReceived::empty();
+    match incoming {
+        Incoming::Content {
+            inbox_id,
+            conversation_id,
+            content,
+            is_new_conversation,
+            sent_at_ms,
+        } => {
+            result.kind = LIBCHAT_RECEIVED_CONTENT;
+            result.inbox_id = inbox_id;
+            result.conversation_id = LibchatString::new(&conversation_id);
+            result.content = LibchatBytes::from_vec(content);
+            result.is_new_conversation = is_new_conversation;
+            result.sent_at_ms = sent_at_ms;
+        }
+        Incoming::Frame {
+            conversation_id,
+            is_new_conversation,
+        } => {
+            result.kind = LIBCHAT_RECEIVED_FRAME;
+            result.conversation_id = LibchatString::new(&conversation_id);
+            result.is_new_conversation = is_new_conversation;
+        }
+        Incoming::UnknownConversation { hint } => {
+            result.kind = LIBCHAT_RECEIVED_UNKNOWN_CONVERSATION;
+            result.hint = LibchatString::new(&hint);
+        }
+        Incoming::Duplicate => result.kind = LIBCHAT_RECEIVED_DUPLICATE,
+        Incoming::Empty => result.kind = LIBCHAT_RECEIVED_EMPTY,
+    }
+    result
 }
 
 fn sent(sent: bridge::SentMessage) -> LibchatSent {
@@ -716,41 +794,212 @@ pub unsafe extern "C" fn libchat_receive(
         let ctx = unsafe { handle(ctx) }?;
         // SAFETY: the caller guarantees the envelope is readable.
         let envelope = unsafe { bytes(envelope, envelope_len, "the envelope") }?;
-        let mut result = LibchatReceived::empty();
-        match ctx.with(|i| i.receive(envelope))? {
-            Incoming::Content {
-                inbox_id,
-                conversation_id,
-                content,
-                is_new_conversation,
-                sent_at_ms,
-            } => {
-                result.kind = LIBCHAT_RECEIVED_CONTENT;
-                result.inbox_id = inbox_id;
-                result.conversation_id = LibchatString::new(&conversation_id);
-                result.content = LibchatBytes::from_vec(content);
-                result.is_new_conversation = is_new_conversation;
-                result.sent_at_ms = sent_at_ms;
-            }
-            Incoming::Frame {
-                conversation_id,
-                is_new_conversation,
-            } => {
-                result.kind = LIBCHAT_RECEIVED_FRAME;
-                result.conversation_id = LibchatString::new(&conversation_id);
-                result.is_new_conversation = is_new_conversation;
-            }
-            Incoming::UnknownConversation { hint } => {
-                result.kind = LIBCHAT_RECEIVED_UNKNOWN_CONVERSATION;
-                result.hint = LibchatString::new(&hint);
-            }
-            Incoming::Duplicate => result.kind = LIBCHAT_RECEIVED_DUPLICATE,
-            Incoming::Empty => result.kind = LIBCHAT_RECEIVED_EMPTY,
-        }
-        Ok(result)
+        Ok(received(ctx.with(|i| i.receive(envelope))?))
     };
     // SAFETY: the caller guarantees `out` is NULL or writable.
     unsafe { run(out, body) }
+}
+
+/// Processes many received envelopes and writes one outcome per envelope, in order, to
+/// `*out` (`envelopes`: `count` slices; NULL with `count` 0 is an empty batch). Each outcome
+/// is what `libchat_receive` would have given for the envelopes received one by one, followed
+/// by one more attempt for each envelope that came back
+/// `LIBCHAT_RECEIVED_UNKNOWN_CONVERSATION` (its handshake may come later in the batch); a
+/// repeat within the batch is a duplicate. An envelope that fails (`outcome.status`) changes
+/// nothing and does not affect the others.
+///
+/// Up to 1,000 envelopes (8 MiB) are one transaction: one commit for all of them, a crash
+/// before it leaves nothing of the batch; larger inputs are cut into several transactions.
+/// Free the result with `libchat_receive_outcomes_free`; acknowledge contents with
+/// `libchat_acknowledge_batch`.
+///
+/// Errors of the call itself: argument errors (nothing was done), and a transaction that
+/// failed as a whole (`LIBCHAT_ERR_STORAGE`, `LIBCHAT_ERR_LOCKED`...): the transactions before
+/// it were committed — their contents are in `libchat_inbox_pending`, and passing the same
+/// envelopes again reports them as duplicates.
+///
+/// # Safety
+/// `ctx` is NULL or a live handle; a non-NULL `envelopes` points to `count` slices, each
+/// readable for its length; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn libchat_receive_batch(
+    ctx: *mut ContextHandle,
+    envelopes: *const LibchatSlice,
+    count: usize,
+    out: *mut LibchatReceiveOutcomes,
+) -> i32 {
+    let body = || {
+        // SAFETY: the caller guarantees `ctx` is NULL or live.
+        let ctx = unsafe { handle(ctx) }?;
+        // SAFETY: the caller guarantees `count` readable slices.
+        let slices = unsafe { array(envelopes, count, "the envelopes") }?;
+        let envelopes = slices
+            .iter()
+            .enumerate()
+            // SAFETY: the caller guarantees each slice is readable for its length.
+            .map(|(n, s)| unsafe { bytes(s.ptr, s.len, &format!("envelope {n}")) })
+            .collect::<Result<Vec<&[u8]>, FfiError>>()?;
+        let outcomes = ctx.with(|i| i.receive_batch(&envelopes))?;
+        Ok(LibchatReceiveOutcomes::from_vec(
+            outcomes
+                .into_iter()
+                .map(|outcome| match outcome {
+                    Ok(incoming) => LibchatReceiveOutcome {
+                        status: LIBCHAT_OK,
+                        received: received(incoming),
+                        error: LibchatString::empty(),
+                    },
+                    Err(e) => LibchatReceiveOutcome {
+                        status: e.code,
+                        received: LibchatReceived::empty(),
+                        error: LibchatString::new(&e.message),
+                    },
+                })
+                .collect(),
+        ))
+    };
+    // SAFETY: the caller guarantees `out` is NULL or writable.
+    unsafe { run(out, body) }
+}
+
+/// Encrypts several contents in one conversation, in order, and writes the queued envelopes
+/// to `*out` (one per content, in order). Up to 1,000 contents (8 MiB) are one transaction,
+/// all or nothing; every content is checked first (`LIBCHAT_ERR_TOO_LARGE`: nothing sent).
+/// Publish each envelope, then mark them delivered (`libchat_mark_delivered_batch`). Free
+/// with `libchat_sent_list_free`.
+///
+/// Errors: as `libchat_send`; a transaction failing after earlier ones were committed
+/// reports its error, and the envelopes of the earlier ones are in `libchat_outbox_pending`.
+///
+/// # Safety
+/// `ctx` is NULL or a live handle; non-NULL inputs are readable for their lengths (`contents`:
+/// `count` slices); `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn libchat_send_batch(
+    ctx: *mut ContextHandle,
+    conversation_id: *const u8,
+    conversation_id_len: usize,
+    contents: *const LibchatSlice,
+    count: usize,
+    out: *mut LibchatSentList,
+) -> i32 {
+    let body = || {
+        // SAFETY: the caller guarantees `ctx` is NULL or live.
+        let ctx = unsafe { handle(ctx) }?;
+        // SAFETY: the caller guarantees the id is readable.
+        let convo = unsafe { text(conversation_id, conversation_id_len, "the conversation id") }?;
+        // SAFETY: the caller guarantees `count` readable slices.
+        let slices = unsafe { array(contents, count, "the contents") }?;
+        let contents = slices
+            .iter()
+            .enumerate()
+            // SAFETY: the caller guarantees each slice is readable for its length.
+            .map(|(n, s)| unsafe { bytes(s.ptr, s.len, &format!("content {n}")) })
+            .collect::<Result<Vec<&[u8]>, FfiError>>()?;
+        let sent_list = ctx.with(|i| i.send_batch(convo, &contents))?;
+        Ok(LibchatSentList::from_vec(
+            sent_list.into_iter().map(sent).collect(),
+        ))
+    };
+    // SAFETY: the caller guarantees `out` is NULL or writable.
+    unsafe { run(out, body) }
+}
+
+/// Runs a batch of mailbox ids and writes one bool per id to `out_was_pending[0..count]`
+/// (all false on failure). Nothing runs when an argument is invalid.
+///
+/// # Safety
+/// A non-NULL `ids` points to `count` readable ids; a non-NULL `out` to `count` writable
+/// bools.
+unsafe fn run_ids(
+    ctx: *mut ContextHandle,
+    ids: *const i64,
+    count: usize,
+    out: *mut bool,
+    op: impl FnOnce(&mut Installation, &[i64]) -> Result<Vec<bool>, FfiError>,
+) -> i32 {
+    let body = || {
+        // SAFETY: the caller guarantees `ctx` is NULL or live.
+        let ctx = unsafe { handle(ctx) }?;
+        // SAFETY: the caller guarantees `count` readable ids.
+        let ids = unsafe { array(ids, count, "the ids") }?;
+        check_out_array(out, count, "the output array")?;
+        let flags = ctx.with(|i| op(i, ids))?;
+        if flags.len() != count {
+            return Err(FfiError::new(
+                LIBCHAT_ERR_INTERNAL,
+                "a batch returned the wrong number of outcomes",
+            ));
+        }
+        Ok(flags)
+    };
+    let result = guard(body);
+    let status = match &result {
+        Ok(_) => {
+            set_last_error(None);
+            LIBCHAT_OK
+        }
+        Err(e) => fail(e.clone()),
+    };
+    if check_out_array(out, count, "the output array").is_ok() {
+        for n in 0..count {
+            let value = result.as_ref().map(|flags| flags[n]).unwrap_or(false);
+            // SAFETY: `n < count`, and the caller guarantees `count` bools at `out` (non-NULL,
+            // aligned and at most `isize::MAX` bytes: checked above), so the offset stays
+            // inside that array.
+            let slot = unsafe { out.add(n) };
+            // SAFETY: `slot` is inside the caller's writable array; `write` does not read the
+            // (maybe uninitialised) old value.
+            unsafe { slot.write(value) };
+        }
+    }
+    status
+}
+
+/// Marks many outbox envelopes delivered, in order, in one transaction per 1,000 ids, and
+/// sets `out_was_pending[n]` to whether envelope `outbox_ids[n]` was still pending (false for
+/// an unknown id, or one given twice). `out_was_pending` is an array of `count` bools written
+/// by libchat (all false on failure). On a failure after earlier transactions were committed,
+/// those ids are delivered: calling again with the same ids is harmless.
+///
+/// # Safety
+/// `ctx` is NULL or a live handle; a non-NULL `outbox_ids` points to `count` ids and a
+/// non-NULL `out_was_pending` to `count` writable bools.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn libchat_mark_delivered_batch(
+    ctx: *mut ContextHandle,
+    outbox_ids: *const i64,
+    count: usize,
+    out_was_pending: *mut bool,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        run_ids(ctx, outbox_ids, count, out_was_pending, |i, ids| {
+            i.mark_delivered_batch(ids)
+        })
+    }
+}
+
+/// Acknowledges many received contents, in order, in one transaction per 1,000 ids, and sets
+/// `out_was_pending[n]` to whether content `inbox_ids[n]` was still pending. As
+/// `libchat_mark_delivered_batch` otherwise.
+///
+/// # Safety
+/// `ctx` is NULL or a live handle; a non-NULL `inbox_ids` points to `count` ids and a non-NULL
+/// `out_was_pending` to `count` writable bools.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn libchat_acknowledge_batch(
+    ctx: *mut ContextHandle,
+    inbox_ids: *const i64,
+    count: usize,
+    out_was_pending: *mut bool,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        run_ids(ctx, inbox_ids, count, out_was_pending, |i, ids| {
+            i.acknowledge_batch(ids)
+        })
+    }
 }
 
 /// Writes at most `limit` envelopes not yet marked delivered, oldest first, to `*out` (0
@@ -1073,6 +1322,26 @@ pub unsafe extern "C" fn libchat_sent_free(r: *mut LibchatSent) {
 /// `r` is NULL, or a result libchat wrote (or this function zeroed), unmodified.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn libchat_received_free(r: *mut LibchatReceived) {
+    // SAFETY: forwarded from the caller.
+    unsafe { release_in_place(r) };
+}
+
+/// Frees a `LibchatReceiveOutcomes` (wiping the contents) and zeroes it. NULL does nothing.
+///
+/// # Safety
+/// `r` is NULL, or a result libchat wrote (or this function zeroed), unmodified.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn libchat_receive_outcomes_free(r: *mut LibchatReceiveOutcomes) {
+    // SAFETY: forwarded from the caller.
+    unsafe { release_in_place(r) };
+}
+
+/// Frees a `LibchatSentList` and zeroes it. NULL does nothing.
+///
+/// # Safety
+/// `r` is NULL, or a result libchat wrote (or this function zeroed), unmodified.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn libchat_sent_list_free(r: *mut LibchatSentList) {
     // SAFETY: forwarded from the caller.
     unsafe { release_in_place(r) };
 }

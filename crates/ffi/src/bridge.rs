@@ -223,31 +223,59 @@ impl Installation {
 
     pub(crate) fn receive(&mut self, envelope: &[u8]) -> Result<Incoming, FfiError> {
         let received = self.client.receive(envelope).map_err(client_error)?;
-        Ok(match received {
-            lc::Received::Content {
-                inbox_id,
-                conversation_id,
-                content,
-                is_new_conversation,
-                sent_at,
-            } => Incoming::Content {
-                inbox_id,
-                conversation_id,
-                content,
-                is_new_conversation,
-                sent_at_ms: sent_at.as_millis(),
-            },
-            lc::Received::Frame {
-                conversation_id,
-                is_new_conversation,
-            } => Incoming::Frame {
-                conversation_id,
-                is_new_conversation,
-            },
-            lc::Received::UnknownConversation { hint } => Incoming::UnknownConversation { hint },
-            lc::Received::Duplicate => Incoming::Duplicate,
-            lc::Received::Empty => Incoming::Empty,
-        })
+        Ok(incoming(received))
+    }
+
+    /// One outcome per envelope (the error `receive` would have given, or what it was); the
+    /// outer error is a transaction that failed as a whole (earlier ones are committed).
+    pub(crate) fn receive_batch(
+        &mut self,
+        envelopes: &[&[u8]],
+    ) -> Result<Vec<Result<Incoming, FfiError>>, FfiError> {
+        let outcomes = self.client.receive_batch(envelopes).map_err(batch_error)?;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.map(incoming).map_err(client_error))
+            .collect())
+    }
+
+    pub(crate) fn send_batch(
+        &mut self,
+        conversation_id: &str,
+        contents: &[&[u8]],
+    ) -> Result<Vec<SentMessage>, FfiError> {
+        let sent = self
+            .client
+            .send_batch(conversation_id, contents)
+            .map_err(batch_error)?;
+        Ok(sent.into_iter().map(SentMessage::from).collect())
+    }
+
+    /// Whether each envelope was still pending.
+    pub(crate) fn mark_delivered_batch(
+        &mut self,
+        outbox_ids: &[i64],
+    ) -> Result<Vec<bool>, FfiError> {
+        let delivered = self
+            .client
+            .mark_delivered_batch(outbox_ids)
+            .map_err(batch_error)?;
+        Ok(delivered
+            .into_iter()
+            .map(|d| d == lc::Delivered::Removed)
+            .collect())
+    }
+
+    /// Whether each content was still pending.
+    pub(crate) fn acknowledge_batch(&mut self, inbox_ids: &[i64]) -> Result<Vec<bool>, FfiError> {
+        let acknowledged = self
+            .client
+            .acknowledge_batch(inbox_ids)
+            .map_err(batch_error)?;
+        Ok(acknowledged
+            .into_iter()
+            .map(|a| a == lc::Acknowledged::Removed)
+            .collect())
     }
 
     pub(crate) fn outbox(&mut self, limit: usize) -> Result<Vec<OutboxItem>, FfiError> {
@@ -327,6 +355,48 @@ impl Installation {
             })
             .collect())
     }
+}
+
+fn incoming(received: lc::Received) -> Incoming {
+    match received {
+        lc::Received::Content {
+            inbox_id,
+            conversation_id,
+            content,
+            is_new_conversation,
+            sent_at,
+        } => Incoming::Content {
+            inbox_id,
+            conversation_id,
+            content,
+            is_new_conversation,
+            sent_at_ms: sent_at.as_millis(),
+        },
+        lc::Received::Frame {
+            conversation_id,
+            is_new_conversation,
+        } => Incoming::Frame {
+            conversation_id,
+            is_new_conversation,
+        },
+        lc::Received::UnknownConversation { hint } => Incoming::UnknownConversation { hint },
+        lc::Received::Duplicate => Incoming::Duplicate,
+        lc::Received::Empty => Incoming::Empty,
+    }
+}
+
+/// A batch call stopped by a failed transaction: the cause's code, and a message that says how
+/// many items were committed before it.
+fn batch_error<T>(error: lc::BatchError<T>) -> FfiError {
+    let committed = error.completed.len();
+    let cause = client_error(error.error);
+    FfiError::new(
+        cause.code,
+        format!(
+            "{} (the first {committed} items were committed)",
+            cause.message
+        ),
+    )
 }
 
 /// The schema status of a database file, read without migrating or writing anything.

@@ -104,6 +104,76 @@ pub(crate) unsafe fn bytes<'a>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// A borrowed array input of `count` elements: NULL with count 0 is empty; NULL with a count
+/// is an error, and so is a misaligned pointer or a size above `PTRDIFF_MAX`.
+///
+/// # Safety
+/// A non-NULL `ptr` is valid for reads of `count` initialised `T` for the duration of the
+/// call.
+pub(crate) unsafe fn array<'a, T>(
+    ptr: *const T,
+    count: usize,
+    what: &str,
+) -> Result<&'a [T], FfiError> {
+    if count == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(FfiError::new(
+            LIBCHAT_ERR_NULL_POINTER,
+            format!("{what} is NULL but its count is {count}"),
+        ));
+    }
+    if !ptr.is_aligned() {
+        return Err(FfiError::new(
+            LIBCHAT_ERR_NULL_POINTER,
+            format!("{what} is misaligned"),
+        ));
+    }
+    if count
+        .checked_mul(std::mem::size_of::<T>())
+        .is_none_or(|size| size > isize::MAX as usize)
+    {
+        return Err(FfiError::new(
+            LIBCHAT_ERR_TOO_LARGE,
+            format!("{what}: {count} elements exceed PTRDIFF_MAX bytes"),
+        ));
+    }
+    // SAFETY: non-NULL, aligned, the total size is at most `isize::MAX`, and the caller
+    // guarantees `count` initialised elements that stay unchanged during the call.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
+}
+
+/// Checks an output array of `count` elements before anything is done: NULL is allowed only
+/// with count 0; misaligned or larger than `PTRDIFF_MAX` bytes is an error. Nothing is read.
+pub(crate) fn check_out_array<T>(out: *mut T, count: usize, what: &str) -> Result<(), FfiError> {
+    if count == 0 {
+        return Ok(());
+    }
+    if out.is_null() {
+        return Err(FfiError::new(
+            LIBCHAT_ERR_NULL_POINTER,
+            format!("{what} is NULL but its count is {count}"),
+        ));
+    }
+    if !out.is_aligned() {
+        return Err(FfiError::new(
+            LIBCHAT_ERR_NULL_POINTER,
+            format!("{what} is misaligned"),
+        ));
+    }
+    if count
+        .checked_mul(std::mem::size_of::<T>())
+        .is_none_or(|size| size > isize::MAX as usize)
+    {
+        return Err(FfiError::new(
+            LIBCHAT_ERR_TOO_LARGE,
+            format!("{what}: {count} elements exceed PTRDIFF_MAX bytes"),
+        ));
+    }
+    Ok(())
+}
+
 /// A borrowed UTF-8 input.
 ///
 /// # Safety

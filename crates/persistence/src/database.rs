@@ -84,7 +84,7 @@ struct CountRow {
 }
 
 /// Runs one integer-valued pragma or query.
-fn query_i64(conn: &mut SqliteConnection, sql: &str) -> Result<i64, PersistenceError> {
+pub(crate) fn query_i64(conn: &mut SqliteConnection, sql: &str) -> Result<i64, PersistenceError> {
     let row: CountRow = diesel::sql_query(sql).get_result(conn)?;
     Ok(row.n)
 }
@@ -307,7 +307,7 @@ struct CheckpointResult {
 /// do not stay in it. Returns `false`, having done nothing harmful, when another connection
 /// is reading or writing (the busy timeout is 0 for the checkpoint, so a reader elsewhere
 /// never delays us); then `restore_timeout_ms` is set again.
-fn truncate_wal(
+pub(crate) fn truncate_wal(
     conn: &mut SqliteConnection,
     restore_timeout_ms: Option<u64>,
 ) -> Result<bool, PersistenceError> {
@@ -367,6 +367,13 @@ struct CipherVersion {
 /// growth, so no extra metadata sync per commit), and everything beyond is cut.
 const JOURNAL_SIZE_LIMIT: u64 = 4 * 1024 * 1024;
 
+/// `PRAGMA cache_size`, in KiB: the page cache of the connection. SQLite's default (2 MiB) is
+/// smaller than the pages one batch transaction of 1,000 received envelopes modifies (about
+/// 900 of 4 KiB, measured with `cargo bench --bench batch`): the cache then spills modified
+/// pages into the WAL in the middle of the transaction and reads pages back, which cost about
+/// a fifth of a backlog's ingestion time. The cache grows only as pages are used.
+const CACHE_SIZE_KIB: u64 = 16 * 1024;
+
 impl Database {
     /// Opens the database described by `config`, creating the file if it is missing.
     ///
@@ -386,7 +393,7 @@ impl Database {
     /// `journal_mode = WAL` (files), `synchronous` from the durability,
     /// `journal_size_limit`, a truncating WAL checkpoint (files; skipped, not waited for,
     /// when another connection is busy), and pending migrations unless
-    /// [`MigrationMode::Skip`] is set.
+    /// [`MigrationMode::Skip`] is set. The page cache may grow to 16 MiB.
     ///
     /// A failure before migrations leaves the file's bytes untouched (a missing file may have
     /// been created, empty).
@@ -410,7 +417,8 @@ impl Database {
             set_wal(&mut conn, config.busy_timeout)?;
         }
         conn.batch_execute(&format!(
-            "PRAGMA synchronous = {}; PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};",
+            "PRAGMA synchronous = {}; PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}; \
+             PRAGMA cache_size = -{CACHE_SIZE_KIB};",
             config.durability.synchronous()
         ))?;
         if file {

@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+mod batch;
 mod config;
 mod database;
 mod error;
@@ -33,6 +34,7 @@ mod repo;
 mod schema;
 mod store;
 
+pub use batch::{BatchTx, UndoNeeded};
 pub use config::{
     DEFAULT_BUSY_TIMEOUT, DatabaseConfig, DatabaseKey, Durability, Location, MigrationMode,
 };

@@ -1,5 +1,5 @@
 /*
- * Exercises every function exported by liblibchat (drop-in and persistent), each with bad
+ * Exercises every function exported by liblibchat (drop-in, persistent and batch), each with bad
  * input: NULL handles, NULL pointers with a non-zero length, NULL outputs, invalid UTF-8,
  * oversized inputs, double destroy of a zeroed result, wrong key, newer schema, a file that is
  * not a database, unknown conversations, bad bundles. Run under valgrind by .ci/ffi.
@@ -852,6 +852,145 @@ static void test_persistent(void) {
     destroy_context(carol);
 }
 
+/* The batch functions: receive (per-envelope outcomes, a handshake after its messages, errors
+ * that fail one envelope only), send, mark delivered and acknowledge; their error paths. */
+static void test_batches(void) {
+    ContextHandle *alice = open_file(tmp_path(0, "batch-alice.db"), NULL, 0, LIBCHAT_KEY_NONE, "alice");
+    ContextHandle *bob = open_file(tmp_path(1, "batch-bob.db"), KEY_B, 32, LIBCHAT_KEY_RAW, "bob");
+    CHECK(alice && bob);
+    LibchatString bundle;
+    CHECK_STATUS(libchat_intro_bundle(bob, &bundle), LIBCHAT_OK);
+    LibchatSent hello;
+    CHECK_STATUS(libchat_start_conversation(alice, (const uint8_t *)bundle.ptr, bundle.len, LIT("hello"), &hello),
+                 LIBCHAT_OK);
+    libchat_string_free(&bundle);
+
+    /* Three messages in one transaction. */
+    LibchatSlice contents[3] = {SLICE("m0", 2), SLICE("m1", 2), SLICE("m2", 2)};
+    LibchatSentList sent;
+    memset(&sent, 0xAB, sizeof sent);
+    CHECK_STATUS(libchat_send_batch(alice, (const uint8_t *)hello.conversation_id.ptr, hello.conversation_id.len,
+                                    contents, 3, &sent),
+                 LIBCHAT_OK);
+    CHECK(sent.len == 3 && sent.ptr[0].outbox_id < sent.ptr[1].outbox_id &&
+          sent.ptr[2].envelope.len > 0 && str_eq(&sent.ptr[1].delivery_address, "delivery_address") &&
+          sent.ptr[0].conversation_id.len == hello.conversation_id.len);
+    LibchatOutbox outbox;
+    CHECK_STATUS(libchat_outbox_pending(alice, 10, &outbox), LIBCHAT_OK);
+    CHECK(outbox.len == 4);
+    libchat_outbox_free(&outbox);
+
+    /* Bob's backlog: m2 before the handshake, garbage, a duplicate, an empty envelope. */
+    LibchatSlice backlog[7] = {
+        SLICE(sent.ptr[2].envelope.ptr, sent.ptr[2].envelope.len),
+        SLICE("garbage!", 8),
+        SLICE(hello.envelope.ptr, hello.envelope.len),
+        SLICE(sent.ptr[0].envelope.ptr, sent.ptr[0].envelope.len),
+        SLICE(sent.ptr[1].envelope.ptr, sent.ptr[1].envelope.len),
+        SLICE(sent.ptr[0].envelope.ptr, sent.ptr[0].envelope.len),
+        SLICE(NULL, 0),
+    };
+    LibchatReceiveOutcomes got;
+    memset(&got, 0xAB, sizeof got);
+    CHECK_STATUS(libchat_receive_batch(bob, backlog, 7, &got), LIBCHAT_OK);
+    CHECK(got.len == 7);
+    if (got.len == 7) {
+        CHECK(got.ptr[0].status == LIBCHAT_OK && got.ptr[0].received.kind == LIBCHAT_RECEIVED_CONTENT &&
+              bytes_eq(&got.ptr[0].received.content, "m2") && got.ptr[0].error.ptr == NULL);
+        CHECK(got.ptr[1].status == LIBCHAT_ERR_DECODE && got.ptr[1].error.len > 0 &&
+              got.ptr[1].error.ptr[got.ptr[1].error.len] == '\0' && got.ptr[1].received.kind == 0 &&
+              got.ptr[1].received.content.ptr == NULL);
+        CHECK(got.ptr[2].status == LIBCHAT_OK && got.ptr[2].received.kind == LIBCHAT_RECEIVED_CONTENT &&
+              got.ptr[2].received.is_new_conversation && bytes_eq(&got.ptr[2].received.content, "hello"));
+        CHECK(got.ptr[3].status == LIBCHAT_OK && bytes_eq(&got.ptr[3].received.content, "m0"));
+        CHECK(got.ptr[4].status == LIBCHAT_OK && bytes_eq(&got.ptr[4].received.content, "m1"));
+        CHECK(got.ptr[5].status == LIBCHAT_OK && got.ptr[5].received.kind == LIBCHAT_RECEIVED_DUPLICATE);
+        CHECK(got.ptr[6].status == LIBCHAT_OK && got.ptr[6].received.kind == LIBCHAT_RECEIVED_EMPTY);
+    }
+    int64_t inbox_ids[5] = {0, 0, 0, 0, 999999};
+    if (got.len == 7) {
+        inbox_ids[0] = got.ptr[0].received.inbox_id;
+        inbox_ids[1] = got.ptr[2].received.inbox_id;
+        inbox_ids[2] = got.ptr[0].received.inbox_id; /* twice: not pending the second time */
+        inbox_ids[3] = got.ptr[3].received.inbox_id;
+    }
+    libchat_receive_outcomes_free(&got);
+    CHECK(is_zero(&got, sizeof got));
+    libchat_receive_outcomes_free(&got);
+    libchat_receive_outcomes_free(NULL);
+    CHECK_STATUS(libchat_receive_batch(bob, NULL, 0, &got), LIBCHAT_OK); /* an empty batch */
+    CHECK(got.len == 0 && got.ptr == NULL);
+
+    /* Acknowledge and mark delivered in batches; the flags are written without being read. */
+    bool flags[5];
+    memset(flags, 0xAB, sizeof flags);
+    CHECK_STATUS(libchat_acknowledge_batch(bob, inbox_ids, 5, flags), LIBCHAT_OK);
+    const unsigned char *raw = (const unsigned char *)flags;
+    CHECK(raw[0] == 1 && raw[1] == 1 && raw[2] == 0 && raw[3] == 1 && raw[4] == 0);
+    LibchatInbox inbox;
+    CHECK_STATUS(libchat_inbox_pending(bob, 10, &inbox), LIBCHAT_OK);
+    CHECK(inbox.len == 1 && bytes_eq(&inbox.ptr[0].content, "m1"));
+    libchat_inbox_free(&inbox);
+    int64_t outbox_ids[4] = {hello.outbox_id, sent.ptr[0].outbox_id, sent.ptr[1].outbox_id, sent.ptr[2].outbox_id};
+    memset(flags, 0xAB, sizeof flags);
+    CHECK_STATUS(libchat_mark_delivered_batch(alice, outbox_ids, 4, flags), LIBCHAT_OK);
+    CHECK(raw[0] == 1 && raw[1] == 1 && raw[2] == 1 && raw[3] == 1);
+    CHECK_STATUS(libchat_mark_delivered_batch(alice, outbox_ids, 4, flags), LIBCHAT_OK);
+    CHECK(raw[0] == 0 && raw[1] == 0 && raw[2] == 0 && raw[3] == 0);
+    CHECK_STATUS(libchat_mark_delivered_batch(alice, NULL, 0, NULL), LIBCHAT_OK);
+    CHECK_STATUS(libchat_acknowledge_batch(bob, NULL, 0, NULL), LIBCHAT_OK);
+
+    /* ---- error paths ---- */
+    CHECK_STATUS(libchat_receive_batch(NULL, backlog, 7, &got), LIBCHAT_ERR_NULL_POINTER);
+    CHECK(is_zero(&got, sizeof got));
+    CHECK_STATUS(libchat_receive_batch(bob, NULL, 2, &got), LIBCHAT_ERR_NULL_POINTER);
+    LibchatSlice bad_slices[2] = {SLICE("x", 1), SLICE(NULL, 5)};
+    CHECK_STATUS(libchat_receive_batch(bob, bad_slices, 2, &got), LIBCHAT_ERR_NULL_POINTER);
+    CHECK_STATUS(libchat_receive_batch(bob, backlog, 7, NULL), LIBCHAT_ERR_NULL_POINTER);
+    uint8_t *big = calloc(1, LIBCHAT_MAX_ENVELOPE_LEN + 1);
+    LibchatSlice too_big[1] = {SLICE(big, LIBCHAT_MAX_ENVELOPE_LEN + 1)};
+    CHECK_STATUS(libchat_receive_batch(bob, too_big, 1, &got), LIBCHAT_OK); /* fails alone */
+    CHECK(got.len == 1 && got.ptr[0].status == LIBCHAT_ERR_TOO_LARGE);
+    libchat_receive_outcomes_free(&got);
+
+    LibchatSentList bad_sent;
+    const uint8_t *convo = (const uint8_t *)hello.conversation_id.ptr;
+    size_t convo_len = hello.conversation_id.len;
+    CHECK_STATUS(libchat_send_batch(NULL, convo, convo_len, contents, 3, &bad_sent), LIBCHAT_ERR_NULL_POINTER);
+    CHECK(is_zero(&bad_sent, sizeof bad_sent));
+    CHECK_STATUS(libchat_send_batch(alice, LIT("no-such-conversation"), contents, 3, &bad_sent),
+                 LIBCHAT_ERR_UNKNOWN_CONVERSATION);
+    CHECK_STATUS(libchat_send_batch(alice, BAD_UTF8, sizeof BAD_UTF8, contents, 3, &bad_sent), LIBCHAT_ERR_INVALID_UTF8);
+    CHECK_STATUS(libchat_send_batch(alice, convo, convo_len, NULL, 3, &bad_sent), LIBCHAT_ERR_NULL_POINTER);
+    CHECK_STATUS(libchat_send_batch(alice, convo, convo_len, bad_slices, 2, &bad_sent), LIBCHAT_ERR_NULL_POINTER);
+    LibchatSlice with_big[2] = {SLICE("fine", 4), SLICE(big, LIBCHAT_MAX_CONTENT_LEN + 1)};
+    CHECK_STATUS(libchat_send_batch(alice, convo, convo_len, with_big, 2, &bad_sent), LIBCHAT_ERR_TOO_LARGE);
+    CHECK_STATUS(libchat_send_batch(alice, convo, convo_len, contents, 3, NULL), LIBCHAT_ERR_NULL_POINTER);
+    CHECK_STATUS(libchat_outbox_pending(alice, 10, &outbox), LIBCHAT_OK);
+    CHECK(outbox.len == 0); /* nothing of the failed calls was sent */
+    libchat_outbox_free(&outbox);
+    CHECK_STATUS(libchat_send_batch(alice, convo, convo_len, NULL, 0, &bad_sent), LIBCHAT_OK);
+    CHECK(bad_sent.len == 0 && bad_sent.ptr == NULL);
+    free(big);
+
+    memset(flags, 0xAB, sizeof flags);
+    CHECK_STATUS(libchat_mark_delivered_batch(NULL, outbox_ids, 4, flags), LIBCHAT_ERR_NULL_POINTER);
+    CHECK(raw[0] == 0 && raw[1] == 0 && raw[2] == 0 && raw[3] == 0); /* all false on failure */
+    CHECK_STATUS(libchat_mark_delivered_batch(alice, NULL, 4, flags), LIBCHAT_ERR_NULL_POINTER);
+    CHECK_STATUS(libchat_mark_delivered_batch(alice, outbox_ids, 4, NULL), LIBCHAT_ERR_NULL_POINTER);
+    CHECK_STATUS(libchat_acknowledge_batch(NULL, inbox_ids, 5, flags), LIBCHAT_ERR_NULL_POINTER);
+    CHECK_STATUS(libchat_acknowledge_batch(bob, NULL, 5, flags), LIBCHAT_ERR_NULL_POINTER);
+    CHECK_STATUS(libchat_acknowledge_batch(bob, inbox_ids, 5, NULL), LIBCHAT_ERR_NULL_POINTER);
+
+    libchat_sent_list_free(&sent);
+    CHECK(is_zero(&sent, sizeof sent));
+    libchat_sent_list_free(&sent);
+    libchat_sent_list_free(NULL);
+    libchat_sent_free(&hello);
+    libchat_close(&alice);
+    libchat_close(&bob);
+}
+
 static int progress_calls = 0;
 static int progress_max_phase = 0;
 static void on_progress(void *user_data, int32_t phase, uint64_t done, uint64_t total) {
@@ -976,6 +1115,7 @@ int main(int argc, char **argv) {
     test_keys_and_foreign_files();
     test_passphrase();
     test_persistent();
+    test_batches();
     test_import(argv[2]);
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;

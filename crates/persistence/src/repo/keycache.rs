@@ -19,9 +19,19 @@ use zeroize::Zeroizing;
 pub(crate) const KEY_CACHE_CAPACITY: usize = 16;
 
 /// Most recently used last.
-#[derive(Default)]
 pub(crate) struct KeyPairCache {
     entries: VecDeque<DhKeyPair>,
+    /// How many are kept: [`KEY_CACHE_CAPACITY`], more during a series of batches.
+    capacity: usize,
+}
+
+impl Default for KeyPairCache {
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::new(),
+            capacity: KEY_CACHE_CAPACITY,
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyPairCache {
@@ -69,10 +79,19 @@ impl KeyPairCache {
         {
             self.entries.remove(index);
         }
-        if self.entries.len() >= KEY_CACHE_CAPACITY {
+        while self.entries.len() >= self.capacity {
             self.entries.pop_front();
         }
         self.entries.push_back(pair);
+    }
+
+    /// Keeps at most `capacity` key pairs from now on (at least one), forgetting the least
+    /// recently used beyond it at once.
+    pub(crate) fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        while self.entries.len() > self.capacity {
+            self.entries.pop_front();
+        }
     }
 }
 
@@ -91,6 +110,13 @@ mod tests {
             assert!(a == DhKeyPair::from_secret_bytes([i; KEY_LEN]));
             assert_eq!(a.public(), b.public());
         }
+        assert_eq!(cache.entries.len(), KEY_CACHE_CAPACITY);
+        cache.set_capacity(40);
+        for i in 0..50u8 {
+            cache.key_pair(&Zeroizing::new([i; KEY_LEN]));
+        }
+        assert_eq!(cache.entries.len(), 40);
+        cache.set_capacity(KEY_CACHE_CAPACITY);
         assert_eq!(cache.entries.len(), KEY_CACHE_CAPACITY);
     }
 }

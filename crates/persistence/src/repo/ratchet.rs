@@ -151,6 +151,22 @@ pub(crate) fn load(
         .transpose()
 }
 
+/// Loads the state of a conversation with its stored `skipped_bound` (for a batch, which
+/// keeps both in memory and writes them once).
+pub(crate) fn load_with_bound(
+    conn: &mut SqliteConnection,
+    keys: &mut KeyPairCache,
+    conversation_id: &str,
+) -> Result<Option<(RatchetState, i64)>, PersistenceError> {
+    ratchet_states::table
+        .find(conversation_id)
+        .select((RatchetStateRow::as_select(), ratchet_states::skipped_bound))
+        .first::<(RatchetStateRow, i64)>(conn)
+        .optional()?
+        .map(|(row, bound)| Ok((row.into_domain(keys)?, bound)))
+        .transpose()
+}
+
 /// Replaces the state and applies the delta, atomically.
 ///
 /// With no skipped-key changes (most messages) this is one cached `UPDATE` of the state row
@@ -165,19 +181,7 @@ pub(crate) fn save(
 ) -> Result<(), PersistenceError> {
     let secret = state.dh_self.secret_bytes();
     let public = state.dh_self.public();
-    let row = NewRatchetStateRow {
-        conversation_id,
-        root_key: state.root_key.as_bytes(),
-        sending_chain: state.sending_chain.as_ref().map(|k| &k.as_bytes()[..]),
-        receiving_chain: state.receiving_chain.as_ref().map(|k| &k.as_bytes()[..]),
-        dh_self_secret: &secret[..],
-        dh_self_public: public.as_bytes(),
-        dh_remote: state.dh_remote.as_ref().map(|k| &k.as_bytes()[..]),
-        msg_send: i64::from(state.msg_send),
-        msg_recv: i64::from(state.msg_recv),
-        prev_chain_len: i64::from(state.prev_chain_len),
-        skipped_bound: 0,
-    };
+    let row = state_row(conversation_id, state, &secret, &public);
     if delta.is_empty() {
         // One statement: atomic on its own.
         write_row(conn, &row, 0)?;
@@ -193,6 +197,69 @@ pub(crate) fn save(
             write_row(conn, &row, bound.saturating_sub(old_bound))
         })?;
     }
+    keys.remember(state.dh_self.clone());
+    Ok(())
+}
+
+/// The row of `state`, borrowing the key bytes (`secret` and `public` are `dh_self`'s).
+fn state_row<'a>(
+    conversation_id: &'a str,
+    state: &'a RatchetState,
+    secret: &'a [u8; domain_ratchet::KEY_LEN],
+    public: &'a PublicKey,
+) -> NewRatchetStateRow<'a> {
+    NewRatchetStateRow {
+        conversation_id,
+        root_key: state.root_key.as_bytes(),
+        sending_chain: state.sending_chain.as_ref().map(|k| &k.as_bytes()[..]),
+        receiving_chain: state.receiving_chain.as_ref().map(|k| &k.as_bytes()[..]),
+        dh_self_secret: &secret[..],
+        dh_self_public: public.as_bytes(),
+        dh_remote: state.dh_remote.as_ref().map(|k| &k.as_bytes()[..]),
+        msg_send: i64::from(state.msg_send),
+        msg_recv: i64::from(state.msg_recv),
+        prev_chain_len: i64::from(state.prev_chain_len),
+        skipped_bound: 0,
+    }
+}
+
+/// Applies a skipped-key delta alone to a conversation whose stored bound is `old_bound`;
+/// returns the new bound. The state row is not touched: a batch writes it once at its end
+/// ([`write_state`]). With `atomic`, in a savepoint of its own; without, a failure may leave
+/// part of the delta written (for a caller that undoes the whole item on any failure).
+pub(crate) fn save_delta(
+    conn: &mut SqliteConnection,
+    conversation_id: &str,
+    delta: &SkippedKeyDelta,
+    old_bound: i64,
+    atomic: bool,
+) -> Result<i64, PersistenceError> {
+    if delta.is_empty() {
+        return Ok(old_bound);
+    }
+    if atomic {
+        conn.transaction(|conn| apply_delta(conn, conversation_id, delta, old_bound))
+    } else {
+        apply_delta(conn, conversation_id, delta, old_bound)
+    }
+}
+
+/// Writes the state row (update, or insert for a new conversation), adding `bound_change` to
+/// its `skipped_bound`. With [`save_delta`], the same rows as [`save`].
+pub(crate) fn write_state(
+    conn: &mut SqliteConnection,
+    keys: &mut KeyPairCache,
+    conversation_id: &str,
+    state: &RatchetState,
+    bound_change: i64,
+) -> Result<(), PersistenceError> {
+    let secret = state.dh_self.secret_bytes();
+    let public = state.dh_self.public();
+    write_row(
+        conn,
+        &state_row(conversation_id, state, &secret, &public),
+        bound_change,
+    )?;
     keys.remember(state.dh_self.clone());
     Ok(())
 }

@@ -1,0 +1,778 @@
+//! Batches: many items (received envelopes, sends) in one transaction, each item inside its
+//! own savepoint or run without one, with the ratchet states the batch touches kept in memory.
+//! See [`BatchTx`].
+
+use std::collections::HashMap;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::sqlite::Sqlite;
+use domain_chat::{
+    Acknowledged, ConversationRecord, ConversationStore, Delivered, EphemeralKeyStore,
+    HistoryEntry, Identity, IdentityStore, InboxEntry, MailboxStore, NewHistoryEntry,
+    NewInboxEntry, NewOutboxEntry, OutboxEntry, Processed,
+};
+use domain_ratchet::{
+    DhKeyPair, PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
+    Timestamp,
+};
+
+use crate::database::{Database, Tx};
+use crate::error::PersistenceError;
+use crate::repo::{convo, identity, ratchet};
+
+/// A conversation's ratchet state as the batch sees it.
+#[derive(Clone)]
+struct CachedState {
+    /// The state (`None`: the conversation has none).
+    state: Option<RatchetState>,
+    /// `skipped_bound` as the row would hold it now.
+    bound: i64,
+    /// `skipped_bound` as the row holds it in the database (0 when there is no row).
+    stored_bound: i64,
+    /// Whether `state` differs from the row in the database (to be written by the flush).
+    dirty: bool,
+}
+
+/// How to undo one change to the caches, when an item's savepoint rolls back.
+enum Undo {
+    State(String, Option<CachedState>),
+    Conversation(String, Option<Option<ConversationRecord>>),
+    Identity(Option<Option<Identity>>),
+}
+
+/// A batch transaction in progress, handed to the closure of [`Database::batch`].
+///
+/// It implements every store trait (ratchet, chat, mailbox) like [`Tx`], with the ratchet
+/// states, conversation records and identity it reads kept in memory for the rest of the batch.
+/// Run each item through [`BatchTx::savepoint`] so that a failing item rolls back alone, or
+/// through [`BatchTx::item`] (no savepoint) and fall back to savepoints when it reports
+/// [`UndoNeeded`].
+///
+/// [`Database::batch`] runs a closure over a [`BatchTx`]: one `BEGIN IMMEDIATE` … `COMMIT`
+/// for the whole batch. [`BatchTx::savepoint`] runs one item: if the item fails, its savepoint
+/// is rolled back — every row it wrote, and every change it made to the in-memory states — and
+/// the other items stay.
+///
+/// **The fast path.** A savepoint makes SQLite copy every page an item modifies into its
+/// statement journal, which costs about a fifth of a received envelope's time. Most items
+/// never need it: they succeed, or they fail before writing anything (the protocol refuses bad
+/// input before its first write). [`BatchTx::item`] runs an item without a savepoint and
+/// reports the rare item that fails *after* writing ([`UndoNeeded`]); the caller then abandons
+/// the batch and runs the same items again through [`BatchTx::savepoint`]. The Client does
+/// exactly that, so a failing write costs a second pass over its transaction, never a wrong
+/// result.
+///
+/// **What is cached.** A conversation's ratchet state is read from the database once per batch
+/// and written once, when the batch ends ([`BatchTx::flush`], run by [`Database::batch`] before
+/// the commit). In between, loads are served from memory and saves update memory. The
+/// skipped-key delta of each save is written at once, inside the item, exactly as a
+/// lone save writes it (deletes, inserts, eviction beyond the cap), so skipped-key lookups see
+/// the keys inserted and removed by earlier items, and the `skipped_keys` rows — their ids
+/// included, which order eviction — are row for row those of item-by-item processing. The state
+/// row's `skipped_bound` is carried in memory with the state and written with it. Conversation
+/// records and the identity are cached too (they are read by every envelope).
+///
+/// The final database is therefore exactly what the same items would have produced run one
+/// transaction each (the workspace tests compare full dumps), minus one state-row write and one
+/// state-row read (with its key derivation) per item.
+///
+/// A store call that writes is atomic on its own, except inside [`BatchTx::item`], where a
+/// failing call may leave part of its writes (the item then reports [`UndoNeeded`]).
+pub struct BatchTx<'a> {
+    tx: Tx<'a>,
+    states: HashMap<String, CachedState>,
+    conversations: HashMap<String, Option<ConversationRecord>>,
+    identity: Option<Option<Identity>>,
+    /// Changes to the caches since the outermost open savepoint, oldest first.
+    journal: Vec<Undo>,
+    /// Open savepoints.
+    depth: usize,
+    /// Store calls that write (or update the cached states) attempted so far.
+    writes: u64,
+    /// Inside [`BatchTx::item`]: writes need not be atomic one by one.
+    in_item: bool,
+    /// An item failed after writing without a savepoint: this batch must not commit.
+    abandoned: bool,
+    /// SQLite rolled the transaction back by itself (see [`BatchTx::transaction_lost`]).
+    lost: bool,
+}
+
+/// An item run by [`BatchTx::item`] (without a savepoint) failed after it had written:
+/// its writes cannot be undone alone. The batch must be abandoned — [`Database::batch`]
+/// refuses to commit it — and its items run again with [`BatchTx::savepoint`]. Holds the
+/// item's error.
+#[derive(Debug)]
+pub struct UndoNeeded<E>(pub E);
+
+impl std::fmt::Debug for BatchTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchTx")
+            .field("cached_states", &self.states.len())
+            .field("depth", &self.depth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `SAVEPOINT`, `RELEASE` and `ROLLBACK TO` of the item savepoint, as statements with a static
+/// query id so that the connection keeps them prepared (one per item each).
+#[derive(Clone, Copy)]
+enum SavepointSql {
+    Begin,
+    Release,
+    RollbackTo,
+}
+
+macro_rules! savepoint_statement {
+    ($name:ident, $sql:literal) => {
+        struct $name;
+
+        impl QueryId for $name {
+            type QueryId = $name;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl QueryFragment<Sqlite> for $name {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+                out.push_sql($sql);
+                Ok(())
+            }
+        }
+
+        impl RunQueryDsl<SqliteConnection> for $name {}
+    };
+}
+
+savepoint_statement!(BeginItem, "SAVEPOINT libchat_batch_item");
+savepoint_statement!(ReleaseItem, "RELEASE libchat_batch_item");
+savepoint_statement!(RollbackItem, "ROLLBACK TO libchat_batch_item");
+savepoint_statement!(ProbeTransaction, "BEGIN");
+
+impl SavepointSql {
+    fn run(self, conn: &mut SqliteConnection) -> Result<(), PersistenceError> {
+        match self {
+            SavepointSql::Begin => BeginItem.execute(conn),
+            SavepointSql::Release => ReleaseItem.execute(conn),
+            SavepointSql::RollbackTo => RollbackItem.execute(conn),
+        }?;
+        Ok(())
+    }
+}
+
+impl<'a> BatchTx<'a> {
+    fn new(tx: &'a mut Tx<'_>) -> Self {
+        Self {
+            tx: Tx {
+                conn: &mut *tx.conn,
+                keys: &mut *tx.keys,
+            },
+            states: HashMap::new(),
+            conversations: HashMap::new(),
+            identity: None,
+            journal: Vec::new(),
+            depth: 0,
+            writes: 0,
+            in_item: false,
+            abandoned: false,
+            lost: false,
+        }
+    }
+
+    /// Whether SQLite rolled the batch's transaction back by itself when an item failed (it
+    /// does on a full disk, some I/O errors, out of memory): everything the batch wrote is gone,
+    /// the batch will not commit, and the failed item's error is the cause to report. Stop
+    /// running items when this is true.
+    pub fn transaction_lost(&self) -> bool {
+        self.lost
+    }
+
+    /// Runs one item without a savepoint (the fast path; see [`BatchTx`]):
+    /// - `Ok(Ok(value))`: it succeeded; its writes are part of the batch;
+    /// - `Ok(Err(error))`: it failed before writing anything: nothing to undo, the batch goes
+    ///   on;
+    /// - `Err(UndoNeeded(error))`: it failed after writing. The batch is abandoned (it will not
+    ///   commit, whatever the closure returns): return an error from the closure and run the
+    ///   items again through [`BatchTx::savepoint`] — unless [`BatchTx::transaction_lost`]:
+    ///   then the item's error is the batch's failure.
+    pub fn item<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<Result<T, E>, UndoNeeded<E>> {
+        let writes = self.writes;
+        let outer = std::mem::replace(&mut self.in_item, true);
+        let result = f(self);
+        self.in_item = outer;
+        let Err(error) = result else {
+            return Ok(result);
+        };
+        // Always asked (also after writes), so that a lost transaction is known.
+        let open = self.transaction_is_open();
+        if open && self.writes == writes {
+            return Ok(Err(error));
+        }
+        self.abandoned = true;
+        Err(UndoNeeded(error))
+    }
+
+    /// After an item failed: whether the batch's transaction is still open. When it is not,
+    /// the batch is marked lost and abandoned.
+    fn transaction_is_open(&mut self) -> bool {
+        if self.lost {
+            return false;
+        }
+        if self.probe_transaction() {
+            return true;
+        }
+        self.lost = true;
+        self.abandoned = true;
+        false
+    }
+
+    /// Whether the batch's transaction is still open. SQLite rolls a transaction back by itself
+    /// on some errors (a full disk, an I/O error, out of memory), and later statements would
+    /// then run outside it: a `BEGIN`, which fails inside a transaction, tells. If it succeeds,
+    /// the (empty) transaction it opened is the one the abandoned batch rolls back.
+    fn probe_transaction(&mut self) -> bool {
+        ProbeTransaction.execute(self.tx.conn).is_err()
+    }
+
+    /// Counts a store call that writes (before it runs: a failing one may have written part).
+    fn writing(&mut self) {
+        self.writes += 1;
+    }
+
+    /// Runs one item inside a savepoint: kept if `f` returns `Ok`; if it returns `Err`, every
+    /// row it wrote and every change it made to the batch's in-memory states is rolled back,
+    /// and its error is returned as the inner `Err`. The other items of the batch are not
+    /// affected either way.
+    ///
+    /// The outer `Err` means the savepoint itself could not be opened, released or rolled back
+    /// (SQLite rolls the whole transaction back on some I/O errors, disk full, out of memory):
+    /// the batch cannot go on, and must be abandoned (return an error from the closure of
+    /// [`Database::batch`], which rolls everything back).
+    ///
+    /// Savepoints nest: an inner one that rolls back undoes only its own changes.
+    ///
+    /// When SQLite itself rolled the whole transaction back on the item's failure, the item's
+    /// error is returned and [`BatchTx::transaction_lost`] becomes true: stop there.
+    pub fn savepoint<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<Result<T, E>, PersistenceError> {
+        SavepointSql::Begin.run(self.tx.conn)?;
+        let mark = self.journal.len();
+        self.depth += 1;
+        let result = f(self);
+        self.depth -= 1;
+        match result {
+            Ok(value) => {
+                SavepointSql::Release.run(self.tx.conn)?;
+                if self.depth == 0 {
+                    // Committed into the batch: nothing left to undo.
+                    self.journal.clear();
+                }
+                Ok(Ok(value))
+            }
+            Err(error) => {
+                // The caches first: they must match the database again even if the rollback
+                // below fails (the batch is then abandoned anyway).
+                self.undo_to(mark);
+                if !self.transaction_is_open() {
+                    // Nothing to roll back to: the item's error is the batch's cause.
+                    return Ok(Err(error));
+                }
+                SavepointSql::RollbackTo.run(self.tx.conn)?;
+                SavepointSql::Release.run(self.tx.conn)?;
+                Ok(Err(error))
+            }
+        }
+    }
+
+    /// Writes every ratchet state changed by the batch (one statement per conversation). Run
+    /// by [`Database::batch`] before its commit; calling it earlier is allowed (states are then
+    /// written again only if changed again).
+    pub fn flush(&mut self) -> Result<(), PersistenceError> {
+        if self.abandoned {
+            return Err(abandoned());
+        }
+        let mut dirty: Vec<&String> = self
+            .states
+            .iter()
+            .filter(|(_, cached)| cached.dirty)
+            .map(|(id, _)| id)
+            .collect();
+        // A fixed order, so that the same batch writes the same way every time.
+        dirty.sort_unstable();
+        let dirty: Vec<String> = dirty.into_iter().cloned().collect();
+        for conversation_id in dirty {
+            let Some(cached) = self.states.get_mut(&conversation_id) else {
+                continue;
+            };
+            if let Some(state) = &cached.state {
+                ratchet::write_state(
+                    self.tx.conn,
+                    self.tx.keys,
+                    &conversation_id,
+                    state,
+                    cached.bound.saturating_sub(cached.stored_bound),
+                )?;
+            }
+            cached.stored_bound = cached.bound;
+            cached.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Undoes the cache changes recorded after `mark`, newest first.
+    fn undo_to(&mut self, mark: usize) {
+        while self.journal.len() > mark {
+            let Some(undo) = self.journal.pop() else {
+                break;
+            };
+            match undo {
+                Undo::State(id, Some(previous)) => {
+                    self.states.insert(id, previous);
+                }
+                Undo::State(id, None) => {
+                    self.states.remove(&id);
+                }
+                Undo::Conversation(id, Some(previous)) => {
+                    self.conversations.insert(id, previous);
+                }
+                Undo::Conversation(id, None) => {
+                    self.conversations.remove(&id);
+                }
+                Undo::Identity(previous) => self.identity = previous,
+            }
+        }
+    }
+
+    /// Replaces the cached state of `conversation_id`, recording how to undo it.
+    fn set_state(&mut self, conversation_id: &str, cached: CachedState) {
+        let previous = self.states.insert(conversation_id.to_owned(), cached);
+        if self.depth > 0 {
+            self.journal
+                .push(Undo::State(conversation_id.to_owned(), previous));
+        }
+    }
+
+    /// Replaces the cached record of `conversation_id`, recording how to undo it.
+    fn set_conversation(&mut self, conversation_id: &str, record: Option<ConversationRecord>) {
+        let previous = self
+            .conversations
+            .insert(conversation_id.to_owned(), record);
+        if self.depth > 0 {
+            self.journal
+                .push(Undo::Conversation(conversation_id.to_owned(), previous));
+        }
+    }
+
+    /// The cached state of `conversation_id`, read from the database on first use.
+    fn cached_state(&mut self, conversation_id: &str) -> Result<&CachedState, PersistenceError> {
+        if !self.states.contains_key(conversation_id) {
+            let loaded = ratchet::load_with_bound(self.tx.conn, self.tx.keys, conversation_id)?;
+            let (state, bound) = match loaded {
+                Some((state, bound)) => (Some(state), bound),
+                None => (None, 0),
+            };
+            self.set_state(
+                conversation_id,
+                CachedState {
+                    state,
+                    bound,
+                    stored_bound: bound,
+                    dirty: false,
+                },
+            );
+        }
+        self.states
+            .get(conversation_id)
+            .ok_or_else(|| PersistenceError::NotFound(format!("cached state {conversation_id}")))
+    }
+
+    fn conversation(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationRecord>, PersistenceError> {
+        if let Some(cached) = self.conversations.get(conversation_id) {
+            return Ok(cached.clone());
+        }
+        let loaded = convo::load(self.tx.conn, conversation_id)?;
+        self.set_conversation(conversation_id, loaded.clone());
+        Ok(loaded)
+    }
+}
+
+/// The error of a batch that was abandoned ([`UndoNeeded`]) but whose closure returned `Ok`.
+fn abandoned() -> PersistenceError {
+    PersistenceError::Query(diesel::result::Error::RollbackTransaction)
+}
+
+#[derive(QueryableByName)]
+struct WalAutocheckpoint {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    wal_autocheckpoint: i64,
+}
+
+#[derive(QueryableByName)]
+struct BusyTimeout {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    timeout: i64,
+}
+
+/// WAL frames (pages of 4 KiB) allowed to pile up before a checkpoint during
+/// [`Database::batch_series`]: about 40 MiB, ten transactions of 1,000 received envelopes.
+const SERIES_CHECKPOINT_PAGES: i64 = 10_000;
+
+/// Ratchet key pairs remembered during [`Database::batch_series`] (16 otherwise): loading a
+/// state derives its key pair from the stored secret unless remembered, a scalar
+/// multiplication that costs about a tenth of a received envelope, and each transaction of a
+/// series loads the states of every conversation it touches again.
+const SERIES_KEY_PAIRS: usize = 256;
+
+impl Database {
+    /// Runs `f` — several batch transactions in a row, e.g. a backlog cut into bounded
+    /// batches — tuned for that:
+    /// - the WAL's automatic checkpoints are deferred. SQLite checkpoints at the first commit
+    ///   that leaves more than 1,000 pages in the WAL, and a transaction of 1,000 received
+    ///   envelopes writes about that many, so every commit would copy the whole WAL into the
+    ///   database file and sync it. Deferred to 10,000 pages, the pages several transactions
+    ///   modified are copied once; when `f` returns, the WAL is checkpointed and truncated to
+    ///   zero bytes (as when the database closes; skipped, not waited for, when another
+    ///   connection is reading or writing) and the automatic checkpoints are restored;
+    /// - the key pairs of up to 256 ratchet states are remembered across the transactions
+    ///   (16 otherwise), so each conversation's key pair is derived once per series rather than
+    ///   once per transaction; the extra ones are forgotten (and wiped) when `f` returns.
+    ///
+    /// Best effort: when a setting cannot be read or changed, `f` runs with the checkpoints as
+    /// they are. An in-memory database only remembers more key pairs.
+    pub fn batch_series<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.keys.set_capacity(SERIES_KEY_PAIRS);
+        let value = if matches!(self.location(), crate::config::Location::File(_)) {
+            self.with_deferred_checkpoints(f)
+        } else {
+            f(self)
+        };
+        self.keys
+            .set_capacity(crate::repo::keycache::KEY_CACHE_CAPACITY);
+        value
+    }
+
+    /// The checkpoint half of [`Database::batch_series`] (a file database).
+    fn with_deferred_checkpoints<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let deferred = diesel::sql_query("PRAGMA wal_autocheckpoint")
+            .get_result::<WalAutocheckpoint>(&mut self.conn)
+            .map(|row| row.wal_autocheckpoint)
+            .map_err(PersistenceError::from)
+            .and_then(|automatic| {
+                self.conn.batch_execute(&format!(
+                    "PRAGMA wal_autocheckpoint = {SERIES_CHECKPOINT_PAGES};"
+                ))?;
+                Ok(automatic)
+            });
+        let value = f(self);
+        if let Ok(automatic) = deferred {
+            let _ = self
+                .conn
+                .batch_execute(&format!("PRAGMA wal_autocheckpoint = {automatic};"));
+            if let Ok(busy) =
+                diesel::sql_query("PRAGMA busy_timeout").get_result::<BusyTimeout>(&mut self.conn)
+            {
+                let busy_timeout = busy.timeout;
+                let _ = crate::database::truncate_wal(
+                    &mut self.conn,
+                    Some(u64::try_from(busy_timeout).unwrap_or(0)),
+                );
+            }
+        }
+        value
+    }
+
+    /// Runs `f` as one batch: one `BEGIN IMMEDIATE` transaction over a [`BatchTx`], whose
+    /// changed ratchet states are written ([`BatchTx::flush`]) before the commit. Committed if
+    /// `f` and the flush succeed; rolled back entirely otherwise. Items that `f` runs through
+    /// [`BatchTx::savepoint`] fail alone.
+    ///
+    /// The write lock is held from the first statement to the commit: bound the work of one
+    /// batch (the Client cuts large inputs into several batches). A batch abandoned by an item
+    /// ([`UndoNeeded`]) is rolled back even if `f` returns `Ok`.
+    pub fn batch<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<PersistenceError>,
+        F: FnOnce(&mut BatchTx<'_>) -> Result<T, E>,
+    {
+        self.transaction(|tx| run_batch(tx, f))
+    }
+
+    /// [`Database::batch`] committed as [`Database::transaction_synced`]: durable when it
+    /// returns, whatever the durability (one `fsync` of the WAL in `Normal`).
+    pub fn batch_synced<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<PersistenceError>,
+        F: FnOnce(&mut BatchTx<'_>) -> Result<T, E>,
+    {
+        self.transaction_synced(|tx| run_batch(tx, f))
+    }
+}
+
+/// The body of [`Database::batch`] and [`Database::batch_synced`] inside their transaction.
+fn run_batch<T, E, F>(tx: &mut Tx<'_>, f: F) -> Result<T, E>
+where
+    E: From<PersistenceError>,
+    F: FnOnce(&mut BatchTx<'_>) -> Result<T, E>,
+{
+    let mut batch = BatchTx::new(tx);
+    let result = f(&mut batch).and_then(|value| {
+        batch.flush()?;
+        Ok(value)
+    });
+    if result.is_err() {
+        // If SQLite already rolled the transaction back (a full disk...), the probe opens an
+        // empty one for the rollback to end, so that the caller gets this error rather than
+        // "no transaction is active".
+        batch.transaction_is_open();
+    }
+    result
+}
+
+impl IdentityStore for BatchTx<'_> {
+    fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
+        if let Some(cached) = &self.identity {
+            return Ok(cached.clone());
+        }
+        let loaded = identity::load(self.tx.conn)?;
+        let previous = self.identity.replace(loaded.clone());
+        if self.depth > 0 {
+            self.journal.push(Undo::Identity(previous));
+        }
+        Ok(loaded)
+    }
+
+    fn save_identity(&mut self, value: &Identity) -> Result<(), StoreError> {
+        self.writing();
+        identity::save(self.tx.conn, value)?;
+        let previous = self.identity.replace(Some(value.clone()));
+        if self.depth > 0 {
+            self.journal.push(Undo::Identity(previous));
+        }
+        Ok(())
+    }
+}
+
+impl EphemeralKeyStore for BatchTx<'_> {
+    fn save_ephemeral_key(&mut self, key_pair: &DhKeyPair) -> Result<(), StoreError> {
+        self.writing();
+        self.tx.save_ephemeral_key(key_pair)
+    }
+
+    fn load_ephemeral_key(&mut self, public: &PublicKey) -> Result<Option<DhKeyPair>, StoreError> {
+        self.tx.load_ephemeral_key(public)
+    }
+
+    fn delete_ephemeral_key(&mut self, public: &PublicKey) -> Result<bool, StoreError> {
+        self.writing();
+        self.tx.delete_ephemeral_key(public)
+    }
+
+    fn count_ephemeral_keys(&mut self) -> Result<usize, StoreError> {
+        self.tx.count_ephemeral_keys()
+    }
+}
+
+impl ConversationStore for BatchTx<'_> {
+    fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
+        self.writing();
+        convo::save(self.tx.conn, record)?;
+        self.set_conversation(&record.conversation_id, Some(record.clone()));
+        Ok(())
+    }
+
+    fn load_conversation(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        Ok(self.conversation(conversation_id)?)
+    }
+
+    fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
+        self.tx.list_conversations()
+    }
+
+    fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        self.writing();
+        // The database deletes the ratchet row and the skipped keys with it (cascade).
+        let existed = convo::delete(self.tx.conn, conversation_id)?;
+        self.set_conversation(conversation_id, None);
+        self.set_state(
+            conversation_id,
+            CachedState {
+                state: None,
+                bound: 0,
+                stored_bound: 0,
+                dirty: false,
+            },
+        );
+        Ok(existed)
+    }
+}
+
+impl RatchetStore for BatchTx<'_> {
+    fn load_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+    ) -> Result<Option<RatchetState>, StoreError> {
+        Ok(self.cached_state(conversation_id)?.state.clone())
+    }
+
+    fn save_ratchet_state(
+        &mut self,
+        conversation_id: &str,
+        state: &RatchetState,
+        delta: &SkippedKeyDelta,
+    ) -> Result<(), StoreError> {
+        let cached = self.cached_state(conversation_id)?;
+        let (has_state, old_bound, stored_bound) =
+            (cached.state.is_some(), cached.bound, cached.stored_bound);
+        if !has_state && self.conversation(conversation_id)?.is_none() {
+            // What the row's foreign key reports to a lone save.
+            return Err(
+                PersistenceError::NotFound(format!("conversation {conversation_id}")).into(),
+            );
+        }
+        // The delta now (atomically, except inside a fast item, which is undone whole), the
+        // row at the end of the batch.
+        self.writing();
+        let bound = ratchet::save_delta(
+            self.tx.conn,
+            conversation_id,
+            delta,
+            old_bound,
+            !self.in_item,
+        )?;
+        self.set_state(
+            conversation_id,
+            CachedState {
+                state: Some(state.clone()),
+                bound,
+                stored_bound,
+                dirty: true,
+            },
+        );
+        Ok(())
+    }
+
+    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        self.writing();
+        let in_batch = self
+            .states
+            .get(conversation_id)
+            .map(|cached| cached.state.is_some());
+        let in_database = ratchet::delete(self.tx.conn, conversation_id)?;
+        self.set_state(
+            conversation_id,
+            CachedState {
+                state: None,
+                bound: 0,
+                stored_bound: 0,
+                dirty: false,
+            },
+        );
+        Ok(in_batch.unwrap_or(in_database))
+    }
+
+    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
+        if let Some(cached) = self.states.get(conversation_id) {
+            return Ok(cached.state.is_some());
+        }
+        // Not cached: ask without loading (a load derives the key pair).
+        Ok(ratchet::exists(self.tx.conn, conversation_id)?)
+    }
+
+    fn load_skipped_key(
+        &mut self,
+        conversation_id: &str,
+        dh_pub: &PublicKey,
+        msg_num: u32,
+    ) -> Result<Option<SkippedKey>, StoreError> {
+        self.tx.load_skipped_key(conversation_id, dh_pub, msg_num)
+    }
+
+    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
+        self.tx.load_skipped_keys(conversation_id)
+    }
+
+    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
+        self.tx.count_skipped_keys(conversation_id)
+    }
+
+    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
+        self.writing();
+        self.tx.expire_skipped_keys(older_than)
+    }
+}
+
+impl MailboxStore for BatchTx<'_> {
+    fn outbox_push(&mut self, entry: &NewOutboxEntry<'_>) -> Result<i64, StoreError> {
+        self.writing();
+        self.tx.outbox_push(entry)
+    }
+
+    fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.tx.outbox_pending(limit)
+    }
+
+    fn outbox_len(&mut self) -> Result<usize, StoreError> {
+        self.tx.outbox_len()
+    }
+
+    fn outbox_mark_delivered(&mut self, id: i64) -> Result<Delivered, StoreError> {
+        self.writing();
+        self.tx.outbox_mark_delivered(id)
+    }
+
+    fn inbox_push(&mut self, entry: &NewInboxEntry<'_>) -> Result<i64, StoreError> {
+        self.writing();
+        self.tx.inbox_push(entry)
+    }
+
+    fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+        self.tx.inbox_pending(limit)
+    }
+
+    fn inbox_ack(&mut self, id: i64) -> Result<Acknowledged, StoreError> {
+        self.writing();
+        self.tx.inbox_ack(id)
+    }
+
+    fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
+        self.writing();
+        self.tx.history_push(entry)
+    }
+
+    fn history(
+        &mut self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.tx.history(conversation_id, limit)
+    }
+
+    fn mark_envelope_processed(
+        &mut self,
+        digest: &[u8; 32],
+        at: Timestamp,
+    ) -> Result<Processed, StoreError> {
+        self.writing();
+        self.tx.mark_envelope_processed(digest, at)
+    }
+
+    fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
+        self.tx.is_envelope_processed(digest)
+    }
+
+    fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError> {
+        self.writing();
+        self.tx.forget_processed_envelopes(before)
+    }
+}
