@@ -905,6 +905,51 @@ fn a_failure_while_writing_the_target_leaves_no_temporary_file() {
     assert_nothing_written(dir.path(), &before, &source, &source_bytes);
 }
 
+/// A file that appears under the target's name while the import runs (after its existence
+/// check, before the move into place) is never replaced: the move refuses it
+/// (`TargetExists`), the file keeps its bytes, and no temporary file or sidecar is left.
+#[test]
+fn a_target_created_during_the_import_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    create_legacy_db(
+        &source,
+        None,
+        Synthetic {
+            conversations: 2,
+            skipped_per_conversation: 3,
+            intro_keys: 1,
+        },
+    );
+    let source_bytes = std::fs::read(&source).unwrap();
+    let target = dir.path().join("imported.db");
+    let mut expected = listing(dir.path());
+    expected.push("imported.db".to_owned());
+    expected.sort();
+    let planted = b"not mine to replace".to_vec();
+    let mut planted_at = None;
+    let result = import_legacy(&source, None, &target_config(&target, None), &mut |p| {
+        if p.phase == ImportPhase::Finishing && p.done == 0 {
+            std::fs::write(&target, &planted).unwrap();
+            planted_at = Some(p);
+        }
+    });
+    assert!(planted_at.is_some(), "the import never reached its move");
+    assert!(
+        matches!(
+            result,
+            Err(LegacyImportError::TargetExists {
+                same_identity: false,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), planted);
+    assert_eq!(listing(dir.path()), expected, "files were left behind");
+    assert_eq!(std::fs::read(&source).unwrap(), source_bytes);
+}
+
 #[test]
 fn file_names_with_uri_syntax_import() {
     let db = &manifest_dbs()[0];
