@@ -374,11 +374,11 @@ fn recorded_conversation_replays() {
                     .unwrap()
                     .unwrap();
                 assert_eq!(
-                    (mine.msg_send, mine.msg_recv, mine.prev_chain_len),
+                    (mine.msg_send(), mine.msg_recv(), mine.prev_chain_len()),
                     (
-                        ours_after.msg_send,
-                        ours_after.msg_recv,
-                        ours_after.prev_chain_len
+                        ours_after.msg_send(),
+                        ours_after.msg_recv(),
+                        ours_after.prev_chain_len()
                     )
                 );
                 // Adopt the recorded sender state (its nonce and new key were random).

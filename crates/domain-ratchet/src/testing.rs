@@ -19,10 +19,11 @@ use rand_core::OsRng;
 use crate::config::RatchetConfig;
 use crate::error::RatchetError;
 use crate::header::Header;
-use crate::keys::{DhKeyPair, PublicKey, SymmetricKey};
+use crate::keys::{DhKeyPair, PublicKey};
 use crate::session::{SessionError, decrypt_in_store, encrypt_in_store};
-use crate::state::RatchetState;
+use crate::state::{RatchetState, RatchetStateParts};
 use crate::store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError};
+use crate::symmetric::{ChainKey, MessageKey, RootKey, SymmetricKey};
 use crate::time::Timestamp;
 
 /// Runs every check, each on a fresh store from `new_store`.
@@ -44,16 +45,16 @@ pub fn run_all<S: RatchetStore>(mut new_store: impl FnMut() -> S) {
 
 /// A state with every optional field set (`full = true`) or unset, derived from `seed`.
 pub fn sample_state(seed: u8, full: bool) -> RatchetState {
-    RatchetState {
-        root_key: SymmetricKey::from_bytes([seed; 32]),
-        sending_chain: full.then(|| SymmetricKey::from_bytes([seed.wrapping_add(1); 32])),
-        receiving_chain: full.then(|| SymmetricKey::from_bytes([seed.wrapping_add(2); 32])),
+    RatchetState::from_parts(RatchetStateParts {
+        root_key: RootKey::from_bytes([seed; 32]),
+        sending_chain: full.then(|| ChainKey::from_bytes([seed.wrapping_add(1); 32])),
+        receiving_chain: full.then(|| ChainKey::from_bytes([seed.wrapping_add(2); 32])),
         dh_self: DhKeyPair::from_secret_bytes([seed.wrapping_add(3); 32]),
         dh_remote: full.then_some(PublicKey([seed.wrapping_add(4); 32])),
         msg_send: u32::from(seed) + 1_000,
         msg_recv: u32::from(seed) + 2_000_000,
         prev_chain_len: u32::MAX - u32::from(seed),
-    }
+    })
 }
 
 /// A skipped key `(PublicKey([chain; 32]), msg_num)` with a key derived from both, stored at
@@ -64,7 +65,7 @@ pub fn sample_key(chain: u8, msg_num: u32, stored_at_ms: i64) -> SkippedKey {
     SkippedKey {
         dh_pub: PublicKey([chain; 32]),
         msg_num,
-        message_key: SymmetricKey::from_bytes(key),
+        message_key: MessageKey::from_bytes(key),
         stored_at: Timestamp::from_millis(stored_at_ms),
     }
 }
@@ -111,26 +112,30 @@ pub fn check_state_round_trip<S: RatchetStore>(store: &mut S) {
             .save_ratchet_state("c", &state, &SkippedKeyDelta::default())
             .unwrap();
         let loaded = store.load_ratchet_state("c").unwrap().expect("state saved");
-        assert!(loaded.root_key == state.root_key, "root_key differs");
+        assert!(loaded.root_key() == state.root_key(), "root_key differs");
         assert!(
-            loaded.sending_chain == state.sending_chain,
+            loaded.sending_chain() == state.sending_chain(),
             "sending_chain differs"
         );
         assert!(
-            loaded.receiving_chain == state.receiving_chain,
+            loaded.receiving_chain() == state.receiving_chain(),
             "receiving_chain differs"
         );
-        assert!(loaded.dh_self == state.dh_self, "dh_self secret differs");
+        assert!(
+            loaded.dh_self() == state.dh_self(),
+            "dh_self secret differs"
+        );
         assert_eq!(
-            loaded.dh_self.public(),
-            state.dh_self.public(),
+            loaded.dh_self().public(),
+            state.dh_self().public(),
             "dh_self public"
         );
-        assert_eq!(loaded.dh_remote, state.dh_remote, "dh_remote differs");
-        assert_eq!(loaded.msg_send, state.msg_send, "msg_send differs");
-        assert_eq!(loaded.msg_recv, state.msg_recv, "msg_recv differs");
+        assert_eq!(loaded.dh_remote(), state.dh_remote(), "dh_remote differs");
+        assert_eq!(loaded.msg_send(), state.msg_send(), "msg_send differs");
+        assert_eq!(loaded.msg_recv(), state.msg_recv(), "msg_recv differs");
         assert_eq!(
-            loaded.prev_chain_len, state.prev_chain_len,
+            loaded.prev_chain_len(),
+            state.prev_chain_len(),
             "prev_chain_len differs"
         );
         assert!(loaded == state);
@@ -208,7 +213,7 @@ pub fn check_reinsert_replaces<S: RatchetStore>(store: &mut S) {
         )
         .unwrap();
     let mut new = sample_key(7, 1, 200);
-    new.message_key = SymmetricKey::from_bytes([0xab; 32]);
+    new.message_key = MessageKey::from_bytes([0xab; 32]);
     store
         .save_ratchet_state("c", &sample_state(1, true), &insert(&[new.clone()], None))
         .unwrap();
@@ -372,7 +377,7 @@ pub fn check_save_touches_only_delta<S: RatchetStore>(store: &mut S) {
 pub fn check_conversations_isolated<S: RatchetStore>(store: &mut S) {
     let key_a = sample_key(1, 0, 1);
     let mut key_b = sample_key(1, 0, 2);
-    key_b.message_key = SymmetricKey::from_bytes([0x55; 32]);
+    key_b.message_key = MessageKey::from_bytes([0x55; 32]);
     store
         .save_ratchet_state(
             "a",

@@ -209,21 +209,30 @@ fn assert_matches_manifest(db: &ManifestDb, target: &DatabaseConfig) {
         for row in db.table("ratchet_state") {
             let id = row["conversation_id"].as_str().unwrap();
             let state = tx.load_ratchet_state(id).unwrap().expect("state imported");
-            assert_eq!(*state.root_key.as_bytes(), key32(&row["root_key"]));
+            assert_eq!(*state.root_key().as_bytes(), key32(&row["root_key"]));
             assert_eq!(
-                state.sending_chain.as_ref().map(|k| *k.as_bytes()),
+                state.sending_chain().map(|k| *k.as_bytes()),
                 opt_key32(&row["sending_chain"])
             );
             assert_eq!(
-                state.receiving_chain.as_ref().map(|k| *k.as_bytes()),
+                state.receiving_chain().map(|k| *k.as_bytes()),
                 opt_key32(&row["receiving_chain"])
             );
-            assert_eq!(*state.dh_self.secret_bytes(), key32(&row["dh_self_secret"]));
-            assert_eq!(state.dh_remote.map(|k| k.0), opt_key32(&row["dh_remote"]));
-            assert_eq!(i64::from(state.msg_send), row["msg_send"].as_i64().unwrap());
-            assert_eq!(i64::from(state.msg_recv), row["msg_recv"].as_i64().unwrap());
             assert_eq!(
-                i64::from(state.prev_chain_len),
+                *state.dh_self().secret_bytes(),
+                key32(&row["dh_self_secret"])
+            );
+            assert_eq!(state.dh_remote().map(|k| k.0), opt_key32(&row["dh_remote"]));
+            assert_eq!(
+                i64::from(state.msg_send()),
+                row["msg_send"].as_i64().unwrap()
+            );
+            assert_eq!(
+                i64::from(state.msg_recv()),
+                row["msg_recv"].as_i64().unwrap()
+            );
+            assert_eq!(
+                i64::from(state.prev_chain_len()),
                 row["prev_chain_len"].as_i64().unwrap()
             );
         }
@@ -233,7 +242,7 @@ fn assert_matches_manifest(db: &ManifestDb, target: &DatabaseConfig) {
             .unwrap()
             .unwrap();
         assert_eq!(
-            hex::encode(state.dh_self.public().as_bytes()),
+            hex::encode(state.dh_self().public().as_bytes()),
             main_state["dh_self_public"].as_str().unwrap()
         );
 

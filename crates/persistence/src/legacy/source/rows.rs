@@ -10,7 +10,8 @@ use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use domain_chat::{ConversationKind, ConversationRecord, Identity};
 use domain_ratchet::{
-    DhKeyPair, KEY_LEN, PublicKey, RatchetState, SkippedKey, SymmetricKey, Timestamp,
+    ChainKey, DhKeyPair, KEY_LEN, MessageKey, PublicKey, RatchetState, RatchetStateParts, RootKey,
+    SkippedKey, Timestamp,
 };
 use zeroize::Zeroizing;
 
@@ -124,13 +125,15 @@ fn key_bytes(
     Ok(out)
 }
 
-fn symmetric(
+/// A 32-byte secret key column as the key type `wrap` builds (root, chain or message key).
+fn secret<K>(
     bytes: &[u8],
     table: &'static str,
     column: &'static str,
     row: impl FnOnce() -> String,
-) -> Result<SymmetricKey, LegacyImportError> {
-    key_bytes(bytes, table, column, row).map(|k| SymmetricKey::from_bytes(*k))
+    wrap: impl FnOnce([u8; KEY_LEN]) -> K,
+) -> Result<K, LegacyImportError> {
+    key_bytes(bytes, table, column, row).map(|k| wrap(*k))
 }
 
 fn public(
@@ -308,17 +311,17 @@ fn read_ratchet_states(
     let mut states = HashMap::with_capacity(rows.len());
     for row in rows {
         let label = || format!("conversation_id = '{}'", row.conversation_id);
-        let state = RatchetState {
-            root_key: symmetric(&row.root_key, T, "root_key", label)?,
+        let state = RatchetState::from_parts(RatchetStateParts {
+            root_key: secret(&row.root_key, T, "root_key", label, RootKey::from_bytes)?,
             sending_chain: row
                 .sending_chain
                 .as_ref()
-                .map(|b| symmetric(b, T, "sending_chain", label))
+                .map(|b| secret(b, T, "sending_chain", label, ChainKey::from_bytes))
                 .transpose()?,
             receiving_chain: row
                 .receiving_chain
                 .as_ref()
-                .map(|b| symmetric(b, T, "receiving_chain", label))
+                .map(|b| secret(b, T, "receiving_chain", label, ChainKey::from_bytes))
                 .transpose()?,
             dh_self: DhKeyPair::from_secret_bytes(*key_bytes(
                 &row.dh_self_secret,
@@ -334,7 +337,7 @@ fn read_ratchet_states(
             msg_send: counter(row.msg_send, T, "msg_send", label)?,
             msg_recv: counter(row.msg_recv, T, "msg_recv", label)?,
             prev_chain_len: counter(row.prev_chain_len, T, "prev_chain_len", label)?,
-        };
+        });
         states.insert(row.conversation_id, state);
     }
     Ok(states)
@@ -402,7 +405,13 @@ fn read_skipped_keys(
         let key = SkippedKey {
             dh_pub: public(&row.public_key, T, "public_key", label)?,
             msg_num: counter(row.msg_num, T, "msg_num", label)?,
-            message_key: symmetric(&row.message_key, T, "message_key", label)?,
+            message_key: secret(
+                &row.message_key,
+                T,
+                "message_key",
+                label,
+                MessageKey::from_bytes,
+            )?,
             stored_at: seconds(row.created_at, T, "created_at", label)?,
         };
         match grouped.get_mut(&row.conversation_id) {
