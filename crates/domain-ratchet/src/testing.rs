@@ -1,11 +1,17 @@
 //! Conformance kit for [`RatchetStore`] implementations (feature `testing`).
 //!
 //! Every `check_*` function takes a fresh, empty store and panics with a descriptive message
-//! when the store breaks the contract; [`run_all`] runs them all, each on a new store from the
-//! factory. The kit relies only on the trait:
+//! when the store breaks the contract. [`ratchet_store_conformance_tests!`](crate::ratchet_store_conformance_tests)
+//! expands to one `#[test]` per check, each on a new store from the factory it is given, so
+//! that a failure names the check; invoke it in one module per store, and the module names
+//! the store (matrix-sdk's `cryptostore_integration_tests!` style). The kit relies only on the
+//! trait:
 //!
 //! ```
-//! domain_ratchet::testing::run_all(domain_ratchet::MemoryRatchetStore::new);
+//! mod memory_store {
+//!     domain_ratchet::ratchet_store_conformance_tests!(domain_ratchet::MemoryRatchetStore::new);
+//! }
+//! # fn main() {}
 //! ```
 //!
 //! [`FailingStore`] wraps a store and fails a chosen write (0-based), to test that callers roll
@@ -26,21 +32,40 @@ use crate::store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError};
 use crate::symmetric::{ChainKey, MessageKey, RootKey, SymmetricKey};
 use crate::time::Timestamp;
 
-/// Runs every check, each on a fresh store from `new_store`.
-pub fn run_all<S: RatchetStore>(mut new_store: impl FnMut() -> S) {
-    check_absent_is_none(&mut new_store());
-    check_state_round_trip(&mut new_store());
-    check_exists(&mut new_store());
-    check_delta_insert_remove(&mut new_store());
-    check_reinsert_replaces(&mut new_store());
-    check_cap_evicts_oldest(&mut new_store());
-    check_count(&mut new_store());
-    check_expire_by_age(&mut new_store());
-    check_delete_removes_skipped_keys(&mut new_store());
-    check_save_touches_only_delta(&mut new_store());
-    check_conversations_isolated(&mut new_store());
-    check_end_to_end_out_of_order(&mut new_store());
-    check_rollback_on_failed_save(&mut new_store());
+/// Expands to one `#[test]` per check of the [`RatchetStore`] kit
+/// ([`crate::testing`]), each on a fresh store: `$new_store` is an expression giving a
+/// `FnMut() -> S` (a constructor path or a closure that may own a temporary directory), and is
+/// evaluated anew in every test. Invoke it inside a module named after the store, so that a
+/// failing test reads `<store>::<check>`.
+#[macro_export]
+macro_rules! ratchet_store_conformance_tests {
+    ($new_store:expr) => {
+        $crate::ratchet_store_conformance_tests!(@tests $new_store;
+            absent_is_none => check_absent_is_none,
+            state_round_trip => check_state_round_trip,
+            exists => check_exists,
+            delta_insert_remove => check_delta_insert_remove,
+            reinsert_replaces => check_reinsert_replaces,
+            cap_evicts_oldest => check_cap_evicts_oldest,
+            count => check_count,
+            expire_by_age => check_expire_by_age,
+            delete_removes_skipped_keys => check_delete_removes_skipped_keys,
+            save_touches_only_delta => check_save_touches_only_delta,
+            conversations_isolated => check_conversations_isolated,
+            end_to_end_out_of_order => check_end_to_end_out_of_order,
+            rollback_on_failed_save => check_rollback_on_failed_save,
+        );
+    };
+    (@tests $new_store:expr; $($name:ident => $check:ident,)+) => {
+        $(
+            #[test]
+            fn $name() {
+                #[allow(unused_mut)]
+                let mut new_store = $new_store;
+                $crate::testing::$check(&mut new_store());
+            }
+        )+
+    };
 }
 
 /// A state with every optional field set (`full = true`) or unset, derived from `seed`.
@@ -678,5 +703,27 @@ impl<S: RatchetStore + ?Sized> RatchetStore for FailingStore<'_, S> {
     fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
         self.write()?;
         self.inner.expire_skipped_keys(older_than)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `pub fn check_*` of this kit has its test in the macro: a new check cannot be
+    /// forgotten.
+    #[test]
+    fn every_check_is_in_the_macro() {
+        let source = include_str!("testing.rs");
+        let checks: Vec<&str> = source
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub fn check_"))
+            .filter_map(|rest| rest.split(['<', '(']).next())
+            .collect();
+        assert!(!checks.is_empty(), "no check found: the parsing is stale");
+        for check in checks {
+            assert!(
+                source.contains(&format!("=> check_{check},")),
+                "check_{check} is in no conformance macro"
+            );
+        }
     }
 }
