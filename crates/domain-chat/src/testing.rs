@@ -23,7 +23,12 @@
 //!
 //! A failed check panics (this is test code; the crate-wide `unwrap`/`expect`/`panic` lints
 //! are relaxed here on purpose).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use domain_ratchet::testing::FailingStore;
 use domain_ratchet::{

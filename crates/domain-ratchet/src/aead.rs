@@ -36,12 +36,13 @@ pub fn seal(
     }
     let cipher = ChaCha20Poly1305::new(key.as_bytes().into());
     let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
-    out.extend_from_slice(nonce);
     out.extend_from_slice(plaintext);
     let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, &mut out[NONCE_LEN..])
+        .encrypt_in_place_detached(&Nonce::from(*nonce), aad, &mut out)
         .map_err(|_| too_long)?;
     out.extend_from_slice(&tag);
+    // nonce || ciphertext || tag: the nonce goes in front, within the reserved capacity.
+    out.splice(0..0, nonce.iter().copied());
     Ok(out)
 }
 

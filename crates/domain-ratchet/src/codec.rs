@@ -96,12 +96,14 @@ pub fn encode_v1(state: &RatchetState, skipped: &[SkippedKey]) -> Zeroizing<Vec<
 /// duplicated `(pubkey, msg_num)` collapses into one entry holding the last key (as the
 /// reference's map insert does).
 pub fn decode_v1(input: &[u8]) -> Result<(RatchetState, Vec<SkippedKey>), CodecError> {
-    let mut r = Reader { rest: input };
-    let version = r.rest.first().copied();
+    let (version, rest) = match input.split_first() {
+        Some((&version, rest)) => (Some(version), rest),
+        None => (None, input),
+    };
     if version != Some(VERSION_V1) {
         return Err(CodecError::UnsupportedVersion { found: version });
     }
-    r.rest = &r.rest[1..];
+    let mut r = Reader { rest };
     let root_key = RootKey::from_bytes(*r.key("root_key")?);
     let sending_chain = r.option("sending_chain")?.map(|k| ChainKey::from_bytes(*k));
     let receiving_chain = r
@@ -129,8 +131,11 @@ pub fn decode_v1(input: &[u8]) -> Result<(RatchetState, Vec<SkippedKey>), CodecE
             message_key,
             stored_at: Timestamp::UNIX_EPOCH,
         };
-        match index.get(&(dh_pub, msg_num)) {
-            Some(&at) => skipped[at] = entry,
+        match index
+            .get(&(dh_pub, msg_num))
+            .and_then(|&at| skipped.get_mut(at))
+        {
+            Some(slot) => *slot = entry,
             None => {
                 index.insert((dh_pub, msg_num), skipped.len());
                 skipped.push(entry);

@@ -28,6 +28,10 @@
 //! # Ok::<(), domain_ratchet::RatchetError>(())
 //! ```
 
+// Slicing or indexing that can panic on input is refused here: `get`, iterators and arrays
+// instead (test code is exempt through clippy.toml and the test kits' own allowance).
+#![deny(clippy::indexing_slicing)]
+
 mod aead;
 mod codec;
 mod config;

@@ -18,7 +18,12 @@
 //! back; it is the one fault-injecting store of the workspace.
 
 // This module is test code shipped for other crates' tests: failing loudly is its purpose.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use rand_core::OsRng;
 
