@@ -21,8 +21,6 @@ type Blake2bMac256 = Blake2bMac<U32>;
 const MESSAGE_KEY_PERSONAL: &[u8; 2] = b"mk";
 /// Personalization of the next-chain-key derivation.
 const CHAIN_KEY_PERSONAL: &[u8; 2] = b"ck";
-/// Output length of the root KDF: new root key || new chain key.
-const ROOT_OKM_LEN: usize = 2 * KEY_LEN;
 /// The longest BLAKE2b personalization (RFC 7693 parameter block: 16 bytes).
 const BLAKE2B_PERSONAL_MAX: usize = 16;
 
@@ -30,7 +28,8 @@ const BLAKE2B_PERSONAL_MAX: usize = 16;
 // are fixed here; a compile-time assertion proves each of those lengths valid, and the error
 // branch says so with `unreachable!` (the workspace's one idiom for it: never a silent
 // fallback value such as an all-zero key).
-const _: () = assert!(ROOT_OKM_LEN <= 255 * 64, "HKDF-BLAKE2b-512 output limit");
+// The root KDF's output, new root key || new chain key, is 64 bytes.
+const _: () = assert!(2 * KEY_LEN <= 255 * 64, "HKDF-BLAKE2b-512 output limit");
 const _: () = assert!(KEY_LEN <= 64, "BLAKE2b key limit");
 
 /// `kdf_root(root, dh_out)`: returns `(new_root_key, new_chain_key)`.
