@@ -36,13 +36,16 @@ pub fn seal(
     }
     let cipher = ChaCha20Poly1305::new(key.as_bytes().into());
     let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(nonce);
     out.extend_from_slice(plaintext);
+    // The plaintext is encrypted in place, after the nonce.
+    let Some(body) = out.get_mut(NONCE_LEN..) else {
+        unreachable!("`out` starts with the {NONCE_LEN}-byte nonce");
+    };
     let tag = cipher
-        .encrypt_in_place_detached(&Nonce::from(*nonce), aad, &mut out)
+        .encrypt_in_place_detached(&Nonce::from(*nonce), aad, body)
         .map_err(|_| too_long)?;
     out.extend_from_slice(&tag);
-    // nonce || ciphertext || tag: the nonce goes in front, within the reserved capacity.
-    out.splice(0..0, nonce.iter().copied());
     Ok(out)
 }
 
