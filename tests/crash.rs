@@ -10,7 +10,8 @@
 //! `foreign_key_check`.
 //!
 //! The child is this test binary itself (`std::env::current_exe()`), running only
-//! [`crash_worker`] with [`WORKER_ENV`] set; without the variable the worker test does nothing.
+//! [`crash_worker`] (an ignored test, run with `--ignored`) with [`WORKER_ENV`] set; run
+//! without the variable, the worker fails rather than pass without doing anything.
 //! Set `LIBCHAT_CRASH_SEED` to replay a run (the seed is printed with the figures).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -260,12 +261,13 @@ fn work(dir: &Path, durability: Durability, seed: u64) {
     }
 }
 
-/// The child's entry point; a no-op in a normal test run.
+/// The child's entry point, ignored in a normal test run.
 #[test]
+#[ignore = "run by the crash test in a child process"]
 fn crash_worker() {
-    let Ok(dir) = std::env::var(WORKER_ENV) else {
-        return;
-    };
+    let dir = std::env::var(WORKER_ENV).unwrap_or_else(|_| {
+        panic!("{WORKER_ENV} is not set: this worker is run by the crash test in a child process")
+    });
     let durability = match std::env::var(DURABILITY_ENV).as_deref() {
         Ok("normal") => Durability::Normal,
         _ => Durability::Full,
@@ -284,7 +286,13 @@ fn spawn_worker(dir: &Path, durability: Durability, seed: u64) -> Child {
         .open(dir.join("worker.stderr"))
         .unwrap();
     Command::new(std::env::current_exe().unwrap())
-        .args(["crash_worker", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "crash_worker",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(WORKER_ENV, dir)
         .env(
             DURABILITY_ENV,

@@ -6,7 +6,10 @@
 
 mod support;
 
-use domain_chat::{EphemeralKeyStore, Identity, IdentityStore};
+use domain_chat::{
+    ConversationKind, ConversationRecord, ConversationStore, EphemeralKeyStore, Identity,
+    IdentityStore, Timestamp,
+};
 use domain_ratchet::{DhKeyPair, RatchetStore, SkippedKeyDelta, decode_v1};
 use libchat::{Client, ClientConfig, DatabaseConfig, Received};
 use persistence::{Database, PersistenceError};
@@ -36,6 +39,31 @@ fn seeded_raya(dir: &std::path::Path, vectors: &Value) -> Client {
         vectors["raya"]["inbox_id"].as_str().unwrap()
     );
     client
+}
+
+/// A file database seeded with Saro's identity and his side of the recorded conversation
+/// (its record; the ratchet state is loaded per case), opened as a Client.
+fn seeded_saro(dir: &std::path::Path, vectors: &Value) -> Client {
+    let path = dir.join("saro.db");
+    let mut db = Database::open(DatabaseConfig::file(&path)).unwrap();
+    db.transaction(|tx| -> Result<(), PersistenceError> {
+        let identity = Identity {
+            name: "saro".to_owned(),
+            key_pair: DhKeyPair::from_secret_bytes(key_field(&vectors["saro"]["identity_secret"])),
+        };
+        tx.save_identity(&identity).map_err(store)?;
+        tx.save_conversation(&ConversationRecord {
+            conversation_id: vectors["saro"]["convo_id"].as_str().unwrap().to_owned(),
+            remote_conversation_id: vectors["raya"]["convo_id"].as_str().unwrap().to_owned(),
+            kind: ConversationKind::PrivateV1,
+            created_at: Timestamp::from_millis(1),
+            peer_key: None,
+        })
+        .map_err(store)
+    })
+    .unwrap();
+    drop(db);
+    Client::open(ClientConfig::new(DatabaseConfig::file(&path), "ignored")).unwrap()
 }
 
 fn store(e: domain_chat::StoreError) -> PersistenceError {
@@ -138,21 +166,28 @@ fn recorded_negative_cases_change_nothing() {
         true,
     );
 
-    for case in vectors["negative_cases"].as_array().unwrap() {
+    let mut saro = seeded_saro(dir.path(), &vectors);
+    let saro_convo = vectors["saro"]["convo_id"].as_str().unwrap().to_owned();
+
+    let cases = vectors["negative_cases"].as_array().unwrap();
+    assert!(!cases.is_empty(), "no negative case recorded");
+    for case in cases {
         let name = case["name"].as_str().unwrap();
-        load_recorded_state(
-            &mut raya,
-            &raya_convo,
-            &case["receiver_ratchet_state_before"],
-        );
-        let before = dump(&mut raya);
-        let result = raya.receive(&hex_field(&case["envelope"]));
+        // Each case is addressed to one of the two parties of the recording.
+        let (receiver, convo) = match case["receiver"].as_str().unwrap() {
+            "raya" => (&mut raya, &raya_convo),
+            "saro" => (&mut saro, &saro_convo),
+            other => panic!("{name}: unknown receiver {other}"),
+        };
+        load_recorded_state(receiver, convo, &case["receiver_ratchet_state_before"]);
+        let before = dump(receiver);
+        let result = receiver.receive(&hex_field(&case["envelope"]));
         match (&result, case["expected"]["result"].as_str().unwrap()) {
             (Ok(Received::Empty), "ok_none")
             | (Ok(Received::UnknownConversation { .. }), "ok_none") => {}
             (Ok(Received::Duplicate), "error") | (Err(_), "error") => {}
             _ => panic!("{name}: unexpected {result:?}"),
         }
-        assert_eq!(dump(&mut raya), before, "{name}: the database changed");
+        assert_eq!(dump(receiver), before, "{name}: the database changed");
     }
 }

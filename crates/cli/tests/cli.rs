@@ -170,20 +170,31 @@ fn bad_arguments_give_clear_errors() {
     assert!(!out.status.success());
 }
 
+/// Every database of the reference vectors (`legacy/manifest.json`, whatever it lists) is
+/// imported through the binary, into an encrypted target.
 #[test]
 fn import_a_reference_database_through_the_binary() {
+    let manifest = support::load_json("legacy/manifest.json");
     let vectors = support::vectors_dir().join("legacy");
-    assert!(
-        vectors.join("manifest.json").is_file(),
-        "missing ../shared/vectors/legacy"
-    );
+    let mut imported = 0;
+    for variant in manifest["variants"].as_array().unwrap() {
+        for db in variant["dbs"].as_array().unwrap() {
+            import_through_the_binary(&vectors, db);
+            imported += 1;
+        }
+    }
+    assert!(imported > 0, "the manifest lists no database");
+}
+
+fn import_through_the_binary(vectors: &Path, db: &serde_json::Value) {
+    let file = db["file"].as_str().unwrap();
+    let counts = &db["db_info"]["row_counts"];
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let source = vectors.join("raya_encrypted.db");
+    let source = vectors.join(file);
     let source = source.to_str().unwrap();
-    std::fs::write(d.join("old.key"), "raya-legacy-passphrase\n").unwrap();
     std::fs::write(d.join("new.key"), "a new passphrase\n").unwrap();
-    let args = [
+    let mut args = vec![
         "--json",
         "--key-file",
         "new.key",
@@ -192,49 +203,60 @@ fn import_a_reference_database_through_the_binary() {
         source,
         "--to",
         "new.db",
-        "--from-key-file",
-        "old.key",
     ];
+    // The source's passphrase, where it is encrypted.
+    let passphrase = db["key"].as_str();
+    if let Some(passphrase) = passphrase {
+        std::fs::write(d.join("old.key"), format!("{passphrase}\n")).unwrap();
+        args.extend(["--from-key-file", "old.key"]);
+    }
     let report = &json_lines(&ok(d, &args))[0];
-    assert_eq!(report["outcome"], "imported");
-    assert_eq!(report["conversations"], 1);
-    assert!(report["skipped_keys"].as_u64().unwrap() > 0);
+    assert_eq!(report["outcome"], "imported", "{file}");
+    assert_eq!(report["conversations"], counts["conversations"], "{file}");
+    assert_eq!(report["skipped_keys"], counts["skipped_keys"], "{file}");
     // Running it again is safe: the target already holds this import.
     let again = &json_lines(&ok(d, &args))[0];
-    assert_eq!(again["outcome"], "already_imported");
+    assert_eq!(again["outcome"], "already_imported", "{file}");
     // The imported database works with the CLI (and needs its new key).
     let list = json_lines(&ok(
         d,
         &["--db", "new.db", "--key-file", "new.key", "--json", "list"],
     ));
-    assert_eq!(list.len(), 1);
-    // The reference never stored the peer's key: unknown, said so.
-    assert!(list[0]["peer_key"].is_null(), "{}", list[0]);
-    let convo = list[0]["conversation"].as_str().unwrap();
-    let human = ok(d, &["--db", "new.db", "--key-file", "new.key", "list"]);
-    assert!(human.contains("unknown peer"), "{human}");
-    let human = ok(
-        d,
-        &["--db", "new.db", "--key-file", "new.key", "history", convo],
-    );
     assert_eq!(
-        human.lines().next().unwrap(),
-        format!("conversation {convo} with unknown peer")
+        Some(u64::try_from(list.len()).unwrap()),
+        counts["conversations"].as_u64(),
+        "{file}"
     );
-    let history = json_lines(&ok(
-        d,
-        &[
-            "--db",
-            "new.db",
-            "--key-file",
-            "new.key",
-            "--json",
-            "history",
-            convo,
-        ],
-    ));
-    assert!(history.iter().all(|h| h["peer_key"].is_null()));
-    // A wrong source key is a clear error, and nothing is written.
+    // The reference never stored the peer's key: unknown, said so.
+    assert!(list.iter().all(|c| c["peer_key"].is_null()), "{file}");
+    if let Some(first) = list.first() {
+        let convo = first["conversation"].as_str().unwrap();
+        let human = ok(d, &["--db", "new.db", "--key-file", "new.key", "list"]);
+        assert!(human.contains("unknown peer"), "{human}");
+        let human = ok(
+            d,
+            &["--db", "new.db", "--key-file", "new.key", "history", convo],
+        );
+        assert_eq!(
+            human.lines().next().unwrap(),
+            format!("conversation {convo} with unknown peer")
+        );
+        let history = json_lines(&ok(
+            d,
+            &[
+                "--db",
+                "new.db",
+                "--key-file",
+                "new.key",
+                "--json",
+                "history",
+                convo,
+            ],
+        ));
+        assert!(history.iter().all(|h| h["peer_key"].is_null()));
+    }
+    // A wrong source key (or a key for a plain source) is a clear error, and nothing is
+    // written.
     std::fs::write(d.join("bad.key"), "nope\n").unwrap();
     let out = libchat(
         d,
@@ -248,8 +270,8 @@ fn import_a_reference_database_through_the_binary() {
             "bad.key",
         ],
     );
-    assert!(!out.status.success());
-    assert!(!d.join("other.db").exists());
+    assert!(!out.status.success(), "{file}");
+    assert!(!d.join("other.db").exists(), "{file}");
     let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(stderr.contains("key"), "{stderr}");
+    assert!(stderr.contains("key"), "{file}: {stderr}");
 }

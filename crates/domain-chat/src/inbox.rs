@@ -5,9 +5,7 @@
 //! `seed = BLAKE2b-256(key = SK, personal = "InboxV1-Seed")`. The seed initialises the ratchet
 //! and the conversation ids.
 
-use blake2::Blake2bMac;
-use blake2::digest::Mac as _;
-use blake2::digest::consts::U32;
+use domain_ratchet::primitives::keyed_blake2b_256;
 use domain_ratchet::{DhKeyPair, KEY_LEN, PublicKey, SymmetricKey};
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -17,7 +15,10 @@ use zeroize::Zeroizing;
 pub const X3DH_INFO: &[u8] = b"logos_chat_inbox";
 
 /// BLAKE2b personalization of the seed key.
-pub const SEED_PERSONAL: &[u8] = b"InboxV1-Seed";
+pub const SEED_PERSONAL: &[u8; 12] = b"InboxV1-Seed";
+
+// HKDF-SHA256 expands at most 255 × 32 bytes: the 32-byte `SK` is always accepted.
+const _: () = assert!(KEY_LEN <= 255 * 32, "HKDF-SHA256 output limit");
 
 /// The X3DH shared secret `SK` from the three DH outputs.
 pub(crate) fn shared_secret(
@@ -25,33 +26,23 @@ pub(crate) fn shared_secret(
     dh2: &[u8; KEY_LEN],
     dh3: &[u8; KEY_LEN],
 ) -> SymmetricKey {
-    let mut ikm = Zeroizing::new([0u8; 3 * KEY_LEN]);
-    ikm[..KEY_LEN].copy_from_slice(dh1);
-    ikm[KEY_LEN..2 * KEY_LEN].copy_from_slice(dh2);
-    ikm[2 * KEY_LEN..].copy_from_slice(dh3);
-    let hkdf = Hkdf::<Sha256>::new(None, ikm.as_slice());
+    // dh1 || dh2 || dh3, written in place into a buffer wiped when it drops.
+    let mut ikm = Zeroizing::new([[0u8; KEY_LEN]; 3]);
+    let [a, b, c] = &mut *ikm;
+    *a = *dh1;
+    *b = *dh2;
+    *c = *dh3;
+    let hkdf = Hkdf::<Sha256>::new(None, ikm.as_flattened());
     let mut okm = Zeroizing::new([0u8; KEY_LEN]);
-    // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail; keep the
-    // zero key path unreachable rather than panicking.
-    if hkdf.expand(X3DH_INFO, okm.as_mut()).is_err() {
-        okm.fill(0);
-    }
+    let Ok(()) = hkdf.expand(X3DH_INFO, okm.as_mut()) else {
+        unreachable!("HKDF-SHA256 accepts 32 output bytes (checked at compile time)");
+    };
     SymmetricKey::from_bytes(*okm)
 }
 
 /// The seed key: `BLAKE2b-256(key = SK, personal = "InboxV1-Seed", salt = empty, msg = empty)`.
 pub(crate) fn seed_key(shared_secret: &SymmetricKey) -> SymmetricKey {
-    keyed_blake2b_256(shared_secret.as_bytes(), SEED_PERSONAL)
-}
-
-/// Keyed BLAKE2b with a 32-byte digest, empty salt and message, and the given personalization.
-pub(crate) fn keyed_blake2b_256(key: &[u8; KEY_LEN], personal: &[u8]) -> SymmetricKey {
-    let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    // A 32-byte key and a personalization of at most 16 bytes are always accepted.
-    if let Ok(mac) = Blake2bMac::<U32>::new_with_salt_and_personal(key, &[], personal) {
-        out.copy_from_slice(&mac.finalize().into_bytes());
-    }
-    SymmetricKey::from_bytes(*out)
+    SymmetricKey::from_bytes(*keyed_blake2b_256(shared_secret.as_bytes(), SEED_PERSONAL))
 }
 
 /// The X3DH intermediates of one handshake (for tests and vectors).

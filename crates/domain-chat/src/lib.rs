@@ -24,6 +24,10 @@
 //! # Ok(()) }
 //! ```
 
+// Slicing or indexing that can panic on input is refused here: `get`, iterators and arrays
+// instead (test code is exempt through clippy.toml and the test kits' own allowance).
+#![deny(clippy::indexing_slicing)]
+
 mod conversation;
 mod error;
 mod identity;

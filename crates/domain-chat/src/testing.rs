@@ -1,11 +1,18 @@
 //! Conformance test kits for [`ChatStore`] and [`MailboxStore`] implementations (feature
 //! `testing`).
 //!
-//! Run every check against a fresh store from a factory:
+//! [`chat_store_conformance_tests!`](crate::chat_store_conformance_tests) and
+//! [`mailbox_store_conformance_tests!`](crate::mailbox_store_conformance_tests) expand to one
+//! `#[test]` per check, each on fresh stores from a factory, so that a failure names the
+//! check; invoke them in one module per store, and the module names the store (matrix-sdk's
+//! `cryptostore_integration_tests!` style):
 //!
-//! ```ignore
-//! domain_chat::testing::run_all(|| MyStore::open_in_memory());
-//! domain_chat::testing::run_mailbox(|| MyStore::open_in_memory());
+//! ```
+//! mod memory_store {
+//!     domain_chat::chat_store_conformance_tests!(domain_chat::MemoryChatStore::new);
+//!     domain_chat::mailbox_store_conformance_tests!(domain_chat::MemoryChatStore::new);
+//! }
+//! # fn main() {}
 //! ```
 //!
 //! The kit uses only the store traits, so any implementation (the in-memory reference, the
@@ -16,7 +23,12 @@
 //!
 //! A failed check panics (this is test code; the crate-wide `unwrap`/`expect`/`panic` lints
 //! are relaxed here on purpose).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use domain_ratchet::testing::FailingStore;
 use domain_ratchet::{
@@ -200,24 +212,67 @@ pub fn snapshot<S: ChatStore + ?Sized>(
     }
 }
 
-/// Runs every check of the kit, each on fresh stores from `new_store`. The atomicity checks run
-/// each operation inside one unit of work of the store ([`Transactional`]), as a caller must.
-pub fn run_all<S>(mut new_store: impl FnMut() -> S)
-where
-    S: ChatStore + Transactional,
-    for<'t> S::Tx<'t>: ChatStore,
-{
-    check_identity_store(&mut new_store());
-    check_ephemeral_key_store(&mut new_store());
-    check_conversation_store(&mut new_store());
-    check_conversation_round_trip(&mut new_store(), &mut new_store());
-    check_bad_input_changes_nothing(&mut new_store(), &mut new_store());
-    check_unit_of_work(&mut new_store());
-    check_atomic_create_intro_bundle(&mut new_store);
-    check_atomic_start_conversation(&mut new_store);
-    check_atomic_handshake(&mut new_store);
-    check_atomic_send(&mut new_store);
-    check_atomic_receive(&mut new_store);
+/// Expands to one `#[test]` per check of the chat store kit ([`crate::testing`]), each on
+/// fresh stores: `$new_store` is an expression giving a `FnMut() -> S` where `S` is a
+/// [`ChatStore`] and [`Transactional`] store whose transaction is a [`ChatStore`] too (a
+/// constructor path, or a closure that may own a temporary directory); it is evaluated anew in
+/// every test. The atomicity checks run each operation inside one unit of work of the store,
+/// as a caller must. Invoke it inside a module named after the store, so that a failing test
+/// reads `<store>::<check>`.
+#[macro_export]
+macro_rules! chat_store_conformance_tests {
+    ($new_store:expr) => {
+        $crate::chat_store_conformance_tests!(@one $new_store;
+            identity_store => check_identity_store,
+            ephemeral_key_store => check_ephemeral_key_store,
+            conversation_store => check_conversation_store,
+            unit_of_work => check_unit_of_work,
+        );
+        $crate::chat_store_conformance_tests!(@two $new_store;
+            conversation_round_trip => check_conversation_round_trip,
+            bad_input_changes_nothing => check_bad_input_changes_nothing,
+        );
+        $crate::chat_store_conformance_tests!(@factory $new_store;
+            atomic_create_intro_bundle => check_atomic_create_intro_bundle,
+            atomic_start_conversation => check_atomic_start_conversation,
+            atomic_handshake => check_atomic_handshake,
+            atomic_send => check_atomic_send,
+            atomic_receive => check_atomic_receive,
+        );
+    };
+    // Checks on one fresh store.
+    (@one $new_store:expr; $($name:ident => $check:ident,)+) => {
+        $(
+            #[test]
+            fn $name() {
+                #[allow(unused_mut)]
+                let mut new_store = $new_store;
+                $crate::testing::$check(&mut new_store());
+            }
+        )+
+    };
+    // Checks on two fresh stores (two parties).
+    (@two $new_store:expr; $($name:ident => $check:ident,)+) => {
+        $(
+            #[test]
+            fn $name() {
+                #[allow(unused_mut)]
+                let mut new_store = $new_store;
+                $crate::testing::$check(&mut new_store(), &mut new_store());
+            }
+        )+
+    };
+    // Checks that make as many fresh stores as they need.
+    (@factory $new_store:expr; $($name:ident => $check:ident,)+) => {
+        $(
+            #[test]
+            fn $name() {
+                #[allow(unused_mut)]
+                let mut new_store = $new_store;
+                $crate::testing::$check(&mut new_store);
+            }
+        )+
+    };
 }
 
 /// Identity: absent at first, then saved, loaded, replaced.
@@ -780,12 +835,20 @@ fn rewrite_handshake_responder(bytes: &[u8]) -> Vec<u8> {
     env.encode_to_vec()
 }
 
-/// Runs every check of the mailbox kit, each on a fresh store from `new_store`.
-pub fn run_mailbox<S: ConversationStore + MailboxStore>(mut new_store: impl FnMut() -> S) {
-    check_outbox(&mut new_store());
-    check_inbox(&mut new_store());
-    check_history(&mut new_store());
-    check_processed_envelopes(&mut new_store());
+/// Expands to one `#[test]` per check of the mailbox store kit ([`crate::testing`]), each on
+/// a fresh store: `$new_store` is an expression giving a `FnMut() -> S` where `S` is a
+/// [`ConversationStore`] and [`MailboxStore`], evaluated anew in every test. Invoke it inside
+/// a module named after the store, so that a failing test reads `<store>::<check>`.
+#[macro_export]
+macro_rules! mailbox_store_conformance_tests {
+    ($new_store:expr) => {
+        $crate::chat_store_conformance_tests!(@one $new_store;
+            outbox => check_outbox,
+            inbox => check_inbox,
+            history => check_history,
+            processed_envelopes => check_processed_envelopes,
+        );
+    };
 }
 
 fn new_outbox<'a>(conversation_id: &'a str, envelope: &'a [u8], at: i64) -> NewOutboxEntry<'a> {
@@ -1020,4 +1083,26 @@ pub fn check_processed_envelopes<S: MailboxStore + ?Sized>(store: &mut S) {
     assert_eq!(store.forget_processed_envelopes(ms(15)).unwrap(), 0);
     assert_eq!(store.forget_processed_envelopes(Timestamp::MAX).unwrap(), 1);
     assert!(!store.is_envelope_processed(&d2).unwrap());
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `pub fn check_*` of this kit has its test in one of the macros: a new check
+    /// cannot be forgotten.
+    #[test]
+    fn every_check_is_in_a_macro() {
+        let source = include_str!("testing.rs");
+        let checks: Vec<&str> = source
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub fn check_"))
+            .filter_map(|rest| rest.split(['<', '(']).next())
+            .collect();
+        assert!(!checks.is_empty(), "no check found: the parsing is stale");
+        for check in checks {
+            assert!(
+                source.contains(&format!("=> check_{check},")),
+                "check_{check} is in no conformance macro"
+            );
+        }
+    }
 }

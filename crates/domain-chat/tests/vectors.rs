@@ -261,10 +261,13 @@ fn malformed_bundles_give_typed_errors() {
 #[test]
 fn recorded_envelopes_decode_to_recorded_structure() {
     let v = privatev1();
+    let mut checked = 0;
     for e in v["events"].as_array().unwrap() {
+        // Only events that hand an envelope over carry its decoded form.
         if e.get("envelope_decoded").is_none() {
             continue;
         }
+        checked += 1;
         let bytes = hex_bytes(&e["envelope"]);
         assert_eq!(
             describe(&bytes),
@@ -276,6 +279,7 @@ fn recorded_envelopes_decode_to_recorded_structure() {
         let env = proto::EnvelopeV1::decode(bytes.as_slice()).unwrap();
         assert_eq!(env.encode_to_vec(), bytes);
     }
+    assert!(checked > 0, "no event carries a decoded envelope");
 }
 
 /// Replays the whole recorded conversation: every delivery decrypts for its receiver to the
@@ -380,11 +384,11 @@ fn recorded_conversation_replays() {
                     .unwrap()
                     .unwrap();
                 assert_eq!(
-                    (mine.msg_send, mine.msg_recv, mine.prev_chain_len),
+                    (mine.msg_send(), mine.msg_recv(), mine.prev_chain_len()),
                     (
-                        ours_after.msg_send,
-                        ours_after.msg_recv,
-                        ours_after.prev_chain_len
+                        ours_after.msg_send(),
+                        ours_after.msg_recv(),
+                        ours_after.prev_chain_len()
                     )
                 );
                 // Adopt the recorded sender state (its nonce and new key were random).
@@ -472,8 +476,19 @@ fn produced_handshake_matches_structure_and_is_accepted() {
     assert_eq!(saro_convo.remote_conversation_id, c.conversation_id);
 }
 
-fn expect_negative(name: &str, result: &Result<EnvelopeOutcome, ChatError>) {
-    let ok = match name {
+/// What the reference did for a negative case (`expected.result`), as this crate's outcome:
+/// `ok_none` ("not for us") is `Empty` for empty input and `UnknownConversation` otherwise;
+/// `error` is a typed error. Cases this file knows by name are held to the exact error.
+fn expect_negative(case: &Value, envelope: &[u8], result: &Result<EnvelopeOutcome, ChatError>) {
+    let name = case["name"].as_str().unwrap();
+    let ok = match case["expected"]["result"].as_str().unwrap() {
+        "ok_none" if envelope.is_empty() => matches!(result, Ok(EnvelopeOutcome::Empty)),
+        "ok_none" => matches!(result, Ok(EnvelopeOutcome::UnknownConversation { .. })),
+        "error" => result.is_err(),
+        other => panic!("{name}: unknown expected result {other}"),
+    };
+    assert!(ok, "{name}: unexpected result {result:?}");
+    let exact = match name {
         "replay_of_delivered_S5" => matches!(
             result,
             Err(ChatError::Ratchet(RatchetError::MessageReplay { .. }))
@@ -497,41 +512,48 @@ fn expect_negative(name: &str, result: &Result<EnvelopeOutcome, ChatError>) {
             Err(ChatError::Handshake(HandshakeError::UnknownIntroKey))
         ),
         "garbage_bytes" => matches!(result, Err(ChatError::Decode { .. })),
-        "empty_bytes" => matches!(result, Ok(EnvelopeOutcome::Empty)),
-        other => panic!("unknown negative case {other}"),
+        // A case added to the file after this test: the generic check above holds it.
+        _ => true,
     };
-    assert!(ok, "{name}: unexpected result {result:?}");
+    assert!(exact, "{name}: unexpected result {result:?}");
 }
 
 #[test]
 fn negative_cases_are_typed_and_change_nothing() {
     let v = privatev1();
     let config = ChatConfig::default();
-    let raya_id = v["raya"]["convo_id"].as_str().unwrap();
-    let saro_id = v["saro"]["convo_id"].as_str().unwrap();
     let cases = v["negative_cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 9);
+    assert!(!cases.is_empty(), "no negative case recorded");
     for case in cases {
         let name = case["name"].as_str().unwrap();
-        assert_eq!(case["receiver"], "raya");
+        // The receiver is one of the two parties of the recording.
+        let receiver = case["receiver"].as_str().unwrap();
+        let peer = match receiver {
+            "raya" => "saro",
+            "saro" => "raya",
+            other => panic!("{name}: unknown receiver {other}"),
+        };
+        let own_id = v[receiver]["convo_id"].as_str().unwrap();
+        let peer_id = v[peer]["convo_id"].as_str().unwrap();
         let mut store = MemoryChatStore::new();
         store
-            .save_identity(&identity("raya", &v["raya"]["identity_secret"]))
+            .save_identity(&identity(receiver, &v[receiver]["identity_secret"]))
             .unwrap();
-        store.save_conversation(&record(raya_id, saro_id)).unwrap();
-        set_state(&mut store, raya_id, &case["receiver_ratchet_state_before"]);
+        store.save_conversation(&record(own_id, peer_id)).unwrap();
+        set_state(&mut store, own_id, &case["receiver_ratchet_state_before"]);
         let before = store.clone();
+        let envelope = hex_bytes(&case["envelope"]);
         let result = handle_envelope(
             &mut store,
             &config,
-            &hex_bytes(&case["envelope"]),
+            &envelope,
             Timestamp::from_millis(NOW_MS),
         );
-        expect_negative(name, &result);
+        expect_negative(case, &envelope, &result);
         assert!(store == before, "{name}: store changed");
         assert_state(
             &mut store,
-            raya_id,
+            own_id,
             &case["receiver_ratchet_state_before"],
             name,
         );

@@ -12,7 +12,7 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use zeroize::Zeroizing;
 
 use crate::error::RatchetError;
-use crate::keys::SymmetricKey;
+use crate::symmetric::MessageKey;
 
 /// Length of the random nonce that prefixes every wire ciphertext.
 pub const NONCE_LEN: usize = 12;
@@ -23,7 +23,7 @@ pub const MAX_PLAINTEXT_LEN: u64 = (1 << 38) - 64;
 
 /// Encrypts `plaintext` under `key` and `nonce` with `aad`; returns `nonce || ciphertext || tag`.
 pub fn seal(
-    key: &SymmetricKey,
+    key: &MessageKey,
     nonce: &[u8; NONCE_LEN],
     plaintext: &[u8],
     aad: &[u8],
@@ -38,8 +38,12 @@ pub fn seal(
     let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(nonce);
     out.extend_from_slice(plaintext);
+    // The plaintext is encrypted in place, after the nonce.
+    let Some(body) = out.get_mut(NONCE_LEN..) else {
+        unreachable!("`out` starts with the {NONCE_LEN}-byte nonce");
+    };
     let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, &mut out[NONCE_LEN..])
+        .encrypt_in_place_detached(&Nonce::from(*nonce), aad, body)
         .map_err(|_| too_long)?;
     out.extend_from_slice(&tag);
     Ok(out)
@@ -49,11 +53,7 @@ pub fn seal(
 ///
 /// Shorter than the nonce: [`RatchetError::CiphertextTooShort`] (as the reference); any other
 /// failure, including an input too short to hold a tag: [`RatchetError::DecryptionFailed`].
-pub fn open(
-    key: &SymmetricKey,
-    wire: &[u8],
-    aad: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, RatchetError> {
+pub fn open(key: &MessageKey, wire: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, RatchetError> {
     check_len(wire)?;
     let (nonce, rest) = wire.split_at(NONCE_LEN);
     if rest.len() < TAG_LEN {
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_tamper() {
-        let key = SymmetricKey::from_bytes([7; 32]);
+        let key = MessageKey::from_bytes([7; 32]);
         let wire = seal(&key, &[1; NONCE_LEN], b"hello", b"aad").unwrap();
         assert_eq!(wire.len(), NONCE_LEN + 5 + TAG_LEN);
         assert_eq!(&open(&key, &wire, b"aad").unwrap()[..], b"hello");

@@ -12,9 +12,10 @@ use std::collections::HashMap;
 
 use zeroize::Zeroizing;
 
-use crate::keys::{DhKeyPair, KEY_LEN, PublicKey, SymmetricKey};
-use crate::state::RatchetState;
+use crate::keys::{DhKeyPair, KEY_LEN, PublicKey};
+use crate::state::{RatchetState, RatchetStateParts};
 use crate::store::SkippedKey;
+use crate::symmetric::{ChainKey, MessageKey, RootKey};
 use crate::time::Timestamp;
 
 /// The version byte of encoding v1.
@@ -68,17 +69,17 @@ pub fn encode_v1(state: &RatchetState, skipped: &[SkippedKey]) -> Zeroizing<Vec<
         1 + 3 * (1 + KEY_LEN) + 2 * KEY_LEN + 16 + skipped.len() * SKIPPED_ENTRY_LEN,
     ));
     out.push(VERSION_V1);
-    out.extend_from_slice(state.root_key.as_bytes());
-    write_option(&mut out, state.sending_chain.as_ref().map(|k| k.as_bytes()));
+    out.extend_from_slice(state.root_key().as_bytes());
+    write_option(&mut out, state.sending_chain().map(ChainKey::as_bytes));
+    write_option(&mut out, state.receiving_chain().map(ChainKey::as_bytes));
+    out.extend_from_slice(state.dh_self().secret_bytes().as_ref());
     write_option(
         &mut out,
-        state.receiving_chain.as_ref().map(|k| k.as_bytes()),
+        state.dh_remote().as_ref().map(PublicKey::as_bytes),
     );
-    out.extend_from_slice(state.dh_self.secret_bytes().as_ref());
-    write_option(&mut out, state.dh_remote.as_ref().map(|k| k.as_bytes()));
-    out.extend_from_slice(&state.msg_send.to_be_bytes());
-    out.extend_from_slice(&state.msg_recv.to_be_bytes());
-    out.extend_from_slice(&state.prev_chain_len.to_be_bytes());
+    out.extend_from_slice(&state.msg_send().to_be_bytes());
+    out.extend_from_slice(&state.msg_recv().to_be_bytes());
+    out.extend_from_slice(&state.prev_chain_len().to_be_bytes());
     // The reference writes `len as u32`; more than u32::MAX keys cannot be represented, and
     // such a set could not exist in memory anyway, so saturate rather than wrap.
     let count = u32::try_from(skipped.len()).unwrap_or(u32::MAX);
@@ -95,19 +96,19 @@ pub fn encode_v1(state: &RatchetState, skipped: &[SkippedKey]) -> Zeroizing<Vec<
 /// duplicated `(pubkey, msg_num)` collapses into one entry holding the last key (as the
 /// reference's map insert does).
 pub fn decode_v1(input: &[u8]) -> Result<(RatchetState, Vec<SkippedKey>), CodecError> {
-    let mut r = Reader { rest: input };
-    let version = r.rest.first().copied();
+    let (version, rest) = match input.split_first() {
+        Some((&version, rest)) => (Some(version), rest),
+        None => (None, input),
+    };
     if version != Some(VERSION_V1) {
         return Err(CodecError::UnsupportedVersion { found: version });
     }
-    r.rest = &r.rest[1..];
-    let root_key = SymmetricKey::from_bytes(*r.key("root_key")?);
-    let sending_chain = r
-        .option("sending_chain")?
-        .map(|k| SymmetricKey::from_bytes(*k));
+    let mut r = Reader { rest };
+    let root_key = RootKey::from_bytes(*r.key("root_key")?);
+    let sending_chain = r.option("sending_chain")?.map(|k| ChainKey::from_bytes(*k));
     let receiving_chain = r
         .option("receiving_chain")?
-        .map(|k| SymmetricKey::from_bytes(*k));
+        .map(|k| ChainKey::from_bytes(*k));
     let dh_self = DhKeyPair::from_secret_bytes(*r.key("dh_self_secret")?);
     let dh_remote = r.option("dh_remote")?.map(|k| PublicKey(*k));
     let msg_send = r.u32("msg_send")?;
@@ -123,15 +124,18 @@ pub fn decode_v1(input: &[u8]) -> Result<(RatchetState, Vec<SkippedKey>), CodecE
     for _ in 0..count {
         let dh_pub = PublicKey(*r.key("skipped_key.public_key")?);
         let msg_num = r.u32("skipped_key.msg_num")?;
-        let message_key = SymmetricKey::from_bytes(*r.key("skipped_key.message_key")?);
+        let message_key = MessageKey::from_bytes(*r.key("skipped_key.message_key")?);
         let entry = SkippedKey {
             dh_pub,
             msg_num,
             message_key,
             stored_at: Timestamp::UNIX_EPOCH,
         };
-        match index.get(&(dh_pub, msg_num)) {
-            Some(&at) => skipped[at] = entry,
+        match index
+            .get(&(dh_pub, msg_num))
+            .and_then(|&at| skipped.get_mut(at))
+        {
+            Some(slot) => *slot = entry,
             None => {
                 index.insert((dh_pub, msg_num), skipped.len());
                 skipped.push(entry);
@@ -143,7 +147,7 @@ pub fn decode_v1(input: &[u8]) -> Result<(RatchetState, Vec<SkippedKey>), CodecE
             count: r.rest.len(),
         });
     }
-    let state = RatchetState {
+    let state = RatchetState::from_parts(RatchetStateParts {
         root_key,
         sending_chain,
         receiving_chain,
@@ -152,7 +156,7 @@ pub fn decode_v1(input: &[u8]) -> Result<(RatchetState, Vec<SkippedKey>), CodecE
         msg_send,
         msg_recv,
         prev_chain_len,
-    };
+    });
     Ok((state, skipped))
 }
 
@@ -201,21 +205,21 @@ mod tests {
     use super::*;
 
     fn sample(skipped: usize) -> (RatchetState, Vec<SkippedKey>) {
-        let state = RatchetState {
-            root_key: SymmetricKey::from_bytes([1; 32]),
-            sending_chain: Some(SymmetricKey::from_bytes([2; 32])),
+        let state = RatchetState::from_parts(RatchetStateParts {
+            root_key: RootKey::from_bytes([1; 32]),
+            sending_chain: Some(ChainKey::from_bytes([2; 32])),
             receiving_chain: None,
             dh_self: DhKeyPair::from_secret_bytes([3; 32]),
             dh_remote: Some(PublicKey([4; 32])),
             msg_send: 5,
             msg_recv: 6,
             prev_chain_len: 7,
-        };
+        });
         let keys = (0..skipped)
             .map(|i| SkippedKey {
                 dh_pub: PublicKey([8; 32]),
                 msg_num: i as u32,
-                message_key: SymmetricKey::from_bytes([i as u8; 32]),
+                message_key: MessageKey::from_bytes([i as u8; 32]),
                 stored_at: Timestamp::UNIX_EPOCH,
             })
             .collect();
@@ -282,7 +286,7 @@ mod tests {
     fn duplicates_collapse_last_wins() {
         let (state, mut keys) = sample(1);
         let mut dup = keys[0].clone();
-        dup.message_key = SymmetricKey::from_bytes([0xee; 32]);
+        dup.message_key = MessageKey::from_bytes([0xee; 32]);
         keys.push(dup.clone());
         let (_, decoded) = decode_v1(&encode_v1(&state, &keys)).unwrap();
         assert_eq!(decoded, vec![dup]);

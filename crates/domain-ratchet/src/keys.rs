@@ -1,9 +1,12 @@
-//! Key material: X25519 key pairs and 32-byte symmetric keys, all zeroized on drop.
+//! X25519 key material: public keys, key pairs (the secret zeroized on drop) and the
+//! Diffie-Hellman function. The symmetric keys are in `symmetric.rs`.
 
 use curve25519_dalek::montgomery::MontgomeryPoint;
+use curve25519_dalek::scalar::{Scalar, clamp_integer};
 use rand_core::CryptoRngCore;
+use subtle::{Choice, ConstantTimeEq};
 use x25519_dalek::{PublicKey as DalekPublic, StaticSecret};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Length in bytes of every key handled by the ratchet (X25519 keys, root, chain and message keys).
 pub const KEY_LEN: usize = 32;
@@ -31,35 +34,6 @@ impl std::fmt::Debug for PublicKey {
             write!(f, "{b:02x}")?;
         }
         write!(f, "…)")
-    }
-}
-
-/// A 32-byte symmetric secret (root key, chain key or message key).
-///
-/// Zeroized on drop; `Debug` never prints the bytes.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
-pub struct SymmetricKey([u8; KEY_LEN]);
-
-impl SymmetricKey {
-    /// Wraps raw key bytes.
-    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Self(bytes)
-    }
-
-    /// Builds a key from a slice, or `None` when it is not exactly 32 bytes.
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        <[u8; KEY_LEN]>::try_from(bytes).ok().map(Self)
-    }
-
-    /// The raw bytes (for persistence and KDF input only).
-    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SymmetricKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SymmetricKey(<redacted>)")
     }
 }
 
@@ -98,8 +72,7 @@ impl DhKeyPair {
 
     /// X25519 Diffie-Hellman with a remote public key (RFC 7748 `X25519(secret, remote)`).
     pub fn diffie_hellman(&self, remote: &PublicKey) -> Zeroizing<[u8; KEY_LEN]> {
-        let secret = Zeroizing::new(self.secret.to_bytes());
-        Zeroizing::new(x25519(&secret, remote.as_bytes()))
+        x25519(self.secret.as_bytes(), remote.as_bytes())
     }
 }
 
@@ -111,41 +84,79 @@ impl std::fmt::Debug for DhKeyPair {
     }
 }
 
-impl PartialEq for DhKeyPair {
-    fn eq(&self, other: &Self) -> bool {
-        // Same secret implies same public; compare secrets in constant time is not needed
-        // for equality in tests, but avoid leaking via early exit anyway.
-        let a = self.secret.to_bytes();
-        let b = other.secret.to_bytes();
-        let mut diff = 0u8;
-        for (x, y) in a.iter().zip(b.iter()) {
-            diff |= x ^ y;
-        }
-        diff == 0
+impl ConstantTimeEq for DhKeyPair {
+    /// Compares the secrets (the same secret implies the same public key).
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.secret.as_bytes().ct_eq(other.secret.as_bytes())
     }
 }
+
+/// Constant time ([`ConstantTimeEq`] on the secrets).
+impl PartialEq for DhKeyPair {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
 impl Eq for DhKeyPair {}
 
 /// RFC 7748 `X25519(k, u)`, the same function as `x25519_dalek::x25519`, computed faster.
 ///
 /// The Montgomery ladder works on one field element at a time. When `u` is the coordinate of
-/// a point on Curve25519 itself (every honest public key is), the point is mapped to its
+/// a point on Curve25519 itself (every honest public key is), the point `P` is mapped to its
 /// Edwards form and multiplied there, where curve25519-dalek uses its AVX2 backend when the
 /// CPU has one; the result is mapped back to its Montgomery `u`. Both maps are exact group
-/// isomorphisms (the sign of the lifted point does not matter: `u(-Q) = u(Q)`), and the scalar
-/// is clamped exactly as X25519 clamps it, so the output is bit-for-bit the ladder's, including
-/// for small-order and non-canonical inputs. Inputs on the quadratic twist (and `u = -1`) have
-/// no Edwards form and go through the ladder. Which path runs depends only on the public `u`;
-/// both are constant-time in the secret.
+/// isomorphisms (the sign of the lifted point does not matter: `u(-Q) = u(Q)`).
 ///
-/// Measured in the `primitives` group of `benches/ratchet.rs` on the development machine (AMD
-/// EPYC, AVX2): 59–63 µs per DH against 80 µs for the ladder, about three quarters.
-pub(crate) fn x25519(secret: &[u8; KEY_LEN], remote: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
+/// The scalar is clamped exactly as X25519 clamps it: `k = 8·k'` with `2^251 <= k' < 2^252`,
+/// below the group order `ℓ`. The product is computed as `[k']([8]P)`, which is `[k]P` exactly:
+/// `[8]P` lies in the prime-order subgroup whatever torsion component `P` carries, so `k'` as a
+/// canonical [`Scalar`] (owned here, and wiped) loses nothing. The output is therefore
+/// bit-for-bit the ladder's, for small-order, torsion-carrying and non-canonical inputs too
+/// (tests below). Inputs on the quadratic twist (and `u = -1`) have no Edwards form and go
+/// through the ladder. Which path runs depends only on the public `u`; both are constant-time
+/// in the secret.
+///
+/// Every secret intermediate held here — the clamped scalar bytes, `k'`, the product point and
+/// its Montgomery form — is zeroized when it drops. Copies curve25519-dalek makes inside its
+/// own stack frames (by-value arguments, the scalar's radix-16 digits) are beyond reach, as
+/// they are for `x25519_dalek` itself.
+///
+/// This relies on curve25519-dalek's exact behaviour (Edwards and Montgomery maps, AVX2
+/// dispatch): the workspace pins its version (`Cargo.toml`), and the equivalence tests below
+/// compare with `x25519_dalek::x25519` on every kind of input.
+///
+/// Measured in the `primitives` group of `benches/ratchet.rs`, which times this function
+/// (`x25519_dh`) and the ladder (`x25519_ladder`) in the same run, on the development machine
+/// (AMD EPYC, AVX2): 58 µs against 80 µs, and 63 µs against 78 µs in another run.
+pub(crate) fn x25519(secret: &[u8; KEY_LEN], remote: &[u8; KEY_LEN]) -> Zeroizing<[u8; KEY_LEN]> {
     let point = MontgomeryPoint(*remote);
+    let clamped = Zeroizing::new(clamp_integer(*secret));
     match point.to_edwards(0) {
-        Some(edwards) => edwards.mul_clamped(*secret).to_montgomery().to_bytes(),
-        None => point.mul_clamped(*secret).to_bytes(),
+        Some(edwards) => {
+            let k_over_8 = Zeroizing::new(Scalar::from_bytes_mod_order(*shift_right_3(&clamped)));
+            // By reference: `Scalar` is `Copy`, and `*k * p` would copy it out of its wiper.
+            let torsion_free = edwards.mul_by_cofactor();
+            let product = Zeroizing::new(std::ops::Mul::mul(&*k_over_8, &torsion_free));
+            let montgomery = Zeroizing::new(product.to_montgomery());
+            Zeroizing::new(montgomery.to_bytes())
+        }
+        None => {
+            let product = Zeroizing::new(point.mul_clamped(*clamped));
+            Zeroizing::new(product.to_bytes())
+        }
     }
+}
+
+/// `bytes >> 3` as a 256-bit little-endian integer (exact for a clamped scalar, whose three
+/// low bits are zero), in a buffer wiped when it drops.
+fn shift_right_3(bytes: &[u8; KEY_LEN]) -> Zeroizing<[u8; KEY_LEN]> {
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    let next = bytes.iter().skip(1).chain(std::iter::once(&0u8));
+    for ((o, &b), &n) in out.iter_mut().zip(bytes.iter()).zip(next) {
+        *o = (b >> 3) | (n << 5);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -199,7 +210,7 @@ mod tests {
             ),
         ];
         for (k, u, out) in cases {
-            assert_eq!(x25519(&h(k), &h(u)), h(out), "X25519({k}, {u})");
+            assert_eq!(*x25519(&h(k), &h(u)), h(out), "X25519({k}, {u})");
         }
     }
 
@@ -230,7 +241,7 @@ mod tests {
                 for _ in 0..8 {
                     let mut k = [0u8; KEY_LEN];
                     rng.fill_bytes(&mut k);
-                    assert_eq!(x25519(&k, &u), ladder(&k, &u), "u = {}", hex::encode(u));
+                    assert_eq!(*x25519(&k, &u), ladder(&k, &u), "u = {}", hex::encode(u));
                 }
             }
         }
@@ -255,9 +266,151 @@ mod tests {
                 Some(_) => curve += 1,
                 None => twist += 1,
             }
-            assert_eq!(x25519(&k, &u), ladder(&k, &u), "u = {}", hex::encode(u));
+            assert_eq!(*x25519(&k, &u), ladder(&k, &u), "u = {}", hex::encode(u));
         }
         assert!(curve > 1_000 && twist > 300, "curve {curve}, twist {twist}");
+    }
+
+    /// Scalars whose bits sit exactly where clamping acts (bit 0-2, 254, 255) or fill every
+    /// byte: all-zero, all-ones and the 0x80 / 0x08 / 0xf8 patterns, whole and in the first or
+    /// last byte only.
+    fn edge_scalars() -> Vec<[u8; KEY_LEN]> {
+        let mut out = Vec::new();
+        for b in [0x00u8, 0xff, 0x80, 0x08, 0xf8, 0x7f, 0x01] {
+            out.push([b; KEY_LEN]);
+            let mut first = [0u8; KEY_LEN];
+            first[0] = b;
+            out.push(first);
+            let mut last = [0u8; KEY_LEN];
+            last[KEY_LEN - 1] = b;
+            out.push(last);
+            let mut ends = [0xffu8; KEY_LEN];
+            ends[0] = b;
+            ends[KEY_LEN - 1] = b;
+            out.push(ends);
+        }
+        out
+    }
+
+    /// Honest points (multiples of the base point, as every real public key is) plus each
+    /// torsion point of order 2, 4 and 8: on the curve, so they take the Edwards path, with a
+    /// component outside the prime-order subgroup that the scalar's low bits act on.
+    fn torsion_plus_honest(rng: &mut ChaCha20Rng) -> Vec<[u8; KEY_LEN]> {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        use curve25519_dalek::edwards::EdwardsPoint;
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            let mut k = [0u8; KEY_LEN];
+            rng.fill_bytes(&mut k);
+            let honest = EdwardsPoint::mul_base_clamped(k);
+            for torsion in EIGHT_TORSION {
+                let u = (honest + torsion).to_montgomery().to_bytes();
+                assert!(MontgomeryPoint(u).to_edwards(0).is_some(), "on the curve");
+                out.push(u);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn torsion_plus_honest_points_match_the_ladder() {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let points = torsion_plus_honest(&mut rng);
+        let mut scalars = edge_scalars();
+        for _ in 0..8 {
+            let mut k = [0u8; KEY_LEN];
+            rng.fill_bytes(&mut k);
+            scalars.push(k);
+        }
+        for u in &points {
+            for k in &scalars {
+                assert_eq!(
+                    *x25519(k, u),
+                    ladder(k, u),
+                    "k = {}, u = {}",
+                    hex::encode(k),
+                    hex::encode(u)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn edge_scalars_match_the_ladder_on_every_kind_of_input() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let mut points = vec![
+            DhKeyPair::generate(&mut rng).public().0,
+            // The base point, u = 9.
+            h("0900000000000000000000000000000000000000000000000000000000000000"),
+            // Small order: 0, 1, the order-8 points; u = -1 (twist); u = p (non-canonical 0).
+            h("0000000000000000000000000000000000000000000000000000000000000000"),
+            h("0100000000000000000000000000000000000000000000000000000000000000"),
+            h("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+            h("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+            h("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+            // All-ones (high bit set, masked by X25519).
+            [0xff; KEY_LEN],
+        ];
+        points.extend(torsion_plus_honest(&mut rng).into_iter().take(8));
+        for _ in 0..4 {
+            let mut u = [0u8; KEY_LEN];
+            rng.fill_bytes(&mut u);
+            points.push(u);
+        }
+        for u in &points {
+            for k in edge_scalars() {
+                assert_eq!(
+                    *x25519(&k, u),
+                    ladder(&k, u),
+                    "k = {}, u = {}",
+                    hex::encode(k),
+                    hex::encode(u)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shift_right_3_divides_a_clamped_scalar_by_eight_below_the_group_order() {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let mut scalars = edge_scalars();
+        for _ in 0..64 {
+            let mut k = [0u8; KEY_LEN];
+            rng.fill_bytes(&mut k);
+            scalars.push(k);
+        }
+        for k in scalars {
+            let clamped = clamp_integer(k);
+            let shifted = shift_right_3(&clamped);
+            // Shifting back gives the clamped scalar: nothing was lost.
+            let mut back = [0u8; KEY_LEN];
+            let mut carry = 0u8;
+            for (b, &s) in back.iter_mut().zip(shifted.iter()) {
+                *b = (s << 3) | carry;
+                carry = s >> 5;
+            }
+            assert_eq!((back, carry), (clamped, 0), "k = {}", hex::encode(k));
+            // 2^251 <= k / 8 < 2^252 < the group order: a canonical scalar, kept as is.
+            assert_eq!(shifted[KEY_LEN - 1] >> 3, 1, "k = {}", hex::encode(k));
+            assert_eq!(
+                Scalar::from_bytes_mod_order(*shifted).to_bytes(),
+                *shifted,
+                "k = {}",
+                hex::encode(k)
+            );
+        }
+    }
+
+    #[test]
+    fn key_pair_equality_compares_the_secrets() {
+        let a = DhKeyPair::from_secret_bytes([5; KEY_LEN]);
+        assert_eq!(a, DhKeyPair::from_secret_bytes([5; KEY_LEN]));
+        // Secrets that clamp to the same scalar (same public key) are still different pairs.
+        let mut other = [5; KEY_LEN];
+        other[0] ^= 0x01;
+        let b = DhKeyPair::from_secret_bytes(other);
+        assert_eq!(a.public(), b.public());
+        assert_ne!(a, b);
     }
 
     #[test]
@@ -274,7 +427,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_input_matches_the_ladder(k in any::<[u8; 32]>(), u in any::<[u8; 32]>()) {
-            prop_assert_eq!(x25519(&k, &u), ladder(&k, &u));
+            prop_assert_eq!(*x25519(&k, &u), ladder(&k, &u));
         }
     }
 }

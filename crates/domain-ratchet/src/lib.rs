@@ -28,6 +28,10 @@
 //! # Ok::<(), domain_ratchet::RatchetError>(())
 //! ```
 
+// Slicing or indexing that can panic on input is refused here: `get`, iterators and arrays
+// instead (test code is exempt through clippy.toml and the test kits' own allowance).
+#![deny(clippy::indexing_slicing)]
+
 mod aead;
 mod codec;
 mod config;
@@ -39,6 +43,7 @@ mod memory;
 mod session;
 mod state;
 mod store;
+mod symmetric;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;
@@ -50,18 +55,19 @@ pub use config::{
 };
 pub use error::RatchetError;
 pub use header::{HEADER_LEN, Header};
-pub use keys::{DhKeyPair, KEY_LEN, PublicKey, SymmetricKey};
+pub use keys::{DhKeyPair, KEY_LEN, PublicKey};
 pub use memory::MemoryRatchetStore;
 pub use session::{
     SessionError, decrypt_in_store, decrypt_in_store_with, encrypt_in_store, expire_skipped_keys,
 };
-pub use state::{Decrypted, Encrypted, RatchetState};
+pub use state::{Decrypted, Encrypted, RatchetState, RatchetStateParts};
 pub use store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError, Transactional};
+pub use symmetric::{ChainKey, MessageKey, RootKey, SymmetricKey};
 pub use time::Timestamp;
 
 /// The ratchet's cryptographic building blocks (PROTOCOL.md §2–§3), for known-answer tests,
 /// benchmarks and tools. A protocol user needs none of them: [`RatchetState`] applies them.
 pub mod primitives {
     pub use crate::aead::{MAX_PLAINTEXT_LEN, NONCE_LEN, TAG_LEN, open, seal};
-    pub use crate::kdf::{kdf_chain, kdf_root};
+    pub use crate::kdf::{kdf_chain, kdf_root, keyed_blake2b_256};
 }

@@ -175,12 +175,10 @@ impl RatchetStore for MemoryRatchetStore {
     }
 }
 
+/// The conformance kit, one test per check: `memory::tests::conformance::<check>`.
 #[cfg(all(test, feature = "testing"))]
 mod tests {
-    use super::MemoryRatchetStore;
-
-    #[test]
-    fn memory_store_passes_the_conformance_kit() {
-        crate::testing::run_all(MemoryRatchetStore::new);
+    mod conformance {
+        crate::ratchet_store_conformance_tests!(crate::MemoryRatchetStore::new);
     }
 }

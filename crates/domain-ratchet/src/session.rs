@@ -127,7 +127,7 @@ mod tests {
     use crate::memory::MemoryRatchetStore;
     use crate::state::RatchetState;
     use crate::store::{SkippedKey, SkippedKeyDelta};
-    use crate::{DhKeyPair, SymmetricKey};
+    use crate::{DhKeyPair, MessageKey, SymmetricKey};
 
     #[test]
     fn expire_uses_age_relative_to_now() {
@@ -139,7 +139,7 @@ mod tests {
         let key = |n, at| SkippedKey {
             dh_pub: PublicKey([3; 32]),
             msg_num: n,
-            message_key: SymmetricKey::from_bytes([4; 32]),
+            message_key: MessageKey::from_bytes([4; 32]),
             stored_at: Timestamp::from_millis(at),
         };
         let delta = SkippedKeyDelta {

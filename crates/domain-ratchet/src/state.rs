@@ -2,6 +2,7 @@
 //! to a new one. Nothing is mutated in place: a failed decrypt leaves the caller's state as it was.
 
 use rand_core::CryptoRngCore;
+use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
 use crate::aead;
@@ -9,20 +10,40 @@ use crate::config::RatchetConfig;
 use crate::error::RatchetError;
 use crate::header::Header;
 use crate::kdf::{kdf_chain, kdf_root};
-use crate::keys::{DhKeyPair, PublicKey, SymmetricKey};
+use crate::keys::{DhKeyPair, PublicKey};
 use crate::store::{SkippedKey, SkippedKeyDelta};
+use crate::symmetric::{ChainKey, RootKey, SymmetricKey};
 use crate::time::Timestamp;
 
 /// The ratchet state of one conversation, without its skipped keys (those live in the store,
 /// looked up one at a time, so that decrypt cost does not depend on how many are stored).
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Its fields are private (read them through the accessors): a state changes only through
+/// [`RatchetState::encrypt`] and [`RatchetState::decrypt`], which return a new one. A store or
+/// codec that saved a state rebuilds it with [`RatchetState::from_parts`]. Equality compares
+/// every field in constant time ([`ConstantTimeEq`]).
+#[derive(Clone)]
 pub struct RatchetState {
+    root_key: RootKey,
+    sending_chain: Option<ChainKey>,
+    receiving_chain: Option<ChainKey>,
+    dh_self: DhKeyPair,
+    dh_remote: Option<PublicKey>,
+    msg_send: u32,
+    msg_recv: u32,
+    prev_chain_len: u32,
+}
+
+/// Every field of a [`RatchetState`], to rebuild one that a store or codec saved
+/// ([`RatchetState::from_parts`]). Its keys are zeroized on drop; `Debug` prints no secret.
+#[derive(Clone)]
+pub struct RatchetStateParts {
     /// Current root key.
-    pub root_key: SymmetricKey,
+    pub root_key: RootKey,
     /// Sending chain key; `None` until the next send performs a DH step.
-    pub sending_chain: Option<SymmetricKey>,
+    pub sending_chain: Option<ChainKey>,
     /// Receiving chain key; `None` until something was received.
-    pub receiving_chain: Option<SymmetricKey>,
+    pub receiving_chain: Option<ChainKey>,
     /// Our current ratchet key pair.
     pub dh_self: DhKeyPair,
     /// The peer's current ratchet public key.
@@ -33,6 +54,57 @@ pub struct RatchetState {
     pub msg_recv: u32,
     /// Length of our previous sending chain.
     pub prev_chain_len: u32,
+}
+
+impl std::fmt::Debug for RatchetStateParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RatchetStateParts")
+            .field("dh_self", &self.dh_self)
+            .field("dh_remote", &self.dh_remote)
+            .field("msg_send", &self.msg_send)
+            .field("msg_recv", &self.msg_recv)
+            .field("prev_chain_len", &self.prev_chain_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConstantTimeEq for RatchetState {
+    /// Every field, secrets and counters alike, without an early exit.
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.root_key.ct_eq(&other.root_key)
+            & ct_eq_option(self.sending_chain.as_ref(), other.sending_chain.as_ref())
+            & ct_eq_option(
+                self.receiving_chain.as_ref(),
+                other.receiving_chain.as_ref(),
+            )
+            & self.dh_self.ct_eq(&other.dh_self)
+            & ct_eq_option(
+                self.dh_remote.as_ref().map(|k| k.as_bytes().as_slice()),
+                other.dh_remote.as_ref().map(|k| k.as_bytes().as_slice()),
+            )
+            & self.msg_send.ct_eq(&other.msg_send)
+            & self.msg_recv.ct_eq(&other.msg_recv)
+            & self.prev_chain_len.ct_eq(&other.prev_chain_len)
+    }
+}
+
+/// Constant time ([`ConstantTimeEq`]).
+impl PartialEq for RatchetState {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for RatchetState {}
+
+/// Equal when both are absent, or both present and equal. Whether a key is present is not
+/// secret (the v1 encoding writes it as a flag); the keys are compared in constant time.
+pub(crate) fn ct_eq_option<T: ConstantTimeEq + ?Sized>(a: Option<&T>, b: Option<&T>) -> Choice {
+    match (a, b) {
+        (Some(a), Some(b)) => a.ct_eq(b),
+        (None, None) => Choice::from(1),
+        _ => Choice::from(0),
+    }
 }
 
 impl std::fmt::Debug for RatchetState {
@@ -79,6 +151,71 @@ impl std::fmt::Debug for Decrypted {
 }
 
 impl RatchetState {
+    /// Rebuilds a state that a store or codec saved, field by field.
+    pub fn from_parts(parts: RatchetStateParts) -> Self {
+        let RatchetStateParts {
+            root_key,
+            sending_chain,
+            receiving_chain,
+            dh_self,
+            dh_remote,
+            msg_send,
+            msg_recv,
+            prev_chain_len,
+        } = parts;
+        Self {
+            root_key,
+            sending_chain,
+            receiving_chain,
+            dh_self,
+            dh_remote,
+            msg_send,
+            msg_recv,
+            prev_chain_len,
+        }
+    }
+
+    /// Current root key.
+    pub fn root_key(&self) -> &RootKey {
+        &self.root_key
+    }
+
+    /// Sending chain key; `None` until the next send performs a DH step.
+    pub fn sending_chain(&self) -> Option<&ChainKey> {
+        self.sending_chain.as_ref()
+    }
+
+    /// Receiving chain key; `None` until something was received.
+    pub fn receiving_chain(&self) -> Option<&ChainKey> {
+        self.receiving_chain.as_ref()
+    }
+
+    /// Our current ratchet key pair.
+    pub fn dh_self(&self) -> &DhKeyPair {
+        &self.dh_self
+    }
+
+    /// The peer's current ratchet public key (`None` until something was received, for the
+    /// party that did not start).
+    pub fn dh_remote(&self) -> Option<PublicKey> {
+        self.dh_remote
+    }
+
+    /// Messages sent in the current sending chain.
+    pub fn msg_send(&self) -> u32 {
+        self.msg_send
+    }
+
+    /// Messages received in the current receiving chain.
+    pub fn msg_recv(&self) -> u32 {
+        self.msg_recv
+    }
+
+    /// Length of our previous sending chain.
+    pub fn prev_chain_len(&self) -> u32 {
+        self.prev_chain_len
+    }
+
     /// `init_sender(SK, remote_pub)`: generates `dh_self` from `rng` (32 bytes) and derives the
     /// first sending chain: `(root, send_ck) = kdf_root(SK, DH(dh_self, remote_pub))`.
     pub fn init_sender(
@@ -89,7 +226,8 @@ impl RatchetState {
     ) -> Self {
         let dh_self = DhKeyPair::generate(rng);
         let dh_out = dh_self.diffie_hellman(&remote);
-        let (root_key, sending_chain) = kdf_root(config.domain, shared_secret, &dh_out);
+        let (root_key, sending_chain) =
+            kdf_root(config.domain, &RootKey::from(shared_secret), &dh_out);
         Self {
             root_key,
             sending_chain: Some(sending_chain),
@@ -105,7 +243,7 @@ impl RatchetState {
     /// `init_receiver(SK, dh_self)`: root key = SK, no chains, no remote key, counters 0.
     pub fn init_receiver(shared_secret: &SymmetricKey, dh_self: DhKeyPair) -> Self {
         Self {
-            root_key: shared_secret.clone(),
+            root_key: RootKey::from(shared_secret),
             sending_chain: None,
             receiving_chain: None,
             dh_self,
@@ -356,8 +494,8 @@ mod tests {
         let got = bob
             .decrypt(&config, &h, &w, None, Timestamp::UNIX_EPOCH)
             .unwrap();
-        alice.root_key = SymmetricKey::from_bytes([0xab; 32]);
-        alice.sending_chain = Some(SymmetricKey::from_bytes([0xab; 32]));
+        alice.root_key = RootKey::from_bytes([0xab; 32]);
+        alice.sending_chain = Some(ChainKey::from_bytes([0xab; 32]));
         let secret = hex::encode(*alice.dh_self.secret_bytes());
         for text in [
             format!("{alice:?}"),
@@ -516,7 +654,7 @@ mod tests {
         h.msg_num = u32::MAX;
         let mut bob = bob;
         bob.dh_remote = Some(h.dh_pub);
-        bob.receiving_chain = Some(SymmetricKey::from_bytes([1; 32]));
+        bob.receiving_chain = Some(ChainKey::from_bytes([1; 32]));
         bob.msg_recv = u32::MAX;
         assert_eq!(
             bob.decrypt(&config, &h, &w, None, Timestamp::UNIX_EPOCH)

@@ -6,8 +6,11 @@
 //! its writes, and relies on the unit of work to discard them: the domain never undoes its own
 //! writes.
 
-use crate::keys::{PublicKey, SymmetricKey};
+use subtle::{Choice, ConstantTimeEq};
+
+use crate::keys::PublicKey;
 use crate::state::RatchetState;
+use crate::symmetric::MessageKey;
 use crate::time::Timestamp;
 
 /// Errors a store reports. Backends wrap their own error in [`StoreError::Backend`].
@@ -63,15 +66,15 @@ pub trait Transactional {
 }
 
 /// A skipped message key as stored: the key itself and when it was stored, so that keys can
-/// be expired by age.
-#[derive(Clone, PartialEq, Eq)]
+/// be expired by age. Equality compares every field in constant time ([`ConstantTimeEq`]).
+#[derive(Clone)]
 pub struct SkippedKey {
     /// The ratchet public key of the chain the key belongs to.
     pub dh_pub: PublicKey,
     /// The message number in that chain.
     pub msg_num: u32,
     /// The message key.
-    pub message_key: SymmetricKey,
+    pub message_key: MessageKey,
     /// When the key was stored.
     pub stored_at: Timestamp,
 }
@@ -86,9 +89,31 @@ impl std::fmt::Debug for SkippedKey {
     }
 }
 
+impl ConstantTimeEq for SkippedKey {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.dh_pub.as_bytes().ct_eq(other.dh_pub.as_bytes())
+            & self.msg_num.ct_eq(&other.msg_num)
+            & self.message_key.ct_eq(&other.message_key)
+            & self
+                .stored_at
+                .as_millis()
+                .ct_eq(&other.stored_at.as_millis())
+    }
+}
+
+/// Constant time ([`ConstantTimeEq`]).
+impl PartialEq for SkippedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for SkippedKey {}
+
 /// What one encrypt/decrypt changed in the skipped-key set of a conversation: the store
-/// applies exactly this delta, so a save never rewrites every stored key.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// applies exactly this delta, so a save never rewrites every stored key. Equality compares
+/// the keys in constant time (the numbers of keys are not secret).
+#[derive(Debug, Default, Clone)]
 pub struct SkippedKeyDelta {
     /// Keys to insert (newly skipped), in the order they were derived.
     pub inserted: Vec<SkippedKey>,
@@ -98,6 +123,25 @@ pub struct SkippedKeyDelta {
     /// (earliest inserted) first. `None` means no cap is applied by this save.
     pub cap: Option<usize>,
 }
+
+impl ConstantTimeEq for SkippedKeyDelta {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        // The inserted keys hold secrets: `[T]::ct_eq` compares every element (it returns
+        // false at once only for different lengths, which are not secret). The removed ids
+        // and the cap are public.
+        let public = self.removed == other.removed && self.cap == other.cap;
+        self.inserted.as_slice().ct_eq(other.inserted.as_slice()) & Choice::from(u8::from(public))
+    }
+}
+
+/// Constant time ([`ConstantTimeEq`]).
+impl PartialEq for SkippedKeyDelta {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for SkippedKeyDelta {}
 
 impl SkippedKeyDelta {
     /// True when the delta changes nothing.

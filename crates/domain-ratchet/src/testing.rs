@@ -1,59 +1,90 @@
 //! Conformance kit for [`RatchetStore`] implementations (feature `testing`).
 //!
 //! Every `check_*` function takes a fresh, empty store and panics with a descriptive message
-//! when the store breaks the contract; [`run_all`] runs them all, each on a new store from the
-//! factory. The kit relies only on the trait:
+//! when the store breaks the contract. [`ratchet_store_conformance_tests!`](crate::ratchet_store_conformance_tests)
+//! expands to one `#[test]` per check, each on a new store from the factory it is given, so
+//! that a failure names the check; invoke it in one module per store, and the module names
+//! the store (matrix-sdk's `cryptostore_integration_tests!` style). The kit relies only on the
+//! trait:
 //!
 //! ```
-//! domain_ratchet::testing::run_all(domain_ratchet::MemoryRatchetStore::new);
+//! mod memory_store {
+//!     domain_ratchet::ratchet_store_conformance_tests!(domain_ratchet::MemoryRatchetStore::new);
+//! }
+//! # fn main() {}
 //! ```
 //!
 //! [`FailingStore`] wraps a store and fails a chosen write (0-based), to test that callers roll
 //! back; it is the one fault-injecting store of the workspace.
 
 // This module is test code shipped for other crates' tests: failing loudly is its purpose.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use rand_core::OsRng;
 
 use crate::config::RatchetConfig;
 use crate::error::RatchetError;
 use crate::header::Header;
-use crate::keys::{DhKeyPair, PublicKey, SymmetricKey};
+use crate::keys::{DhKeyPair, PublicKey};
 use crate::session::{SessionError, decrypt_in_store, encrypt_in_store};
-use crate::state::RatchetState;
+use crate::state::{RatchetState, RatchetStateParts};
 use crate::store::{RatchetStore, SkippedKey, SkippedKeyDelta, StoreError};
+use crate::symmetric::{ChainKey, MessageKey, RootKey, SymmetricKey};
 use crate::time::Timestamp;
 
-/// Runs every check, each on a fresh store from `new_store`.
-pub fn run_all<S: RatchetStore>(mut new_store: impl FnMut() -> S) {
-    check_absent_is_none(&mut new_store());
-    check_state_round_trip(&mut new_store());
-    check_exists(&mut new_store());
-    check_delta_insert_remove(&mut new_store());
-    check_reinsert_replaces(&mut new_store());
-    check_cap_evicts_oldest(&mut new_store());
-    check_count(&mut new_store());
-    check_expire_by_age(&mut new_store());
-    check_delete_removes_skipped_keys(&mut new_store());
-    check_save_touches_only_delta(&mut new_store());
-    check_conversations_isolated(&mut new_store());
-    check_end_to_end_out_of_order(&mut new_store());
-    check_rollback_on_failed_save(&mut new_store());
+/// Expands to one `#[test]` per check of the [`RatchetStore`] kit
+/// ([`crate::testing`]), each on a fresh store: `$new_store` is an expression giving a
+/// `FnMut() -> S` (a constructor path or a closure that may own a temporary directory), and is
+/// evaluated anew in every test. Invoke it inside a module named after the store, so that a
+/// failing test reads `<store>::<check>`.
+#[macro_export]
+macro_rules! ratchet_store_conformance_tests {
+    ($new_store:expr) => {
+        $crate::ratchet_store_conformance_tests!(@tests $new_store;
+            absent_is_none => check_absent_is_none,
+            state_round_trip => check_state_round_trip,
+            exists => check_exists,
+            delta_insert_remove => check_delta_insert_remove,
+            reinsert_replaces => check_reinsert_replaces,
+            cap_evicts_oldest => check_cap_evicts_oldest,
+            count => check_count,
+            expire_by_age => check_expire_by_age,
+            delete_removes_skipped_keys => check_delete_removes_skipped_keys,
+            save_touches_only_delta => check_save_touches_only_delta,
+            conversations_isolated => check_conversations_isolated,
+            end_to_end_out_of_order => check_end_to_end_out_of_order,
+            rollback_on_failed_save => check_rollback_on_failed_save,
+        );
+    };
+    (@tests $new_store:expr; $($name:ident => $check:ident,)+) => {
+        $(
+            #[test]
+            fn $name() {
+                #[allow(unused_mut)]
+                let mut new_store = $new_store;
+                $crate::testing::$check(&mut new_store());
+            }
+        )+
+    };
 }
 
 /// A state with every optional field set (`full = true`) or unset, derived from `seed`.
 pub fn sample_state(seed: u8, full: bool) -> RatchetState {
-    RatchetState {
-        root_key: SymmetricKey::from_bytes([seed; 32]),
-        sending_chain: full.then(|| SymmetricKey::from_bytes([seed.wrapping_add(1); 32])),
-        receiving_chain: full.then(|| SymmetricKey::from_bytes([seed.wrapping_add(2); 32])),
+    RatchetState::from_parts(RatchetStateParts {
+        root_key: RootKey::from_bytes([seed; 32]),
+        sending_chain: full.then(|| ChainKey::from_bytes([seed.wrapping_add(1); 32])),
+        receiving_chain: full.then(|| ChainKey::from_bytes([seed.wrapping_add(2); 32])),
         dh_self: DhKeyPair::from_secret_bytes([seed.wrapping_add(3); 32]),
         dh_remote: full.then_some(PublicKey([seed.wrapping_add(4); 32])),
         msg_send: u32::from(seed) + 1_000,
         msg_recv: u32::from(seed) + 2_000_000,
         prev_chain_len: u32::MAX - u32::from(seed),
-    }
+    })
 }
 
 /// A skipped key `(PublicKey([chain; 32]), msg_num)` with a key derived from both, stored at
@@ -64,7 +95,7 @@ pub fn sample_key(chain: u8, msg_num: u32, stored_at_ms: i64) -> SkippedKey {
     SkippedKey {
         dh_pub: PublicKey([chain; 32]),
         msg_num,
-        message_key: SymmetricKey::from_bytes(key),
+        message_key: MessageKey::from_bytes(key),
         stored_at: Timestamp::from_millis(stored_at_ms),
     }
 }
@@ -111,26 +142,30 @@ pub fn check_state_round_trip<S: RatchetStore>(store: &mut S) {
             .save_ratchet_state("c", &state, &SkippedKeyDelta::default())
             .unwrap();
         let loaded = store.load_ratchet_state("c").unwrap().expect("state saved");
-        assert!(loaded.root_key == state.root_key, "root_key differs");
+        assert!(loaded.root_key() == state.root_key(), "root_key differs");
         assert!(
-            loaded.sending_chain == state.sending_chain,
+            loaded.sending_chain() == state.sending_chain(),
             "sending_chain differs"
         );
         assert!(
-            loaded.receiving_chain == state.receiving_chain,
+            loaded.receiving_chain() == state.receiving_chain(),
             "receiving_chain differs"
         );
-        assert!(loaded.dh_self == state.dh_self, "dh_self secret differs");
+        assert!(
+            loaded.dh_self() == state.dh_self(),
+            "dh_self secret differs"
+        );
         assert_eq!(
-            loaded.dh_self.public(),
-            state.dh_self.public(),
+            loaded.dh_self().public(),
+            state.dh_self().public(),
             "dh_self public"
         );
-        assert_eq!(loaded.dh_remote, state.dh_remote, "dh_remote differs");
-        assert_eq!(loaded.msg_send, state.msg_send, "msg_send differs");
-        assert_eq!(loaded.msg_recv, state.msg_recv, "msg_recv differs");
+        assert_eq!(loaded.dh_remote(), state.dh_remote(), "dh_remote differs");
+        assert_eq!(loaded.msg_send(), state.msg_send(), "msg_send differs");
+        assert_eq!(loaded.msg_recv(), state.msg_recv(), "msg_recv differs");
         assert_eq!(
-            loaded.prev_chain_len, state.prev_chain_len,
+            loaded.prev_chain_len(),
+            state.prev_chain_len(),
             "prev_chain_len differs"
         );
         assert!(loaded == state);
@@ -208,7 +243,7 @@ pub fn check_reinsert_replaces<S: RatchetStore>(store: &mut S) {
         )
         .unwrap();
     let mut new = sample_key(7, 1, 200);
-    new.message_key = SymmetricKey::from_bytes([0xab; 32]);
+    new.message_key = MessageKey::from_bytes([0xab; 32]);
     store
         .save_ratchet_state("c", &sample_state(1, true), &insert(&[new.clone()], None))
         .unwrap();
@@ -372,7 +407,7 @@ pub fn check_save_touches_only_delta<S: RatchetStore>(store: &mut S) {
 pub fn check_conversations_isolated<S: RatchetStore>(store: &mut S) {
     let key_a = sample_key(1, 0, 1);
     let mut key_b = sample_key(1, 0, 2);
-    key_b.message_key = SymmetricKey::from_bytes([0x55; 32]);
+    key_b.message_key = MessageKey::from_bytes([0x55; 32]);
     store
         .save_ratchet_state(
             "a",
@@ -673,5 +708,27 @@ impl<S: RatchetStore + ?Sized> RatchetStore for FailingStore<'_, S> {
     fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
         self.write()?;
         self.inner.expire_skipped_keys(older_than)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `pub fn check_*` of this kit has its test in the macro: a new check cannot be
+    /// forgotten.
+    #[test]
+    fn every_check_is_in_the_macro() {
+        let source = include_str!("testing.rs");
+        let checks: Vec<&str> = source
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub fn check_"))
+            .filter_map(|rest| rest.split(['<', '(']).next())
+            .collect();
+        assert!(!checks.is_empty(), "no check found: the parsing is stale");
+        for check in checks {
+            assert!(
+                source.contains(&format!("=> check_{check},")),
+                "check_{check} is in no conformance macro"
+            );
+        }
     }
 }

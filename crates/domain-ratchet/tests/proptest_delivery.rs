@@ -194,7 +194,7 @@ proptest! {
         let (h, w) = encrypt_in_store(&mut store, "bob", &config, b"y", &mut rng).unwrap();
         decrypt_in_store(&mut store, "alice", &config, &h, &w, Timestamp::from_millis(1)).unwrap();
         let state = store.load_ratchet_state("alice").unwrap().unwrap();
-        let dh_pub = if known_key { state.dh_remote.unwrap() } else { PublicKey(dh) };
+        let dh_pub = if known_key { state.dh_remote().unwrap() } else { PublicKey(dh) };
         let header = Header { dh_pub, msg_num, prev_chain_len };
         let direct = state.decrypt(&config, &header, &wire, None, Timestamp::from_millis(2));
         prop_assert!(direct.is_err());

@@ -11,9 +11,10 @@ use std::path::Path;
 
 use domain_ratchet::primitives::{kdf_chain, kdf_root, open, seal};
 use domain_ratchet::{
-    DhKeyPair, Header, KdfDomain, MemoryRatchetStore, PublicKey, REFERENCE_MAX_GAP, RatchetConfig,
-    RatchetError, RatchetState, RatchetStore, SessionError, SkippedKey, SkippedKeyDelta,
-    SymmetricKey, Timestamp, decode_v1, decrypt_in_store, encode_v1, encrypt_in_store,
+    ChainKey, DhKeyPair, Header, KdfDomain, MemoryRatchetStore, MessageKey, PublicKey,
+    REFERENCE_MAX_GAP, RatchetConfig, RatchetError, RatchetState, RatchetStore, RootKey,
+    SessionError, SkippedKey, SkippedKeyDelta, SymmetricKey, Timestamp, decode_v1,
+    decrypt_in_store, encode_v1, encrypt_in_store,
 };
 use serde_json::Value;
 use support::ReplayRng;
@@ -85,21 +86,21 @@ fn key_set(keys: &[SkippedKey]) -> KeySet {
 /// Decodes `as_bytes` and checks it against the decoded fields the reference printed.
 fn decode_state(v: &Value) -> (RatchetState, KeySet) {
     let (state, skipped) = decode_v1(&bytes(&v["as_bytes"])).expect("state_*.as_bytes decodes");
-    assert_eq!(state.root_key.as_bytes(), &arr(&v["root_key"]));
+    assert_eq!(state.root_key().as_bytes(), &arr(&v["root_key"]));
     assert_eq!(
-        state.sending_chain.as_ref().map(|k| *k.as_bytes()),
+        state.sending_chain().map(|k| *k.as_bytes()),
         opt_key(&v["sending_chain"])
     );
     assert_eq!(
-        state.receiving_chain.as_ref().map(|k| *k.as_bytes()),
+        state.receiving_chain().map(|k| *k.as_bytes()),
         opt_key(&v["receiving_chain"])
     );
-    assert_eq!(*state.dh_self.secret_bytes(), arr(&v["dh_self_secret"]));
-    assert_eq!(state.dh_self.public().0, arr(&v["dh_self_public"]));
-    assert_eq!(state.dh_remote.map(|k| k.0), opt_key(&v["dh_remote"]));
-    assert_eq!(state.msg_send, u32_of(&v["msg_send"]));
-    assert_eq!(state.msg_recv, u32_of(&v["msg_recv"]));
-    assert_eq!(state.prev_chain_len, u32_of(&v["prev_chain_len"]));
+    assert_eq!(*state.dh_self().secret_bytes(), arr(&v["dh_self_secret"]));
+    assert_eq!(state.dh_self().public().0, arr(&v["dh_self_public"]));
+    assert_eq!(state.dh_remote().map(|k| k.0), opt_key(&v["dh_remote"]));
+    assert_eq!(state.msg_send(), u32_of(&v["msg_send"]));
+    assert_eq!(state.msg_recv(), u32_of(&v["msg_recv"]));
+    assert_eq!(state.prev_chain_len(), u32_of(&v["prev_chain_len"]));
     let listed: Vec<((PublicKey, u32), [u8; 32])> = v["skipped_keys"]
         .as_array()
         .expect("skipped_keys")
@@ -116,6 +117,13 @@ fn decode_state(v: &Value) -> (RatchetState, KeySet) {
         set.into_iter().collect::<Vec<_>>(),
         listed,
         "skipped keys (sorted)"
+    );
+    // Encoding v1 is byte-identical to the reference's: re-encoding the decoded state and its
+    // keys (in their decoded order) gives `as_bytes` back exactly.
+    assert_eq!(
+        hex::encode(encode_v1(&state, &skipped).as_slice()),
+        hex::encode(bytes(&v["as_bytes"])),
+        "encode_v1 reproduces as_bytes"
     );
     // Re-encoding (with the sorted entries) decodes to the same thing.
     let again = decode_v1(&encode_v1(&state, &skipped)).expect("re-encoded");
@@ -156,7 +164,7 @@ fn stored(set: &KeySet, header: &Header) -> Option<SkippedKey> {
         .map(|mk| SkippedKey {
             dh_pub: header.dh_pub,
             msg_num: header.msg_num,
-            message_key: SymmetricKey::from_bytes(*mk),
+            message_key: MessageKey::from_bytes(*mk),
             stored_at: Timestamp::UNIX_EPOCH,
         })
 }
@@ -165,39 +173,52 @@ fn store_keys(store: &mut MemoryRatchetStore, party: &str) -> KeySet {
     key_set(&store.load_skipped_keys(party).unwrap())
 }
 
+/// Every list under `kdf`, whatever its name, each case recognised by its fields: a root KDF
+/// case (`root_key`, `dh_output` and one expectation per domain) or a chain KDF case
+/// (`chain_key`, `message_key`, `next_chain_key`).
 #[test]
 fn kdf_pairs() {
     let v = vectors();
-    let roots = v["kdf"]["kdf_root"].as_array().unwrap();
-    assert!(!roots.is_empty());
-    for case in roots {
-        let root = key(&case["root_key"]);
-        let dh = arr(&case["dh_output"]);
-        for (name, dom) in [
-            ("DefaultDomain", KdfDomain::DoubleRatchet),
-            ("PrivateV1Domain", KdfDomain::PrivateV1),
-        ] {
-            let exp = &case[name];
-            assert_eq!(dom.info(), exp["info"].as_str().unwrap().as_bytes());
-            let (new_root, chain) = kdf_root(dom, &root, &dh);
-            assert_eq!(
-                new_root.as_bytes(),
-                &arr(&exp["new_root_key"]),
-                "{name} root"
-            );
-            assert_eq!(chain.as_bytes(), &arr(&exp["chain_key"]), "{name} chain");
+    let lists = v["kdf"].as_object().expect("kdf lists");
+    let (mut roots, mut chains) = (0, 0);
+    for (list, cases) in lists {
+        for case in cases.as_array().expect("a list of cases") {
+            if case.get("root_key").is_some() {
+                let root = RootKey::from_bytes(arr(&case["root_key"]));
+                let dh = arr(&case["dh_output"]);
+                let mut domains = 0;
+                for (name, exp) in case.as_object().unwrap() {
+                    if name == "root_key" || name == "dh_output" {
+                        continue;
+                    }
+                    let dom = domain(name);
+                    assert_eq!(dom.info(), exp["info"].as_str().unwrap().as_bytes());
+                    let (new_root, chain) = kdf_root(dom, &root, &dh);
+                    assert_eq!(
+                        new_root.as_bytes(),
+                        &arr(&exp["new_root_key"]),
+                        "{list} {name} root"
+                    );
+                    assert_eq!(
+                        chain.as_bytes(),
+                        &arr(&exp["chain_key"]),
+                        "{list} {name} chain"
+                    );
+                    domains += 1;
+                }
+                assert!(domains > 0, "{list}: a root case without expectations");
+                roots += 1;
+            } else if case.get("chain_key").is_some() {
+                let (next, mk) = kdf_chain(&ChainKey::from_bytes(arr(&case["chain_key"])));
+                assert_eq!(mk.as_bytes(), &arr(&case["message_key"]), "{list} mk");
+                assert_eq!(next.as_bytes(), &arr(&case["next_chain_key"]), "{list} ck");
+                chains += 1;
+            } else {
+                panic!("{list}: a KDF case of an unknown kind: {case}");
+            }
         }
     }
-    let mut chains = 0;
-    for list in ["kdf_chain", "kdf_chain_walk_from_5c"] {
-        for case in v["kdf"][list].as_array().unwrap() {
-            let (next, mk) = kdf_chain(&key(&case["chain_key"]));
-            assert_eq!(mk.as_bytes(), &arr(&case["message_key"]), "{list} mk");
-            assert_eq!(next.as_bytes(), &arr(&case["next_chain_key"]), "{list} ck");
-            chains += 1;
-        }
-    }
-    assert!(chains >= 9);
+    assert!(roots > 0 && chains > 0, "roots {roots}, chains {chains}");
 }
 
 #[test]
@@ -214,7 +235,7 @@ fn header_aad_example() {
 #[test]
 fn aead_example() {
     let v = &vectors()["aead_example"];
-    let mk = key(&v["message_key"]);
+    let mk = MessageKey::from_bytes(arr(&v["message_key"]));
     let nonce: [u8; 12] = bytes(&v["nonce"]).try_into().unwrap();
     let wire = seal(&mk, &nonce, &bytes(&v["plaintext"]), &bytes(&v["aad"])).unwrap();
     assert_eq!(wire, bytes(&v["ciphertext_with_nonce"]));
@@ -232,7 +253,7 @@ fn scenarios() {
     let max_skip = u32_of(&v["max_skip"]);
     assert_eq!(max_skip, REFERENCE_MAX_GAP);
     let scenarios = v["scenarios"].as_array().unwrap();
-    assert!(scenarios.len() >= 8);
+    assert!(!scenarios.is_empty(), "no scenario");
     let (mut decrypts, mut encrypts, mut errors) = (0, 0, 0);
     for sc in scenarios {
         let name = sc["name"].as_str().unwrap();
@@ -254,7 +275,7 @@ fn scenarios() {
         let (bob0, _) = decode_state(&sc["bob_initial_state"]);
         let bob_secret = arr(&sc["bob_initial_dh_secret"]);
         let mut rng = ReplayRng::new(&[&arr(&sc["alice_initial_state"]["dh_self_secret"])]);
-        let alice = RatchetState::init_sender(&config, &shared, bob0.dh_self.public(), &mut rng);
+        let alice = RatchetState::init_sender(&config, &shared, bob0.dh_self().public(), &mut rng);
         rng.assert_consumed();
         assert!(alice == alice0, "{name}: init_sender");
         let bob = RatchetState::init_receiver(&shared, DhKeyPair::from_secret_bytes(bob_secret));
@@ -292,7 +313,7 @@ fn scenarios() {
                     let (after, after_keys) = decode_state(&step["state_after"]);
                     let nonce = bytes(&step["nonce"]);
                     assert_eq!(wire[..12], nonce[..], "{ctx}: nonce prefix");
-                    let secret = after.dh_self.secret_bytes();
+                    let secret = after.dh_self().secret_bytes();
                     let parts: Vec<&[u8]> = if step["dh_ratchet_performed"].as_bool().unwrap() {
                         vec![&secret[..], &nonce]
                     } else {
@@ -365,8 +386,9 @@ fn scenarios() {
             }
         }
     }
+    // Not vacuous: the file exercised both operations and refusals (however many there are).
     assert!(
-        decrypts > 50 && encrypts > 50 && errors >= 15,
+        decrypts > 0 && encrypts > 0 && errors > 0,
         "{decrypts} {encrypts} {errors}"
     );
 }
@@ -376,39 +398,52 @@ fn scenarios() {
 #[test]
 fn max_skip_depends_on_configured_gap() {
     let v = vectors();
-    let sc = v["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"].as_str().unwrap().starts_with("max_skip"))
-        .expect("a max_skip scenario");
-    let step = sc["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["op"] == "decrypt")
-        .unwrap();
-    let (state, _) = decode_state(&step["state_before"]);
-    let header = header_of(step);
-    let wire = bytes(&step["ciphertext_with_nonce"]);
-    let strict = RatchetConfig {
-        max_gap: REFERENCE_MAX_GAP,
-        ..RatchetConfig::default()
-    };
-    assert_eq!(
-        state
-            .decrypt(&strict, &header, &wire, None, Timestamp::UNIX_EPOCH)
-            .unwrap_err(),
-        RatchetError::TooManySkippedMessages { gap: 11, max: 10 }
+    let mut checked = 0;
+    for sc in v["scenarios"].as_array().unwrap() {
+        let name = sc["name"].as_str().unwrap();
+        for step in sc["steps"].as_array().unwrap() {
+            let refused = step["op"] == "decrypt"
+                && step["expected"]["result"] == "error"
+                && step["expected"]["error"] == "TooManySkippedMessages";
+            if !refused {
+                continue;
+            }
+            let (state, _) = decode_state(&step["state_before"]);
+            let header = header_of(step);
+            let wire = bytes(&step["ciphertext_with_nonce"]);
+            let strict = RatchetConfig {
+                domain: domain(sc["domain"].as_str().unwrap()),
+                max_gap: REFERENCE_MAX_GAP,
+                ..RatchetConfig::default()
+            };
+            let gap = match state.decrypt(&strict, &header, &wire, None, Timestamp::UNIX_EPOCH) {
+                Err(RatchetError::TooManySkippedMessages { gap, max }) => {
+                    assert_eq!(max, REFERENCE_MAX_GAP, "{name}");
+                    assert!(gap > u64::from(max), "{name}: gap {gap}");
+                    gap
+                }
+                other => panic!("{name}: the reference's limit must refuse: {other:?}"),
+            };
+            // With this implementation's default limit the same message decrypts, storing the
+            // keys it skipped (all on the current chain when the header continues it).
+            let relaxed = RatchetConfig {
+                domain: strict.domain,
+                ..RatchetConfig::default()
+            };
+            let out = state
+                .decrypt(&relaxed, &header, &wire, None, Timestamp::UNIX_EPOCH)
+                .unwrap_or_else(|e| panic!("{name}: the default limit must accept: {e}"));
+            let inserted = u64::try_from(out.delta.inserted.len()).unwrap();
+            if state.dh_remote() == Some(header.dh_pub) {
+                assert_eq!(inserted, gap, "{name}");
+            } else {
+                assert!(inserted >= gap, "{name}: {inserted} < {gap}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 0,
+        "no TooManySkippedMessages step in the scenarios"
     );
-    let out = state
-        .decrypt(
-            &RatchetConfig::default(),
-            &header,
-            &wire,
-            None,
-            Timestamp::UNIX_EPOCH,
-        )
-        .unwrap();
-    assert_eq!(out.delta.inserted.len(), 11);
 }

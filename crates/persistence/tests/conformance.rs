@@ -1,36 +1,24 @@
-//! The domain conformance kits (ratchet, chat, mailbox) against `Database`: in memory, plain
-//! file, encrypted file.
+//! The domain conformance kits (ratchet, chat, mailbox) against `Database`, one test per check
+//! and store: `<kit>::<store>::<check>`, the stores being in memory, a plain file and a
+//! SQLCipher file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
 use persistence::{Database, DatabaseConfig};
-use support::{RatchetOnly, RatchetOnlyTx};
+use support::RatchetOnlyTx;
 
-#[test]
-fn ratchet_kit_in_memory() {
-    domain_ratchet::testing::run_all(RatchetOnly::memory);
-}
-
-#[test]
-fn ratchet_kit_plain_file() {
-    domain_ratchet::testing::run_all(RatchetOnly::plain_file);
-}
-
-#[test]
-fn ratchet_kit_encrypted_file() {
-    domain_ratchet::testing::run_all(RatchetOnly::encrypted_file);
-}
-
-/// A factory of fresh databases: files `0.db`, `1.db`, ... in one temporary directory that
-/// the test keeps alive.
-fn files(dir: &tempfile::TempDir, key: bool) -> impl FnMut() -> Database + '_ {
+/// A factory of fresh databases: files `1.db`, `2.db`, ... in a temporary directory that the
+/// factory owns (it is removed when the factory drops, at the end of the test), encrypted
+/// with SQLCipher when `encrypted`.
+fn files(encrypted: bool) -> impl FnMut() -> Database {
+    let dir = tempfile::tempdir().unwrap();
     let mut n = 0;
     move || {
         n += 1;
         let path = dir.path().join(format!("{n}.db"));
-        let config = if key {
+        let config = if encrypted {
             support::encrypted(&path)
         } else {
             support::plain(&path)
@@ -39,38 +27,46 @@ fn files(dir: &tempfile::TempDir, key: bool) -> impl FnMut() -> Database + '_ {
     }
 }
 
-#[test]
-fn chat_kit_in_memory() {
-    domain_chat::testing::run_all(|| Database::open(DatabaseConfig::in_memory()).unwrap());
+fn in_memory() -> Database {
+    Database::open(DatabaseConfig::in_memory()).unwrap()
 }
 
-#[test]
-fn chat_kit_plain_file() {
-    let dir = tempfile::tempdir().unwrap();
-    domain_chat::testing::run_all(files(&dir, false));
+mod ratchet {
+    mod memory {
+        domain_ratchet::ratchet_store_conformance_tests!(crate::support::RatchetOnly::memory);
+    }
+    mod plain_file {
+        domain_ratchet::ratchet_store_conformance_tests!(crate::support::RatchetOnly::plain_file);
+    }
+    mod encrypted_file {
+        domain_ratchet::ratchet_store_conformance_tests!(
+            crate::support::RatchetOnly::encrypted_file
+        );
+    }
 }
 
-#[test]
-fn chat_kit_encrypted_file() {
-    let dir = tempfile::tempdir().unwrap();
-    domain_chat::testing::run_all(files(&dir, true));
+mod chat {
+    mod memory {
+        domain_chat::chat_store_conformance_tests!(crate::in_memory);
+    }
+    mod plain_file {
+        domain_chat::chat_store_conformance_tests!(crate::files(false));
+    }
+    mod encrypted_file {
+        domain_chat::chat_store_conformance_tests!(crate::files(true));
+    }
 }
 
-#[test]
-fn mailbox_kit_in_memory() {
-    domain_chat::testing::run_mailbox(|| Database::open(DatabaseConfig::in_memory()).unwrap());
-}
-
-#[test]
-fn mailbox_kit_plain_file() {
-    let dir = tempfile::tempdir().unwrap();
-    domain_chat::testing::run_mailbox(files(&dir, false));
-}
-
-#[test]
-fn mailbox_kit_encrypted_file() {
-    let dir = tempfile::tempdir().unwrap();
-    domain_chat::testing::run_mailbox(files(&dir, true));
+mod mailbox {
+    mod memory {
+        domain_chat::mailbox_store_conformance_tests!(crate::in_memory);
+    }
+    mod plain_file {
+        domain_chat::mailbox_store_conformance_tests!(crate::files(false));
+    }
+    mod encrypted_file {
+        domain_chat::mailbox_store_conformance_tests!(crate::files(true));
+    }
 }
 
 /// The chat kit through [`persistence::Tx`]: every store call of a check runs inside one

@@ -122,7 +122,7 @@ fn deleted_keys_leave_no_trace_in_the_file_or_the_wal() {
         // The intro key is also Raya's first ratchet key (as in the reference) until her
         // first reply makes a DH step: reply, so that no live copy of it remains.
         let state = raya.load_ratchet_state(&raya_id).unwrap().unwrap();
-        assert_eq!(*state.dh_self.secret_bytes(), intro_secret);
+        assert_eq!(*state.dh_self().secret_bytes(), intro_secret);
         send_content(
             &mut raya,
             &config,
@@ -133,7 +133,7 @@ fn deleted_keys_leave_no_trace_in_the_file_or_the_wal() {
         )
         .unwrap();
         let state = raya.load_ratchet_state(&raya_id).unwrap().unwrap();
-        assert_ne!(*state.dh_self.secret_bytes(), intro_secret);
+        assert_ne!(*state.dh_self().secret_bytes(), intro_secret);
         assert_eq!(
             content(
                 handle_envelope(

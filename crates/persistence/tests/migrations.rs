@@ -1,4 +1,6 @@
-//! The migration chain: up → down(all) → up gives the same schema as up alone.
+//! The migration chain: every migration on its own goes up → down → up with a schema diff at
+//! each step (lemmy's `schema_setup`), and the whole chain up → down(all) → up gives the same
+//! schema as up alone.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -27,6 +29,154 @@ fn dump(db: &mut Database) -> Vec<MasterRow> {
     )
     .load(db.raw_connection())
     .unwrap()
+}
+
+/// The schema as `sqlite_master` shows it, without diesel's bookkeeping table and SQLite's
+/// `sqlite_sequence` (created by the first AUTOINCREMENT table and never dropped: its rows are
+/// checked instead, see [`autoincrement_counters`]).
+fn schema(db: &mut Database) -> Vec<MasterRow> {
+    dump(db)
+        .into_iter()
+        .filter(|r| r.tbl_name != "__diesel_schema_migrations" && r.name != "sqlite_sequence")
+        .collect()
+}
+
+/// The AUTOINCREMENT counters (`sqlite_sequence`), empty when the table does not exist.
+fn autoincrement_counters(db: &mut Database) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let exists = dump(db).iter().any(|r| r.name == "sqlite_sequence");
+    if !exists {
+        return Vec::new();
+    }
+    diesel::sql_query("SELECT name FROM sqlite_sequence ORDER BY name")
+        .load::<Name>(db.raw_connection())
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect()
+}
+
+/// What differs between two schema dumps, one line per object: `-` only in `expected`, `+`
+/// only in `found`. Empty when they are the same.
+fn schema_diff(expected: &[MasterRow], found: &[MasterRow]) -> String {
+    let line = |r: &MasterRow| {
+        format!(
+            "{} {} on {}: {}",
+            r.kind,
+            r.name,
+            r.tbl_name,
+            r.sql.as_deref().unwrap_or("(no sql)")
+        )
+    };
+    let expected: Vec<String> = expected.iter().map(line).collect();
+    let found: Vec<String> = found.iter().map(line).collect();
+    let mut diff = String::new();
+    for l in expected.iter().filter(|l| !found.contains(l)) {
+        diff.push_str(&format!("- {l}\n"));
+    }
+    for l in found.iter().filter(|l| !expected.contains(l)) {
+        diff.push_str(&format!("+ {l}\n"));
+    }
+    diff
+}
+
+/// Every migration on its own (lemmy's `schema_setup`): from the schema before it, up gives a
+/// new schema, down gives back exactly the schema before it, and up again exactly the new
+/// one; then the next migration starts from there. A `down.sql` that forgets an index, or an
+/// `up.sql` that is not the inverse of its `down.sql`, fails here naming the migration, even
+/// when the whole-chain round trip below would hide it.
+#[test]
+fn every_migration_goes_up_down_up_with_the_same_schema() {
+    use diesel_migrations::MigrationHarness;
+
+    let mut db =
+        Database::open(DatabaseConfig::in_memory().with_migrations(MigrationMode::Skip)).unwrap();
+    let embedded = persistence::embedded_versions().unwrap();
+    assert!(!embedded.is_empty(), "no migration embedded");
+    let mut before = schema(&mut db);
+    assert!(before.is_empty(), "a fresh database has no schema");
+    let mut counters_before = autoincrement_counters(&mut db);
+    for expected_version in &embedded {
+        let version = db
+            .raw_connection()
+            .run_next_migration(persistence::MIGRATIONS)
+            .unwrap()
+            .to_string();
+        assert_eq!(&version, expected_version, "migrations run in order");
+        let up = schema(&mut db);
+        let counters_up = autoincrement_counters(&mut db);
+
+        let reverted = db
+            .raw_connection()
+            .revert_last_migration(persistence::MIGRATIONS)
+            .unwrap()
+            .to_string();
+        assert_eq!(reverted, version);
+        let down = schema(&mut db);
+        let diff = schema_diff(&before, &down);
+        assert!(
+            diff.is_empty(),
+            "{version}: down.sql does not restore the schema before up.sql:\n{diff}"
+        );
+        assert_eq!(
+            autoincrement_counters(&mut db),
+            counters_before,
+            "{version}: down.sql left AUTOINCREMENT counters behind"
+        );
+
+        let again = db
+            .raw_connection()
+            .run_next_migration(persistence::MIGRATIONS)
+            .unwrap()
+            .to_string();
+        assert_eq!(again, version);
+        let up_again = schema(&mut db);
+        let diff = schema_diff(&up, &up_again);
+        assert!(
+            diff.is_empty(),
+            "{version}: up.sql after down.sql gives another schema:\n{diff}"
+        );
+        assert_eq!(autoincrement_counters(&mut db), counters_up, "{version}");
+        before = up_again;
+        counters_before = counters_up;
+    }
+    assert!(db.schema_status().unwrap().is_current());
+    assert!(
+        schema_diff(
+            &schema(&mut db),
+            &schema(&mut Database::open(DatabaseConfig::in_memory()).unwrap())
+        )
+        .is_empty(),
+        "the chain applied step by step differs from the chain applied by open"
+    );
+}
+
+/// The diff names what changed, so that a failure says which object a migration broke.
+#[test]
+fn schema_diff_names_missing_and_extra_objects() {
+    let row = |name: &str, sql: &str| MasterRow {
+        kind: "index".to_owned(),
+        name: name.to_owned(),
+        tbl_name: "t".to_owned(),
+        sql: Some(sql.to_owned()),
+    };
+    let a = vec![
+        row("i1", "CREATE INDEX i1 ON t(a)"),
+        row("i2", "CREATE INDEX i2 ON t(b)"),
+    ];
+    let b = vec![
+        row("i1", "CREATE INDEX i1 ON t(a)"),
+        row("i3", "CREATE INDEX i3 ON t(c)"),
+    ];
+    assert_eq!(schema_diff(&a, &a), "");
+    assert_eq!(
+        schema_diff(&a, &b),
+        "- index i2 on t: CREATE INDEX i2 ON t(b)\n+ index i3 on t: CREATE INDEX i3 ON t(c)\n"
+    );
 }
 
 #[test]

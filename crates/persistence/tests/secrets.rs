@@ -18,11 +18,11 @@ fn write_secrets(config: DatabaseConfig) -> Vec<[u8; 32]> {
     let mut secrets = vec![
         *identity.secret_bytes(),
         *intro.secret_bytes(),
-        *state.root_key.as_bytes(),
-        *state.dh_self.secret_bytes(),
+        *state.root_key().as_bytes(),
+        *state.dh_self().secret_bytes(),
     ];
-    secrets.extend(state.sending_chain.iter().map(|k| *k.as_bytes()));
-    secrets.extend(state.receiving_chain.iter().map(|k| *k.as_bytes()));
+    secrets.extend(state.sending_chain().into_iter().map(|k| *k.as_bytes()));
+    secrets.extend(state.receiving_chain().into_iter().map(|k| *k.as_bytes()));
     secrets.extend(keys.iter().map(|k| *k.message_key.as_bytes()));
     let mut db = Database::open(config).unwrap();
     db.transaction(|tx| -> Result<(), PersistenceError> {

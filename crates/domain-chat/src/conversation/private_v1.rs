@@ -1,10 +1,9 @@
 //! PrivateV1 conversations (PROTOCOL.md §7–§8): conversation ids derived from the X3DH seed,
 //! and the `PrivateV1Frame` that is the Double Ratchet plaintext.
 
-use blake2::Blake2bMac;
-use blake2::Blake2bVar;
 use blake2::digest::consts::U18;
-use blake2::digest::{Mac as _, Update as _, VariableOutput as _};
+use blake2::digest::{Digest as _, FixedOutput as _};
+use blake2::{Blake2b, Blake2bMac};
 use domain_ratchet::{SymmetricKey, Timestamp};
 use prost::Message as _;
 use zeroize::{Zeroize as _, Zeroizing};
@@ -12,10 +11,18 @@ use zeroize::{Zeroize as _, Zeroizing};
 use crate::proto::{self, private_v1_frame::FrameType};
 
 /// BLAKE2b personalization of the base conversation id.
-pub const BASE_ID_PERSONAL: &[u8] = b"L-PV1-CID";
+pub const BASE_ID_PERSONAL: &[u8; 9] = b"L-PV1-CID";
 
 /// Length in bytes of the BLAKE2b digests behind conversation ids (36 hex characters).
 pub const ID_DIGEST_LEN: usize = 18;
+
+// The keyed BLAKE2b of `base_id`: a 32-byte key and a personalization of at most 16 bytes are
+// always accepted (checked here), so its constructor cannot fail.
+const _: () = assert!(
+    BASE_ID_PERSONAL.len() <= 16,
+    "BLAKE2b personalization limit"
+);
+const _: () = assert!(domain_ratchet::KEY_LEN <= 64, "BLAKE2b key limit");
 
 /// The `sender` field of every frame (ASCII `delete`, as upstream).
 pub(crate) const FRAME_SENDER: &[u8] = b"delete";
@@ -51,26 +58,21 @@ impl Role {
 
 /// `BLAKE2b(key = seed, personal = "L-PV1-CID", digest length 18, message = empty)`.
 pub fn base_id(seed: &SymmetricKey) -> [u8; ID_DIGEST_LEN] {
-    let mut out = [0u8; ID_DIGEST_LEN];
-    // A 32-byte key and a 9-byte personalization are always accepted.
-    if let Ok(mac) =
+    let Ok(mac) =
         Blake2bMac::<U18>::new_with_salt_and_personal(seed.as_bytes(), &[], BASE_ID_PERSONAL)
-    {
-        out.copy_from_slice(&mac.finalize().into_bytes());
-    }
-    out
+    else {
+        unreachable!("BLAKE2b key and personalization lengths are valid (compile time)");
+    };
+    mac.finalize_fixed().into()
 }
 
 /// `hex(BLAKE2b(digest length 18)(base || role))`.
 pub(crate) fn conversation_id(base: &[u8; ID_DIGEST_LEN], role: Role) -> String {
-    let mut out = [0u8; ID_DIGEST_LEN];
-    // 18 is a valid BLAKE2b output length and `out` has exactly that length.
-    if let Ok(mut hasher) = Blake2bVar::new(ID_DIGEST_LEN) {
-        hasher.update(base);
-        hasher.update(&[role.byte()]);
-        let _ = hasher.finalize_variable(&mut out);
-    }
-    hex::encode(out)
+    let digest = Blake2b::<U18>::new()
+        .chain_update(base)
+        .chain_update([role.byte()])
+        .finalize();
+    hex::encode(digest)
 }
 
 /// The (local, remote) conversation ids for `role`, from the handshake seed.
@@ -120,6 +122,22 @@ pub(crate) fn placeholder_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_and_variable_output_blake2b_agree() {
+        use blake2::Blake2bVar;
+        use blake2::digest::{Update as _, VariableOutput as _};
+        for base in [[0u8; ID_DIGEST_LEN], [0xa5; ID_DIGEST_LEN]] {
+            for role in [Role::Initiator, Role::Responder] {
+                let mut hasher = Blake2bVar::new(ID_DIGEST_LEN).unwrap();
+                hasher.update(&base);
+                hasher.update(&[role.byte()]);
+                let mut out = [0u8; ID_DIGEST_LEN];
+                hasher.finalize_variable(&mut out).unwrap();
+                assert_eq!(conversation_id(&base, role), hex::encode(out));
+            }
+        }
+    }
 
     #[test]
     fn ids_are_36_hex_and_differ_by_role() {

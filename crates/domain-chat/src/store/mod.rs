@@ -10,6 +10,7 @@ mod mailbox;
 
 use domain_ratchet::{DhKeyPair, PublicKey, Timestamp};
 pub use domain_ratchet::{RatchetStore, StoreError, Transactional};
+use subtle::{Choice, ConstantTimeEq};
 
 pub use mailbox::{
     Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, MailboxStore, NewHistoryEntry,
@@ -18,14 +19,30 @@ pub use mailbox::{
 
 /// The installation identity: a name and the X25519 installation key pair.
 ///
-/// The secret is zeroized on drop (inside [`DhKeyPair`]); `Debug` shows only the public key.
-#[derive(Clone, PartialEq, Eq)]
+/// The secret is zeroized on drop (inside [`DhKeyPair`]); `Debug` shows only the public key;
+/// equality compares in constant time ([`ConstantTimeEq`]).
+#[derive(Clone)]
 pub struct Identity {
     /// Display name of the installation.
     pub name: String,
     /// The installation key pair (IK).
     pub key_pair: DhKeyPair,
 }
+
+impl ConstantTimeEq for Identity {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.name.as_bytes().ct_eq(other.name.as_bytes()) & self.key_pair.ct_eq(&other.key_pair)
+    }
+}
+
+/// Constant time ([`ConstantTimeEq`]).
+impl PartialEq for Identity {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for Identity {}
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -6,7 +6,8 @@ use std::path::Path;
 use domain_chat::Timestamp;
 use domain_chat::{ChatStore, ConversationKind, ConversationRecord, Identity};
 use domain_ratchet::{
-    DhKeyPair, PublicKey, RatchetState, SkippedKey, SkippedKeyDelta, SymmetricKey,
+    ChainKey, DhKeyPair, MessageKey, PublicKey, RatchetState, RatchetStateParts, RootKey,
+    SkippedKey, SkippedKeyDelta,
 };
 use serde_json::Value;
 
@@ -30,11 +31,12 @@ pub(crate) fn key(v: &Value) -> PublicKey {
     PublicKey(arr32(v))
 }
 
-pub(crate) fn sym(v: &Value) -> Option<SymmetricKey> {
+/// A 32-byte key field that may be absent (`null` or `"None"` in the vectors).
+pub(crate) fn opt_arr32(v: &Value) -> Option<[u8; 32]> {
     match v {
         Value::Null => None,
         Value::String(s) if s == "None" => None,
-        _ => Some(SymmetricKey::from_bytes(arr32(v))),
+        _ => Some(arr32(v)),
     }
 }
 
@@ -48,18 +50,18 @@ pub(crate) fn opt_key(v: &Value) -> Option<PublicKey> {
 
 /// A ratchet state and its skipped keys `(pub, n, mk)` sorted, from a decoded vector state.
 pub(crate) fn state_from_json(v: &Value) -> (RatchetState, Vec<(PublicKey, u32, [u8; 32])>) {
-    let state = RatchetState {
-        root_key: sym(&v["root_key"]).expect("root key"),
-        sending_chain: sym(&v["sending_chain"]),
-        receiving_chain: sym(&v["receiving_chain"]),
+    let state = RatchetState::from_parts(RatchetStateParts {
+        root_key: RootKey::from_bytes(arr32(&v["root_key"])),
+        sending_chain: opt_arr32(&v["sending_chain"]).map(ChainKey::from_bytes),
+        receiving_chain: opt_arr32(&v["receiving_chain"]).map(ChainKey::from_bytes),
         dh_self: DhKeyPair::from_secret_bytes(arr32(&v["dh_self_secret"])),
         dh_remote: opt_key(&v["dh_remote"]),
         msg_send: v["msg_send"].as_u64().expect("msg_send") as u32,
         msg_recv: v["msg_recv"].as_u64().expect("msg_recv") as u32,
         prev_chain_len: v["prev_chain_len"].as_u64().expect("prev") as u32,
-    };
+    });
     assert_eq!(
-        state.dh_self.public(),
+        state.dh_self().public(),
         key(&v["dh_self_public"]),
         "dh_self secret/public mismatch in vector"
     );
@@ -89,7 +91,7 @@ pub(crate) fn set_state<S: ChatStore>(store: &mut S, conversation_id: &str, v: &
             .map(|(dh_pub, msg_num, mk)| SkippedKey {
                 dh_pub,
                 msg_num,
-                message_key: SymmetricKey::from_bytes(mk),
+                message_key: MessageKey::from_bytes(mk),
                 stored_at: Timestamp::from_millis(0),
             })
             .collect(),

@@ -1,12 +1,14 @@
 //! Writing the import: a temporary file next to the target, one transaction through the
-//! repositories, a read-back verification, fsync, and a no-replace move into place.
+//! repositories, a read-back verification, fsync, a no-replace move into place (`tempfile`'s
+//! `persist_noclobber`) and an fsync of the directory.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use domain_chat::{ConversationStore, EphemeralKeyStore, IdentityStore};
 use domain_ratchet::{RatchetStore, SkippedKeyDelta};
+use tempfile::TempPath;
 
 use super::error::LegacyImportError;
 use super::source::{LegacyData, open_source, read_source, sidecar_path};
@@ -354,108 +356,100 @@ where
     Ok(Ok(()))
 }
 
-/// A temporary database file next to the target; removed (with its sidecars) on drop unless
-/// it was moved into place.
+/// A temporary database file next to the target (created by `tempfile`, owner-only); removed
+/// with its sidecars on drop unless it was moved into place.
 struct TempDatabase {
-    path: PathBuf,
-    armed: bool,
+    /// The file; `tempfile` removes it when this drops.
+    temp: TempPath,
+    /// Its sidecars, removed when this drops.
+    sidecars: Sidecars,
 }
 
 impl TempDatabase {
-    /// Creates a new, empty, owner-only file `.<name>.import-<pid>-<nanos>.tmp` in `directory`.
+    /// Creates a new, empty, owner-only file `.<name>.import-<random>.tmp` in `directory`.
     fn create(directory: &Path, name: &str) -> Result<Self, LegacyImportError> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let mut last_error = None;
-        for attempt in 0..16u32 {
-            let path = directory.join(format!(
-                ".{name}.import-{}-{nanos}-{attempt}.tmp",
-                std::process::id()
-            ));
-            let mut options = OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            match options.open(&path) {
-                Ok(_) => return Ok(Self { path, armed: true }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_error = Some(e),
-                Err(source) => return Err(LegacyImportError::TargetIo { path, source }),
-            }
-        }
-        Err(LegacyImportError::TargetIo {
-            path: directory.to_path_buf(),
-            source: last_error.unwrap_or_else(|| std::io::Error::other("no temporary name")),
-        })
+        let file = tempfile::Builder::new()
+            .prefix(&format!(".{name}.import-"))
+            .suffix(".tmp")
+            .tempfile_in(directory)
+            .map_err(|source| LegacyImportError::TargetIo {
+                path: directory.to_path_buf(),
+                source,
+            })?;
+        // SQLite opens the file by name: keep no descriptor of our own (closing another
+        // descriptor of a file drops every POSIX lock the process holds on it).
+        let temp = file.into_temp_path();
+        let sidecars = Sidecars {
+            path: temp.to_path_buf(),
+        };
+        Ok(Self { temp, sidecars })
     }
 
     fn path(&self) -> &Path {
-        &self.path
+        &self.temp
     }
 
-    /// Syncs the file and moves it to `target` without ever replacing an existing file, then
-    /// syncs the directory.
-    fn persist(mut self, target: &Path, directory: &Path) -> Result<(), LegacyImportError> {
+    /// Syncs the file, moves it to `target` without ever replacing an existing file
+    /// (`tempfile`'s `persist_noclobber`: `renameat2(RENAME_NOREPLACE)` where the kernel and
+    /// file system support it, else a hard link, which fails if the target exists, then
+    /// unlinking the temporary name), then syncs the directory. `tempfile` syncs neither the
+    /// file nor the directory: both are done here.
+    fn persist(self, target: &Path, directory: &Path) -> Result<(), LegacyImportError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| LegacyImportError::TargetIo { path, source }
         };
+        let Self { temp, sidecars } = self;
+        let temp_path = temp.to_path_buf();
         // Every connection is closed: the WAL must have been checkpointed into the file.
         for suffix in ["-wal", "-journal"] {
-            let sidecar = sidecar_path(&self.path, suffix);
+            let sidecar = sidecar_path(&temp_path, suffix);
             if std::fs::metadata(&sidecar).is_ok_and(|m| m.len() > 0) {
                 return Err(LegacyImportError::VerificationFailed {
                     what: format!("{} was not checkpointed", sidecar.display()),
                 });
             }
         }
-        File::open(&self.path)
+        File::open(&temp_path)
             .and_then(|f| f.sync_all())
-            .map_err(io(&self.path))?;
-        // A hard link fails if the target exists (no replace, no race), unlike rename.
-        match std::fs::hard_link(&self.path, target) {
-            Ok(()) => {
-                std::fs::remove_file(&self.path).map_err(io(&self.path))?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(LegacyImportError::TargetExists {
+            .map_err(io(&temp_path))?;
+        if let Err(e) = temp.persist_noclobber(target) {
+            // `e.path` (the temporary file) and `sidecars` are removed when they drop.
+            return Err(if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                LegacyImportError::TargetExists {
                     path: target.to_path_buf(),
                     same_identity: false,
-                });
-            }
-            Err(_) => {
-                // File systems without hard links: check, then rename.
-                if std::fs::symlink_metadata(target).is_ok() {
-                    return Err(LegacyImportError::TargetExists {
-                        path: target.to_path_buf(),
-                        same_identity: false,
-                    });
                 }
-                std::fs::rename(&self.path, target).map_err(io(target))?;
-            }
+            } else {
+                LegacyImportError::TargetIo {
+                    path: target.to_path_buf(),
+                    source: e.error,
+                }
+            });
         }
-        self.armed = false;
-        self.remove_sidecars();
+        // The hard-link fallback ignores a failure to unlink the temporary name: a second name
+        // of the imported database must not stay behind.
+        match std::fs::remove_file(&temp_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(&temp_path)(e));
+            }
+            _ => {}
+        }
+        drop(sidecars);
         sync_directory(directory).map_err(io(directory))?;
         Ok(())
     }
-
-    fn remove_sidecars(&self) {
-        for suffix in SIDECARS {
-            let _ = std::fs::remove_file(sidecar_path(&self.path, suffix));
-        }
-    }
 }
 
-impl Drop for TempDatabase {
+/// The sidecar files (`-wal`, `-shm`, `-journal`) of a temporary database, removed on drop.
+struct Sidecars {
+    path: PathBuf,
+}
+
+impl Drop for Sidecars {
     fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-            self.remove_sidecars();
+        for suffix in SIDECARS {
+            let _ = std::fs::remove_file(sidecar_path(&self.path, suffix));
         }
     }
 }

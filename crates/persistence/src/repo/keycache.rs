@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 
 use domain_ratchet::{DhKeyPair, KEY_LEN};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 /// How many key pairs are memoized: enough for the conversations a client is actively using,
@@ -44,10 +45,7 @@ impl std::fmt::Debug for KeyPairCache {
 
 /// Constant-time equality of two secrets.
 fn same_secret(a: &[u8; KEY_LEN], b: &[u8; KEY_LEN]) -> bool {
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    a.as_slice().ct_eq(b.as_slice()).into()
 }
 
 impl KeyPairCache {

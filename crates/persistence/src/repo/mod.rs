@@ -10,7 +10,7 @@ pub(crate) mod ratchet;
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::sql_types::Binary;
-use domain_ratchet::{KEY_LEN, PublicKey, SymmetricKey};
+use domain_ratchet::{KEY_LEN, PublicKey};
 use zeroize::Zeroizing;
 
 use crate::error::PersistenceError;
@@ -52,10 +52,15 @@ impl SecretBlob {
         Ok(out)
     }
 
-    /// The secret as a [`SymmetricKey`], or `Corrupt` naming `location`.
-    pub(crate) fn symmetric(&self, location: &str) -> Result<SymmetricKey, PersistenceError> {
+    /// The secret as the key type `wrap` builds (a root, chain or message key), or `Corrupt`
+    /// naming `location`.
+    pub(crate) fn key<K>(
+        &self,
+        location: &str,
+        wrap: impl FnOnce([u8; KEY_LEN]) -> K,
+    ) -> Result<K, PersistenceError> {
         let bytes = self.key_bytes(location)?;
-        Ok(SymmetricKey::from_bytes(*bytes))
+        Ok(wrap(*bytes))
     }
 }
 

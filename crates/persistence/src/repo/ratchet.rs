@@ -14,7 +14,10 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use diesel::sqlite::Sqlite;
-use domain_ratchet::{PublicKey, RatchetState, SkippedKey, SkippedKeyDelta, Timestamp};
+use domain_ratchet::{
+    ChainKey, MessageKey, PublicKey, RatchetState, RatchetStateParts, RootKey, SkippedKey,
+    SkippedKeyDelta, Timestamp,
+};
 
 use super::keycache::KeyPairCache;
 use super::{SecretBlob, count, counter, public_key};
@@ -65,14 +68,16 @@ pub(crate) struct NewRatchetStateRow<'a> {
 
 impl RatchetStateRow {
     fn into_domain(self, keys: &mut KeyPairCache) -> Result<RatchetState, PersistenceError> {
-        let root_key = self.root_key.symmetric("ratchet_states.root_key")?;
+        let root_key = self
+            .root_key
+            .key("ratchet_states.root_key", RootKey::from_bytes)?;
         let sending_chain = self
             .sending_chain
-            .map(|b| b.symmetric("ratchet_states.sending_chain"))
+            .map(|b| b.key("ratchet_states.sending_chain", ChainKey::from_bytes))
             .transpose()?;
         let receiving_chain = self
             .receiving_chain
-            .map(|b| b.symmetric("ratchet_states.receiving_chain"))
+            .map(|b| b.key("ratchet_states.receiving_chain", ChainKey::from_bytes))
             .transpose()?;
         let secret = self
             .dh_self_secret
@@ -91,7 +96,7 @@ impl RatchetStateRow {
             .dh_remote
             .map(|b| public_key(&b, "ratchet_states.dh_remote"))
             .transpose()?;
-        Ok(RatchetState {
+        Ok(RatchetState::from_parts(RatchetStateParts {
             root_key,
             sending_chain,
             receiving_chain,
@@ -100,7 +105,7 @@ impl RatchetStateRow {
             msg_send: counter(self.msg_send, "ratchet_states.msg_send")?,
             msg_recv: counter(self.msg_recv, "ratchet_states.msg_recv")?,
             prev_chain_len: counter(self.prev_chain_len, "ratchet_states.prev_chain_len")?,
-        })
+        }))
     }
 }
 
@@ -130,7 +135,9 @@ impl SkippedKeyRow {
         Ok(SkippedKey {
             dh_pub: public_key(&self.public_key, "skipped_keys.public_key")?,
             msg_num: counter(self.msg_num, "skipped_keys.msg_num")?,
-            message_key: self.message_key.symmetric("skipped_keys.message_key")?,
+            message_key: self
+                .message_key
+                .key("skipped_keys.message_key", MessageKey::from_bytes)?,
             stored_at: Timestamp::from_millis(self.stored_at),
         })
     }
@@ -179,9 +186,10 @@ pub(crate) fn save(
     state: &RatchetState,
     delta: &SkippedKeyDelta,
 ) -> Result<(), PersistenceError> {
-    let secret = state.dh_self.secret_bytes();
-    let public = state.dh_self.public();
-    let row = state_row(conversation_id, state, &secret, &public);
+    let secret = state.dh_self().secret_bytes();
+    let public = state.dh_self().public();
+    let dh_remote = state.dh_remote();
+    let row = state_row(conversation_id, state, &secret, &public, dh_remote.as_ref());
     if delta.is_empty() {
         // One statement: atomic on its own.
         write_row(conn, &row, 0)?;
@@ -197,7 +205,7 @@ pub(crate) fn save(
             write_row(conn, &row, bound.saturating_sub(old_bound))
         })?;
     }
-    keys.remember(state.dh_self.clone());
+    keys.remember(state.dh_self().clone());
     Ok(())
 }
 
@@ -207,18 +215,19 @@ fn state_row<'a>(
     state: &'a RatchetState,
     secret: &'a [u8; domain_ratchet::KEY_LEN],
     public: &'a PublicKey,
+    dh_remote: Option<&'a PublicKey>,
 ) -> NewRatchetStateRow<'a> {
     NewRatchetStateRow {
         conversation_id,
-        root_key: state.root_key.as_bytes(),
-        sending_chain: state.sending_chain.as_ref().map(|k| &k.as_bytes()[..]),
-        receiving_chain: state.receiving_chain.as_ref().map(|k| &k.as_bytes()[..]),
+        root_key: state.root_key().as_bytes(),
+        sending_chain: state.sending_chain().map(|k| &k.as_bytes()[..]),
+        receiving_chain: state.receiving_chain().map(|k| &k.as_bytes()[..]),
         dh_self_secret: &secret[..],
         dh_self_public: public.as_bytes(),
-        dh_remote: state.dh_remote.as_ref().map(|k| &k.as_bytes()[..]),
-        msg_send: i64::from(state.msg_send),
-        msg_recv: i64::from(state.msg_recv),
-        prev_chain_len: i64::from(state.prev_chain_len),
+        dh_remote: dh_remote.map(|k| &k.as_bytes()[..]),
+        msg_send: i64::from(state.msg_send()),
+        msg_recv: i64::from(state.msg_recv()),
+        prev_chain_len: i64::from(state.prev_chain_len()),
         skipped_bound: 0,
     }
 }
@@ -253,14 +262,15 @@ pub(crate) fn write_state(
     state: &RatchetState,
     bound_change: i64,
 ) -> Result<(), PersistenceError> {
-    let secret = state.dh_self.secret_bytes();
-    let public = state.dh_self.public();
+    let secret = state.dh_self().secret_bytes();
+    let public = state.dh_self().public();
+    let dh_remote = state.dh_remote();
     write_row(
         conn,
-        &state_row(conversation_id, state, &secret, &public),
+        &state_row(conversation_id, state, &secret, &public, dh_remote.as_ref()),
         bound_change,
     )?;
-    keys.remember(state.dh_self.clone());
+    keys.remember(state.dh_self().clone());
     Ok(())
 }
 
