@@ -487,10 +487,10 @@ pub(crate) fn flush_with<F: ExchangeFs>(
             .map(|(name, e)| (name, e.envelope.as_slice()))
             .collect();
         exchange::export(fs, dir, &batch)?;
-        // One by one for now; `mark_delivered_batch` will make this one transaction.
-        for entry in &entries {
-            client.mark_delivered(entry.id)?;
-        }
+        let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+        client
+            .mark_delivered_batch(&ids)
+            .map_err(|failed| failed.error)?;
         written += entries.len();
     }
     Ok(written)

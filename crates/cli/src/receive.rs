@@ -33,7 +33,8 @@ use serde_json::json;
 use crate::exchange::{self, ReadError};
 use crate::output::{Out, content_fields};
 
-/// Envelopes per batch.
+/// Envelopes per batch: one `Client::receive_batch` call (one transaction) and one
+/// `acknowledge_batch` each.
 const BATCH: usize = 256;
 /// A backlog larger than this shows a progress bar (on a terminal, without `--json`).
 const PROGRESS_THRESHOLD: usize = 300;
@@ -129,17 +130,27 @@ fn problem(
     }
 }
 
-/// Processes a batch of envelopes. One [`Client::receive`] each today; this is where
-/// `Client::receive_batch` goes.
+/// Processes a batch of envelopes with [`Client::receive_batch`]: one transaction (or a few,
+/// over the client's batch bounds), one outcome per envelope. Should a transaction fail as a
+/// whole (rolled back: a full disk, a lock held too long), the envelopes it held are received
+/// one by one, so that each gets its own outcome or error.
 fn process(client: &mut Client, envelopes: &[&[u8]]) -> Vec<Result<Received, ClientError>> {
-    envelopes.iter().map(|e| client.receive(e)).collect()
+    match client.receive_batch(envelopes) {
+        Ok(outcomes) => outcomes,
+        Err(failed) => {
+            let mut outcomes = failed.completed;
+            let rest = envelopes.get(outcomes.len()..).unwrap_or_default();
+            outcomes.extend(rest.iter().map(|e| client.receive(e)));
+            outcomes
+        }
+    }
 }
 
-/// Acknowledges printed content. One by one today; this is where `acknowledge_batch` goes.
+/// Acknowledges printed content: one transaction (or a few, over the client's batch bounds).
 fn acknowledge(client: &mut Client, inbox_ids: &[i64]) -> Result<()> {
-    for id in inbox_ids {
-        client.acknowledge(*id)?;
-    }
+    client
+        .acknowledge_batch(inbox_ids)
+        .map_err(|failed| failed.error)?;
     Ok(())
 }
 
