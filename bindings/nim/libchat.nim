@@ -199,6 +199,7 @@ proc libchat_outbox_pending(ctx: ptr ContextHandle; limit: csize_t; output: ptr 
 proc libchat_mark_delivered(ctx: ptr ContextHandle; id: int64; wasPending: ptr bool): int32 {.lc.}
 proc libchat_inbox_pending(ctx: ptr ContextHandle; limit: csize_t; output: ptr CInbox): int32 {.lc.}
 proc libchat_acknowledge(ctx: ptr ContextHandle; id: int64; wasPending: ptr bool): int32 {.lc.}
+proc libchat_sync(ctx: ptr ContextHandle): int32 {.lc.}
 proc libchat_conversations(ctx: ptr ContextHandle; output: ptr CConversations): int32 {.lc.}
 proc libchat_history(ctx: ptr ContextHandle; convo: pointer; convoLen: csize_t; limit: csize_t;
                      output: ptr CHistory): int32 {.lc.}
@@ -473,6 +474,12 @@ proc inboxPending*(i: Installation; limit = 100): seq[InboxEntry] =
 proc acknowledge*(i: Installation; inboxId: int64): bool =
   ## Removes received content from the inbox (the history keeps it); false if not pending.
   check libchat_acknowledge(i.handle, inboxId, addr result)
+
+proc sync*(i: Installation) =
+  ## Durability barrier: everything done on this installation before survives a power loss
+  ## (does something only with durability Normal). Call it before telling the transport it
+  ## may delete what you received.
+  check libchat_sync(i.handle)
 
 proc acknowledgeBatch*(i: Installation; inboxIds: openArray[int64]): seq[bool] =
   ## Acknowledges many contents; for each id, whether it was still pending.

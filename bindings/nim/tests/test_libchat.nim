@@ -65,6 +65,7 @@ check toText(got.content) == "hello bob"
 check alice.markDelivered(first.outboxId)
 check not alice.markDelivered(first.outboxId)
 check bob.acknowledge(got.inboxId)
+bob.sync()
 let aliceConvo = first.conversationId
 let bobConvo = got.conversationId
 

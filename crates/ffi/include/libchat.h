@@ -81,8 +81,13 @@
 // Durability: a committed operation survives power loss (`synchronous = FULL`). The default.
 #define LIBCHAT_DURABILITY_FULL 0
 
-// Durability: a committed operation survives an application crash; the last ones may be lost
-// on power loss or an OS crash (the database stays consistent). Much faster.
+// Durability: every operation survives an application crash. What leaves the process —
+// creating the identity (first open), an intro bundle, starting a conversation, a send (one
+// or a batch) — is also durable against power loss when it returns, and makes everything
+// before it durable. Receives, acknowledgements and mark-delivered are not: a power loss or an
+// OS crash can take back those completed since the last such operation or `libchat_sync`,
+// newest first, each whole (the database stays consistent). Call `libchat_sync` before
+// telling the transport it may delete what you received. Faster receiving.
 #define LIBCHAT_DURABILITY_NORMAL 1
 
 // `LibchatReceived.kind`: new content (stored in the inbox until acknowledged).
@@ -825,6 +830,18 @@ int32_t libchat_inbox_pending(struct ContextHandle *ctx, size_t limit, struct Li
 // # Safety
 // `ctx` is NULL or a live handle; `out_was_pending` is NULL or writable.
 int32_t libchat_acknowledge(struct ContextHandle *ctx, int64_t inbox_id, bool *out_was_pending);
+
+// A durability barrier: when it returns `LIBCHAT_OK`, every operation completed on this
+// handle before it survives a power loss or an OS crash. With `LIBCHAT_DURABILITY_FULL`, and
+// on an in-memory handle, it does nothing (every operation is already durable). With
+// `LIBCHAT_DURABILITY_NORMAL` it costs one `fsync` when something was received, acknowledged
+// or marked delivered since the last sync, nothing otherwise. Call it before telling the
+// transport it may delete the envelopes you received (a receive lost to a power loss is redone
+// when the transport delivers the envelope again).
+//
+// # Safety
+// `ctx` is NULL or a live handle.
+int32_t libchat_sync(struct ContextHandle *ctx);
 
 // Writes all conversations (local id, peer id, creation time, the peer's installation key
 // when known), oldest first, to `*out`. Free with `libchat_conversations_free`.

@@ -38,8 +38,13 @@ pub const LIBCHAT_KEY_PASSPHRASE: i32 = 2;
 
 /// Durability: a committed operation survives power loss (`synchronous = FULL`). The default.
 pub const LIBCHAT_DURABILITY_FULL: i32 = 0;
-/// Durability: a committed operation survives an application crash; the last ones may be lost
-/// on power loss or an OS crash (the database stays consistent). Much faster.
+/// Durability: every operation survives an application crash. What leaves the process —
+/// creating the identity (first open), an intro bundle, starting a conversation, a send (one
+/// or a batch) — is also durable against power loss when it returns, and makes everything
+/// before it durable. Receives, acknowledgements and mark-delivered are not: a power loss or an
+/// OS crash can take back those completed since the last such operation or `libchat_sync`,
+/// newest first, each whole (the database stays consistent). Call `libchat_sync` before
+/// telling the transport it may delete what you received. Faster receiving.
 pub const LIBCHAT_DURABILITY_NORMAL: i32 = 1;
 
 /// `LibchatReceived.kind`: new content (stored in the inbox until acknowledged).
@@ -1107,6 +1112,32 @@ pub unsafe extern "C" fn libchat_acknowledge(
     };
     // SAFETY: the caller guarantees `out_was_pending` is NULL or writable.
     unsafe { run(out_was_pending, body) }
+}
+
+/// A durability barrier: when it returns `LIBCHAT_OK`, every operation completed on this
+/// handle before it survives a power loss or an OS crash. With `LIBCHAT_DURABILITY_FULL`, and
+/// on an in-memory handle, it does nothing (every operation is already durable). With
+/// `LIBCHAT_DURABILITY_NORMAL` it costs one `fsync` when something was received, acknowledged
+/// or marked delivered since the last sync, nothing otherwise. Call it before telling the
+/// transport it may delete the envelopes you received (a receive lost to a power loss is redone
+/// when the transport delivers the envelope again).
+///
+/// # Safety
+/// `ctx` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn libchat_sync(ctx: *mut ContextHandle) -> i32 {
+    let body = || {
+        // SAFETY: the caller guarantees `ctx` is NULL or live.
+        let ctx = unsafe { handle(ctx) }?;
+        ctx.with(Installation::sync)
+    };
+    match guard(body) {
+        Ok(()) => {
+            set_last_error(None);
+            LIBCHAT_OK
+        }
+        Err(e) => fail(e),
+    }
 }
 
 /// Writes all conversations (local id, peer id, creation time, the peer's installation key

@@ -323,6 +323,11 @@ impl Installation {
         Ok(acknowledged == lc::Acknowledged::Removed)
     }
 
+    /// The durability barrier ([`lc::Client::sync`]).
+    pub(crate) fn sync(&mut self) -> Result<(), FfiError> {
+        self.client.sync().map_err(client_error)
+    }
+
     pub(crate) fn conversations(&mut self) -> Result<Vec<ConversationItem>, FfiError> {
         let records = self.client.conversations().map_err(client_error)?;
         Ok(records

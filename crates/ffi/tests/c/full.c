@@ -660,6 +660,12 @@ static void test_persistent(void) {
     CHECK(was_pending);
     CHECK_STATUS(libchat_acknowledge(bob, inbox_id, &was_pending), LIBCHAT_OK);
     CHECK(!was_pending);
+    /* The durability barrier (bob is Normal: it syncs the receive and the acknowledgement;
+       again: nothing to sync; carol is in memory: nothing to do). */
+    CHECK_STATUS(libchat_sync(bob), LIBCHAT_OK);
+    CHECK_STATUS(libchat_sync(bob), LIBCHAT_OK);
+    CHECK_STATUS(libchat_sync(carol), LIBCHAT_OK);
+    CHECK_STATUS(libchat_sync(NULL), LIBCHAT_ERR_NULL_POINTER);
     CHECK_STATUS(libchat_inbox_pending(bob, 10, &inbox), LIBCHAT_OK);
     CHECK(inbox.len == 0);
     libchat_inbox_free(&inbox);
