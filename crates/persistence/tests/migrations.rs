@@ -263,29 +263,7 @@ fn rebuilding_processed_envelopes_keeps_the_digests() {
             Database::open(DatabaseConfig::file(&path).with_migrations(MigrationMode::Skip))
                 .unwrap();
         let conn = db.raw_connection();
-        diesel::sql_query(
-            "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
-             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
-        )
-        .execute(conn)
-        .unwrap();
-        for dir in &chain[..2] {
-            conn.batch_execute(&std::fs::read_to_string(dir.join("up.sql")).unwrap())
-                .unwrap();
-            let name = dir.file_name().unwrap().to_str().unwrap();
-            let version: String = name
-                .split('_')
-                .next()
-                .unwrap()
-                .chars()
-                .filter(char::is_ascii_digit)
-                .collect();
-            diesel::sql_query(format!(
-                "INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}')"
-            ))
-            .execute(conn)
-            .unwrap();
-        }
+        apply_by_hand(conn, &chain[..2]);
         db.transaction(|tx| -> Result<(), StoreError> {
             tx.mark_envelope_processed(&[1; 32], domain_ratchet::Timestamp::from_millis(10))?;
             tx.mark_envelope_processed(&[2; 32], domain_ratchet::Timestamp::from_millis(20))?;
@@ -340,27 +318,7 @@ fn times_become_milliseconds() {
             Database::open(DatabaseConfig::file(&path).with_migrations(MigrationMode::Skip))
                 .unwrap();
         let conn = db.raw_connection();
-        conn.batch_execute(
-            "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
-             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
-        )
-        .unwrap();
-        for dir in &chain[..3] {
-            conn.batch_execute(&std::fs::read_to_string(dir.join("up.sql")).unwrap())
-                .unwrap();
-            let name = dir.file_name().unwrap().to_str().unwrap();
-            let version: String = name
-                .split('_')
-                .next()
-                .unwrap()
-                .chars()
-                .filter(char::is_ascii_digit)
-                .collect();
-            conn.batch_execute(&format!(
-                "INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}')"
-            ))
-            .unwrap();
-        }
+        apply_by_hand(conn, &chain[..3]);
         let key = format!("x'{}'", "11".repeat(32));
         conn.batch_execute(&format!(
             "INSERT INTO identity (id, name, secret_key, created_at) VALUES (1, 'me', {key}, 1795900000);
@@ -426,27 +384,7 @@ fn peer_key_column_is_added_and_dropped() {
             Database::open(DatabaseConfig::file(&path).with_migrations(MigrationMode::Skip))
                 .unwrap();
         let conn = db.raw_connection();
-        conn.batch_execute(
-            "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
-             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
-        )
-        .unwrap();
-        for dir in &chain[..4] {
-            conn.batch_execute(&std::fs::read_to_string(dir.join("up.sql")).unwrap())
-                .unwrap();
-            let name = dir.file_name().unwrap().to_str().unwrap();
-            let version: String = name
-                .split('_')
-                .next()
-                .unwrap()
-                .chars()
-                .filter(char::is_ascii_digit)
-                .collect();
-            conn.batch_execute(&format!(
-                "INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}')"
-            ))
-            .unwrap();
-        }
+        apply_by_hand(conn, &chain[..4]);
         conn.batch_execute(
             "INSERT INTO conversations (local_id, remote_id, kind, created_at)
                  VALUES ('old', 'r', 'private_v1', 1795900000123);",
@@ -492,4 +430,30 @@ fn peer_key_column_is_added_and_dropped() {
         .unwrap();
     let ids: Vec<&str> = ids.iter().map(|r| r.local_id.as_str()).collect();
     assert_eq!(ids, ["new", "old"], "reverting keeps every conversation");
+}
+
+/// Applies the `up.sql` of each migration directory in `dirs` by hand, recording each version
+/// in diesel's table as `diesel migration run` does: a database as an older release left it.
+fn apply_by_hand(conn: &mut diesel::SqliteConnection, dirs: &[std::path::PathBuf]) {
+    conn.batch_execute(
+        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+         run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    )
+    .unwrap();
+    for dir in dirs {
+        conn.batch_execute(&std::fs::read_to_string(dir.join("up.sql")).unwrap())
+            .unwrap();
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        let version: String = name
+            .split('_')
+            .next()
+            .unwrap()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        conn.batch_execute(&format!(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}')"
+        ))
+        .unwrap();
+    }
 }
