@@ -515,7 +515,8 @@ impl Client {
     /// [`ClientConfig::max_batch_items`] contents (and [`ClientConfig::max_batch_bytes`]
     /// bytes), in which the conversation's ratchet state is loaded and saved once. Each
     /// envelope is queued in the outbox (hand them to the transport, then mark them delivered,
-    /// e.g. with [`Client::mark_delivered_batch`]).
+    /// e.g. with [`Client::mark_delivered_batch`]). Like [`Client::send`], each transaction is
+    /// committed durably whatever the durability (see [`Client::sync`]).
     ///
     /// All or nothing per transaction: every content is checked before anything is written (a
     /// content over [`MAX_CONTENT_LEN`] fails the call with nothing sent), and any failure

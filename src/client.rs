@@ -589,9 +589,10 @@ impl Client {
     /// With `Durability::Full` (the default) every operation is already durable when it
     /// returns, and this does nothing. With `Durability::Normal`, the operations whose result
     /// leaves the process — creating the identity (first open), [`Client::create_intro_bundle`],
-    /// [`Client::start_conversation`] and [`Client::send`] — are durable when they return, and
-    /// each also makes everything completed before it durable. [`Client::receive`],
-    /// [`Client::acknowledge`] and [`Client::mark_delivered`] are not: a power loss or an OS
+    /// [`Client::start_conversation`], [`Client::send`] and [`Client::send_batch`] — are durable
+    /// when they return, and each also makes everything completed before it durable.
+    /// [`Client::receive`], [`Client::acknowledge`] and [`Client::mark_delivered`] (and their
+    /// batch forms) are not: a power loss or an OS
     /// crash can take back those completed since the last sync (by this method or by one of
     /// the operations above), newest first, each whole. Never anything sent or published.
     ///

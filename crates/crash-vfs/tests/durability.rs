@@ -174,6 +174,40 @@ fn normal_syncs_every_outgoing_operation_and_sync_but_not_receives() {
         saro.send(&sent.conversation_id, b"and again").unwrap();
         assert_eq!(wal_held_back(&vfs[0]), Some(0), "{label}: consecutive send");
 
+        // The batches: send_batch syncs like send; receive_batch, acknowledge_batch and
+        // mark_delivered_batch are Normal commits like their single forms.
+        let batch = saro
+            .send_batch(&sent.conversation_id, &[b"one".as_slice(), b"two"])
+            .unwrap();
+        assert_eq!(wal_held_back(&vfs[0]), Some(0), "{label}: send_batch");
+        let envelopes: Vec<&[u8]> = batch.iter().map(|s| s.envelope.bytes.as_slice()).collect();
+        let inbox_ids: Vec<i64> = raya
+            .receive_batch(&envelopes)
+            .unwrap()
+            .into_iter()
+            .filter_map(|outcome| match outcome {
+                Ok(Received::Content { inbox_id, .. }) => Some(inbox_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(inbox_ids.len(), 2, "{label}");
+        assert!(
+            wal_held_back(&vfs[1]).unwrap() > 0,
+            "{label}: receive_batch"
+        );
+        raya.sync().unwrap();
+        raya.acknowledge_batch(&inbox_ids).unwrap();
+        assert!(
+            wal_held_back(&vfs[1]).unwrap() > 0,
+            "{label}: acknowledge_batch"
+        );
+        let outbox_ids: Vec<i64> = batch.iter().map(|s| s.outbox_id).collect();
+        saro.mark_delivered_batch(&outbox_ids).unwrap();
+        assert!(
+            wal_held_back(&vfs[0]).unwrap() > 0,
+            "{label}: mark_delivered_batch"
+        );
+
         // The connection is back to NORMAL after each synced transaction.
         let mode: i32 = {
             #[derive(diesel::QueryableByName)]
