@@ -1,5 +1,9 @@
 //! The mailbox: tables `outbox`, `inbox`, `messages` and `processed_envelopes`, mapped to the
 //! records of [`domain_chat::MailboxStore`].
+//!
+//! The insertable rows set `treat_none_as_default_value = false` (none has an optional field):
+//! their `INSERT` then has fixed SQL and a static query id, so diesel finds the prepared
+//! statement by type instead of rebuilding the SQL text on every insert to look it up.
 
 use diesel::prelude::*;
 use domain_chat::{
@@ -13,7 +17,7 @@ use crate::schema::{inbox, messages, outbox, processed_envelopes};
 
 /// A new row of `outbox`.
 #[derive(Insertable)]
-#[diesel(table_name = outbox)]
+#[diesel(table_name = outbox, treat_none_as_default_value = false)]
 struct NewOutboxRow<'a> {
     conversation_id: &'a str,
     conversation_hint: &'a str,
@@ -61,7 +65,7 @@ impl From<OutboxRow> for OutboxEntry {
 
 /// A new row of `inbox`.
 #[derive(Insertable)]
-#[diesel(table_name = inbox)]
+#[diesel(table_name = inbox, treat_none_as_default_value = false)]
 struct NewInboxRow<'a> {
     conversation_id: &'a str,
     content: &'a [u8],
@@ -109,7 +113,7 @@ impl From<InboxRow> for InboxEntry {
 
 /// A new row of `messages`.
 #[derive(Insertable)]
-#[diesel(table_name = messages)]
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 struct NewMessageRow<'a> {
     conversation_id: &'a str,
     direction: &'a str,
@@ -280,7 +284,7 @@ pub(crate) fn history(
 
 /// A new row of `processed_envelopes`.
 #[derive(Insertable)]
-#[diesel(table_name = processed_envelopes)]
+#[diesel(table_name = processed_envelopes, treat_none_as_default_value = false)]
 struct NewProcessedEnvelopeRow<'a> {
     digest: &'a [u8],
     processed_at: i64,
