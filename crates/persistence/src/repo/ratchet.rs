@@ -371,22 +371,36 @@ fn apply_delta(
         .execute(conn)
         .map(|n| i64::try_from(n).unwrap_or(0))?;
     }
-    // One row per statement, in the delta's order (ids grow with insertion). The statement
-    // has a static query id, so the connection keeps it prepared; a multi-row insert would be
+    // One row per statement, in the delta's order (ids grow with insertion). The statements
+    // have static query ids, so the connection keeps them prepared; a multi-row insert would be
     // prepared again for every distinct row count (and diesel runs a `Vec` of rows as one
     // insert per row inside a savepoint anyway).
     for k in &delta.inserted {
-        // A key already stored under the same (chain, number) is replaced in place.
-        diesel::replace_into(skipped_keys::table)
-            .values(NewSkippedKeyRow {
-                conversation_id,
-                public_key: k.dh_pub.as_bytes(),
-                msg_num: i64::from(k.msg_num),
-                message_key: k.message_key.as_bytes(),
-                stored_at: k.stored_at.as_millis(),
-            })
+        let row = NewSkippedKeyRow {
+            conversation_id,
+            public_key: k.dh_pub.as_bytes(),
+            msg_num: i64::from(k.msg_num),
+            message_key: k.message_key.as_bytes(),
+            stored_at: k.stored_at.as_millis(),
+        };
+        // A plain INSERT first: SQLite checks its constraints before writing anything, so it
+        // needs no statement journal, while `INSERT OR REPLACE` (which may delete a row before
+        // inserting) copies every page it touches into one. A key already stored under the
+        // same (chain, number) makes the INSERT fail with nothing written; it is then replaced
+        // in place, exactly as `INSERT OR REPLACE` alone would have done.
+        match diesel::insert_into(skipped_keys::table)
+            .values(&row)
             .execute(conn)
-            .map_err(|e| not_found_on_fk(e, conversation_id))?;
+        {
+            Ok(_) => {}
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                diesel::replace_into(skipped_keys::table)
+                    .values(&row)
+                    .execute(conn)
+                    .map_err(|e| not_found_on_fk(e, conversation_id))?;
+            }
+            Err(e) => return Err(not_found_on_fk(e, conversation_id)),
+        }
     }
     // Keep the bound: every inserted key may be new (a replaced one is counted again, which
     // keeps it an upper bound); removals subtract only the rows they really deleted.
