@@ -6,6 +6,9 @@
 //! statement by type instead of rebuilding the SQL text on every insert to look it up.
 
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Binary};
+use diesel::sqlite::Sqlite;
 use domain_chat::{
     Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, NewHistoryEntry, NewInboxEntry,
     NewOutboxEntry, OutboxEntry, Processed, Timestamp,
@@ -282,26 +285,43 @@ pub(crate) fn history(
     Ok(entries)
 }
 
-/// A new row of `processed_envelopes`.
-#[derive(Insertable)]
-#[diesel(table_name = processed_envelopes, treat_none_as_default_value = false)]
-struct NewProcessedEnvelopeRow<'a> {
+/// `INSERT INTO processed_envelopes … ON CONFLICT DO NOTHING`, written out as a query of its
+/// own: diesel's `on_conflict_do_nothing()` has no static query id, so it would rebuild the
+/// SQL text on every call to find the prepared statement (once per received envelope). This
+/// one has a static query id: the connection keeps it prepared.
+struct InsertProcessed<'a> {
     digest: &'a [u8],
     processed_at: i64,
 }
+
+impl QueryId for InsertProcessed<'_> {
+    type QueryId = InsertProcessed<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Sqlite> for InsertProcessed<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql("INSERT INTO processed_envelopes (digest, processed_at) VALUES (");
+        out.push_bind_param::<Binary, _>(self.digest)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.processed_at)?;
+        out.push_sql(") ON CONFLICT DO NOTHING");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<SqliteConnection> for InsertProcessed<'_> {}
 
 pub(crate) fn mark_processed(
     conn: &mut SqliteConnection,
     digest: &[u8; 32],
     at: Timestamp,
 ) -> Result<Processed, PersistenceError> {
-    let n = diesel::insert_into(processed_envelopes::table)
-        .values(NewProcessedEnvelopeRow {
-            digest: &digest[..],
-            processed_at: at.as_millis(),
-        })
-        .on_conflict_do_nothing()
-        .execute(conn)?;
+    let n = InsertProcessed {
+        digest: &digest[..],
+        processed_at: at.as_millis(),
+    }
+    .execute(conn)?;
     Ok(match n {
         0 => Processed::AlreadyRecorded,
         _ => Processed::Recorded,
