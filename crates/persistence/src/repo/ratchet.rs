@@ -82,7 +82,7 @@ impl RatchetStateRow {
         let public = public_key(&self.dh_self_public, "ratchet_states.dh_self_public")?;
         // The domain offers no constructor from both halves, so the pair is rebuilt from the
         // secret (memoized); checking it against the stored public key catches a damaged secret.
-        let dh_self = keys.key_pair(&secret);
+        let dh_self = keys.key_pair(&secret, &public);
         if dh_self.public() != public {
             return Err(PersistenceError::corrupt(
                 "ratchet_states.dh_self_secret",
