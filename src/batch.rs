@@ -31,14 +31,15 @@ use crate::client::{
 ///
 /// Trade-off: larger batches amortise the commit over more items, but hold the database's
 /// write lock longer (other connections wait, up to their busy timeout). Measured on the
-/// 2-core development machine, shared with other builds (release build, file database,
-/// `Durability::Full`, `examples/backlog.rs` in `stream` mode over the backlog of
-/// `cargo bench --bench batch`: 100 conversations, 100-byte messages, shuffled): a transaction
-/// of 1,000 received envelopes holds the write lock for about 50 ms (median; 30–60 ms), the
-/// first one of a shuffled backlog up to 150–220 ms (it stores most of the backlog's skipped
-/// message keys). With a database larger than the page cache (100,000 envelopes in 1,000
-/// conversations) a transaction takes about 200 ms. Unknown-conversation envelopes retried in
-/// a transaction add their own time to it.
+/// 2-core development machine (release build, file database, `Durability::Full`,
+/// `examples/backlog.rs` in `stream` mode over the backlog of `cargo bench --bench batch`:
+/// 100 conversations, 100-byte messages, shuffled; two runs while the machine was otherwise
+/// quiet): a transaction of 1,000 received envelopes holds the write lock for about 25 ms
+/// (median; 17–30 ms), the first one of a shuffled backlog about 50 ms (it stores most of the
+/// backlog's skipped message keys). With a database larger than the page cache (100,000
+/// envelopes in 1,000 conversations) a transaction takes about 95 ms (median; 60–200 ms).
+/// Other processes loading the machine lengthen these times. Unknown-conversation envelopes
+/// retried in a transaction add their own time to it.
 pub const DEFAULT_MAX_BATCH_ITEMS: usize = 1_000;
 
 /// Default of [`ClientConfig::max_batch_bytes`]: at most 8 MiB of envelopes (or of content to

@@ -21,7 +21,7 @@ pub(crate) struct ConversationRow {
 
 /// A new row of `conversations`.
 #[derive(Insertable)]
-#[diesel(table_name = conversations)]
+#[diesel(table_name = conversations, treat_none_as_default_value = false)]
 pub(crate) struct NewConversationRow<'a> {
     pub local_id: &'a str,
     pub remote_id: &'a str,

@@ -25,7 +25,7 @@ pub(crate) struct IdentityRow {
 
 /// A new or replacing row of `identity`.
 #[derive(Insertable, AsChangeset)]
-#[diesel(table_name = identity)]
+#[diesel(table_name = identity, treat_none_as_default_value = false)]
 pub(crate) struct NewIdentityRow<'a> {
     pub id: i64,
     pub name: &'a str,
@@ -87,7 +87,7 @@ pub(crate) struct IntroKeyRow {
 
 /// A new row of `intro_keys`.
 #[derive(Insertable)]
-#[diesel(table_name = intro_keys)]
+#[diesel(table_name = intro_keys, treat_none_as_default_value = false)]
 pub(crate) struct NewIntroKeyRow<'a> {
     pub public_key: &'a [u8],
     pub secret_key: &'a [u8],

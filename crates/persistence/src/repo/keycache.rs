@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use domain_ratchet::{DhKeyPair, KEY_LEN};
+use domain_ratchet::{DhKeyPair, KEY_LEN, PublicKey};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -50,12 +50,18 @@ fn same_secret(a: &[u8; KEY_LEN], b: &[u8; KEY_LEN]) -> bool {
 
 impl KeyPairCache {
     /// The key pair of `secret`, from the memo when present, else derived (and memoized).
-    pub(crate) fn key_pair(&mut self, secret: &Zeroizing<[u8; KEY_LEN]>) -> DhKeyPair {
-        let hit = self
-            .entries
-            .iter()
-            .position(|pair| same_secret(&pair.secret_bytes(), secret));
-        if let Some(index) = hit
+    ///
+    /// `public` is the public key stored with the secret: the memo is searched by it (a plain
+    /// comparison of public bytes) and a hit is still used only when its secret equals
+    /// `secret` (compared in constant time). A cached pair whose secret equals `secret` has
+    /// the public key derived from it, so a `public` that does not match (a damaged row)
+    /// only means a derivation, whose result the caller checks against `public`.
+    pub(crate) fn key_pair(
+        &mut self,
+        secret: &Zeroizing<[u8; KEY_LEN]>,
+        public: &PublicKey,
+    ) -> DhKeyPair {
+        if let Some(index) = self.position(secret, public)
             && let Some(pair) = self.entries.remove(index)
         {
             let out = pair.clone();
@@ -69,18 +75,21 @@ impl KeyPairCache {
 
     /// Memoizes a key pair that is being saved (so the next load of it is a hit).
     pub(crate) fn remember(&mut self, pair: DhKeyPair) {
-        let secret = pair.secret_bytes();
-        if let Some(index) = self
-            .entries
-            .iter()
-            .position(|p| same_secret(&p.secret_bytes(), &secret))
-        {
+        if let Some(index) = self.position(&pair.secret_bytes(), &pair.public()) {
             self.entries.remove(index);
         }
         while self.entries.len() >= self.capacity {
             self.entries.pop_front();
         }
         self.entries.push_back(pair);
+    }
+
+    /// Where the pair of `secret` is memoized: the entries are scanned by public key, and
+    /// only a match's secret is copied out and compared.
+    fn position(&self, secret: &[u8; KEY_LEN], public: &PublicKey) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|pair| pair.public() == *public && same_secret(&pair.secret_bytes(), secret))
     }
 
     /// Keeps at most `capacity` key pairs from now on (at least one), forgetting the least
@@ -103,18 +112,31 @@ mod tests {
         let mut cache = KeyPairCache::default();
         for i in 0..(KEY_CACHE_CAPACITY as u8 + 4) {
             let secret = Zeroizing::new([i; KEY_LEN]);
-            let a = cache.key_pair(&secret);
-            let b = cache.key_pair(&secret);
+            let public = DhKeyPair::from_secret_bytes([i; KEY_LEN]).public();
+            let a = cache.key_pair(&secret, &public);
+            let b = cache.key_pair(&secret, &public);
             assert!(a == DhKeyPair::from_secret_bytes([i; KEY_LEN]));
             assert_eq!(a.public(), b.public());
         }
         assert_eq!(cache.entries.len(), KEY_CACHE_CAPACITY);
         cache.set_capacity(40);
         for i in 0..50u8 {
-            cache.key_pair(&Zeroizing::new([i; KEY_LEN]));
+            let public = DhKeyPair::from_secret_bytes([i; KEY_LEN]).public();
+            cache.key_pair(&Zeroizing::new([i; KEY_LEN]), &public);
         }
         assert_eq!(cache.entries.len(), 40);
         cache.set_capacity(KEY_CACHE_CAPACITY);
         assert_eq!(cache.entries.len(), KEY_CACHE_CAPACITY);
+    }
+
+    #[test]
+    fn a_matching_public_key_with_another_secret_is_no_hit() {
+        let mut cache = KeyPairCache::default();
+        let cached = DhKeyPair::from_secret_bytes([1; KEY_LEN]);
+        cache.remember(cached.clone());
+        // A damaged row: the public key of the cached pair, another secret.
+        let pair = cache.key_pair(&Zeroizing::new([2; KEY_LEN]), &cached.public());
+        assert!(pair == DhKeyPair::from_secret_bytes([2; KEY_LEN]));
+        assert_ne!(pair.public(), cached.public());
     }
 }

@@ -1,7 +1,14 @@
 //! The mailbox: tables `outbox`, `inbox`, `messages` and `processed_envelopes`, mapped to the
 //! records of [`domain_chat::MailboxStore`].
+//!
+//! The insertable rows set `treat_none_as_default_value = false` (none has an optional field):
+//! their `INSERT` then has fixed SQL and a static query id, so diesel finds the prepared
+//! statement by type instead of rebuilding the SQL text on every insert to look it up.
 
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Binary};
+use diesel::sqlite::Sqlite;
 use domain_chat::{
     Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, NewHistoryEntry, NewInboxEntry,
     NewOutboxEntry, OutboxEntry, Processed, Timestamp,
@@ -13,7 +20,7 @@ use crate::schema::{inbox, messages, outbox, processed_envelopes};
 
 /// A new row of `outbox`.
 #[derive(Insertable)]
-#[diesel(table_name = outbox)]
+#[diesel(table_name = outbox, treat_none_as_default_value = false)]
 struct NewOutboxRow<'a> {
     conversation_id: &'a str,
     conversation_hint: &'a str,
@@ -61,7 +68,7 @@ impl From<OutboxRow> for OutboxEntry {
 
 /// A new row of `inbox`.
 #[derive(Insertable)]
-#[diesel(table_name = inbox)]
+#[diesel(table_name = inbox, treat_none_as_default_value = false)]
 struct NewInboxRow<'a> {
     conversation_id: &'a str,
     content: &'a [u8],
@@ -109,7 +116,7 @@ impl From<InboxRow> for InboxEntry {
 
 /// A new row of `messages`.
 #[derive(Insertable)]
-#[diesel(table_name = messages)]
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 struct NewMessageRow<'a> {
     conversation_id: &'a str,
     direction: &'a str,
@@ -278,26 +285,43 @@ pub(crate) fn history(
     Ok(entries)
 }
 
-/// A new row of `processed_envelopes`.
-#[derive(Insertable)]
-#[diesel(table_name = processed_envelopes)]
-struct NewProcessedEnvelopeRow<'a> {
+/// `INSERT INTO processed_envelopes … ON CONFLICT DO NOTHING`, written out as a query of its
+/// own: diesel's `on_conflict_do_nothing()` has no static query id, so it would rebuild the
+/// SQL text on every call to find the prepared statement (once per received envelope). This
+/// one has a static query id: the connection keeps it prepared.
+struct InsertProcessed<'a> {
     digest: &'a [u8],
     processed_at: i64,
 }
+
+impl QueryId for InsertProcessed<'_> {
+    type QueryId = InsertProcessed<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Sqlite> for InsertProcessed<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql("INSERT INTO processed_envelopes (digest, processed_at) VALUES (");
+        out.push_bind_param::<Binary, _>(self.digest)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.processed_at)?;
+        out.push_sql(") ON CONFLICT DO NOTHING");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<SqliteConnection> for InsertProcessed<'_> {}
 
 pub(crate) fn mark_processed(
     conn: &mut SqliteConnection,
     digest: &[u8; 32],
     at: Timestamp,
 ) -> Result<Processed, PersistenceError> {
-    let n = diesel::insert_into(processed_envelopes::table)
-        .values(NewProcessedEnvelopeRow {
-            digest: &digest[..],
-            processed_at: at.as_millis(),
-        })
-        .on_conflict_do_nothing()
-        .execute(conn)?;
+    let n = InsertProcessed {
+        digest: &digest[..],
+        processed_at: at.as_millis(),
+    }
+    .execute(conn)?;
     Ok(match n {
         0 => Processed::AlreadyRecorded,
         _ => Processed::Recorded,

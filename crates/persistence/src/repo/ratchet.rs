@@ -24,9 +24,6 @@ use super::{SecretBlob, count, counter, public_key};
 use crate::error::PersistenceError;
 use crate::schema::{ratchet_states, skipped_keys};
 
-/// Rows per multi-row insert (5 parameters each, far below SQLite's parameter limit).
-const INSERT_CHUNK: usize = 500;
-
 /// A row of `ratchet_states`.
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = ratchet_states, check_for_backend(diesel::sqlite::Sqlite))]
@@ -85,7 +82,7 @@ impl RatchetStateRow {
         let public = public_key(&self.dh_self_public, "ratchet_states.dh_self_public")?;
         // The domain offers no constructor from both halves, so the pair is rebuilt from the
         // secret (memoized); checking it against the stored public key catches a damaged secret.
-        let dh_self = keys.key_pair(&secret);
+        let dh_self = keys.key_pair(&secret, &public);
         if dh_self.public() != public {
             return Err(PersistenceError::corrupt(
                 "ratchet_states.dh_self_secret",
@@ -120,8 +117,10 @@ pub(crate) struct SkippedKeyRow {
 }
 
 /// A new row of `skipped_keys` (`id` is assigned by SQLite, growing with insertion).
+/// Every column is given (`treat_none_as_default_value = false`: no field is optional), so the
+/// insert's SQL is fixed and diesel keeps it prepared under a static query id.
 #[derive(Insertable)]
-#[diesel(table_name = skipped_keys)]
+#[diesel(table_name = skipped_keys, treat_none_as_default_value = false)]
 pub(crate) struct NewSkippedKeyRow<'a> {
     pub conversation_id: &'a str,
     pub public_key: &'a [u8],
@@ -372,22 +371,36 @@ fn apply_delta(
         .execute(conn)
         .map(|n| i64::try_from(n).unwrap_or(0))?;
     }
-    for chunk in delta.inserted.chunks(INSERT_CHUNK) {
-        let rows: Vec<NewSkippedKeyRow<'_>> = chunk
-            .iter()
-            .map(|k| NewSkippedKeyRow {
-                conversation_id,
-                public_key: k.dh_pub.as_bytes(),
-                msg_num: i64::from(k.msg_num),
-                message_key: k.message_key.as_bytes(),
-                stored_at: k.stored_at.as_millis(),
-            })
-            .collect();
-        // A key already stored under the same (chain, number) is replaced in place.
-        diesel::replace_into(skipped_keys::table)
-            .values(&rows)
+    // One row per statement, in the delta's order (ids grow with insertion). The statements
+    // have static query ids, so the connection keeps them prepared; a multi-row insert would be
+    // prepared again for every distinct row count (and diesel runs a `Vec` of rows as one
+    // insert per row inside a savepoint anyway).
+    for k in &delta.inserted {
+        let row = NewSkippedKeyRow {
+            conversation_id,
+            public_key: k.dh_pub.as_bytes(),
+            msg_num: i64::from(k.msg_num),
+            message_key: k.message_key.as_bytes(),
+            stored_at: k.stored_at.as_millis(),
+        };
+        // A plain INSERT first: SQLite checks its constraints before writing anything, so it
+        // needs no statement journal, while `INSERT OR REPLACE` (which may delete a row before
+        // inserting) copies every page it touches into one. A key already stored under the
+        // same (chain, number) makes the INSERT fail with nothing written; it is then replaced
+        // in place, exactly as `INSERT OR REPLACE` alone would have done.
+        match diesel::insert_into(skipped_keys::table)
+            .values(&row)
             .execute(conn)
-            .map_err(|e| not_found_on_fk(e, conversation_id))?;
+        {
+            Ok(_) => {}
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                diesel::replace_into(skipped_keys::table)
+                    .values(&row)
+                    .execute(conn)
+                    .map_err(|e| not_found_on_fk(e, conversation_id))?;
+            }
+            Err(e) => return Err(not_found_on_fk(e, conversation_id)),
+        }
     }
     // Keep the bound: every inserted key may be new (a replaced one is counted again, which
     // keeps it an upper bound); removals subtract only the rows they really deleted.
