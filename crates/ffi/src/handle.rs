@@ -118,27 +118,8 @@ pub(crate) unsafe fn array<'a, T>(
     if count == 0 {
         return Ok(&[]);
     }
-    if ptr.is_null() {
-        return Err(FfiError::new(
-            LIBCHAT_ERR_NULL_POINTER,
-            format!("{what} is NULL but its count is {count}"),
-        ));
-    }
-    if !ptr.is_aligned() {
-        return Err(FfiError::new(
-            LIBCHAT_ERR_NULL_POINTER,
-            format!("{what} is misaligned"),
-        ));
-    }
-    if count
-        .checked_mul(std::mem::size_of::<T>())
-        .is_none_or(|size| size > isize::MAX as usize)
-    {
-        return Err(FfiError::new(
-            LIBCHAT_ERR_TOO_LARGE,
-            format!("{what}: {count} elements exceed PTRDIFF_MAX bytes"),
-        ));
-    }
+    // The same checks as for an output array (nothing is read or written by them).
+    check_out_array(ptr.cast_mut(), count, what)?;
     // SAFETY: non-NULL, aligned, the total size is at most `isize::MAX`, and the caller
     // guarantees `count` initialised elements that stay unchanged during the call.
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
