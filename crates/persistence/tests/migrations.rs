@@ -252,12 +252,7 @@ fn versions_follow_the_directory_format() {
 fn rebuilding_processed_envelopes_keeps_the_digests() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v2.db");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut chain: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    chain.sort();
+    let chain = migration_dirs();
     {
         let mut db =
             Database::open(DatabaseConfig::file(&path).with_migrations(MigrationMode::Skip))
@@ -305,12 +300,7 @@ fn times_become_milliseconds() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v3.db");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut chain: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    chain.sort();
+    let chain = migration_dirs();
     let fourth = chain[3].file_name().unwrap().to_str().unwrap().to_owned();
     assert!(fourth.ends_with("_times_in_milliseconds"), "{fourth}");
     {
@@ -364,12 +354,7 @@ fn peer_key_column_is_added_and_dropped() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v4.db");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut chain: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    chain.sort();
+    let chain = migration_dirs();
     let fifth = chain[4].file_name().unwrap().to_str().unwrap().to_owned();
     assert!(fifth.ends_with("_add_conversation_peer_key"), "{fifth}");
     let table_sql = |db: &mut Database| -> String {
@@ -456,4 +441,15 @@ fn apply_by_hand(conn: &mut diesel::SqliteConnection, dirs: &[std::path::PathBuf
         ))
         .unwrap();
     }
+}
+
+/// The migration directories of the chain, in order.
+fn migration_dirs() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut chain: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    chain.sort();
+    chain
 }
