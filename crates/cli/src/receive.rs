@@ -1,9 +1,8 @@
 //! `libchat receive`: envelopes from the exchange directory, or hex lines on standard input.
 //!
-//! Envelopes are processed in batches: collect a batch (read the files or lines), process it,
-//! then report, acknowledge and delete per envelope. Today [`process`] calls
-//! [`Client::receive`] per envelope and acknowledgements go one by one; the batch calls of the
-//! Client (`receive_batch`, `acknowledge_batch`) slot into [`process`] and [`acknowledge`].
+//! Envelopes are processed in batches: collect a batch (read the files or lines), process it
+//! with one [`Client::receive_batch`] ([`process`]), report each envelope, acknowledge the
+//! shown content with one `acknowledge_batch` ([`acknowledge`]), then delete the files.
 //!
 //! Outcomes per envelope:
 //! - content: printed, then acknowledged (an interrupted run leaves it in the inbox, and the
