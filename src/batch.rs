@@ -22,8 +22,8 @@ use persistence::{BatchTx, Database, PersistenceError};
 use rand_core::OsRng;
 
 use crate::client::{
-    Client, ClientConfig, ClientError, ClientStore, Received, Sent, envelope_digest, queue_sent,
-    receive_envelope,
+    Client, ClientConfig, ClientError, ClientStore, Clock, Received, Sent, envelope_digest,
+    queue_sent, receive_envelope,
 };
 
 /// Default of [`ClientConfig::max_batch_items`]: at most 1,000 envelopes (or sends, or ids)
@@ -349,8 +349,8 @@ fn receive_in<E: AsRef<[u8]>>(
 struct Context {
     chat: ChatConfig,
     limits: BatchLimits,
-    /// The test hook's time, if set.
-    fixed_time: Option<Timestamp>,
+    /// Where the time comes from (the system clock, or a test hook's time).
+    clock: Clock,
 }
 
 /// `receive_batch`: the envelopes in bounded transactions, then the retries.
@@ -419,7 +419,7 @@ fn receive_transaction<E: AsRef<[u8]>>(
     work: &Transaction<'_>,
     faults: &mut Faults,
 ) -> Result<Done, ClientError> {
-    let now = context.fixed_time.unwrap_or_else(Timestamp::now);
+    let now = context.clock.now();
     let faults_before = faults.checkpoint();
     let mut run = |mode: Mode, faults: &mut Faults| {
         faults.restore(faults_before);
@@ -499,7 +499,7 @@ impl Client {
         let context = Context {
             chat: self.chat,
             limits: self.batch,
-            fixed_time: self.fixed_time(),
+            clock: self.clock,
         };
         let transactions = ranges(envelopes.iter().map(|e| e.as_ref().len()), self.batch).len();
         if transactions > 1 {

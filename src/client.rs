@@ -473,15 +473,6 @@ impl Client {
         self.clock.fixed = now;
     }
 
-    /// The time set by a test hook ([`ClientConfig::with_fixed_clock`],
-    /// [`Client::set_time_for_testing`]), if any.
-    pub(crate) fn fixed_time(&self) -> Option<Timestamp> {
-        #[cfg(any(test, feature = "testing"))]
-        return self.clock.fixed;
-        #[cfg(not(any(test, feature = "testing")))]
-        None
-    }
-
     /// Creates a new intro bundle with its own single-use ephemeral key; returns the
     /// `logos_chatintro_1_...` string to publish. Committed durably whatever the durability
     /// (see [`Client::sync`]).
