@@ -28,10 +28,18 @@ mod error;
 mod files;
 mod legacy;
 mod migrate;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod repo;
 #[rustfmt::skip]
 #[allow(missing_docs)]
 mod schema;
+/// The PostgreSQL chain's schema, as the diesel CLI prints it (`diesel_pg.toml`); not used by
+/// any query yet (the PostgreSQL repositories are not built).
+#[cfg(feature = "postgres")]
+#[rustfmt::skip]
+#[allow(missing_docs, dead_code, unused_imports)]
+mod schema_pg;
 mod store;
 
 pub use batch::{BatchTx, UndoNeeded};
@@ -45,4 +53,6 @@ pub use legacy::{
     ImportCounts, ImportOutcome, ImportPhase, ImportProgress, ImportReport, LegacyImportError,
     import_legacy,
 };
+#[cfg(feature = "postgres")]
+pub use migrate::POSTGRES_MIGRATIONS;
 pub use migrate::{MIGRATIONS, SchemaStatus, embedded_versions};

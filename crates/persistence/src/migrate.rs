@@ -10,8 +10,13 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::PersistenceError;
 
-/// Every migration in `crates/persistence/migrations/`, compiled into the binary.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+/// Every migration in `crates/persistence/migrations/sqlite/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// The same chain in PostgreSQL's dialect, from `crates/persistence/migrations/postgres/`:
+/// the same versions, in the same order (a test checks it), compiled into the binary.
+#[cfg(feature = "postgres")]
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Diesel's bookkeeping table.
 pub(crate) const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
@@ -95,7 +100,11 @@ pub(crate) fn status(conn: &mut SqliteConnection) -> Result<SchemaStatus, Persis
 
 /// Compares `recorded` versions with the embedded chain.
 pub(crate) fn status_of(recorded: &[String]) -> Result<SchemaStatus, PersistenceError> {
-    let embedded = embedded_versions()?;
+    Ok(compare(&embedded_versions()?, recorded))
+}
+
+/// Compares `recorded` versions with `embedded` (a chain's versions, in order).
+pub(crate) fn compare(embedded: &[String], recorded: &[String]) -> SchemaStatus {
     let applied = embedded
         .iter()
         .filter(|v| recorded.contains(v))
@@ -111,11 +120,11 @@ pub(crate) fn status_of(recorded: &[String]) -> Result<SchemaStatus, Persistence
         .filter(|v| !embedded.contains(v))
         .cloned()
         .collect();
-    Ok(SchemaStatus {
+    SchemaStatus {
         applied,
         pending,
         unknown_applied,
-    })
+    }
 }
 
 /// Applies every pending migration; returns the versions applied.

@@ -443,13 +443,62 @@ fn apply_by_hand(conn: &mut diesel::SqliteConnection, dirs: &[std::path::PathBuf
     }
 }
 
-/// The migration directories of the chain, in order.
+/// The migration directories of the SQLite chain, in order.
 fn migration_dirs() -> Vec<std::path::PathBuf> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join("sqlite");
     let mut chain: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     chain.sort();
     chain
+}
+
+/// One chain, two dialects: `migrations/sqlite/` and `migrations/postgres/` hold the same
+/// version directories, in the same order, each with a non-empty `up.sql` and `down.sql`.
+#[test]
+fn both_dialects_hold_the_same_versions_each_with_up_and_down() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut top: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    top.sort();
+    assert_eq!(
+        top,
+        ["postgres", "sqlite"],
+        "only the two dialects' directories"
+    );
+    let names = |dialect: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(root.join(dialect))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite = names("sqlite");
+    assert!(!sqlite.is_empty());
+    assert_eq!(
+        sqlite,
+        names("postgres"),
+        "same versions, same names, same order"
+    );
+    for dialect in ["sqlite", "postgres"] {
+        for name in &sqlite {
+            for file in ["up.sql", "down.sql"] {
+                let path = root.join(dialect).join(name).join(file);
+                let sql = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let statements = sql
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with("--"))
+                    .count();
+                assert!(statements > 0, "{} holds no statement", path.display());
+            }
+        }
+    }
 }
