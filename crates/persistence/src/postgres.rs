@@ -399,7 +399,9 @@ impl PgPool {
     /// The transaction first takes a transaction-level advisory lock
     /// (`pg_advisory_xact_lock`), then reads the status: several processes opening a fresh
     /// database at once wait for each other, and the chain is applied exactly once.
-    /// PostgreSQL's DDL is transactional, so a failing migration leaves nothing behind.
+    /// PostgreSQL's DDL is transactional, so a failing migration leaves nothing behind. The
+    /// statement timeout also bounds the wait for the lock: a process waiting longer than it
+    /// for another's migrations gets [`PostgresError::StatementTimeout`], changing nothing.
     pub fn migrate(&self) -> Result<Vec<String>, PostgresError> {
         let mut conn = self.connection()?;
         conn.transaction(|conn| -> Result<Vec<String>, PostgresError> {
