@@ -43,9 +43,13 @@ pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default time to wait for a connection (a new one, or a free one from the pool).
 pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The key of the transaction-level advisory lock [`PgPool::migrate`] holds: `"libchat"` and a
-/// 1, as a big-endian integer. Advisory locks are per database.
-const MIGRATION_LOCK_KEY: i64 = 0x6c69_6263_6861_7401;
+/// The key of the transaction-level advisory lock [`PgPool::migrate`] holds (`"libchat"` and a
+/// 1, as a big-endian integer). Advisory locks are per database: nothing else in a database
+/// libchat migrates may use this key.
+pub const MIGRATION_LOCK_KEY: i64 = 0x6c69_6263_6861_7401;
+
+/// PostgreSQL's message for SQLSTATE 57014 caused by `statement_timeout`.
+const STATEMENT_TIMEOUT_MESSAGE: &str = "canceling statement due to statement timeout";
 
 /// PostgreSQL's largest `statement_timeout`, in milliseconds (`INT_MAX`).
 const MAX_STATEMENT_TIMEOUT_MS: u128 = i32::MAX as u128;
@@ -151,9 +155,9 @@ pub enum PostgresError {
 /// which diesel does not expose: matched on the server's English message).
 fn is_statement_timeout(error: &diesel::result::Error) -> bool {
     match error {
-        diesel::result::Error::DatabaseError(_, info) => info
-            .message()
-            .contains("canceling statement due to statement timeout"),
+        diesel::result::Error::DatabaseError(_, info) => {
+            info.message().contains(STATEMENT_TIMEOUT_MESSAGE)
+        }
         _ => false,
     }
 }
@@ -446,11 +450,16 @@ pub fn embedded_versions() -> Result<Vec<String>, PostgresError> {
     Ok(versions)
 }
 
-/// Maps a harness error, keeping a statement timeout typed.
+/// Maps a harness error, keeping a statement timeout typed. A statement of a migration comes
+/// back wrapped in diesel_migrations' `RunMigrationsError`, which that crate does not export:
+/// recognised by its message, which holds the server's.
 fn migration_error(error: Box<dyn std::error::Error + Send + Sync>) -> PostgresError {
     match error.downcast::<diesel::result::Error>() {
         Ok(diesel_error) if is_statement_timeout(&diesel_error) => PostgresError::StatementTimeout,
         Ok(diesel_error) => PostgresError::Migration(diesel_error),
+        Err(other) if other.to_string().contains(STATEMENT_TIMEOUT_MESSAGE) => {
+            PostgresError::StatementTimeout
+        }
         Err(other) => PostgresError::Migration(other),
     }
 }

@@ -5,8 +5,8 @@
 //! The server comes from `LIBCHAT_TEST_POSTGRES_URL` (`bash .ci/postgres cargo test -p
 //! persistence --features postgres --test postgres` starts a throw-away one). Without it the
 //! tests that need a server say they skip, except under `CI=true`, where they FAIL. Each test
-//! works in a database of its own (created from that URL's role, dropped at the end), so they
-//! run in parallel.
+//! works in a database of its own (created by that URL's role, which needs `CREATEDB`, and
+//! dropped at the end), so they run in parallel.
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -282,6 +282,43 @@ fn a_database_migrated_by_a_newer_build_is_refused_unchanged() {
     assert_eq!((catalog(&mut conn), recorded(&mut conn)), before);
 }
 
+/// Every pending migration runs in one transaction: when the last one fails, the ones before
+/// it (a data migration included) are rolled back too.
+#[test]
+fn a_failing_migration_rolls_back_every_pending_one() {
+    let Some(server) = server_url() else { return };
+    let db = TestDb::new(&server, "rollback");
+    let pool = db.pool();
+    let all = postgres::embedded_versions().unwrap();
+    assert!(all.len() >= 2);
+    pool.migrate().unwrap();
+    let mut conn = db.connect();
+    conn.revert_last_migration(POSTGRES_MIGRATIONS).unwrap();
+    conn.revert_last_migration(POSTGRES_MIGRATIONS).unwrap();
+    // The last migration adds `conversations.peer_key`: a column of that name already there
+    // makes it fail, after the one before it (`times_in_milliseconds`) has run.
+    conn.batch_execute(
+        "INSERT INTO identity (id, name, secret_key, created_at) \
+         VALUES (1, 'raya', decode(repeat('ab', 32), 'hex'), 1700000000); \
+         ALTER TABLE conversations ADD COLUMN peer_key TEXT",
+    )
+    .unwrap();
+    let before = (catalog(&mut conn), recorded(&mut conn));
+    match pool.migrate() {
+        Err(PostgresError::Migration(error)) => eprintln!("migration failed: {error}"),
+        other => panic!("expected Migration, got {other:?}"),
+    }
+    assert_eq!((catalog(&mut conn), recorded(&mut conn)), before);
+    let created_at: Line = diesel::sql_query("SELECT created_at::text AS line FROM identity")
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(
+        created_at.line, "1700000000",
+        "the data migration was rolled back"
+    );
+    assert_eq!(pool.schema_status().unwrap().pending, all[all.len() - 2..]);
+}
+
 #[test]
 fn foreign_tables_are_refused_typed_and_untouched() {
     let Some(server) = server_url() else { return };
@@ -399,6 +436,53 @@ fn a_statement_longer_than_the_timeout_fails_typed() {
                 .unwrap();
         assert_eq!(setting.line, "200ms");
     }
+}
+
+/// The statement timeout bounds the wait for another process's migration (the advisory lock)
+/// and for a table a pending migration must lock: both are `StatementTimeout`, nothing changed.
+#[test]
+fn migrate_waiting_longer_than_the_timeout_fails_typed_and_changes_nothing() {
+    let Some(server) = server_url() else { return };
+    let db = TestDb::new(&server, "lockwait");
+    let pool = PgPool::open(
+        db.config()
+            .with_statement_timeout(Duration::from_millis(300))
+            .unwrap(),
+    )
+    .unwrap();
+    // Another session holds the migration lock.
+    let mut other = db.connect();
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(postgres::MIGRATION_LOCK_KEY)
+        .execute(&mut other)
+        .unwrap();
+    let error = pool.migrate().unwrap_err();
+    assert!(
+        matches!(error, PostgresError::StatementTimeout),
+        "{error:?}"
+    );
+    assert!(!has_migrations_table(&mut db.connect()));
+    diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(postgres::MIGRATION_LOCK_KEY)
+        .execute(&mut other)
+        .unwrap();
+
+    // Another transaction holds a lock on a table the last migration alters.
+    pool.migrate().unwrap();
+    let mut conn = db.connect();
+    conn.revert_last_migration(POSTGRES_MIGRATIONS).unwrap();
+    let before = (catalog(&mut conn), recorded(&mut conn));
+    other
+        .batch_execute("BEGIN; LOCK TABLE conversations IN ACCESS SHARE MODE")
+        .unwrap();
+    let error = pool.migrate().unwrap_err();
+    assert!(
+        matches!(error, PostgresError::StatementTimeout),
+        "{error:?}"
+    );
+    other.batch_execute("COMMIT").unwrap();
+    assert_eq!((catalog(&mut conn), recorded(&mut conn)), before);
+    assert_eq!(pool.migrate().unwrap().len(), 1);
 }
 
 #[test]
