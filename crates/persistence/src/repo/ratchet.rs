@@ -421,7 +421,10 @@ fn apply_delta(
         .get_result(conn)?;
     let excess = count(stored).saturating_sub(cap);
     if excess > 0 {
-        // The id of the newest key to evict: keys are evicted up to and including it.
+        // The id of the newest key to evict: keys are evicted up to and including it. The
+        // conversation's keys (at most the cap plus this delta) are found through the UNIQUE
+        // index and sorted by id: no index orders them (migration
+        // `2026-11-29-220000_drop_skipped_keys_conversation_order`).
         let offset = i64::try_from(excess - 1).unwrap_or(i64::MAX);
         let cutoff: i64 = skipped_keys::table
             .filter(skipped_keys::conversation_id.eq(conversation_id))
