@@ -475,7 +475,9 @@ fn conversation_order_index_is_dropped_and_restored() {
     };
     assert_eq!(
         before.as_deref(),
-        Some("CREATE INDEX idx_skipped_keys_conversation_order ON skipped_keys (conversation_id, id)")
+        Some(
+            "CREATE INDEX idx_skipped_keys_conversation_order ON skipped_keys (conversation_id, id)"
+        )
     );
 
     let mut db = Database::open(DatabaseConfig::file(&path)).unwrap();
