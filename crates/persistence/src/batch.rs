@@ -78,6 +78,19 @@ enum Undo {
 /// transaction each (the workspace tests compare full dumps), minus one state-row write and one
 /// state-row read (with its key derivation) per item.
 ///
+/// **Where the time goes.** Profiled (`perf`, release build, `examples/backlog.rs ingest … all`
+/// over the backlog of `cargo bench --bench batch`: 10,000 shuffled envelopes of 100
+/// conversations, `Durability::Full`), a received envelope costs about 21 µs of CPU, nearly all
+/// of it in SQLite: applying its skipped-key delta 22 % (a shuffled backlog stores and later
+/// uses about one skipped key per message: each an insert and a delete on `skipped_keys`, its
+/// UNIQUE index and its `stored_at` index, with `secure_delete` zeroing what is deleted),
+/// looking the skipped key up 11 %, the `messages` row 10 %, the `inbox` row 7 %, the
+/// processed-envelope check and record 10 %, the commits' WAL writes 18 % and the final
+/// checkpoint 5 %; decryption and parsing about 7 %. Keys created and used within the same
+/// transaction are not worth keeping out of the table: in that backlog only 762 of its 9,467
+/// skipped keys (8 %) are stored and used within one transaction of 1,000, about 2–3 % of the
+/// time, so every key is written as a lone save writes it.
+///
 /// A store call that writes is atomic on its own, except inside [`BatchTx::item`], where a
 /// failing call may leave part of its writes (the item then reports [`UndoNeeded`]).
 pub struct BatchTx<'a> {

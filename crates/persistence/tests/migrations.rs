@@ -392,14 +392,23 @@ fn peer_key_column_is_added_and_dropped() {
     db.save_conversation(&new).unwrap();
     assert_eq!(db.load_conversation("new").unwrap(), Some(new));
 
+    // The migrations after the fifth first (newest first), then the fifth.
+    let version = |dir: &std::path::Path| -> String {
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        name.split('_').next().unwrap().replace('-', "")
+    };
+    for later in chain[5..].iter().rev() {
+        let reverted = db
+            .raw_connection()
+            .revert_last_migration(persistence::MIGRATIONS)
+            .unwrap();
+        assert_eq!(reverted.to_string(), version(later));
+    }
     let reverted = db
         .raw_connection()
         .revert_last_migration(persistence::MIGRATIONS)
         .unwrap();
-    assert_eq!(
-        reverted.to_string(),
-        fifth.split('_').next().unwrap().replace('-', "")
-    );
+    assert_eq!(reverted.to_string(), version(&chain[4]));
     assert_eq!(
         table_sql(&mut db),
         before,
@@ -415,6 +424,98 @@ fn peer_key_column_is_added_and_dropped() {
         .unwrap();
     let ids: Vec<&str> = ids.iter().map(|r| r.local_id.as_str()).collect();
     assert_eq!(ids, ["new", "old"], "reverting keeps every conversation");
+}
+
+/// A database at the fifth migration, with skipped keys, loses
+/// `idx_skipped_keys_conversation_order` when opening applies the sixth; its keys stay, and
+/// still come back (and are evicted) oldest inserted first. Reverting the sixth recreates the
+/// index exactly as the first migration defined it.
+#[test]
+fn conversation_order_index_is_dropped_and_restored() {
+    use diesel_migrations::MigrationHarness;
+    use domain_ratchet::testing::{sample_key, sample_state};
+    use domain_ratchet::{RatchetStore, SkippedKeyDelta};
+
+    const INDEX: &str = "idx_skipped_keys_conversation_order";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    let chain = migration_dirs();
+    let sixth = chain[5].file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(
+        sixth.ends_with("_drop_skipped_keys_conversation_order"),
+        "{sixth}"
+    );
+    let index_sql = |db: &mut Database| -> Option<String> {
+        diesel::select(diesel::dsl::sql::<Nullable<Text>>(&format!(
+            "(SELECT sql FROM sqlite_master WHERE type = 'index' AND name = '{INDEX}')"
+        )))
+        .get_result(db.raw_connection())
+        .unwrap()
+    };
+    let before = {
+        let mut db =
+            Database::open(DatabaseConfig::file(&path).with_migrations(MigrationMode::Skip))
+                .unwrap();
+        let conn = db.raw_connection();
+        apply_by_hand(conn, &chain[..5]);
+        conn.batch_execute(
+            "INSERT INTO conversations (local_id, remote_id, kind, created_at)
+                 VALUES ('c', 'r', 'private_v1', 1);",
+        )
+        .unwrap();
+        // Keys inserted out of their (chain, number) order: ids say which is oldest.
+        let delta = SkippedKeyDelta {
+            inserted: [7, 3, 5].map(|n| sample_key(0, n, 10)).to_vec(),
+            removed: Vec::new(),
+            cap: Some(3),
+        };
+        db.save_ratchet_state("c", &sample_state(1, true), &delta)
+            .unwrap();
+        index_sql(&mut db)
+    };
+    assert_eq!(
+        before.as_deref(),
+        Some(
+            "CREATE INDEX idx_skipped_keys_conversation_order ON skipped_keys (conversation_id, id)"
+        )
+    );
+
+    let mut db = Database::open(DatabaseConfig::file(&path)).unwrap();
+    assert!(db.schema_status().unwrap().is_current());
+    assert_eq!(index_sql(&mut db), None, "the sixth migration drops it");
+    let numbers = |db: &mut Database| -> Vec<u32> {
+        db.load_skipped_keys("c")
+            .unwrap()
+            .iter()
+            .map(|k| k.msg_num)
+            .collect()
+    };
+    assert_eq!(numbers(&mut db), [7, 3, 5], "oldest inserted first");
+    // A save with a cap of 3 that inserts one key evicts the oldest (id 1: number 7).
+    let delta = SkippedKeyDelta {
+        inserted: vec![sample_key(0, 9, 40)],
+        removed: Vec::new(),
+        cap: Some(3),
+    };
+    db.save_ratchet_state("c", &sample_state(1, true), &delta)
+        .unwrap();
+    assert_eq!(numbers(&mut db), [3, 5, 9]);
+
+    // Revert the migrations after the sixth (newest first), then the sixth.
+    for _ in chain[6..].iter() {
+        db.raw_connection()
+            .revert_last_migration(persistence::MIGRATIONS)
+            .unwrap();
+    }
+    let reverted = db
+        .raw_connection()
+        .revert_last_migration(persistence::MIGRATIONS)
+        .unwrap();
+    assert_eq!(
+        reverted.to_string(),
+        sixth.split('_').next().unwrap().replace('-', "")
+    );
+    assert_eq!(index_sql(&mut db), before, "down.sql recreates it exactly");
 }
 
 /// Applies the `up.sql` of each migration directory in `dirs` by hand, recording each version

@@ -217,3 +217,49 @@ fn cap_is_exact_after_expiry_left_the_bound_high() {
     let left: Vec<i64> = rows(&mut db).iter().map(|r| r.msg_num).collect();
     assert_eq!(left, vec![8, 9, 0, 1, 2, 0, 0, 1]);
 }
+
+/// Every query on `skipped_keys` searches an index by the conversation (or by age): none scans
+/// the table, although `idx_skipped_keys_conversation_order` is gone (migration
+/// `2026-11-29-220000_drop_skipped_keys_conversation_order`). Ordering by id (eviction, loading
+/// all of a conversation's keys) sorts that conversation's keys only.
+#[test]
+fn every_skipped_key_query_searches_an_index() {
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+    let mut db = db_with_convos();
+    let queries = [
+        // Lookup and use of one key (load_skipped, apply_delta's delete).
+        "SELECT public_key, msg_num, message_key, stored_at FROM skipped_keys \
+         WHERE conversation_id = 'c' AND public_key = x'00' AND msg_num = 1 LIMIT 1",
+        "DELETE FROM skipped_keys WHERE conversation_id = 'c' AND public_key = x'00' AND msg_num = 1",
+        // Count, eviction beyond the cap, all keys of a conversation, deletion of the state.
+        "SELECT COUNT(*) FROM skipped_keys WHERE conversation_id = 'c'",
+        "SELECT id FROM skipped_keys WHERE conversation_id = 'c' ORDER BY id ASC LIMIT 1 OFFSET 3",
+        "DELETE FROM skipped_keys WHERE conversation_id = 'c' AND id <= 7",
+        "SELECT public_key, msg_num, message_key, stored_at FROM skipped_keys \
+         WHERE conversation_id = 'c' ORDER BY id ASC",
+        "DELETE FROM skipped_keys WHERE conversation_id = 'c'",
+        // Expiry.
+        "DELETE FROM skipped_keys WHERE stored_at < 450",
+    ];
+    for query in queries {
+        let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {query}"))
+            .load::<Plan>(db.raw_connection())
+            .unwrap()
+            .into_iter()
+            .map(|p| p.detail)
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with("SEARCH skipped_keys USING")),
+            "{query}: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN")),
+            "{query}: {plan:?}"
+        );
+    }
+}

@@ -421,7 +421,10 @@ fn apply_delta(
         .get_result(conn)?;
     let excess = count(stored).saturating_sub(cap);
     if excess > 0 {
-        // The id of the newest key to evict: keys are evicted up to and including it.
+        // The id of the newest key to evict: keys are evicted up to and including it. The
+        // conversation's keys (at most the cap plus this delta) are found through the UNIQUE
+        // index and sorted by id: no index orders them (migration
+        // `2026-11-29-220000_drop_skipped_keys_conversation_order`).
         let offset = i64::try_from(excess - 1).unwrap_or(i64::MAX);
         let cutoff: i64 = skipped_keys::table
             .filter(skipped_keys::conversation_id.eq(conversation_id))
@@ -472,16 +475,58 @@ pub(crate) fn load_skipped(
     dh_pub: &PublicKey,
     msg_num: u32,
 ) -> Result<Option<SkippedKey>, PersistenceError> {
-    skipped_keys::table
-        .filter(skipped_keys::conversation_id.eq(conversation_id))
-        .filter(skipped_keys::public_key.eq(&dh_pub.as_bytes()[..]))
-        .filter(skipped_keys::msg_num.eq(i64::from(msg_num)))
-        .select(SkippedKeyRow::as_select())
-        .first(conn)
-        .optional()?
-        .map(SkippedKeyRow::into_domain)
+    let found = SelectSkippedKey {
+        conversation_id,
+        public_key: dh_pub.as_bytes(),
+        msg_num: i64::from(msg_num),
+    }
+    .get_result::<(SecretBlob, i64)>(conn)
+    .optional()?;
+    found
+        .map(|(message_key, stored_at)| {
+            Ok(SkippedKey {
+                dh_pub: *dh_pub,
+                msg_num,
+                message_key: message_key.key("skipped_keys.message_key", MessageKey::from_bytes)?,
+                stored_at: Timestamp::from_millis(stored_at),
+            })
+        })
         .transpose()
 }
+
+/// `SELECT message_key, stored_at FROM skipped_keys WHERE conversation_id = ? AND public_key = ?
+/// AND msg_num = ?`: the lookup of every received message that may use a stored key, written
+/// out with a static query id (the connection keeps it prepared and finds it by type) and only
+/// the two columns the caller does not already have (the UNIQUE constraint on the three makes
+/// it at most one row).
+struct SelectSkippedKey<'a> {
+    conversation_id: &'a str,
+    public_key: &'a [u8],
+    msg_num: i64,
+}
+
+impl QueryId for SelectSkippedKey<'_> {
+    type QueryId = SelectSkippedKey<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Sqlite> for SelectSkippedKey<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql("SELECT message_key, stored_at FROM skipped_keys WHERE conversation_id = ");
+        out.push_bind_param::<Text, _>(self.conversation_id)?;
+        out.push_sql(" AND public_key = ");
+        out.push_bind_param::<Binary, _>(self.public_key)?;
+        out.push_sql(" AND msg_num = ");
+        out.push_bind_param::<BigInt, _>(&self.msg_num)?;
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::Query for SelectSkippedKey<'_> {
+    type SqlType = (Binary, BigInt);
+}
+
+impl RunQueryDsl<SqliteConnection> for SelectSkippedKey<'_> {}
 
 /// Every skipped key of a conversation, oldest inserted first.
 pub(crate) fn load_all_skipped(
