@@ -467,13 +467,20 @@ fn migrate_waiting_longer_than_the_timeout_fails_typed_and_changes_nothing() {
         .execute(&mut other)
         .unwrap();
 
-    // Another transaction holds a lock on a table the last migration alters.
+    // Another transaction holds a lock on every table, so on whichever the last migration
+    // alters.
     pool.migrate().unwrap();
     let mut conn = db.connect();
     conn.revert_last_migration(POSTGRES_MIGRATIONS).unwrap();
     let before = (catalog(&mut conn), recorded(&mut conn));
     other
-        .batch_execute("BEGIN; LOCK TABLE conversations IN ACCESS SHARE MODE")
+        .batch_execute(
+            "BEGIN; DO $$ DECLARE t text; BEGIN \
+               FOR t IN SELECT tablename FROM pg_tables \
+                 WHERE schemaname = current_schema() AND tablename NOT LIKE '\\_\\_diesel%' LOOP \
+                 EXECUTE format('LOCK TABLE %I IN ACCESS SHARE MODE', t); \
+               END LOOP; END $$",
+        )
         .unwrap();
     let error = pool.migrate().unwrap_err();
     assert!(
