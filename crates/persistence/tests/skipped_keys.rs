@@ -149,7 +149,11 @@ fn expiry_is_one_indexed_delete_across_conversations() {
         detail: String,
     }
     let plan: Vec<Plan> =
-        diesel::sql_query("EXPLAIN QUERY PLAN DELETE FROM skipped_keys WHERE stored_at < 450")
+        // The repository's statement: expiry is per installation (the default one is id 1).
+        diesel::sql_query(
+            "EXPLAIN QUERY PLAN DELETE FROM skipped_keys \
+             WHERE installation_id = 1 AND stored_at < 450",
+        )
             .load(db.raw_connection())
             .unwrap();
     assert!(
