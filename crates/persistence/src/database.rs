@@ -479,7 +479,12 @@ impl Database {
     }
 
     /// Every installation of the database, in the order they were created.
+    /// Empty before the migration that adds installations (a database opened with
+    /// [`MigrationMode::Skip`]).
     pub fn installations(&mut self) -> Result<Vec<Installation>, PersistenceError> {
+        if !has_installations_table(&mut self.conn)? {
+            return Ok(Vec::new());
+        }
         list_installations(&mut self.conn)
     }
 
