@@ -320,6 +320,13 @@ fn installations_share_one_database_file() {
     assert_eq!(raya_id[0]["name"], "raya");
     assert_eq!(saro_id[0]["name"], "saro");
     assert_ne!(raya_id[0]["public_key"], saro_id[0]["public_key"]);
+    // A new installation in an existing file is created; an existing one is kept.
+    assert_eq!(raya_id[0]["created"], true);
+    assert_eq!(saro_id[0]["created"], true);
+    let again = saro(&["init", "--name", "other"]);
+    assert_eq!(again[0]["created"], false);
+    assert_eq!(again[0]["name_kept"], true);
+    assert_eq!(again[0]["public_key"], saro_id[0]["public_key"]);
     assert_eq!(saro(&["whoami"])[0]["name"], "saro");
 
     let bundle = raya(&["intro"])[0]["bundle"].as_str().unwrap().to_owned();
