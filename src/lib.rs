@@ -58,11 +58,12 @@ pub use domain_ratchet::{
     RatchetConfig, RatchetError,
 };
 pub use persistence::{
-    DEFAULT_BUSY_TIMEOUT, DatabaseConfig, DatabaseKey, DatabaseSize, Durability, ImportCounts,
-    ImportOutcome, ImportPhase, ImportProgress, ImportReport, LegacyImportError, Location,
-    MigrationMode, PermissionWarning, PersistenceError, SchemaStatus, import_legacy,
+    DEFAULT_BUSY_TIMEOUT, DEFAULT_INSTALLATION, DatabaseConfig, DatabaseKey, DatabaseSize,
+    Durability, ImportCounts, ImportOutcome, ImportPhase, ImportProgress, ImportReport,
+    Installation, LegacyImportError, Location, MAX_INSTALLATION_NAME_LEN, MigrationMode,
+    PermissionWarning, PersistenceError, SchemaStatus, import_legacy, validate_installation_name,
 };
-pub use schema::{migrate_schema, permission_warnings, schema_status};
+pub use schema::{installations, migrate_schema, permission_warnings, schema_status};
 
 // The README's examples compile and run as doctests.
 #[doc = include_str!("../README.md")]

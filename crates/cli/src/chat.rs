@@ -132,10 +132,35 @@ pub(crate) fn require_database(global: &Global) -> Result<()> {
     Ok(())
 }
 
-/// Opens the existing database at `--db`.
+/// Refuses an installation that the existing database at `--db` does not hold (only `init`
+/// creates one). The default installation is in every database (the migration that adds
+/// installations creates it), so it needs no look-up.
+pub(crate) fn require_installation(
+    global: &Global,
+    config: &libchat::DatabaseConfig,
+) -> Result<()> {
+    if global.installation == libchat::DEFAULT_INSTALLATION {
+        return Ok(());
+    }
+    let known = libchat::installations(config)
+        .with_context(|| format!("cannot read {}", global.db.display()))?;
+    if !known.iter().any(|i| i.name == global.installation) {
+        bail!(
+            "no installation {:?} in {} (create it with `libchat --db {} --installation {:?} init`)",
+            global.installation,
+            global.db.display(),
+            global.db.display(),
+            global.installation
+        );
+    }
+    Ok(())
+}
+
+/// Opens the existing database at `--db`, for an existing installation.
 fn open(global: &Global) -> Result<Client> {
     let config = ClientConfig::new(global.database()?, "me");
     require_database(global)?;
+    require_installation(global, config.database())?;
     Client::open(config).with_context(|| format!("cannot open {}", global.db.display()))
 }
 
@@ -261,11 +286,19 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<()> {
 
 /// `init`: creates the database and the identity, or says what is already there.
 fn init(global: &Global, name: &str) -> Result<()> {
-    let existed = std::fs::metadata(&global.db).is_ok_and(|m| m.len() > 0);
+    let file_existed = std::fs::metadata(&global.db).is_ok_and(|m| m.len() > 0);
     let config = ClientConfig::new(global.database()?, name);
+    // A new installation in an existing file is created, as a new file is. (The default
+    // installation is in every migrated file: it counts as existing.)
+    let existed = file_existed
+        && (global.installation == libchat::DEFAULT_INSTALLATION
+            || libchat::installations(config.database())
+                .with_context(|| format!("cannot read {}", global.db.display()))?
+                .iter()
+                .any(|i| i.name == global.installation));
     let client =
         Client::open(config).with_context(|| format!("cannot open {}", global.db.display()))?;
-    if !existed {
+    if !file_existed {
         warn_plaintext(global, &format!("{} is", global.db.display()));
     }
     let mut out = Out::new(global.mode())?;

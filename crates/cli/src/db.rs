@@ -17,6 +17,9 @@ pub(crate) enum DbCommand {
     Status,
     /// Apply pending migrations (refuses a database migrated by a newer build).
     Migrate,
+    /// List the installations of the database: name and creation time, oldest first. Reads
+    /// only: nothing is written.
+    Installations,
 }
 
 /// Runs a `db` command.
@@ -75,6 +78,30 @@ pub(crate) fn run(global: &Global, command: &DbCommand) -> Result<()> {
                     out.trim_end().to_owned()
                 },
             )
+        }
+        DbCommand::Installations => {
+            let listed = libchat::installations(&config)
+                .with_context(|| format!("cannot read {}", global.db.display()))?;
+            let migrated = !listed.is_empty();
+            for installation in &listed {
+                let created = crate::output::local_time(installation.created_at);
+                out.text(
+                    &json!({
+                        "name": installation.name,
+                        "created_at": created,
+                        "created_at_ms": installation.created_at.as_millis(),
+                    }),
+                    || format!("{}  created {created}", installation.name),
+                )?;
+            }
+            if !migrated {
+                warn(&format!(
+                    "{}: no installations yet (the database predates them: `libchat db migrate` \
+                     makes its data the installation \"default\")",
+                    global.db.display()
+                ));
+            }
+            Ok(())
         }
         DbCommand::Migrate => {
             let applied = libchat::migrate_schema(&config)

@@ -70,7 +70,9 @@ fn open(
     path: &Path,
     name: &'static str,
 ) -> Result<Client> {
-    let mut db = DatabaseConfig::file(path).with_durability(global.durability.into());
+    let mut db = DatabaseConfig::file(path)
+        .with_durability(global.durability.into())
+        .with_installation(&global.installation);
     if let Some(key) = key {
         db = db.with_key(key.clone());
     }

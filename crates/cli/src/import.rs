@@ -32,7 +32,11 @@ pub(crate) struct ImportArgs {
 /// Runs the import.
 pub(crate) fn run(global: &Global, args: &ImportArgs) -> Result<()> {
     let source_key = read_key(args.from_key_env.as_deref(), args.from_key_file.as_deref())?;
-    let mut target = DatabaseConfig::file(&args.to).with_durability(global.durability.into());
+    libchat::validate_installation_name(&global.installation)
+        .map_err(|e| crate::Usage(format!("--installation: {e}")))?;
+    let mut target = DatabaseConfig::file(&args.to)
+        .with_durability(global.durability.into())
+        .with_installation(&global.installation);
     if let Some(key) = global.key()? {
         target = target.with_key(key);
     }

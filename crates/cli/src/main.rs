@@ -38,6 +38,17 @@ pub(crate) struct Global {
     /// Database file of this installation.
     #[arg(long, global = true, env = "LIBCHAT_DB", default_value = "libchat.db")]
     pub(crate) db: PathBuf,
+    /// Installation inside the database: one file holds any number of installations, each
+    /// with its own identity, conversations, mailbox and history. `init` creates it; every
+    /// other command refuses one that does not exist.
+    #[arg(
+        long,
+        global = true,
+        env = "LIBCHAT_INSTALLATION",
+        value_name = "NAME",
+        default_value = libchat::DEFAULT_INSTALLATION
+    )]
+    pub(crate) installation: String,
     /// Name of an environment variable holding the database passphrase (SQLCipher).
     #[arg(long, global = true, value_name = "VAR", conflicts_with = "key_file")]
     pub(crate) key_env: Option<String>,
@@ -186,9 +197,14 @@ impl Global {
         read_key(self.key_env.as_deref(), self.key_file.as_deref())
     }
 
-    /// The database configuration these options describe.
+    /// The database configuration these options describe (a bad --installation is a usage
+    /// error).
     pub(crate) fn database(&self) -> Result<DatabaseConfig> {
-        let mut config = DatabaseConfig::file(&self.db).with_durability(self.durability.into());
+        libchat::validate_installation_name(&self.installation)
+            .map_err(|e| Usage(format!("--installation: {e}")))?;
+        let mut config = DatabaseConfig::file(&self.db)
+            .with_durability(self.durability.into())
+            .with_installation(&self.installation);
         if let Some(key) = self.key()? {
             config = config.with_key(key);
         }

@@ -14,6 +14,7 @@ fn libchat(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .env_remove("LIBCHAT_DB")
         .env_remove("LIBCHAT_EXCHANGE")
+        .env_remove("LIBCHAT_INSTALLATION")
         .output()
         .expect("run libchat")
 }
@@ -274,4 +275,127 @@ fn import_through_the_binary(vectors: &Path, db: &serde_json::Value) {
     assert!(!d.join("other.db").exists(), "{file}");
     let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(stderr.contains("key"), "{file}: {stderr}");
+}
+
+/// Two installations of one database file chat with each other through the exchange
+/// directory (`--installation`, and `LIBCHAT_INSTALLATION` for the second); each lists only
+/// its own conversation; `db installations` lists both (plain and `--json`); an installation
+/// that was never initialised and a bad name are refused.
+#[test]
+fn installations_share_one_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("shared.key"), "shared passphrase\n").unwrap();
+    let base = ["--db", "shared.db", "--key-file", "shared.key", "--json"];
+    let run = |extra: &[&str], env: Option<&str>| -> Vec<serde_json::Value> {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_libchat"));
+        command
+            .current_dir(d)
+            .args(&args)
+            .env_remove("LIBCHAT_DB")
+            .env_remove("LIBCHAT_EXCHANGE")
+            .env_remove("LIBCHAT_INSTALLATION");
+        if let Some(name) = env {
+            command.env("LIBCHAT_INSTALLATION", name);
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "libchat {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&String::from_utf8(out.stdout).unwrap())
+    };
+    let raya = |rest: &[&str]| {
+        let mut args = vec!["--installation", "raya"];
+        args.extend_from_slice(rest);
+        run(&args, None)
+    };
+    let saro = |rest: &[&str]| run(rest, Some("saro"));
+
+    let raya_id = raya(&["init", "--name", "raya"]);
+    let saro_id = saro(&["init", "--name", "saro"]);
+    assert_eq!(raya_id[0]["name"], "raya");
+    assert_eq!(saro_id[0]["name"], "saro");
+    assert_ne!(raya_id[0]["public_key"], saro_id[0]["public_key"]);
+    // A new installation in an existing file is created; an existing one is kept.
+    assert_eq!(raya_id[0]["created"], true);
+    assert_eq!(saro_id[0]["created"], true);
+    let again = saro(&["init", "--name", "other"]);
+    assert_eq!(again[0]["created"], false);
+    assert_eq!(again[0]["name_kept"], true);
+    assert_eq!(again[0]["public_key"], saro_id[0]["public_key"]);
+    assert_eq!(saro(&["whoami"])[0]["name"], "saro");
+
+    let bundle = raya(&["intro"])[0]["bundle"].as_str().unwrap().to_owned();
+    let started = saro(&["connect", &bundle, "hello from saro"]);
+    let saro_convo = started[0]["conversation"].as_str().unwrap().to_owned();
+    let got = raya(&["receive"]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["message"], "hello from saro");
+    let raya_convo = got[0]["conversation"].as_str().unwrap().to_owned();
+    raya(&["send", &raya_convo, "hi saro"]);
+    let got = saro(&["receive"]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["message"], "hi saro");
+
+    let raya_list = raya(&["list"]);
+    let saro_list = saro(&["list"]);
+    assert_eq!(raya_list.len(), 1);
+    assert_eq!(saro_list.len(), 1);
+    assert_eq!(raya_list[0]["conversation"], raya_convo.as_str());
+    assert_eq!(saro_list[0]["conversation"], saro_convo.as_str());
+    // The default installation of the file sees neither conversation.
+    assert!(run(&["list"], None).is_empty());
+
+    let listed = run(&["db", "installations"], None);
+    let names: Vec<&str> = listed.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["default", "raya", "saro"]);
+    assert!(
+        listed
+            .iter()
+            .all(|v| v["created_at_ms"].as_i64().unwrap() > 0)
+    );
+    let plain = ok(
+        d,
+        &[
+            "--db",
+            "shared.db",
+            "--key-file",
+            "shared.key",
+            "db",
+            "installations",
+        ],
+    );
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(lines.len(), 3, "{plain}");
+    assert!(lines[1].starts_with("raya  created "), "{plain}");
+    assert!(lines[2].starts_with("saro  created "), "{plain}");
+
+    // An installation that was never initialised is refused, and nothing is created.
+    let out = libchat(
+        d,
+        &[
+            "--db",
+            "shared.db",
+            "--key-file",
+            "shared.key",
+            "--installation",
+            "ravi",
+            "list",
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no installation \"ravi\""), "{stderr}");
+    assert_eq!(run(&["db", "installations"], None).len(), 3);
+    // A bad name is a usage error (exit 2).
+    for bad in ["", "a\tb"] {
+        let out = libchat(d, &["--db", "shared.db", "--installation", bad, "list"]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--installation"), "{stderr}");
+    }
 }

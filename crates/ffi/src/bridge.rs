@@ -478,7 +478,9 @@ fn persistence_code(error: &lc::PersistenceError) -> i32 {
         P::NewerSchema { .. } => LIBCHAT_ERR_NEWER_SCHEMA,
         P::ForeignDatabase { .. } => LIBCHAT_ERR_FOREIGN_DATABASE,
         P::LegacyDatabase { .. } => LIBCHAT_ERR_LEGACY_DATABASE,
-        P::InvalidKey { .. } => LIBCHAT_ERR_INVALID_ARGUMENT,
+        // The C ABI opens the default installation only: neither happens through it.
+        P::InvalidKey { .. } | P::InvalidInstallationName { .. } => LIBCHAT_ERR_INVALID_ARGUMENT,
+        P::InstallationsNotMigrated { .. } => LIBCHAT_ERR_MIGRATION,
         P::Locked => LIBCHAT_ERR_LOCKED,
         P::EncryptionUnavailable => LIBCHAT_ERR_ENCRYPTION_UNAVAILABLE,
         P::InvalidPath(_) | P::Connection { .. } | P::Io { .. } => LIBCHAT_ERR_CANNOT_OPEN,

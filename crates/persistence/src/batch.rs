@@ -179,6 +179,7 @@ impl<'a> BatchTx<'a> {
             tx: Tx {
                 conn: &mut *tx.conn,
                 keys: &mut *tx.keys,
+                installation: tx.installation,
             },
             states: HashMap::new(),
             conversations: HashMap::new(),
@@ -325,6 +326,7 @@ impl<'a> BatchTx<'a> {
             if let Some(state) = &cached.state {
                 ratchet::write_state(
                     self.tx.conn,
+                    self.tx.installation,
                     self.tx.keys,
                     &conversation_id,
                     state,
@@ -384,7 +386,12 @@ impl<'a> BatchTx<'a> {
     /// The cached state of `conversation_id`, read from the database on first use.
     fn cached_state(&mut self, conversation_id: &str) -> Result<&CachedState, PersistenceError> {
         if !self.states.contains_key(conversation_id) {
-            let loaded = ratchet::load_with_bound(self.tx.conn, self.tx.keys, conversation_id)?;
+            let loaded = ratchet::load_with_bound(
+                self.tx.conn,
+                self.tx.installation,
+                self.tx.keys,
+                conversation_id,
+            )?;
             let (state, bound) = match loaded {
                 Some((state, bound)) => (Some(state), bound),
                 None => (None, 0),
@@ -411,7 +418,7 @@ impl<'a> BatchTx<'a> {
         if let Some(cached) = self.conversations.get(conversation_id) {
             return Ok(cached.clone());
         }
-        let loaded = convo::load(self.tx.conn, conversation_id)?;
+        let loaded = convo::load(self.tx.conn, self.tx.installation, conversation_id)?;
         self.set_conversation(conversation_id, loaded.clone());
         Ok(loaded)
     }
@@ -554,7 +561,7 @@ impl IdentityStore for BatchTx<'_> {
         if let Some(cached) = &self.identity {
             return Ok(cached.clone());
         }
-        let loaded = identity::load(self.tx.conn)?;
+        let loaded = identity::load(self.tx.conn, self.tx.installation)?;
         let previous = self.identity.replace(loaded.clone());
         if self.depth > 0 {
             self.journal.push(Undo::Identity(previous));
@@ -564,7 +571,7 @@ impl IdentityStore for BatchTx<'_> {
 
     fn save_identity(&mut self, value: &Identity) -> Result<(), StoreError> {
         self.writing();
-        identity::save(self.tx.conn, value)?;
+        identity::save(self.tx.conn, self.tx.installation, value)?;
         let previous = self.identity.replace(Some(value.clone()));
         if self.depth > 0 {
             self.journal.push(Undo::Identity(previous));
@@ -596,7 +603,7 @@ impl EphemeralKeyStore for BatchTx<'_> {
 impl ConversationStore for BatchTx<'_> {
     fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
         self.writing();
-        convo::save(self.tx.conn, record)?;
+        convo::save(self.tx.conn, self.tx.installation, record)?;
         self.set_conversation(&record.conversation_id, Some(record.clone()));
         Ok(())
     }
@@ -615,7 +622,7 @@ impl ConversationStore for BatchTx<'_> {
     fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
         self.writing();
         // The database deletes the ratchet row and the skipped keys with it (cascade).
-        let existed = convo::delete(self.tx.conn, conversation_id)?;
+        let existed = convo::delete(self.tx.conn, self.tx.installation, conversation_id)?;
         self.set_conversation(conversation_id, None);
         self.set_state(
             conversation_id,
@@ -658,6 +665,7 @@ impl RatchetStore for BatchTx<'_> {
         self.writing();
         let bound = ratchet::save_delta(
             self.tx.conn,
+            self.tx.installation,
             conversation_id,
             delta,
             old_bound,
@@ -681,7 +689,7 @@ impl RatchetStore for BatchTx<'_> {
             .states
             .get(conversation_id)
             .map(|cached| cached.state.is_some());
-        let in_database = ratchet::delete(self.tx.conn, conversation_id)?;
+        let in_database = ratchet::delete(self.tx.conn, self.tx.installation, conversation_id)?;
         self.set_state(
             conversation_id,
             CachedState {
@@ -699,7 +707,11 @@ impl RatchetStore for BatchTx<'_> {
             return Ok(cached.state.is_some());
         }
         // Not cached: ask without loading (a load derives the key pair).
-        Ok(ratchet::exists(self.tx.conn, conversation_id)?)
+        Ok(ratchet::exists(
+            self.tx.conn,
+            self.tx.installation,
+            conversation_id,
+        )?)
     }
 
     fn load_skipped_key(

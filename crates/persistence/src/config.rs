@@ -179,6 +179,38 @@ pub enum MigrationMode {
     Skip,
 }
 
+/// The installation a database is opened for unless [`DatabaseConfig::with_installation`]
+/// names another: the one an existing single-installation database's rows became.
+pub const DEFAULT_INSTALLATION: &str = "default";
+
+/// The longest installation name accepted, in bytes (UTF-8).
+pub const MAX_INSTALLATION_NAME_LEN: usize = 128;
+
+/// Checks an installation name: not empty, at most [`MAX_INSTALLATION_NAME_LEN`] bytes, no
+/// control characters (so that it prints on one line as it is), no leading or trailing
+/// whitespace (two names that look the same are the same name).
+pub fn validate_installation_name(name: &str) -> Result<(), PersistenceError> {
+    let invalid = |reason| {
+        Err(PersistenceError::InvalidInstallationName {
+            name: name.escape_debug().to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name.len() > MAX_INSTALLATION_NAME_LEN {
+        return invalid("it is longer than 128 bytes");
+    }
+    if name.chars().any(char::is_control) {
+        return invalid("it contains a control character");
+    }
+    if name.trim() != name {
+        return invalid("it begins or ends with whitespace");
+    }
+    Ok(())
+}
+
 /// Default time to wait for a lock held by another connection.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -216,6 +248,8 @@ pub struct DatabaseConfig {
     pub(crate) durability: Durability,
     pub(crate) busy_timeout: Duration,
     pub(crate) migrations: MigrationMode,
+    /// The installation the database is opened for (see [`DatabaseConfig::with_installation`]).
+    pub(crate) installation: String,
     /// Test-only: the name of a registered SQLite VFS the file is opened through.
     #[cfg(feature = "testing")]
     pub(crate) vfs: Option<String>,
@@ -246,11 +280,29 @@ impl DatabaseConfig {
             durability: Durability::default(),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             migrations: MigrationMode::default(),
+            installation: DEFAULT_INSTALLATION.to_owned(),
             #[cfg(feature = "testing")]
             vfs: None,
             #[cfg(feature = "testing")]
             unsynced_outgoing: false,
         }
+    }
+
+    /// Opens the database for the installation named `name` (default
+    /// [`DEFAULT_INSTALLATION`]): one database file holds any number of installations, each
+    /// with its own identity, intro keys, conversations, ratchet states, mailbox, history and
+    /// processed-envelope digests, which no operation of another installation reads or
+    /// changes. [`crate::Database::open`] creates the installation the first time it is
+    /// opened. The name is checked when the database is opened
+    /// ([`PersistenceError::InvalidInstallationName`]; see [`validate_installation_name`]).
+    pub fn with_installation(mut self, name: impl Into<String>) -> Self {
+        self.installation = name.into();
+        self
+    }
+
+    /// The installation this configuration opens.
+    pub fn installation(&self) -> &str {
+        &self.installation
     }
 
     /// Encrypts the database with SQLCipher under `key`.

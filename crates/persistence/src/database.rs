@@ -7,7 +7,10 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
-use crate::config::{DatabaseConfig, DatabaseKey, Durability, Location, MigrationMode};
+use crate::config::{
+    DEFAULT_INSTALLATION, DatabaseConfig, DatabaseKey, Durability, Location, MigrationMode,
+    validate_installation_name,
+};
 use crate::error::{PersistenceError, is_not_a_database};
 use crate::files::{self, PermissionWarning};
 use crate::migrate::{self, SchemaStatus};
@@ -23,6 +26,10 @@ pub struct Database {
     pub(crate) conn: SqliteConnection,
     pub(crate) keys: KeyPairCache,
     location: Location,
+    /// The id (`installations.id`) of the installation every store call reads and writes.
+    pub(crate) installation: i64,
+    /// Its name.
+    installation_name: String,
     /// The configured durability.
     durability: Durability,
     /// The connection's `PRAGMA synchronous` as last set: the configured durability, or
@@ -41,6 +48,7 @@ impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
             .field("location", &self.location)
+            .field("installation", &self.installation_name)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +77,18 @@ impl DatabaseSize {
 pub struct Tx<'a> {
     pub(crate) conn: &'a mut SqliteConnection,
     pub(crate) keys: &'a mut KeyPairCache,
+    /// The installation every store call of the transaction reads and writes.
+    pub(crate) installation: i64,
+}
+
+/// One installation of a database, as [`Database::installations`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installation {
+    /// Its name (what [`DatabaseConfig::with_installation`] takes).
+    pub name: String,
+    /// When it was created (first opened, or, for `default` in a database that existed
+    /// before installations, when its identity was created).
+    pub created_at: domain_ratchet::Timestamp,
 }
 
 impl std::fmt::Debug for Tx<'_> {
@@ -393,7 +413,14 @@ impl Database {
     /// `journal_mode = WAL` (files), `synchronous` from the durability,
     /// `journal_size_limit`, a truncating WAL checkpoint (files; skipped, not waited for,
     /// when another connection is busy), and pending migrations unless
-    /// [`MigrationMode::Skip`] is set. The page cache may grow to 16 MiB.
+    /// [`MigrationMode::Skip`] is set. The page cache may grow to 16 MiB. Last, the
+    /// installation [`DatabaseConfig::with_installation`] names (its name is checked first of
+    /// all: [`PersistenceError::InvalidInstallationName`]) is looked up, and created when it
+    /// does not exist yet (`INSERT … ON CONFLICT (name) DO NOTHING` in a `BEGIN IMMEDIATE`
+    /// transaction, then its id is read): every store call of this `Database` reads and
+    /// writes that installation's rows only. With [`MigrationMode::Skip`] on a database that
+    /// predates installations, only the default installation opens
+    /// ([`PersistenceError::InstallationsNotMigrated`]).
     ///
     /// A failure before migrations leaves the file's bytes untouched (a missing file may have
     /// been created, empty).
@@ -401,6 +428,7 @@ impl Database {
     /// Dropping the `Database` runs the truncating checkpoint again (best effort), so that a
     /// closed database leaves no old page versions in its WAL.
     pub fn open(config: DatabaseConfig) -> Result<Self, PersistenceError> {
+        validate_installation_name(&config.installation)?;
         let mut conn = connect(&config, true)?;
         // Refuse a foreign file and a newer database before the journal-mode switch, which
         // writes the header.
@@ -428,6 +456,8 @@ impl Database {
             conn,
             keys: KeyPairCache::default(),
             location: config.location,
+            installation: DEFAULT_INSTALLATION_ID,
+            installation_name: config.installation,
             durability: config.durability,
             synchronous: config.durability,
             synced_changes: None,
@@ -436,8 +466,26 @@ impl Database {
         };
         if config.migrations == MigrationMode::Apply && !status.pending.is_empty() {
             db.migrate()?;
+        } else {
+            db.installation =
+                resolve_installation(&mut db.conn, &db.installation_name, &db.location)?;
         }
         Ok(db)
+    }
+
+    /// The name of the installation this database was opened for.
+    pub fn installation(&self) -> &str {
+        &self.installation_name
+    }
+
+    /// Every installation of the database, in the order they were created.
+    /// Empty before the migration that adds installations (a database opened with
+    /// [`MigrationMode::Skip`]).
+    pub fn installations(&mut self) -> Result<Vec<Installation>, PersistenceError> {
+        if !has_installations_table(&mut self.conn)? {
+            return Ok(Vec::new());
+        }
+        list_installations(&mut self.conn)
     }
 
     /// Reads the schema status of a database without migrating or writing anything (for
@@ -457,6 +505,29 @@ impl Database {
         }
         let mut conn = connect(config, false)?;
         libchat_status(&mut conn, &config.location)
+    }
+
+    /// The installations of the database described by `config`, in the order they were
+    /// created, without migrating, creating or writing anything (for `libchat db
+    /// installations`). The key is verified and a file that is not a libchat database is
+    /// refused as by [`Database::open`]. Empty for a missing file, and for a database whose
+    /// schema predates installations (its rows become the installation
+    /// [`DEFAULT_INSTALLATION`] when it is migrated).
+    pub fn list_installations(
+        config: &DatabaseConfig,
+    ) -> Result<Vec<Installation>, PersistenceError> {
+        if let Location::File(path) = &config.location
+            && std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == ErrorKind::NotFound)
+        {
+            config.key.as_ref().map(DatabaseKey::pragma).transpose()?;
+            return Ok(Vec::new());
+        }
+        let mut conn = connect(config, false)?;
+        libchat_status(&mut conn, &config.location)?;
+        if !has_installations_table(&mut conn)? {
+            return Ok(Vec::new());
+        }
+        list_installations(&mut conn)
     }
 
     /// The database file at `location` and its `-wal`, `-shm` and `-journal` files, those
@@ -488,22 +559,28 @@ impl Database {
     ///
     /// The check and the migrations run under one write lock (`BEGIN IMMEDIATE`), so several
     /// processes opening a fresh file at once apply the chain exactly once between them.
+    ///
+    /// Then the installation this database was opened for is created if it does not exist yet.
     pub fn migrate(&mut self) -> Result<Vec<String>, PersistenceError> {
         let location = self.location.to_string();
-        self.conn
-            .immediate_transaction(|conn| -> Result<Vec<String>, PersistenceError> {
-                let status = migrate::status(conn)?;
-                if status.is_newer_than_build() {
-                    return Err(PersistenceError::NewerSchema {
-                        location,
-                        unknown: status.unknown_applied,
-                    });
-                }
-                if status.pending.is_empty() {
-                    return Ok(Vec::new());
-                }
-                migrate::run_pending(conn)
-            })
+        let applied =
+            self.conn
+                .immediate_transaction(|conn| -> Result<Vec<String>, PersistenceError> {
+                    let status = migrate::status(conn)?;
+                    if status.is_newer_than_build() {
+                        return Err(PersistenceError::NewerSchema {
+                            location,
+                            unknown: status.unknown_applied,
+                        });
+                    }
+                    if status.pending.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    migrate::run_pending(conn)
+                })?;
+        self.installation =
+            resolve_installation(&mut self.conn, &self.installation_name, &self.location)?;
+        Ok(applied)
     }
 
     /// Reverts every applied migration, newest first, leaving an empty schema; returns the
@@ -648,8 +725,13 @@ impl Database {
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     {
         let keys = &mut self.keys;
+        let installation = self.installation;
         let body = |conn: &mut SqliteConnection| {
-            let mut tx = Tx { conn, keys };
+            let mut tx = Tx {
+                conn,
+                keys,
+                installation,
+            };
             f(&mut tx).map_err(TxError::Caller)
         };
         let result = if immediate {
@@ -664,13 +746,14 @@ impl Database {
         }
     }
 
-    /// Deletes, across all conversations, skipped message keys stored before `older_than`, in
-    /// one statement; returns how many were deleted.
+    /// Deletes, across all conversations of this installation, skipped message keys stored
+    /// before `older_than`, in one statement; returns how many were deleted. Other
+    /// installations' keys are not touched.
     pub fn expire_skipped_keys(
         &mut self,
         older_than: domain_ratchet::Timestamp,
     ) -> Result<usize, PersistenceError> {
-        crate::repo::ratchet::expire(&mut self.conn, older_than)
+        crate::repo::ratchet::expire(&mut self.conn, self.installation, older_than)
     }
 
     /// Page counters of the database file.
@@ -713,6 +796,77 @@ impl Drop for Database {
             let _ = truncate_wal(&mut self.conn, None);
         }
     }
+}
+
+/// The id of the installation named [`DEFAULT_INSTALLATION`]: the migration that adds
+/// installations gives it to every database's existing rows.
+const DEFAULT_INSTALLATION_ID: i64 = 1;
+
+/// The id of installation `name`, creating it (`INSERT … ON CONFLICT (name) DO NOTHING`, in a
+/// `BEGIN IMMEDIATE` transaction) when it does not exist. An existing installation is found by
+/// a read alone (no write lock). Before the migration that adds installations (a database
+/// opened with [`MigrationMode::Skip`]) only the default installation can be used: it will be
+/// id 1.
+fn resolve_installation(
+    conn: &mut SqliteConnection,
+    name: &str,
+    location: &Location,
+) -> Result<i64, PersistenceError> {
+    use crate::schema::installations;
+    if !has_installations_table(conn)? {
+        if name == DEFAULT_INSTALLATION {
+            return Ok(DEFAULT_INSTALLATION_ID);
+        }
+        return Err(PersistenceError::InstallationsNotMigrated {
+            location: location.to_string(),
+            name: name.to_owned(),
+        });
+    }
+    let find = |conn: &mut SqliteConnection| -> Result<Option<i64>, PersistenceError> {
+        Ok(installations::table
+            .filter(installations::name.eq(name))
+            .select(installations::id)
+            .first(conn)
+            .optional()?)
+    };
+    if let Some(id) = find(conn)? {
+        return Ok(id);
+    }
+    conn.immediate_transaction(|conn| -> Result<i64, PersistenceError> {
+        diesel::insert_into(installations::table)
+            .values((
+                installations::name.eq(name),
+                installations::created_at.eq(crate::repo::now_millis()),
+            ))
+            .on_conflict(installations::name)
+            .do_nothing()
+            .execute(conn)?;
+        find(conn)?.ok_or_else(|| PersistenceError::NotFound(format!("installation {name}")))
+    })
+}
+
+/// Whether the schema has the `installations` table (the migration that adds it has run).
+fn has_installations_table(conn: &mut SqliteConnection) -> Result<bool, PersistenceError> {
+    Ok(query_i64(
+        conn,
+        "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'installations'",
+    )? > 0)
+}
+
+/// Every installation, oldest first.
+fn list_installations(conn: &mut SqliteConnection) -> Result<Vec<Installation>, PersistenceError> {
+    use crate::schema::installations;
+    let rows: Vec<(String, i64)> = installations::table
+        .order(installations::id.asc())
+        .select((installations::name, installations::created_at))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, created_at)| Installation {
+            name,
+            created_at: domain_ratchet::Timestamp::from_millis(created_at),
+        })
+        .collect())
 }
 
 /// Rewrites `user_version` with its own value, inside a write transaction: no logical change,

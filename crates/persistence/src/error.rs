@@ -64,6 +64,25 @@ pub enum PersistenceError {
         /// Versions applied to the database that this build does not contain.
         unknown: Vec<String>,
     },
+    /// An installation name that cannot be used (see
+    /// [`crate::validate_installation_name`]). Nothing was opened or created.
+    #[error("invalid installation name \"{name}\": {reason}")]
+    InvalidInstallationName {
+        /// The name, with control characters escaped.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The database's schema has no installations yet (opened with
+    /// [`crate::MigrationMode::Skip`] before the migration that adds them): only the
+    /// default installation can be used until [`crate::Database::migrate`] runs.
+    #[error("{location}: installation \"{name}\" cannot be opened before the database is migrated")]
+    InstallationsNotMigrated {
+        /// The database.
+        location: String,
+        /// The installation asked for.
+        name: String,
+    },
     /// Another connection held the database lock longer than the busy timeout.
     #[error("database is locked by another connection (busy timeout expired)")]
     Locked,

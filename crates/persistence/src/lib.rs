@@ -44,9 +44,10 @@ mod store;
 
 pub use batch::{BatchTx, UndoNeeded};
 pub use config::{
-    DEFAULT_BUSY_TIMEOUT, DatabaseConfig, DatabaseKey, Durability, Location, MigrationMode,
+    DEFAULT_BUSY_TIMEOUT, DEFAULT_INSTALLATION, DatabaseConfig, DatabaseKey, Durability, Location,
+    MAX_INSTALLATION_NAME_LEN, MigrationMode, validate_installation_name,
 };
-pub use database::{Database, DatabaseSize, Tx};
+pub use database::{Database, DatabaseSize, Installation, Tx};
 pub use error::PersistenceError;
 pub use files::PermissionWarning;
 pub use legacy::{

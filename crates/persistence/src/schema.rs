@@ -1,7 +1,8 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    conversations (local_id) {
+    conversations (installation_id, local_id) {
+        installation_id -> BigInt,
         local_id -> Text,
         remote_id -> Text,
         kind -> Text,
@@ -11,8 +12,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    identity (id) {
-        id -> BigInt,
+    identity (installation_id) {
+        installation_id -> BigInt,
         name -> Text,
         secret_key -> Binary,
         created_at -> BigInt,
@@ -22,6 +23,7 @@ diesel::table! {
 diesel::table! {
     inbox (id) {
         id -> BigInt,
+        installation_id -> BigInt,
         conversation_id -> Text,
         content -> Binary,
         sent_at -> BigInt,
@@ -31,7 +33,17 @@ diesel::table! {
 }
 
 diesel::table! {
-    intro_keys (public_key) {
+    installations (id) {
+        id -> BigInt,
+        name -> Text,
+        created_at -> BigInt,
+        key_check -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    intro_keys (installation_id, public_key) {
+        installation_id -> BigInt,
         public_key -> Binary,
         secret_key -> Binary,
         created_at -> BigInt,
@@ -41,6 +53,7 @@ diesel::table! {
 diesel::table! {
     messages (id) {
         id -> BigInt,
+        installation_id -> BigInt,
         conversation_id -> Text,
         direction -> Text,
         content -> Binary,
@@ -51,6 +64,7 @@ diesel::table! {
 diesel::table! {
     outbox (id) {
         id -> BigInt,
+        installation_id -> BigInt,
         conversation_id -> Text,
         conversation_hint -> Text,
         delivery_address -> Text,
@@ -60,14 +74,16 @@ diesel::table! {
 }
 
 diesel::table! {
-    processed_envelopes (digest) {
+    processed_envelopes (installation_id, digest) {
+        installation_id -> BigInt,
         digest -> Binary,
         processed_at -> BigInt,
     }
 }
 
 diesel::table! {
-    ratchet_states (conversation_id) {
+    ratchet_states (installation_id, conversation_id) {
+        installation_id -> BigInt,
         conversation_id -> Text,
         root_key -> Binary,
         sending_chain -> Nullable<Binary>,
@@ -85,6 +101,7 @@ diesel::table! {
 diesel::table! {
     skipped_keys (id) {
         id -> BigInt,
+        installation_id -> BigInt,
         conversation_id -> Text,
         public_key -> Binary,
         msg_num -> BigInt,
@@ -93,14 +110,18 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(messages -> conversations (conversation_id));
-diesel::joinable!(ratchet_states -> conversations (conversation_id));
-diesel::joinable!(skipped_keys -> conversations (conversation_id));
+diesel::joinable!(conversations -> installations (installation_id));
+diesel::joinable!(identity -> installations (installation_id));
+diesel::joinable!(inbox -> installations (installation_id));
+diesel::joinable!(intro_keys -> installations (installation_id));
+diesel::joinable!(outbox -> installations (installation_id));
+diesel::joinable!(processed_envelopes -> installations (installation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     identity,
     inbox,
+    installations,
     intro_keys,
     messages,
     outbox,

@@ -1,21 +1,22 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    conversations (local_id) {
+    conversations (installation_id, local_id) {
         local_id -> Text,
         remote_id -> Text,
         kind -> Text,
         created_at -> Int8,
         peer_key -> Nullable<Bytea>,
+        installation_id -> Int8,
     }
 }
 
 diesel::table! {
-    identity (id) {
-        id -> Int8,
+    identity (installation_id) {
         name -> Text,
         secret_key -> Bytea,
         created_at -> Int8,
+        installation_id -> Int8,
     }
 }
 
@@ -27,14 +28,25 @@ diesel::table! {
         sent_at -> Int8,
         received_at -> Int8,
         is_new_conversation -> Bool,
+        installation_id -> Int8,
     }
 }
 
 diesel::table! {
-    intro_keys (public_key) {
+    installations (id) {
+        id -> Int8,
+        name -> Text,
+        created_at -> Int8,
+        key_check -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    intro_keys (installation_id, public_key) {
         public_key -> Bytea,
         secret_key -> Bytea,
         created_at -> Int8,
+        installation_id -> Int8,
     }
 }
 
@@ -45,6 +57,7 @@ diesel::table! {
         direction -> Text,
         content -> Bytea,
         timestamp -> Int8,
+        installation_id -> Int8,
     }
 }
 
@@ -56,18 +69,20 @@ diesel::table! {
         delivery_address -> Text,
         envelope -> Bytea,
         created_at -> Int8,
+        installation_id -> Int8,
     }
 }
 
 diesel::table! {
-    processed_envelopes (digest) {
+    processed_envelopes (installation_id, digest) {
         digest -> Bytea,
         processed_at -> Int8,
+        installation_id -> Int8,
     }
 }
 
 diesel::table! {
-    ratchet_states (conversation_id) {
+    ratchet_states (installation_id, conversation_id) {
         conversation_id -> Text,
         root_key -> Bytea,
         sending_chain -> Nullable<Bytea>,
@@ -79,6 +94,7 @@ diesel::table! {
         msg_recv -> Int8,
         prev_chain_len -> Int8,
         skipped_bound -> Int8,
+        installation_id -> Int8,
     }
 }
 
@@ -90,17 +106,22 @@ diesel::table! {
         msg_num -> Int8,
         message_key -> Bytea,
         stored_at -> Int8,
+        installation_id -> Int8,
     }
 }
 
-diesel::joinable!(messages -> conversations (conversation_id));
-diesel::joinable!(ratchet_states -> conversations (conversation_id));
-diesel::joinable!(skipped_keys -> conversations (conversation_id));
+diesel::joinable!(conversations -> installations (installation_id));
+diesel::joinable!(identity -> installations (installation_id));
+diesel::joinable!(inbox -> installations (installation_id));
+diesel::joinable!(intro_keys -> installations (installation_id));
+diesel::joinable!(outbox -> installations (installation_id));
+diesel::joinable!(processed_envelopes -> installations (installation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     identity,
     inbox,
+    installations,
     intro_keys,
     messages,
     outbox,

@@ -17,50 +17,66 @@ use crate::repo::{convo, identity, mailbox, ratchet};
 
 impl IdentityStore for Tx<'_> {
     fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
-        Ok(identity::load(self.conn)?)
+        Ok(identity::load(self.conn, self.installation)?)
     }
 
     fn save_identity(&mut self, value: &Identity) -> Result<(), StoreError> {
-        Ok(identity::save(self.conn, value)?)
+        Ok(identity::save(self.conn, self.installation, value)?)
     }
 }
 
 impl EphemeralKeyStore for Tx<'_> {
     fn save_ephemeral_key(&mut self, key_pair: &DhKeyPair) -> Result<(), StoreError> {
-        Ok(identity::save_intro_key(self.conn, key_pair)?)
+        Ok(identity::save_intro_key(
+            self.conn,
+            self.installation,
+            key_pair,
+        )?)
     }
 
     fn load_ephemeral_key(&mut self, public: &PublicKey) -> Result<Option<DhKeyPair>, StoreError> {
-        Ok(identity::load_intro_key(self.conn, public)?)
+        Ok(identity::load_intro_key(
+            self.conn,
+            self.installation,
+            public,
+        )?)
     }
 
     fn delete_ephemeral_key(&mut self, public: &PublicKey) -> Result<bool, StoreError> {
-        Ok(identity::delete_intro_key(self.conn, public)?)
+        Ok(identity::delete_intro_key(
+            self.conn,
+            self.installation,
+            public,
+        )?)
     }
 
     fn count_ephemeral_keys(&mut self) -> Result<usize, StoreError> {
-        Ok(identity::count_intro_keys(self.conn)?)
+        Ok(identity::count_intro_keys(self.conn, self.installation)?)
     }
 }
 
 impl ConversationStore for Tx<'_> {
     fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
-        Ok(convo::save(self.conn, record)?)
+        Ok(convo::save(self.conn, self.installation, record)?)
     }
 
     fn load_conversation(
         &mut self,
         conversation_id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
-        Ok(convo::load(self.conn, conversation_id)?)
+        Ok(convo::load(self.conn, self.installation, conversation_id)?)
     }
 
     fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
-        Ok(convo::list(self.conn)?)
+        Ok(convo::list(self.conn, self.installation)?)
     }
 
     fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
-        Ok(convo::delete(self.conn, conversation_id)?)
+        Ok(convo::delete(
+            self.conn,
+            self.installation,
+            conversation_id,
+        )?)
     }
 }
 
@@ -69,7 +85,12 @@ impl RatchetStore for Tx<'_> {
         &mut self,
         conversation_id: &str,
     ) -> Result<Option<RatchetState>, StoreError> {
-        Ok(ratchet::load(self.conn, self.keys, conversation_id)?)
+        Ok(ratchet::load(
+            self.conn,
+            self.installation,
+            self.keys,
+            conversation_id,
+        )?)
     }
 
     fn save_ratchet_state(
@@ -81,6 +102,7 @@ impl RatchetStore for Tx<'_> {
         // Already inside the caller's transaction: a failure makes the caller roll back.
         Ok(ratchet::save(
             self.conn,
+            self.installation,
             self.keys,
             conversation_id,
             state,
@@ -89,11 +111,19 @@ impl RatchetStore for Tx<'_> {
     }
 
     fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
-        Ok(ratchet::delete(self.conn, conversation_id)?)
+        Ok(ratchet::delete(
+            self.conn,
+            self.installation,
+            conversation_id,
+        )?)
     }
 
     fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
-        Ok(ratchet::exists(self.conn, conversation_id)?)
+        Ok(ratchet::exists(
+            self.conn,
+            self.installation,
+            conversation_id,
+        )?)
     }
 
     fn load_skipped_key(
@@ -104,6 +134,7 @@ impl RatchetStore for Tx<'_> {
     ) -> Result<Option<SkippedKey>, StoreError> {
         Ok(ratchet::load_skipped(
             self.conn,
+            self.installation,
             conversation_id,
             dh_pub,
             msg_num,
@@ -111,49 +142,61 @@ impl RatchetStore for Tx<'_> {
     }
 
     fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
-        Ok(ratchet::load_all_skipped(self.conn, conversation_id)?)
+        Ok(ratchet::load_all_skipped(
+            self.conn,
+            self.installation,
+            conversation_id,
+        )?)
     }
 
     fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
-        Ok(ratchet::count_skipped(self.conn, conversation_id)?)
+        Ok(ratchet::count_skipped(
+            self.conn,
+            self.installation,
+            conversation_id,
+        )?)
     }
 
     fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
-        Ok(ratchet::expire(self.conn, older_than)?)
+        Ok(ratchet::expire(self.conn, self.installation, older_than)?)
     }
 }
 
 impl MailboxStore for Tx<'_> {
     fn outbox_push(&mut self, entry: &NewOutboxEntry<'_>) -> Result<i64, StoreError> {
-        Ok(mailbox::outbox_push(self.conn, entry)?)
+        Ok(mailbox::outbox_push(self.conn, self.installation, entry)?)
     }
 
     fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        Ok(mailbox::outbox_pending(self.conn, limit)?)
+        Ok(mailbox::outbox_pending(
+            self.conn,
+            self.installation,
+            limit,
+        )?)
     }
 
     fn outbox_len(&mut self) -> Result<usize, StoreError> {
-        Ok(mailbox::outbox_count(self.conn)?)
+        Ok(mailbox::outbox_count(self.conn, self.installation)?)
     }
 
     fn outbox_mark_delivered(&mut self, id: i64) -> Result<Delivered, StoreError> {
-        Ok(mailbox::outbox_delete(self.conn, id)?)
+        Ok(mailbox::outbox_delete(self.conn, self.installation, id)?)
     }
 
     fn inbox_push(&mut self, entry: &NewInboxEntry<'_>) -> Result<i64, StoreError> {
-        Ok(mailbox::inbox_push(self.conn, entry)?)
+        Ok(mailbox::inbox_push(self.conn, self.installation, entry)?)
     }
 
     fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
-        Ok(mailbox::inbox_pending(self.conn, limit)?)
+        Ok(mailbox::inbox_pending(self.conn, self.installation, limit)?)
     }
 
     fn inbox_ack(&mut self, id: i64) -> Result<Acknowledged, StoreError> {
-        Ok(mailbox::inbox_delete(self.conn, id)?)
+        Ok(mailbox::inbox_delete(self.conn, self.installation, id)?)
     }
 
     fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
-        Ok(mailbox::history_push(self.conn, entry)?)
+        Ok(mailbox::history_push(self.conn, self.installation, entry)?)
     }
 
     fn history(
@@ -161,7 +204,12 @@ impl MailboxStore for Tx<'_> {
         conversation_id: &str,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        Ok(mailbox::history(self.conn, conversation_id, limit)?)
+        Ok(mailbox::history(
+            self.conn,
+            self.installation,
+            conversation_id,
+            limit,
+        )?)
     }
 
     fn mark_envelope_processed(
@@ -169,15 +217,24 @@ impl MailboxStore for Tx<'_> {
         digest: &[u8; 32],
         at: Timestamp,
     ) -> Result<Processed, StoreError> {
-        Ok(mailbox::mark_processed(self.conn, digest, at)?)
+        Ok(mailbox::mark_processed(
+            self.conn,
+            self.installation,
+            digest,
+            at,
+        )?)
     }
 
     fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
-        Ok(mailbox::is_processed(self.conn, digest)?)
+        Ok(mailbox::is_processed(self.conn, self.installation, digest)?)
     }
 
     fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError> {
-        Ok(mailbox::forget_processed_before(self.conn, before)?)
+        Ok(mailbox::forget_processed_before(
+            self.conn,
+            self.installation,
+            before,
+        )?)
     }
 }
 
@@ -220,7 +277,7 @@ fn in_tx<T>(
 
 impl IdentityStore for Database {
     fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
-        Ok(identity::load(&mut self.conn)?)
+        Ok(identity::load(&mut self.conn, self.installation)?)
     }
 
     fn save_identity(&mut self, value: &Identity) -> Result<(), StoreError> {
@@ -234,7 +291,11 @@ impl EphemeralKeyStore for Database {
     }
 
     fn load_ephemeral_key(&mut self, public: &PublicKey) -> Result<Option<DhKeyPair>, StoreError> {
-        Ok(identity::load_intro_key(&mut self.conn, public)?)
+        Ok(identity::load_intro_key(
+            &mut self.conn,
+            self.installation,
+            public,
+        )?)
     }
 
     fn delete_ephemeral_key(&mut self, public: &PublicKey) -> Result<bool, StoreError> {
@@ -242,7 +303,10 @@ impl EphemeralKeyStore for Database {
     }
 
     fn count_ephemeral_keys(&mut self) -> Result<usize, StoreError> {
-        Ok(identity::count_intro_keys(&mut self.conn)?)
+        Ok(identity::count_intro_keys(
+            &mut self.conn,
+            self.installation,
+        )?)
     }
 }
 
@@ -255,11 +319,15 @@ impl ConversationStore for Database {
         &mut self,
         conversation_id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
-        Ok(convo::load(&mut self.conn, conversation_id)?)
+        Ok(convo::load(
+            &mut self.conn,
+            self.installation,
+            conversation_id,
+        )?)
     }
 
     fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
-        Ok(convo::list(&mut self.conn)?)
+        Ok(convo::list(&mut self.conn, self.installation)?)
     }
 
     fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
@@ -274,6 +342,7 @@ impl RatchetStore for Database {
     ) -> Result<Option<RatchetState>, StoreError> {
         Ok(ratchet::load(
             &mut self.conn,
+            self.installation,
             &mut self.keys,
             conversation_id,
         )?)
@@ -295,7 +364,11 @@ impl RatchetStore for Database {
     }
 
     fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
-        Ok(ratchet::exists(&mut self.conn, conversation_id)?)
+        Ok(ratchet::exists(
+            &mut self.conn,
+            self.installation,
+            conversation_id,
+        )?)
     }
 
     fn load_skipped_key(
@@ -306,6 +379,7 @@ impl RatchetStore for Database {
     ) -> Result<Option<SkippedKey>, StoreError> {
         Ok(ratchet::load_skipped(
             &mut self.conn,
+            self.installation,
             conversation_id,
             dh_pub,
             msg_num,
@@ -313,15 +387,27 @@ impl RatchetStore for Database {
     }
 
     fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
-        Ok(ratchet::load_all_skipped(&mut self.conn, conversation_id)?)
+        Ok(ratchet::load_all_skipped(
+            &mut self.conn,
+            self.installation,
+            conversation_id,
+        )?)
     }
 
     fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
-        Ok(ratchet::count_skipped(&mut self.conn, conversation_id)?)
+        Ok(ratchet::count_skipped(
+            &mut self.conn,
+            self.installation,
+            conversation_id,
+        )?)
     }
 
     fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
-        Ok(ratchet::expire(&mut self.conn, older_than)?)
+        Ok(ratchet::expire(
+            &mut self.conn,
+            self.installation,
+            older_than,
+        )?)
     }
 }
 
@@ -331,11 +417,15 @@ impl MailboxStore for Database {
     }
 
     fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        Ok(mailbox::outbox_pending(&mut self.conn, limit)?)
+        Ok(mailbox::outbox_pending(
+            &mut self.conn,
+            self.installation,
+            limit,
+        )?)
     }
 
     fn outbox_len(&mut self) -> Result<usize, StoreError> {
-        Ok(mailbox::outbox_count(&mut self.conn)?)
+        Ok(mailbox::outbox_count(&mut self.conn, self.installation)?)
     }
 
     fn outbox_mark_delivered(&mut self, id: i64) -> Result<Delivered, StoreError> {
@@ -347,7 +437,11 @@ impl MailboxStore for Database {
     }
 
     fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
-        Ok(mailbox::inbox_pending(&mut self.conn, limit)?)
+        Ok(mailbox::inbox_pending(
+            &mut self.conn,
+            self.installation,
+            limit,
+        )?)
     }
 
     fn inbox_ack(&mut self, id: i64) -> Result<Acknowledged, StoreError> {
@@ -363,7 +457,12 @@ impl MailboxStore for Database {
         conversation_id: &str,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        Ok(mailbox::history(&mut self.conn, conversation_id, limit)?)
+        Ok(mailbox::history(
+            &mut self.conn,
+            self.installation,
+            conversation_id,
+            limit,
+        )?)
     }
 
     fn mark_envelope_processed(
@@ -375,7 +474,11 @@ impl MailboxStore for Database {
     }
 
     fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
-        Ok(mailbox::is_processed(&mut self.conn, digest)?)
+        Ok(mailbox::is_processed(
+            &mut self.conn,
+            self.installation,
+            digest,
+        )?)
     }
 
     fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError> {

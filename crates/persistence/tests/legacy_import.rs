@@ -1059,3 +1059,126 @@ fn file_name_with_uri_syntax_imports(db: &ManifestDb) {
     names.sort();
     assert_eq!(listing(dir.path()), names);
 }
+
+/// An import into a named installation: into a new file (which then holds `default`, empty,
+/// and the named one), into an existing file whose other installation keeps its identity,
+/// again (already imported), and never into an installation that already has an identity.
+#[test]
+fn import_into_a_named_installation() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    create_legacy_db(
+        &source,
+        None,
+        Synthetic {
+            conversations: 2,
+            skipped_per_conversation: 2,
+            intro_keys: 1,
+        },
+    );
+    let source_identity =
+        |db: &mut Database| db.load_identity().unwrap().map(|i| i.key_pair.public());
+
+    // A new file, installation "alice".
+    let fresh = dir.path().join("fresh.db");
+    let report = import_legacy(
+        &source,
+        None,
+        &target_config(&fresh, None).with_installation("alice"),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.outcome, ImportOutcome::Imported);
+    let mut alice =
+        Database::open(DatabaseConfig::file(&fresh).with_installation("alice")).unwrap();
+    let imported = source_identity(&mut alice).unwrap();
+    assert_eq!(hex::encode(imported.as_bytes()), report.identity_public_hex);
+    assert_eq!(alice.list_conversations().unwrap().len(), 2);
+    let names: Vec<String> = alice
+        .installations()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["default", "alice"]);
+    drop(alice);
+    let mut default = Database::open(DatabaseConfig::file(&fresh)).unwrap();
+    assert_eq!(source_identity(&mut default), None, "default holds nothing");
+    drop(default);
+
+    // An existing file whose default installation has another identity: the import goes into
+    // "relay-7", the default installation keeps its own.
+    let shared = dir.path().join("shared.db");
+    let other = domain_ratchet::DhKeyPair::from_secret_bytes([3u8; 32]);
+    Database::open(DatabaseConfig::file(&shared))
+        .unwrap()
+        .save_identity(&domain_chat::Identity {
+            name: "someone else".into(),
+            key_pair: other.clone(),
+        })
+        .unwrap();
+    let into = target_config(&shared, None).with_installation("relay-7");
+    let report = import_legacy(&source, None, &into, &mut |_| {}).unwrap();
+    assert_eq!(report.outcome, ImportOutcome::Imported);
+    let mut relay = Database::open(into.clone()).unwrap();
+    assert_eq!(source_identity(&mut relay), Some(imported));
+    assert_eq!(relay.list_conversations().unwrap().len(), 2);
+    drop(relay);
+    let mut default = Database::open(DatabaseConfig::file(&shared)).unwrap();
+    assert_eq!(source_identity(&mut default), Some(other.public()));
+    assert!(default.list_conversations().unwrap().is_empty());
+    drop(default);
+
+    // Again: already imported, nothing written.
+    let bytes = std::fs::read(&shared).unwrap();
+    let report = import_legacy(&source, None, &into, &mut |_| {}).unwrap();
+    assert_eq!(report.outcome, ImportOutcome::AlreadyImported);
+    assert_eq!(std::fs::read(&shared).unwrap(), bytes);
+
+    // The default installation already has an identity: refused, nothing written, no
+    // installation created.
+    for installation in ["default", "never-created"] {
+        let config = target_config(&shared, None).with_installation(installation);
+        if installation == "never-created" {
+            // Give it an identity by opening it: an installation that is in use.
+            Database::open(config.clone())
+                .unwrap()
+                .save_identity(&domain_chat::Identity {
+                    name: "in use".into(),
+                    key_pair: domain_ratchet::DhKeyPair::from_secret_bytes([4u8; 32]),
+                })
+                .unwrap();
+        }
+        let bytes = std::fs::read(&shared).unwrap();
+        let error = import_legacy(&source, None, &config, &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                LegacyImportError::TargetExists {
+                    same_identity: false,
+                    ..
+                }
+            ),
+            "{installation}: {error:?}"
+        );
+        assert_eq!(std::fs::read(&shared).unwrap(), bytes, "{installation}");
+    }
+    // A bad installation name is refused before anything is read or written.
+    let error = import_legacy(
+        &source,
+        None,
+        &target_config(&dir.path().join("bad.db"), None).with_installation(""),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LegacyImportError::Target(
+                persistence::PersistenceError::InvalidInstallationName { .. }
+            )
+        ),
+        "{error:?}"
+    );
+    assert!(!dir.path().join("bad.db").exists());
+}

@@ -259,11 +259,12 @@ fn rebuilding_processed_envelopes_keeps_the_digests() {
                 .unwrap();
         let conn = db.raw_connection();
         apply_by_hand(conn, &chain[..2]);
-        db.transaction(|tx| -> Result<(), StoreError> {
-            tx.mark_envelope_processed(&[1; 32], domain_ratchet::Timestamp::from_millis(10))?;
-            tx.mark_envelope_processed(&[2; 32], domain_ratchet::Timestamp::from_millis(20))?;
-            Ok(())
-        })
+        // The second migration's table, as a build of that schema wrote it.
+        conn.batch_execute(&format!(
+            "INSERT INTO processed_envelopes (digest, processed_at) VALUES (x'{}', 10), (x'{}', 20);",
+            "01".repeat(32),
+            "02".repeat(32)
+        ))
         .unwrap();
         assert_eq!(db.schema_status().unwrap().pending.len(), chain.len() - 2);
     }
@@ -463,14 +464,27 @@ fn conversation_order_index_is_dropped_and_restored() {
                  VALUES ('c', 'r', 'private_v1', 1);",
         )
         .unwrap();
-        // Keys inserted out of their (chain, number) order: ids say which is oldest.
-        let delta = SkippedKeyDelta {
-            inserted: [7, 3, 5].map(|n| sample_key(0, n, 10)).to_vec(),
-            removed: Vec::new(),
-            cap: Some(3),
-        };
-        db.save_ratchet_state("c", &sample_state(1, true), &delta)
+        // Keys inserted out of their (chain, number) order: ids say which is oldest. Written
+        // by hand: the build's statements need the later migrations' columns.
+        for n in [7u32, 3, 5] {
+            let key = sample_key(0, n, 10);
+            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            conn.batch_execute(&format!(
+                "INSERT INTO skipped_keys (conversation_id, public_key, msg_num, message_key, \
+                 stored_at) VALUES ('c', x'{}', {n}, x'{}', 10);",
+                hex(key.dh_pub.as_bytes()),
+                hex(key.message_key.as_bytes()),
+            ))
             .unwrap();
+        }
+        // The state row, whose `skipped_bound` counts the three keys (eviction reads it).
+        conn.batch_execute(&format!(
+            "INSERT INTO ratchet_states (conversation_id, root_key, dh_self_secret, \
+             dh_self_public, msg_send, msg_recv, prev_chain_len, skipped_bound) \
+             VALUES ('c', x'{k}', x'{k}', x'{k}', 0, 0, 0, 3);",
+            k = "11".repeat(32),
+        ))
+        .unwrap();
         index_sql(&mut db)
     };
     assert_eq!(
@@ -606,4 +620,312 @@ fn both_dialects_hold_the_same_versions_each_with_up_and_down() {
             }
         }
     }
+}
+
+/// The number of rows of every libchat table, and the AUTOINCREMENT counters: what a
+/// migration must keep.
+fn row_counts(db: &mut Database) -> Vec<(String, i64)> {
+    let mut counts = Vec::new();
+    for table in [
+        "identity",
+        "intro_keys",
+        "conversations",
+        "ratchet_states",
+        "skipped_keys",
+        "messages",
+        "outbox",
+        "inbox",
+        "processed_envelopes",
+    ] {
+        let n: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT count(*) FROM {table})"
+        )))
+        .get_result(db.raw_connection())
+        .unwrap();
+        counts.push((table.to_owned(), n));
+    }
+    #[derive(QueryableByName)]
+    struct Seq {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+    }
+    let seqs: Vec<Seq> = diesel::sql_query("SELECT name, seq FROM sqlite_sequence ORDER BY name")
+        .load(db.raw_connection())
+        .unwrap();
+    counts.extend(seqs.into_iter().map(|s| (format!("seq {}", s.name), s.seq)));
+    counts
+}
+
+/// `PRAGMA foreign_key_check` finds nothing.
+fn assert_foreign_keys_hold(db: &mut Database) {
+    #[derive(QueryableByName)]
+    struct Violation {
+        #[diesel(sql_type = Text)]
+        table: String,
+    }
+    let violations: Vec<Violation> =
+        diesel::sql_query("SELECT \"table\" FROM pragma_foreign_key_check")
+            .load(db.raw_connection())
+            .unwrap();
+    let tables: Vec<String> = violations.into_iter().map(|v| v.table).collect();
+    assert!(tables.is_empty(), "foreign keys violated in {tables:?}");
+}
+
+/// The index of the migration that adds installations in the chain.
+fn installations_migration(chain: &[std::path::PathBuf]) -> usize {
+    chain
+        .iter()
+        .position(|d| {
+            d.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("_create_installations")
+        })
+        .unwrap()
+}
+
+/// A SQLCipher database written by the schema before installations — rows in every table, the
+/// last outbox and inbox entries already delivered and acknowledged (so each AUTOINCREMENT
+/// counter is above the largest id left) — is migrated in place when the build opens it with
+/// its key: every row is kept, as installation 1 `default`, the foreign keys hold, the
+/// counters go on where they were (no id is reused), and the store reads everything back.
+#[test]
+fn installations_migrate_a_previous_database_in_place() {
+    use domain_chat::{
+        ConversationStore, EphemeralKeyStore, IdentityStore, NewInboxEntry, NewOutboxEntry,
+    };
+    use domain_ratchet::{DhKeyPair, RatchetStore, Timestamp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("previous.db");
+    let config = DatabaseConfig::file(&path).with_key(persistence::DatabaseKey::Raw([7; 32]));
+    let chain = migration_dirs();
+    let step = installations_migration(&chain);
+    let identity = DhKeyPair::from_secret_bytes([0x11; 32]);
+    let intro = DhKeyPair::from_secret_bytes([0x22; 32]);
+    let dh_self = DhKeyPair::from_secret_bytes([0x33; 32]);
+    let hex_of = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    let before = {
+        let mut db = Database::open(config.clone().with_migrations(MigrationMode::Skip)).unwrap();
+        let conn = db.raw_connection();
+        apply_by_hand(conn, &chain[..step]);
+        let key = |b: u8| format!("x'{}'", hex_of(&[b; 32]));
+        conn.batch_execute(&format!(
+            "INSERT INTO identity (id, name, secret_key, created_at)
+                 VALUES (1, 'me', {id_secret}, 1795900000000);
+             INSERT INTO intro_keys (public_key, secret_key, created_at)
+                 VALUES (x'{intro_public}', {intro_secret}, 1795900000001);
+             INSERT INTO conversations (local_id, remote_id, kind, created_at, peer_key)
+                 VALUES ('c', 'rc', 'private_v1', 1795900000002, {peer}),
+                        ('d', 'rd', 'private_v1', 1795900000003, NULL);
+             INSERT INTO ratchet_states (conversation_id, root_key, sending_chain,
+                     receiving_chain, dh_self_secret, dh_self_public, dh_remote, msg_send,
+                     msg_recv, prev_chain_len, skipped_bound)
+                 VALUES ('c', {root}, {chain}, NULL, {dh_secret}, x'{dh_public}', {remote},
+                         3, 4, 5, 2);
+             INSERT INTO skipped_keys (conversation_id, public_key, msg_num, message_key,
+                     stored_at)
+                 VALUES ('c', {remote}, 7, {mk1}, 1795900000004),
+                        ('c', {remote}, 8, {mk2}, 1795900000005);
+             INSERT INTO messages (conversation_id, direction, content, timestamp)
+                 VALUES ('c', 'sent', x'01', 6), ('d', 'received', x'02', 7);
+             INSERT INTO outbox (conversation_id, conversation_hint, delivery_address,
+                     envelope, created_at)
+                 VALUES ('c', 'h', 'a', x'0a', 8), ('c', 'h', 'a', x'0b', 9),
+                        ('d', 'h', 'a', x'0c', 10);
+             DELETE FROM outbox WHERE id = 3;
+             INSERT INTO inbox (conversation_id, content, sent_at, received_at,
+                     is_new_conversation)
+                 VALUES ('c', x'0d', 11, 12, 1), ('d', x'0e', 13, 14, 0);
+             DELETE FROM inbox WHERE id = 2;
+             INSERT INTO processed_envelopes (digest, processed_at)
+                 VALUES ({digest}, 15);",
+            id_secret = key(0x11),
+            intro_public = hex_of(intro.public().as_bytes()),
+            intro_secret = key(0x22),
+            peer = key(0x44),
+            root = key(0x55),
+            chain = key(0x66),
+            dh_secret = key(0x33),
+            dh_public = hex_of(dh_self.public().as_bytes()),
+            remote = key(0x77),
+            mk1 = key(0x88),
+            mk2 = key(0x99),
+            digest = key(0xaa),
+        ))
+        .unwrap();
+        assert_eq!(
+            db.schema_status().unwrap().pending.len(),
+            chain.len() - step
+        );
+        row_counts(&mut db)
+    };
+    assert!(before.contains(&("seq outbox".to_owned(), 3)), "{before:?}");
+    assert!(before.contains(&("seq inbox".to_owned(), 2)), "{before:?}");
+
+    let mut db = Database::open(config).unwrap();
+    assert!(db.schema_status().unwrap().is_current());
+    assert_eq!(row_counts(&mut db), before, "every row and counter kept");
+    assert_foreign_keys_hold(&mut db);
+    let others: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT (SELECT count(*) FROM identity WHERE installation_id <> 1)
+               + (SELECT count(*) FROM intro_keys WHERE installation_id <> 1)
+               + (SELECT count(*) FROM conversations WHERE installation_id <> 1)
+               + (SELECT count(*) FROM ratchet_states WHERE installation_id <> 1)
+               + (SELECT count(*) FROM skipped_keys WHERE installation_id <> 1)
+               + (SELECT count(*) FROM messages WHERE installation_id <> 1)
+               + (SELECT count(*) FROM outbox WHERE installation_id <> 1)
+               + (SELECT count(*) FROM inbox WHERE installation_id <> 1)
+               + (SELECT count(*) FROM processed_envelopes WHERE installation_id <> 1))",
+    ))
+    .get_result(db.raw_connection())
+    .unwrap();
+    assert_eq!(others, 0, "every row is installation 1's");
+    let installations = db.installations().unwrap();
+    assert_eq!(installations.len(), 1);
+    assert_eq!(installations[0].name, persistence::DEFAULT_INSTALLATION);
+    assert_eq!(
+        installations[0].created_at,
+        Timestamp::from_millis(1_795_900_000_000),
+        "created when its identity was"
+    );
+
+    // The store reads the migrated rows back.
+    let loaded = db.load_identity().unwrap().unwrap();
+    assert_eq!(loaded.name, "me");
+    assert_eq!(loaded.key_pair.public(), identity.public());
+    assert_eq!(db.load_ephemeral_key(&intro.public()).unwrap(), Some(intro));
+    let c = db.load_conversation("c").unwrap().unwrap();
+    assert_eq!(c.peer_key, Some(domain_ratchet::PublicKey([0x44; 32])));
+    assert_eq!(db.load_conversation("d").unwrap().unwrap().peer_key, None);
+    let state = db.load_ratchet_state("c").unwrap().unwrap();
+    assert_eq!(state.dh_self().public(), dh_self.public());
+    assert_eq!(state.msg_send(), 3);
+    let skipped = db.load_skipped_keys("c").unwrap();
+    assert_eq!(
+        skipped.iter().map(|k| k.msg_num).collect::<Vec<_>>(),
+        [7, 8]
+    );
+    assert_eq!(db.history("c", 10).unwrap().len(), 1);
+    assert_eq!(db.history("d", 10).unwrap().len(), 1);
+    let outbox: Vec<i64> = db
+        .outbox_pending(10)
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(outbox, [1, 2]);
+    assert_eq!(db.inbox_pending(10).unwrap()[0].id, 1);
+    assert!(db.is_envelope_processed(&[0xaa; 32]).unwrap());
+
+    // The counters go on: a delivered last id is never handed out again.
+    let next_out = db
+        .outbox_push(&NewOutboxEntry {
+            conversation_id: "c",
+            conversation_hint: "h",
+            delivery_address: "a",
+            envelope: &[1],
+            created_at: Timestamp::from_millis(20),
+        })
+        .unwrap();
+    assert_eq!(next_out, 4);
+    let next_in = db
+        .inbox_push(&NewInboxEntry {
+            conversation_id: "c",
+            content: &[1],
+            sent_at: Timestamp::from_millis(21),
+            received_at: Timestamp::from_millis(22),
+            is_new_conversation: false,
+        })
+        .unwrap();
+    assert_eq!(next_in, 3);
+}
+
+/// The down migration of installations is refused while two installations exist (nothing
+/// changes: schema, rows, counters); with one left (whatever its id) it restores the previous
+/// schema with that installation's rows and counters, and up again gives the same schema,
+/// the rows back as installation 1 `default`.
+#[test]
+fn installations_down_is_refused_with_two_and_keeps_the_single_one() {
+    use diesel_migrations::MigrationHarness;
+    use domain_chat::{ConversationStore, IdentityStore, NewOutboxEntry};
+    use domain_ratchet::{DhKeyPair, Timestamp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.db");
+    let fill = |name: &str, seed: u8| {
+        let mut db = Database::open(support::plain(&path).with_installation(name)).unwrap();
+        db.save_identity(&domain_chat::Identity {
+            name: name.to_owned(),
+            key_pair: DhKeyPair::from_secret_bytes([seed; 32]),
+        })
+        .unwrap();
+        db.save_conversation(&support::record("c", i64::from(seed)))
+            .unwrap();
+        for _ in 0..2 {
+            db.outbox_push(&NewOutboxEntry {
+                conversation_id: "c",
+                conversation_hint: "h",
+                delivery_address: "a",
+                envelope: &[seed],
+                created_at: Timestamp::from_millis(1),
+            })
+            .unwrap();
+        }
+    };
+    fill("default", 1);
+    fill("alice", 2);
+    let mut db = Database::open(support::plain(&path)).unwrap();
+    let up_schema = schema(&mut db);
+    let up_rows = row_counts(&mut db);
+
+    let refused = db
+        .raw_connection()
+        .revert_last_migration(persistence::MIGRATIONS);
+    let error = refused.unwrap_err().to_string();
+    assert!(error.contains("CHECK constraint failed"), "{error}");
+    assert!(db.schema_status().unwrap().is_current());
+    assert!(schema_diff(&up_schema, &schema(&mut db)).is_empty());
+    assert_eq!(row_counts(&mut db), up_rows, "nothing changed");
+
+    // Installation `default` goes (its rows with it); alice (id 2) is the single one left.
+    db.raw_connection()
+        .batch_execute("DELETE FROM installations WHERE name = 'default'")
+        .unwrap();
+    let alice_rows = row_counts(&mut db);
+    assert!(
+        alice_rows.contains(&("conversations".to_owned(), 1)),
+        "{alice_rows:?}"
+    );
+    db.raw_connection()
+        .revert_last_migration(persistence::MIGRATIONS)
+        .unwrap();
+    assert!(!db.schema_status().unwrap().is_current());
+    assert_eq!(row_counts(&mut db), alice_rows, "rows and counters kept");
+    assert_foreign_keys_hold(&mut db);
+    let name: String = diesel::select(diesel::dsl::sql::<Text>(
+        "(SELECT name FROM identity WHERE id = 1)",
+    ))
+    .get_result(db.raw_connection())
+    .unwrap();
+    assert_eq!(name, "alice");
+
+    db.raw_connection()
+        .run_next_migration(persistence::MIGRATIONS)
+        .unwrap();
+    assert!(schema_diff(&up_schema, &schema(&mut db)).is_empty());
+    assert_eq!(row_counts(&mut db), alice_rows);
+    drop(db);
+    let mut db = Database::open(support::plain(&path)).unwrap();
+    assert_eq!(db.load_identity().unwrap().unwrap().name, "alice");
+    let names: Vec<String> = db
+        .installations()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["default"]);
 }

@@ -24,7 +24,7 @@ struct IdRow {
 /// `(rowid, msg_num)` of every stored key of `c`, in insertion order.
 fn rows(db: &mut Database) -> Vec<IdRow> {
     diesel::sql_query(
-        "SELECT id, msg_num FROM skipped_keys WHERE conversation_id = 'c' ORDER BY id",
+        "SELECT id, msg_num FROM skipped_keys WHERE installation_id = 1 AND conversation_id = 'c' ORDER BY id",
     )
     .load(db.raw_connection())
     .unwrap()
@@ -149,7 +149,11 @@ fn expiry_is_one_indexed_delete_across_conversations() {
         detail: String,
     }
     let plan: Vec<Plan> =
-        diesel::sql_query("EXPLAIN QUERY PLAN DELETE FROM skipped_keys WHERE stored_at < 450")
+        // The repository's statement: expiry is per installation (the default one is id 1).
+        diesel::sql_query(
+            "EXPLAIN QUERY PLAN DELETE FROM skipped_keys \
+             WHERE installation_id = 1 AND stored_at < 450",
+        )
             .load(db.raw_connection())
             .unwrap();
     assert!(
@@ -233,17 +237,17 @@ fn every_skipped_key_query_searches_an_index() {
     let queries = [
         // Lookup and use of one key (load_skipped, apply_delta's delete).
         "SELECT public_key, msg_num, message_key, stored_at FROM skipped_keys \
-         WHERE conversation_id = 'c' AND public_key = x'00' AND msg_num = 1 LIMIT 1",
-        "DELETE FROM skipped_keys WHERE conversation_id = 'c' AND public_key = x'00' AND msg_num = 1",
+         WHERE installation_id = 1 AND conversation_id = 'c' AND public_key = x'00' AND msg_num = 1 LIMIT 1",
+        "DELETE FROM skipped_keys WHERE installation_id = 1 AND conversation_id = 'c' AND public_key = x'00' AND msg_num = 1",
         // Count, eviction beyond the cap, all keys of a conversation, deletion of the state.
-        "SELECT COUNT(*) FROM skipped_keys WHERE conversation_id = 'c'",
-        "SELECT id FROM skipped_keys WHERE conversation_id = 'c' ORDER BY id ASC LIMIT 1 OFFSET 3",
-        "DELETE FROM skipped_keys WHERE conversation_id = 'c' AND id <= 7",
+        "SELECT COUNT(*) FROM skipped_keys WHERE installation_id = 1 AND conversation_id = 'c'",
+        "SELECT id FROM skipped_keys WHERE installation_id = 1 AND conversation_id = 'c' ORDER BY id ASC LIMIT 1 OFFSET 3",
+        "DELETE FROM skipped_keys WHERE installation_id = 1 AND conversation_id = 'c' AND id <= 7",
         "SELECT public_key, msg_num, message_key, stored_at FROM skipped_keys \
-         WHERE conversation_id = 'c' ORDER BY id ASC",
-        "DELETE FROM skipped_keys WHERE conversation_id = 'c'",
+         WHERE installation_id = 1 AND conversation_id = 'c' ORDER BY id ASC",
+        "DELETE FROM skipped_keys WHERE installation_id = 1 AND conversation_id = 'c'",
         // Expiry.
-        "DELETE FROM skipped_keys WHERE stored_at < 450",
+        "DELETE FROM skipped_keys WHERE installation_id = 1 AND stored_at < 450",
     ];
     for query in queries {
         let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {query}"))

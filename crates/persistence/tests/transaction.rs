@@ -142,8 +142,9 @@ fn ids_beyond_32_bits_are_exact() {
     db.raw_connection()
         .batch_execute(&format!(
             "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', {start}), ('inbox', {start});
-             INSERT INTO messages (id, conversation_id, direction, content, timestamp)
-                 VALUES ({start}, 'c', 'sent', x'00', 0);"
+             INSERT INTO messages (id, installation_id, conversation_id, direction, content,
+                     timestamp)
+                 VALUES ({start}, 1, 'c', 'sent', x'00', 0);"
         ))
         .unwrap();
     let out = db

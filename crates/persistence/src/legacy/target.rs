@@ -30,9 +30,18 @@ const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
 ///   verification pass. Migrations are always applied.
 /// - `progress`: called with the phase and the records handled so far.
 ///
-/// If the target file already exists it is never overwritten: when it holds exactly this
-/// import, the result is [`ImportOutcome::AlreadyImported`] and nothing is written;
-/// otherwise [`LegacyImportError::TargetExists`].
+/// The import goes into the installation `target.installation()` (see
+/// [`DatabaseConfig::with_installation`]; `default` unless named). A new target file is
+/// written next to the target and moved into place. If the target file already exists it is
+/// never overwritten:
+/// - when it is a libchat database with the current schema and the installation does not
+///   exist yet, or exists without an identity, conversations or intro keys, the import is
+///   written into that installation, in one transaction that also compares everything with
+///   the source before it commits (durably); the other installations are not touched;
+/// - when the installation holds exactly this import, the result is
+///   [`ImportOutcome::AlreadyImported`] and nothing is written;
+/// - otherwise (an installation with another identity or other data, another key, not a
+///   libchat database, an older or newer schema) [`LegacyImportError::TargetExists`].
 ///
 /// # Errors
 /// Every failure is a typed [`LegacyImportError`]; in every case the target was not created
@@ -44,6 +53,7 @@ pub fn import_legacy(
     progress: &mut dyn FnMut(ImportProgress),
 ) -> Result<ImportReport, LegacyImportError> {
     let started = Instant::now();
+    crate::config::validate_installation_name(target.installation())?;
     let target_path = match &target.location {
         Location::File(path) => path.clone(),
         Location::InMemory => {
@@ -87,8 +97,13 @@ pub fn import_legacy(
     };
 
     if std::fs::symlink_metadata(&target_path).is_ok() {
-        check_existing(&target_path, target, &data, progress)?;
-        return Ok(report(ImportOutcome::AlreadyImported));
+        return match check_existing(&target_path, target, &data, progress)? {
+            Existing::SameImport => Ok(report(ImportOutcome::AlreadyImported)),
+            Existing::Vacant { created } => {
+                write_into_existing(target, &data, total, created, progress)?;
+                Ok(report(ImportOutcome::Imported))
+            }
+        };
     }
     for suffix in SIDECARS {
         let sidecar = sidecar_path(&target_path, suffix);
@@ -165,7 +180,18 @@ fn write(
         done: 0,
         total,
     });
-    db.transaction(|tx| -> Result<(), LegacyImportError> {
+    db.transaction(|tx| write_records(tx, data, total, progress))?;
+    Ok(())
+}
+
+/// Every record of the import, through the repositories, inside the caller's transaction.
+fn write_records(
+    tx: &mut crate::database::Tx<'_>,
+    data: &LegacyData,
+    total: u64,
+    progress: &mut dyn FnMut(ImportProgress),
+) -> Result<(), LegacyImportError> {
+    {
         let mut done = 0u64;
         tx.save_identity(&data.identity)?;
         done += 1;
@@ -194,8 +220,7 @@ fn write(
             });
         }
         Ok(())
-    })?;
-    Ok(())
+    }
 }
 
 /// Reopens the written file (checking that the key opens it and the chain is complete) and
@@ -227,14 +252,23 @@ fn verify(
     result.map_err(|what| LegacyImportError::VerificationFailed { what })
 }
 
-/// The target exists: `Ok` when it holds exactly this import, else `TargetExists`. Nothing
-/// is written: a target whose schema is not current is not migrated, just refused.
+/// What an existing target file holds for the import.
+enum Existing {
+    /// The installation holds exactly this import.
+    SameImport,
+    /// The installation can take the import: it holds nothing (`created`: it did not exist).
+    Vacant { created: bool },
+}
+
+/// The target exists: [`Existing`] when its installation holds exactly this import or
+/// nothing, else `TargetExists`. Nothing is written: a target whose schema is not current is
+/// not migrated, just refused, and an installation that does not exist is not created.
 fn check_existing(
     path: &Path,
     target: &DatabaseConfig,
     data: &LegacyData,
     progress: &mut dyn FnMut(ImportProgress),
-) -> Result<(), LegacyImportError> {
+) -> Result<Existing, LegacyImportError> {
     let exists = |same_identity| LegacyImportError::TargetExists {
         path: path.to_path_buf(),
         same_identity,
@@ -255,6 +289,12 @@ fn check_existing(
     if !status.is_current() {
         return Err(exists(false));
     }
+    let installed = Database::list_installations(&config)?
+        .iter()
+        .any(|i| i.name == target.installation());
+    if !installed {
+        return Ok(Existing::Vacant { created: true });
+    }
     let mut db = Database::open(config)?;
     let total = record_total(&ImportCounts {
         identities: 1,
@@ -270,19 +310,88 @@ fn check_existing(
             total,
         });
     };
-    let same = db.transaction(|tx| -> Result<Option<bool>, LegacyImportError> {
-        let same_identity = tx
-            .load_identity()?
-            .is_some_and(|id| id.key_pair.public() == data.identity.key_pair.public());
-        if !same_identity {
-            return Ok(None);
+    // None: vacant; Some((same identity, same data)).
+    let found = db.read(|tx| -> Result<Option<(bool, bool)>, LegacyImportError> {
+        let Some(identity) = tx.load_identity()? else {
+            if is_vacant(tx)? {
+                return Ok(None);
+            }
+            return Ok(Some((false, false)));
+        };
+        if identity.key_pair.public() != data.identity.key_pair.public() {
+            return Ok(Some((false, false)));
         }
-        Ok(Some(compare(tx, data, &mut on_progress)?.is_ok()))
+        Ok(Some((true, compare(tx, data, &mut on_progress)?.is_ok())))
     })?;
-    match same {
-        Some(true) => Ok(()),
-        Some(false) => Err(exists(true)),
-        None => Err(exists(false)),
+    match found {
+        None => Ok(Existing::Vacant { created: false }),
+        Some((true, true)) => Ok(Existing::SameImport),
+        Some((same_identity, _)) => Err(exists(same_identity)),
+    }
+}
+
+/// Whether the transaction's installation holds no identity, intro key or conversation (the
+/// mailbox follows conversations).
+fn is_vacant(tx: &mut crate::database::Tx<'_>) -> Result<bool, LegacyImportError> {
+    Ok(tx.load_identity()?.is_none()
+        && tx.count_ephemeral_keys()? == 0
+        && tx.list_conversations()?.is_empty())
+}
+
+/// Writes the import into the vacant installation of an existing target file, and compares
+/// it with the source, in one durable transaction: on any failure nothing stays (an
+/// installation this import created is removed again).
+fn write_into_existing(
+    target: &DatabaseConfig,
+    data: &LegacyData,
+    total: u64,
+    created: bool,
+    progress: &mut dyn FnMut(ImportProgress),
+) -> Result<(), LegacyImportError> {
+    let mut config = target.clone();
+    config.migrations = MigrationMode::Skip;
+    let mut db = Database::open(config)?;
+    let result = db.transaction_synced(|tx| -> Result<(), LegacyImportError> {
+        // Checked again under the write lock: another process may have used it since.
+        if !is_vacant(tx)? {
+            return Err(LegacyImportError::TargetExists {
+                path: target_file(target),
+                same_identity: false,
+            });
+        }
+        write_records(tx, data, total, progress)?;
+        let mut on_progress = |done| {
+            progress(ImportProgress {
+                phase: ImportPhase::Verifying,
+                done,
+                total,
+            });
+        };
+        compare(tx, data, &mut on_progress)?
+            .map_err(|what| LegacyImportError::VerificationFailed { what })
+    });
+    if result.is_err() && created {
+        // Best effort: the installation row this import's open created, empty again.
+        let _ = db.transaction(|tx| -> Result<(), PersistenceError> {
+            use diesel::prelude::*;
+            if is_vacant(tx).unwrap_or(false) {
+                diesel::delete(
+                    crate::schema::installations::table
+                        .filter(crate::schema::installations::name.eq(target.installation())),
+                )
+                .execute(tx.conn)?;
+            }
+            Ok(())
+        });
+    }
+    result
+}
+
+/// The target's path (a file: checked before).
+fn target_file(target: &DatabaseConfig) -> PathBuf {
+    match &target.location {
+        Location::File(path) => path.clone(),
+        Location::InMemory => PathBuf::from(":memory:"),
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) struct ConversationRow {
 #[derive(Insertable)]
 #[diesel(table_name = conversations, treat_none_as_default_value = false)]
 pub(crate) struct NewConversationRow<'a> {
+    pub installation_id: i64,
     pub local_id: &'a str,
     pub remote_id: &'a str,
     pub kind: &'a str,
@@ -57,10 +58,12 @@ impl ConversationRow {
 /// column `peer_key` (NULL for `None`).
 pub(crate) fn save(
     conn: &mut SqliteConnection,
+    inst: i64,
     record: &ConversationRecord,
 ) -> Result<(), PersistenceError> {
     diesel::insert_into(conversations::table)
         .values(NewConversationRow {
+            installation_id: inst,
             local_id: &record.conversation_id,
             remote_id: &record.remote_conversation_id,
             kind: record.kind.as_str(),
@@ -74,10 +77,11 @@ pub(crate) fn save(
 /// Loads a conversation by its id (our local id).
 pub(crate) fn load(
     conn: &mut SqliteConnection,
+    inst: i64,
     conversation_id: &str,
 ) -> Result<Option<ConversationRecord>, PersistenceError> {
     conversations::table
-        .find(conversation_id)
+        .find((inst, conversation_id))
         .select(ConversationRow::as_select())
         .first(conn)
         .optional()?
@@ -88,8 +92,10 @@ pub(crate) fn load(
 /// All conversations, by creation time then id.
 pub(crate) fn list(
     conn: &mut SqliteConnection,
+    inst: i64,
 ) -> Result<Vec<ConversationRecord>, PersistenceError> {
     conversations::table
+        .filter(conversations::installation_id.eq(inst))
         .order((
             conversations::created_at.asc(),
             conversations::local_id.asc(),
@@ -105,8 +111,9 @@ pub(crate) fn list(
 /// keys with `ON DELETE CASCADE`). Whether it existed.
 pub(crate) fn delete(
     conn: &mut SqliteConnection,
+    inst: i64,
     conversation_id: &str,
 ) -> Result<bool, PersistenceError> {
-    let n = diesel::delete(conversations::table.find(conversation_id)).execute(conn)?;
+    let n = diesel::delete(conversations::table.find((inst, conversation_id))).execute(conn)?;
     Ok(n > 0)
 }

@@ -8,15 +8,12 @@ use super::{SecretBlob, count, now_millis, public_key};
 use crate::error::PersistenceError;
 use crate::schema::{identity, intro_keys};
 
-/// The only `identity.id`.
-const IDENTITY_ID: i64 = 1;
-
 /// A row of `identity`.
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = identity, check_for_backend(diesel::sqlite::Sqlite))]
 pub(crate) struct IdentityRow {
     #[allow(dead_code)]
-    pub id: i64,
+    pub installation_id: i64,
     pub name: String,
     pub secret_key: SecretBlob,
     #[allow(dead_code)]
@@ -27,7 +24,7 @@ pub(crate) struct IdentityRow {
 #[derive(Insertable, AsChangeset)]
 #[diesel(table_name = identity, treat_none_as_default_value = false)]
 pub(crate) struct NewIdentityRow<'a> {
-    pub id: i64,
+    pub installation_id: i64,
     pub name: &'a str,
     pub secret_key: &'a [u8],
     pub created_at: i64,
@@ -43,10 +40,13 @@ impl IdentityRow {
     }
 }
 
-/// Loads the identity.
-pub(crate) fn load(conn: &mut SqliteConnection) -> Result<Option<Identity>, PersistenceError> {
+/// Loads the identity of installation `inst`.
+pub(crate) fn load(
+    conn: &mut SqliteConnection,
+    inst: i64,
+) -> Result<Option<Identity>, PersistenceError> {
     identity::table
-        .filter(identity::id.eq(IDENTITY_ID))
+        .filter(identity::installation_id.eq(inst))
         .select(IdentityRow::as_select())
         .first(conn)
         .optional()?
@@ -54,18 +54,23 @@ pub(crate) fn load(conn: &mut SqliteConnection) -> Result<Option<Identity>, Pers
         .transpose()
 }
 
-/// Inserts or replaces the identity (keeping its original `created_at`).
-pub(crate) fn save(conn: &mut SqliteConnection, value: &Identity) -> Result<(), PersistenceError> {
+/// Inserts or replaces the identity of installation `inst` (keeping its original
+/// `created_at`).
+pub(crate) fn save(
+    conn: &mut SqliteConnection,
+    inst: i64,
+    value: &Identity,
+) -> Result<(), PersistenceError> {
     let secret = value.key_pair.secret_bytes();
     let row = NewIdentityRow {
-        id: IDENTITY_ID,
+        installation_id: inst,
         name: &value.name,
         secret_key: &secret[..],
         created_at: now_millis(),
     };
     diesel::insert_into(identity::table)
         .values(&row)
-        .on_conflict(identity::id)
+        .on_conflict(identity::installation_id)
         .do_update()
         .set((
             identity::name.eq(row.name),
@@ -89,6 +94,7 @@ pub(crate) struct IntroKeyRow {
 #[derive(Insertable)]
 #[diesel(table_name = intro_keys, treat_none_as_default_value = false)]
 pub(crate) struct NewIntroKeyRow<'a> {
+    pub installation_id: i64,
     pub public_key: &'a [u8],
     pub secret_key: &'a [u8],
     pub created_at: i64,
@@ -112,18 +118,20 @@ impl IntroKeyRow {
 /// Stores an intro ephemeral key pair (replacing one with the same public key).
 pub(crate) fn save_intro_key(
     conn: &mut SqliteConnection,
+    inst: i64,
     pair: &DhKeyPair,
 ) -> Result<(), PersistenceError> {
     let public = pair.public();
     let secret = pair.secret_bytes();
     let row = NewIntroKeyRow {
+        installation_id: inst,
         public_key: public.as_bytes(),
         secret_key: &secret[..],
         created_at: now_millis(),
     };
     diesel::insert_into(intro_keys::table)
         .values(&row)
-        .on_conflict(intro_keys::public_key)
+        .on_conflict((intro_keys::installation_id, intro_keys::public_key))
         .do_update()
         .set(intro_keys::secret_key.eq(row.secret_key))
         .execute(conn)?;
@@ -133,10 +141,11 @@ pub(crate) fn save_intro_key(
 /// Loads the intro key pair whose public key is `public`.
 pub(crate) fn load_intro_key(
     conn: &mut SqliteConnection,
+    inst: i64,
     public: &PublicKey,
 ) -> Result<Option<DhKeyPair>, PersistenceError> {
     intro_keys::table
-        .filter(intro_keys::public_key.eq(&public.as_bytes()[..]))
+        .find((inst, &public.as_bytes()[..]))
         .select(IntroKeyRow::as_select())
         .first(conn)
         .optional()?
@@ -147,16 +156,21 @@ pub(crate) fn load_intro_key(
 /// Deletes an intro key; whether it existed.
 pub(crate) fn delete_intro_key(
     conn: &mut SqliteConnection,
+    inst: i64,
     public: &PublicKey,
 ) -> Result<bool, PersistenceError> {
-    let n =
-        diesel::delete(intro_keys::table.filter(intro_keys::public_key.eq(&public.as_bytes()[..])))
-            .execute(conn)?;
+    let n = diesel::delete(intro_keys::table.find((inst, &public.as_bytes()[..]))).execute(conn)?;
     Ok(n > 0)
 }
 
 /// Number of stored intro keys.
-pub(crate) fn count_intro_keys(conn: &mut SqliteConnection) -> Result<usize, PersistenceError> {
-    let n: i64 = intro_keys::table.count().get_result(conn)?;
+pub(crate) fn count_intro_keys(
+    conn: &mut SqliteConnection,
+    inst: i64,
+) -> Result<usize, PersistenceError> {
+    let n: i64 = intro_keys::table
+        .filter(intro_keys::installation_id.eq(inst))
+        .count()
+        .get_result(conn)?;
     Ok(count(n))
 }

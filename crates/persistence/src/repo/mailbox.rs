@@ -22,6 +22,7 @@ use crate::schema::{inbox, messages, outbox, processed_envelopes};
 #[derive(Insertable)]
 #[diesel(table_name = outbox, treat_none_as_default_value = false)]
 struct NewOutboxRow<'a> {
+    installation_id: i64,
     conversation_id: &'a str,
     conversation_hint: &'a str,
     delivery_address: &'a str,
@@ -29,9 +30,10 @@ struct NewOutboxRow<'a> {
     created_at: i64,
 }
 
-impl<'a> From<&NewOutboxEntry<'a>> for NewOutboxRow<'a> {
-    fn from(entry: &NewOutboxEntry<'a>) -> Self {
+impl<'a> NewOutboxRow<'a> {
+    fn new(inst: i64, entry: &NewOutboxEntry<'a>) -> Self {
         Self {
+            installation_id: inst,
             conversation_id: entry.conversation_id,
             conversation_hint: entry.conversation_hint,
             delivery_address: entry.delivery_address,
@@ -68,6 +70,7 @@ impl From<OutboxRow> for OutboxEntry {
 
 /// A new row of `inbox`, and the `INSERT` of it (see [`NewMessageRow`]).
 struct NewInboxRow<'a> {
+    installation_id: i64,
     conversation_id: &'a str,
     content: &'a [u8],
     sent_at: i64,
@@ -75,9 +78,10 @@ struct NewInboxRow<'a> {
     is_new_conversation: bool,
 }
 
-impl<'a> From<&NewInboxEntry<'a>> for NewInboxRow<'a> {
-    fn from(entry: &NewInboxEntry<'a>) -> Self {
+impl<'a> NewInboxRow<'a> {
+    fn new(inst: i64, entry: &NewInboxEntry<'a>) -> Self {
         Self {
+            installation_id: inst,
             conversation_id: entry.conversation_id,
             content: entry.content,
             sent_at: entry.sent_at.as_millis(),
@@ -117,6 +121,7 @@ impl From<InboxRow> for InboxEntry {
 /// `inbox` and one `messages` row each, and diesel's generic `insert_into(…).values(…)` spent
 /// more time walking its value tuple to collect the binds than SQLite spent on the insert.
 struct NewMessageRow<'a> {
+    installation_id: i64,
     conversation_id: &'a str,
     direction: &'a str,
     content: &'a [u8],
@@ -131,8 +136,11 @@ impl QueryId for NewMessageRow<'_> {
 impl QueryFragment<Sqlite> for NewMessageRow<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         out.push_sql(
-            "INSERT INTO messages (conversation_id, direction, content, timestamp) VALUES (",
+            "INSERT INTO messages (installation_id, conversation_id, direction, content, \
+             timestamp) VALUES (",
         );
+        out.push_bind_param::<BigInt, _>(&self.installation_id)?;
+        out.push_sql(", ");
         out.push_bind_param::<Text, _>(self.conversation_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Text, _>(self.direction)?;
@@ -155,9 +163,11 @@ impl QueryId for NewInboxRow<'_> {
 impl QueryFragment<Sqlite> for NewInboxRow<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         out.push_sql(
-            "INSERT INTO inbox (conversation_id, content, sent_at, received_at, \
-             is_new_conversation) VALUES (",
+            "INSERT INTO inbox (installation_id, conversation_id, content, sent_at, \
+             received_at, is_new_conversation) VALUES (",
         );
+        out.push_bind_param::<BigInt, _>(&self.installation_id)?;
+        out.push_sql(", ");
         out.push_bind_param::<Text, _>(self.conversation_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Binary, _>(self.content)?;
@@ -221,19 +231,22 @@ fn limit(n: usize) -> i64 {
 
 pub(crate) fn outbox_push(
     conn: &mut SqliteConnection,
+    inst: i64,
     entry: &NewOutboxEntry<'_>,
 ) -> Result<i64, PersistenceError> {
     diesel::insert_into(outbox::table)
-        .values(NewOutboxRow::from(entry))
+        .values(NewOutboxRow::new(inst, entry))
         .execute(conn)?;
     inserted_id(conn)
 }
 
 pub(crate) fn outbox_pending(
     conn: &mut SqliteConnection,
+    inst: i64,
     n: usize,
 ) -> Result<Vec<OutboxEntry>, PersistenceError> {
     Ok(outbox::table
+        .filter(outbox::installation_id.eq(inst))
         .order(outbox::id.asc())
         .limit(limit(n))
         .select(OutboxRow::as_select())
@@ -243,36 +256,52 @@ pub(crate) fn outbox_pending(
         .collect())
 }
 
+/// Deletes outbox entry `id` if it is installation `inst`'s: an id of another installation
+/// is `NotPending`, and its entry stays.
 pub(crate) fn outbox_delete(
     conn: &mut SqliteConnection,
+    inst: i64,
     id: i64,
 ) -> Result<Delivered, PersistenceError> {
-    Ok(
-        match diesel::delete(outbox::table.find(id)).execute(conn)? {
-            0 => Delivered::NotPending,
-            _ => Delivered::Removed,
-        },
+    let deleted = diesel::delete(
+        outbox::table
+            .find(id)
+            .filter(outbox::installation_id.eq(inst)),
     )
+    .execute(conn)?;
+    Ok(match deleted {
+        0 => Delivered::NotPending,
+        _ => Delivered::Removed,
+    })
 }
 
-pub(crate) fn outbox_count(conn: &mut SqliteConnection) -> Result<usize, PersistenceError> {
-    let n: i64 = outbox::table.count().get_result(conn)?;
+pub(crate) fn outbox_count(
+    conn: &mut SqliteConnection,
+    inst: i64,
+) -> Result<usize, PersistenceError> {
+    let n: i64 = outbox::table
+        .filter(outbox::installation_id.eq(inst))
+        .count()
+        .get_result(conn)?;
     Ok(count(n))
 }
 
 pub(crate) fn inbox_push(
     conn: &mut SqliteConnection,
+    inst: i64,
     entry: &NewInboxEntry<'_>,
 ) -> Result<i64, PersistenceError> {
-    NewInboxRow::from(entry).execute(conn)?;
+    NewInboxRow::new(inst, entry).execute(conn)?;
     inserted_id(conn)
 }
 
 pub(crate) fn inbox_pending(
     conn: &mut SqliteConnection,
+    inst: i64,
     n: usize,
 ) -> Result<Vec<InboxEntry>, PersistenceError> {
     Ok(inbox::table
+        .filter(inbox::installation_id.eq(inst))
         .order(inbox::id.asc())
         .limit(limit(n))
         .select(InboxRow::as_select())
@@ -282,11 +311,20 @@ pub(crate) fn inbox_pending(
         .collect())
 }
 
+/// Deletes inbox entry `id` if it is installation `inst`'s: an id of another installation
+/// is `NotPending`, and its entry stays.
 pub(crate) fn inbox_delete(
     conn: &mut SqliteConnection,
+    inst: i64,
     id: i64,
 ) -> Result<Acknowledged, PersistenceError> {
-    Ok(match diesel::delete(inbox::table.find(id)).execute(conn)? {
+    let deleted = diesel::delete(
+        inbox::table
+            .find(id)
+            .filter(inbox::installation_id.eq(inst)),
+    )
+    .execute(conn)?;
+    Ok(match deleted {
         0 => Acknowledged::NotPending,
         _ => Acknowledged::Removed,
     })
@@ -294,10 +332,12 @@ pub(crate) fn inbox_delete(
 
 pub(crate) fn history_push(
     conn: &mut SqliteConnection,
+    inst: i64,
     entry: &NewHistoryEntry<'_>,
 ) -> Result<i64, PersistenceError> {
     let conversation_id = entry.conversation_id;
     NewMessageRow {
+        installation_id: inst,
         conversation_id,
         direction: entry.direction.as_str(),
         content: entry.content,
@@ -316,10 +356,12 @@ pub(crate) fn history_push(
 
 pub(crate) fn history(
     conn: &mut SqliteConnection,
+    inst: i64,
     conversation_id: &str,
     n: usize,
 ) -> Result<Vec<HistoryEntry>, PersistenceError> {
     let mut entries = messages::table
+        .filter(messages::installation_id.eq(inst))
         .filter(messages::conversation_id.eq(conversation_id))
         .order(messages::id.desc())
         .limit(limit(n))
@@ -337,6 +379,7 @@ pub(crate) fn history(
 /// SQL text on every call to find the prepared statement (once per received envelope). This
 /// one has a static query id: the connection keeps it prepared.
 struct InsertProcessed<'a> {
+    installation_id: i64,
     digest: &'a [u8],
     processed_at: i64,
 }
@@ -348,7 +391,11 @@ impl QueryId for InsertProcessed<'_> {
 
 impl QueryFragment<Sqlite> for InsertProcessed<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        out.push_sql("INSERT INTO processed_envelopes (digest, processed_at) VALUES (");
+        out.push_sql(
+            "INSERT INTO processed_envelopes (installation_id, digest, processed_at) VALUES (",
+        );
+        out.push_bind_param::<BigInt, _>(&self.installation_id)?;
+        out.push_sql(", ");
         out.push_bind_param::<Binary, _>(self.digest)?;
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&self.processed_at)?;
@@ -361,10 +408,12 @@ impl RunQueryDsl<SqliteConnection> for InsertProcessed<'_> {}
 
 pub(crate) fn mark_processed(
     conn: &mut SqliteConnection,
+    inst: i64,
     digest: &[u8; 32],
     at: Timestamp,
 ) -> Result<Processed, PersistenceError> {
     let n = InsertProcessed {
+        installation_id: inst,
         digest: &digest[..],
         processed_at: at.as_millis(),
     }
@@ -377,20 +426,24 @@ pub(crate) fn mark_processed(
 
 pub(crate) fn is_processed(
     conn: &mut SqliteConnection,
+    inst: i64,
     digest: &[u8; 32],
 ) -> Result<bool, PersistenceError> {
     Ok(diesel::select(diesel::dsl::exists(
-        processed_envelopes::table.find(&digest[..]),
+        processed_envelopes::table.find((inst, &digest[..])),
     ))
     .get_result(conn)?)
 }
 
 pub(crate) fn forget_processed_before(
     conn: &mut SqliteConnection,
+    inst: i64,
     before: Timestamp,
 ) -> Result<usize, PersistenceError> {
     Ok(diesel::delete(
-        processed_envelopes::table.filter(processed_envelopes::processed_at.lt(before.as_millis())),
+        processed_envelopes::table
+            .filter(processed_envelopes::installation_id.eq(inst))
+            .filter(processed_envelopes::processed_at.lt(before.as_millis())),
     )
     .execute(conn)?)
 }

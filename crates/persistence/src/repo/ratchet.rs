@@ -45,11 +45,12 @@ pub(crate) struct RatchetStateRow {
 #[derive(Clone, Copy, Insertable)]
 #[diesel(
     table_name = ratchet_states,
-    primary_key(conversation_id),
+    primary_key(installation_id, conversation_id),
     treat_none_as_null = true,
     treat_none_as_default_value = false
 )]
 pub(crate) struct NewRatchetStateRow<'a> {
+    pub installation_id: i64,
     pub conversation_id: &'a str,
     pub root_key: &'a [u8],
     pub sending_chain: Option<&'a [u8]>,
@@ -122,6 +123,7 @@ pub(crate) struct SkippedKeyRow {
 #[derive(Insertable)]
 #[diesel(table_name = skipped_keys, treat_none_as_default_value = false)]
 pub(crate) struct NewSkippedKeyRow<'a> {
+    pub installation_id: i64,
     pub conversation_id: &'a str,
     pub public_key: &'a [u8],
     pub msg_num: i64,
@@ -145,11 +147,12 @@ impl SkippedKeyRow {
 /// Loads the state of a conversation.
 pub(crate) fn load(
     conn: &mut SqliteConnection,
+    inst: i64,
     keys: &mut KeyPairCache,
     conversation_id: &str,
 ) -> Result<Option<RatchetState>, PersistenceError> {
     ratchet_states::table
-        .find(conversation_id)
+        .find((inst, conversation_id))
         .select(RatchetStateRow::as_select())
         .first(conn)
         .optional()?
@@ -161,11 +164,12 @@ pub(crate) fn load(
 /// keeps both in memory and writes them once).
 pub(crate) fn load_with_bound(
     conn: &mut SqliteConnection,
+    inst: i64,
     keys: &mut KeyPairCache,
     conversation_id: &str,
 ) -> Result<Option<(RatchetState, i64)>, PersistenceError> {
     ratchet_states::table
-        .find(conversation_id)
+        .find((inst, conversation_id))
         .select((RatchetStateRow::as_select(), ratchet_states::skipped_bound))
         .first::<(RatchetStateRow, i64)>(conn)
         .optional()?
@@ -180,6 +184,7 @@ pub(crate) fn load_with_bound(
 /// savepoint inside the caller's transaction.
 pub(crate) fn save(
     conn: &mut SqliteConnection,
+    inst: i64,
     keys: &mut KeyPairCache,
     conversation_id: &str,
     state: &RatchetState,
@@ -188,19 +193,26 @@ pub(crate) fn save(
     let secret = state.dh_self().secret_bytes();
     let public = state.dh_self().public();
     let dh_remote = state.dh_remote();
-    let row = state_row(conversation_id, state, &secret, &public, dh_remote.as_ref());
+    let row = state_row(
+        inst,
+        conversation_id,
+        state,
+        &secret,
+        &public,
+        dh_remote.as_ref(),
+    );
     if delta.is_empty() {
         // One statement: atomic on its own.
         write_row(conn, &row, 0)?;
     } else {
         conn.transaction(|conn| -> Result<(), PersistenceError> {
             let old_bound: i64 = ratchet_states::table
-                .find(conversation_id)
+                .find((inst, conversation_id))
                 .select(ratchet_states::skipped_bound)
                 .first(conn)
                 .optional()?
                 .unwrap_or(0);
-            let bound = apply_delta(conn, conversation_id, delta, old_bound)?;
+            let bound = apply_delta(conn, inst, conversation_id, delta, old_bound)?;
             write_row(conn, &row, bound.saturating_sub(old_bound))
         })?;
     }
@@ -210,6 +222,7 @@ pub(crate) fn save(
 
 /// The row of `state`, borrowing the key bytes (`secret` and `public` are `dh_self`'s).
 fn state_row<'a>(
+    inst: i64,
     conversation_id: &'a str,
     state: &'a RatchetState,
     secret: &'a [u8; domain_ratchet::KEY_LEN],
@@ -217,6 +230,7 @@ fn state_row<'a>(
     dh_remote: Option<&'a PublicKey>,
 ) -> NewRatchetStateRow<'a> {
     NewRatchetStateRow {
+        installation_id: inst,
         conversation_id,
         root_key: state.root_key().as_bytes(),
         sending_chain: state.sending_chain().map(|k| &k.as_bytes()[..]),
@@ -237,6 +251,7 @@ fn state_row<'a>(
 /// part of the delta written (for a caller that undoes the whole item on any failure).
 pub(crate) fn save_delta(
     conn: &mut SqliteConnection,
+    inst: i64,
     conversation_id: &str,
     delta: &SkippedKeyDelta,
     old_bound: i64,
@@ -246,9 +261,9 @@ pub(crate) fn save_delta(
         return Ok(old_bound);
     }
     if atomic {
-        conn.transaction(|conn| apply_delta(conn, conversation_id, delta, old_bound))
+        conn.transaction(|conn| apply_delta(conn, inst, conversation_id, delta, old_bound))
     } else {
-        apply_delta(conn, conversation_id, delta, old_bound)
+        apply_delta(conn, inst, conversation_id, delta, old_bound)
     }
 }
 
@@ -256,6 +271,7 @@ pub(crate) fn save_delta(
 /// its `skipped_bound`. With [`save_delta`], the same rows as [`save`].
 pub(crate) fn write_state(
     conn: &mut SqliteConnection,
+    inst: i64,
     keys: &mut KeyPairCache,
     conversation_id: &str,
     state: &RatchetState,
@@ -266,7 +282,14 @@ pub(crate) fn write_state(
     let dh_remote = state.dh_remote();
     write_row(
         conn,
-        &state_row(conversation_id, state, &secret, &public, dh_remote.as_ref()),
+        &state_row(
+            inst,
+            conversation_id,
+            state,
+            &secret,
+            &public,
+            dh_remote.as_ref(),
+        ),
         bound_change,
     )?;
     keys.remember(state.dh_self().clone());
@@ -294,7 +317,7 @@ fn write_row(
     Ok(())
 }
 
-/// `UPDATE ratchet_states SET … WHERE conversation_id = ?`, written out as a query of its own
+/// `UPDATE ratchet_states SET … WHERE installation_id = ? AND conversation_id = ?`, written out as a query of its own
 /// because diesel re-prepares its `UPDATE` statements on every call (it cannot tell that a
 /// changeset's SQL is fixed). This one has a static query id, so the connection keeps it
 /// prepared: a save after a message costs one prepared statement.
@@ -331,7 +354,9 @@ impl QueryFragment<Sqlite> for UpdateStateRow<'_> {
         out.push_bind_param::<BigInt, _>(&row.prev_chain_len)?;
         out.push_sql(", skipped_bound = skipped_bound + ");
         out.push_bind_param::<BigInt, _>(&self.bound_change)?;
-        out.push_sql(" WHERE conversation_id = ");
+        out.push_sql(" WHERE installation_id = ");
+        out.push_bind_param::<BigInt, _>(&row.installation_id)?;
+        out.push_sql(" AND conversation_id = ");
         out.push_bind_param::<Text, _>(row.conversation_id)?;
         Ok(())
     }
@@ -353,6 +378,7 @@ fn not_found_on_fk(error: DieselError, conversation_id: &str) -> PersistenceErro
 /// bound on the conversation's key count and returns the new one.
 fn apply_delta(
     conn: &mut SqliteConnection,
+    inst: i64,
     conversation_id: &str,
     delta: &SkippedKeyDelta,
     old_bound: i64,
@@ -364,6 +390,7 @@ fn apply_delta(
     for (dh_pub, msg_num) in &delta.removed {
         removed += diesel::delete(
             skipped_keys::table
+                .filter(skipped_keys::installation_id.eq(inst))
                 .filter(skipped_keys::conversation_id.eq(conversation_id))
                 .filter(skipped_keys::public_key.eq(&dh_pub.as_bytes()[..]))
                 .filter(skipped_keys::msg_num.eq(i64::from(*msg_num))),
@@ -377,6 +404,7 @@ fn apply_delta(
     // insert per row inside a savepoint anyway).
     for k in &delta.inserted {
         let row = NewSkippedKeyRow {
+            installation_id: inst,
             conversation_id,
             public_key: k.dh_pub.as_bytes(),
             msg_num: i64::from(k.msg_num),
@@ -416,6 +444,7 @@ fn apply_delta(
     // The bound says the cap may be exceeded: count for real (the only O(n) step, taken only
     // when keys beyond the cap are actually being evicted or the bound is stale).
     let stored: i64 = skipped_keys::table
+        .filter(skipped_keys::installation_id.eq(inst))
         .filter(skipped_keys::conversation_id.eq(conversation_id))
         .count()
         .get_result(conn)?;
@@ -427,6 +456,7 @@ fn apply_delta(
         // `2026-11-29-220000_drop_skipped_keys_conversation_order`).
         let offset = i64::try_from(excess - 1).unwrap_or(i64::MAX);
         let cutoff: i64 = skipped_keys::table
+            .filter(skipped_keys::installation_id.eq(inst))
             .filter(skipped_keys::conversation_id.eq(conversation_id))
             .order(skipped_keys::id.asc())
             .select(skipped_keys::id)
@@ -434,6 +464,7 @@ fn apply_delta(
             .first(conn)?;
         diesel::delete(
             skipped_keys::table
+                .filter(skipped_keys::installation_id.eq(inst))
                 .filter(skipped_keys::conversation_id.eq(conversation_id))
                 .filter(skipped_keys::id.le(cutoff)),
         )
@@ -445,14 +476,18 @@ fn apply_delta(
 /// Deletes a state and its skipped keys; whether a state existed.
 pub(crate) fn delete(
     conn: &mut SqliteConnection,
+    inst: i64,
     conversation_id: &str,
 ) -> Result<bool, PersistenceError> {
     conn.transaction(|conn| -> Result<bool, PersistenceError> {
         diesel::delete(
-            skipped_keys::table.filter(skipped_keys::conversation_id.eq(conversation_id)),
+            skipped_keys::table
+                .filter(skipped_keys::installation_id.eq(inst))
+                .filter(skipped_keys::conversation_id.eq(conversation_id)),
         )
         .execute(conn)?;
-        let n = diesel::delete(ratchet_states::table.find(conversation_id)).execute(conn)?;
+        let n =
+            diesel::delete(ratchet_states::table.find((inst, conversation_id))).execute(conn)?;
         Ok(n > 0)
     })
 }
@@ -460,10 +495,11 @@ pub(crate) fn delete(
 /// Whether a state exists.
 pub(crate) fn exists(
     conn: &mut SqliteConnection,
+    inst: i64,
     conversation_id: &str,
 ) -> Result<bool, PersistenceError> {
     Ok(diesel::select(diesel::dsl::exists(
-        ratchet_states::table.find(conversation_id),
+        ratchet_states::table.find((inst, conversation_id)),
     ))
     .get_result(conn)?)
 }
@@ -471,11 +507,13 @@ pub(crate) fn exists(
 /// One skipped key.
 pub(crate) fn load_skipped(
     conn: &mut SqliteConnection,
+    inst: i64,
     conversation_id: &str,
     dh_pub: &PublicKey,
     msg_num: u32,
 ) -> Result<Option<SkippedKey>, PersistenceError> {
     let found = SelectSkippedKey {
+        installation_id: inst,
         conversation_id,
         public_key: dh_pub.as_bytes(),
         msg_num: i64::from(msg_num),
@@ -494,12 +532,13 @@ pub(crate) fn load_skipped(
         .transpose()
 }
 
-/// `SELECT message_key, stored_at FROM skipped_keys WHERE conversation_id = ? AND public_key = ?
-/// AND msg_num = ?`: the lookup of every received message that may use a stored key, written
+/// `SELECT message_key, stored_at FROM skipped_keys WHERE installation_id = ? AND
+/// conversation_id = ? AND public_key = ? AND msg_num = ?`: the lookup of every received message that may use a stored key, written
 /// out with a static query id (the connection keeps it prepared and finds it by type) and only
 /// the two columns the caller does not already have (the UNIQUE constraint on the three makes
 /// it at most one row).
 struct SelectSkippedKey<'a> {
+    installation_id: i64,
     conversation_id: &'a str,
     public_key: &'a [u8],
     msg_num: i64,
@@ -512,7 +551,9 @@ impl QueryId for SelectSkippedKey<'_> {
 
 impl QueryFragment<Sqlite> for SelectSkippedKey<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        out.push_sql("SELECT message_key, stored_at FROM skipped_keys WHERE conversation_id = ");
+        out.push_sql("SELECT message_key, stored_at FROM skipped_keys WHERE installation_id = ");
+        out.push_bind_param::<BigInt, _>(&self.installation_id)?;
+        out.push_sql(" AND conversation_id = ");
         out.push_bind_param::<Text, _>(self.conversation_id)?;
         out.push_sql(" AND public_key = ");
         out.push_bind_param::<Binary, _>(self.public_key)?;
@@ -531,9 +572,11 @@ impl RunQueryDsl<SqliteConnection> for SelectSkippedKey<'_> {}
 /// Every skipped key of a conversation, oldest inserted first.
 pub(crate) fn load_all_skipped(
     conn: &mut SqliteConnection,
+    inst: i64,
     conversation_id: &str,
 ) -> Result<Vec<SkippedKey>, PersistenceError> {
     skipped_keys::table
+        .filter(skipped_keys::installation_id.eq(inst))
         .filter(skipped_keys::conversation_id.eq(conversation_id))
         .order(skipped_keys::id.asc())
         .select(SkippedKeyRow::as_select())
@@ -546,24 +589,29 @@ pub(crate) fn load_all_skipped(
 /// Number of skipped keys of a conversation.
 pub(crate) fn count_skipped(
     conn: &mut SqliteConnection,
+    inst: i64,
     conversation_id: &str,
 ) -> Result<usize, PersistenceError> {
     let n: i64 = skipped_keys::table
+        .filter(skipped_keys::installation_id.eq(inst))
         .filter(skipped_keys::conversation_id.eq(conversation_id))
         .count()
         .get_result(conn)?;
     Ok(count(n))
 }
 
-/// Deletes every skipped key stored before `older_than`, in one statement (range scan on
-/// `idx_skipped_keys_stored_at`).
+/// Deletes every skipped key of installation `inst` stored before `older_than`, in one
+/// statement (range scan on `idx_skipped_keys_stored_at`).
 pub(crate) fn expire(
     conn: &mut SqliteConnection,
+    inst: i64,
     older_than: Timestamp,
 ) -> Result<usize, PersistenceError> {
     let older_than = older_than.as_millis();
-    Ok(
-        diesel::delete(skipped_keys::table.filter(skipped_keys::stored_at.lt(older_than)))
-            .execute(conn)?,
+    Ok(diesel::delete(
+        skipped_keys::table
+            .filter(skipped_keys::installation_id.eq(inst))
+            .filter(skipped_keys::stored_at.lt(older_than)),
     )
+    .execute(conn)?)
 }
