@@ -3,13 +3,13 @@
 use diesel::prelude::*;
 use domain_chat::{ConversationKind, ConversationRecord, Timestamp};
 
-use super::public_key;
+use super::schema::conversations;
+use super::{Conn, public_key};
 use crate::error::PersistenceError;
-use crate::schema::conversations;
 
 /// A row of `conversations`.
 #[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = conversations, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = conversations, check_for_backend(super::Db))]
 pub(crate) struct ConversationRow {
     pub local_id: String,
     pub remote_id: String,
@@ -57,7 +57,7 @@ impl ConversationRow {
 /// column `local_id`, its `remote_conversation_id` the column `remote_id`, its `peer_key` the
 /// column `peer_key` (NULL for `None`).
 pub(crate) fn save(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     record: &ConversationRecord,
 ) -> Result<(), PersistenceError> {
@@ -76,7 +76,7 @@ pub(crate) fn save(
 
 /// Loads a conversation by its id (our local id).
 pub(crate) fn load(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     conversation_id: &str,
 ) -> Result<Option<ConversationRecord>, PersistenceError> {
@@ -91,7 +91,7 @@ pub(crate) fn load(
 
 /// All conversations, by creation time then id.
 pub(crate) fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
 ) -> Result<Vec<ConversationRecord>, PersistenceError> {
     conversations::table
@@ -110,7 +110,7 @@ pub(crate) fn list(
 /// Deletes a conversation; its ratchet state, skipped keys and history go with it (foreign
 /// keys with `ON DELETE CASCADE`). Whether it existed.
 pub(crate) fn delete(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     conversation_id: &str,
 ) -> Result<bool, PersistenceError> {

@@ -4,13 +4,13 @@ use diesel::prelude::*;
 use domain_chat::Identity;
 use domain_ratchet::{DhKeyPair, PublicKey};
 
-use super::{SecretBlob, count, now_millis, public_key};
+use super::schema::{identity, intro_keys};
+use super::{Conn, SecretBlob, count, now_millis, public_key};
 use crate::error::PersistenceError;
-use crate::schema::{identity, intro_keys};
 
 /// A row of `identity`.
 #[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = identity, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = identity, check_for_backend(super::Db))]
 pub(crate) struct IdentityRow {
     #[allow(dead_code)]
     pub installation_id: i64,
@@ -41,10 +41,7 @@ impl IdentityRow {
 }
 
 /// Loads the identity of installation `inst`.
-pub(crate) fn load(
-    conn: &mut SqliteConnection,
-    inst: i64,
-) -> Result<Option<Identity>, PersistenceError> {
+pub(crate) fn load(conn: &mut Conn, inst: i64) -> Result<Option<Identity>, PersistenceError> {
     identity::table
         .filter(identity::installation_id.eq(inst))
         .select(IdentityRow::as_select())
@@ -56,11 +53,7 @@ pub(crate) fn load(
 
 /// Inserts or replaces the identity of installation `inst` (keeping its original
 /// `created_at`).
-pub(crate) fn save(
-    conn: &mut SqliteConnection,
-    inst: i64,
-    value: &Identity,
-) -> Result<(), PersistenceError> {
+pub(crate) fn save(conn: &mut Conn, inst: i64, value: &Identity) -> Result<(), PersistenceError> {
     let secret = value.key_pair.secret_bytes();
     let row = NewIdentityRow {
         installation_id: inst,
@@ -82,7 +75,7 @@ pub(crate) fn save(
 
 /// A row of `intro_keys`.
 #[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = intro_keys, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = intro_keys, check_for_backend(super::Db))]
 pub(crate) struct IntroKeyRow {
     pub public_key: Vec<u8>,
     pub secret_key: SecretBlob,
@@ -117,7 +110,7 @@ impl IntroKeyRow {
 
 /// Stores an intro ephemeral key pair (replacing one with the same public key).
 pub(crate) fn save_intro_key(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     pair: &DhKeyPair,
 ) -> Result<(), PersistenceError> {
@@ -140,7 +133,7 @@ pub(crate) fn save_intro_key(
 
 /// Loads the intro key pair whose public key is `public`.
 pub(crate) fn load_intro_key(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     public: &PublicKey,
 ) -> Result<Option<DhKeyPair>, PersistenceError> {
@@ -155,7 +148,7 @@ pub(crate) fn load_intro_key(
 
 /// Deletes an intro key; whether it existed.
 pub(crate) fn delete_intro_key(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     public: &PublicKey,
 ) -> Result<bool, PersistenceError> {
@@ -164,10 +157,7 @@ pub(crate) fn delete_intro_key(
 }
 
 /// Number of stored intro keys.
-pub(crate) fn count_intro_keys(
-    conn: &mut SqliteConnection,
-    inst: i64,
-) -> Result<usize, PersistenceError> {
+pub(crate) fn count_intro_keys(conn: &mut Conn, inst: i64) -> Result<usize, PersistenceError> {
     let n: i64 = intro_keys::table
         .filter(intro_keys::installation_id.eq(inst))
         .count()

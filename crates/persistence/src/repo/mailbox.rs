@@ -8,15 +8,14 @@
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Binary, Bool, Text};
-use diesel::sqlite::Sqlite;
 use domain_chat::{
     Acknowledged, Delivered, Direction, HistoryEntry, InboxEntry, NewHistoryEntry, NewInboxEntry,
     NewOutboxEntry, OutboxEntry, Processed, Timestamp,
 };
 
-use super::count;
+use super::schema::{inbox, messages, outbox, processed_envelopes};
+use super::{Conn, Db, count, inserted_id};
 use crate::error::PersistenceError;
-use crate::schema::{inbox, messages, outbox, processed_envelopes};
 
 /// A new row of `outbox`.
 #[derive(Insertable)]
@@ -45,7 +44,7 @@ impl<'a> NewOutboxRow<'a> {
 
 /// A row of `outbox`.
 #[derive(Queryable, Selectable)]
-#[diesel(table_name = outbox, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = outbox, check_for_backend(super::Db))]
 struct OutboxRow {
     id: i64,
     conversation_id: String,
@@ -93,7 +92,7 @@ impl<'a> NewInboxRow<'a> {
 
 /// A row of `inbox`.
 #[derive(Queryable, Selectable)]
-#[diesel(table_name = inbox, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = inbox, check_for_backend(super::Db))]
 struct InboxRow {
     id: i64,
     conversation_id: String,
@@ -133,8 +132,8 @@ impl QueryId for NewMessageRow<'_> {
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl QueryFragment<Sqlite> for NewMessageRow<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+impl QueryFragment<Db> for NewMessageRow<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.push_sql(
             "INSERT INTO messages (installation_id, conversation_id, direction, content, \
              timestamp) VALUES (",
@@ -153,15 +152,15 @@ impl QueryFragment<Sqlite> for NewMessageRow<'_> {
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for NewMessageRow<'_> {}
+impl RunQueryDsl<Conn> for NewMessageRow<'_> {}
 
 impl QueryId for NewInboxRow<'_> {
     type QueryId = NewInboxRow<'static>;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl QueryFragment<Sqlite> for NewInboxRow<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+impl QueryFragment<Db> for NewInboxRow<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.push_sql(
             "INSERT INTO inbox (installation_id, conversation_id, content, sent_at, \
              received_at, is_new_conversation) VALUES (",
@@ -182,11 +181,11 @@ impl QueryFragment<Sqlite> for NewInboxRow<'_> {
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for NewInboxRow<'_> {}
+impl RunQueryDsl<Conn> for NewInboxRow<'_> {}
 
 /// A row of `messages`.
 #[derive(Queryable, Selectable)]
-#[diesel(table_name = messages, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = messages, check_for_backend(super::Db))]
 struct MessageRow {
     id: i64,
     conversation_id: String,
@@ -213,24 +212,13 @@ impl MessageRow {
     }
 }
 
-// SQLite's `last_insert_rowid()`: the rowid of this connection's latest insert.
-diesel::define_sql_function! {
-    fn last_insert_rowid() -> diesel::sql_types::BigInt;
-}
-
-/// The id of the row just inserted. Cheaper than `INSERT … RETURNING`, which SQLite runs
-/// through a temporary table; both statements stay prepared.
-fn inserted_id(conn: &mut SqliteConnection) -> Result<i64, PersistenceError> {
-    Ok(diesel::select(last_insert_rowid()).get_result(conn)?)
-}
-
 /// A limit as SQL `LIMIT`.
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 pub(crate) fn outbox_push(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     entry: &NewOutboxEntry<'_>,
 ) -> Result<i64, PersistenceError> {
@@ -241,7 +229,7 @@ pub(crate) fn outbox_push(
 }
 
 pub(crate) fn outbox_pending(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     n: usize,
 ) -> Result<Vec<OutboxEntry>, PersistenceError> {
@@ -259,7 +247,7 @@ pub(crate) fn outbox_pending(
 /// Deletes outbox entry `id` if it is installation `inst`'s: an id of another installation
 /// is `NotPending`, and its entry stays.
 pub(crate) fn outbox_delete(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     id: i64,
 ) -> Result<Delivered, PersistenceError> {
@@ -275,10 +263,7 @@ pub(crate) fn outbox_delete(
     })
 }
 
-pub(crate) fn outbox_count(
-    conn: &mut SqliteConnection,
-    inst: i64,
-) -> Result<usize, PersistenceError> {
+pub(crate) fn outbox_count(conn: &mut Conn, inst: i64) -> Result<usize, PersistenceError> {
     let n: i64 = outbox::table
         .filter(outbox::installation_id.eq(inst))
         .count()
@@ -287,7 +272,7 @@ pub(crate) fn outbox_count(
 }
 
 pub(crate) fn inbox_push(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     entry: &NewInboxEntry<'_>,
 ) -> Result<i64, PersistenceError> {
@@ -296,7 +281,7 @@ pub(crate) fn inbox_push(
 }
 
 pub(crate) fn inbox_pending(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     n: usize,
 ) -> Result<Vec<InboxEntry>, PersistenceError> {
@@ -314,7 +299,7 @@ pub(crate) fn inbox_pending(
 /// Deletes inbox entry `id` if it is installation `inst`'s: an id of another installation
 /// is `NotPending`, and its entry stays.
 pub(crate) fn inbox_delete(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     id: i64,
 ) -> Result<Acknowledged, PersistenceError> {
@@ -331,7 +316,7 @@ pub(crate) fn inbox_delete(
 }
 
 pub(crate) fn history_push(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     entry: &NewHistoryEntry<'_>,
 ) -> Result<i64, PersistenceError> {
@@ -355,7 +340,7 @@ pub(crate) fn history_push(
 }
 
 pub(crate) fn history(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     conversation_id: &str,
     n: usize,
@@ -389,8 +374,8 @@ impl QueryId for InsertProcessed<'_> {
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl QueryFragment<Sqlite> for InsertProcessed<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+impl QueryFragment<Db> for InsertProcessed<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.push_sql(
             "INSERT INTO processed_envelopes (installation_id, digest, processed_at) VALUES (",
         );
@@ -404,10 +389,10 @@ impl QueryFragment<Sqlite> for InsertProcessed<'_> {
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for InsertProcessed<'_> {}
+impl RunQueryDsl<Conn> for InsertProcessed<'_> {}
 
 pub(crate) fn mark_processed(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     digest: &[u8; 32],
     at: Timestamp,
@@ -425,7 +410,7 @@ pub(crate) fn mark_processed(
 }
 
 pub(crate) fn is_processed(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     digest: &[u8; 32],
 ) -> Result<bool, PersistenceError> {
@@ -436,7 +421,7 @@ pub(crate) fn is_processed(
 }
 
 pub(crate) fn forget_processed_before(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     before: Timestamp,
 ) -> Result<usize, PersistenceError> {

@@ -13,20 +13,19 @@ use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
-use diesel::sqlite::Sqlite;
 use domain_ratchet::{
     ChainKey, MessageKey, PublicKey, RatchetState, RatchetStateParts, RootKey, SkippedKey,
     SkippedKeyDelta, Timestamp,
 };
 
 use super::keycache::KeyPairCache;
-use super::{SecretBlob, count, counter, public_key};
+use super::schema::{ratchet_states, skipped_keys};
+use super::{Conn, Db, SecretBlob, count, counter, insert_skipped, public_key};
 use crate::error::PersistenceError;
-use crate::schema::{ratchet_states, skipped_keys};
 
 /// A row of `ratchet_states`.
 #[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = ratchet_states, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = ratchet_states, check_for_backend(super::Db))]
 pub(crate) struct RatchetStateRow {
     #[allow(dead_code)]
     pub conversation_id: String,
@@ -109,7 +108,7 @@ impl RatchetStateRow {
 
 /// A row of `skipped_keys`.
 #[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = skipped_keys, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = skipped_keys, check_for_backend(super::Db))]
 pub(crate) struct SkippedKeyRow {
     pub public_key: Vec<u8>,
     pub msg_num: i64,
@@ -146,7 +145,7 @@ impl SkippedKeyRow {
 
 /// Loads the state of a conversation.
 pub(crate) fn load(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     keys: &mut KeyPairCache,
     conversation_id: &str,
@@ -163,7 +162,7 @@ pub(crate) fn load(
 /// Loads the state of a conversation with its stored `skipped_bound` (for a batch, which
 /// keeps both in memory and writes them once).
 pub(crate) fn load_with_bound(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     keys: &mut KeyPairCache,
     conversation_id: &str,
@@ -183,7 +182,7 @@ pub(crate) fn load_with_bound(
 /// (an `INSERT` for a new conversation). Otherwise the delta and the row change run in a
 /// savepoint inside the caller's transaction.
 pub(crate) fn save(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     keys: &mut KeyPairCache,
     conversation_id: &str,
@@ -250,7 +249,7 @@ fn state_row<'a>(
 /// ([`write_state`]). With `atomic`, in a savepoint of its own; without, a failure may leave
 /// part of the delta written (for a caller that undoes the whole item on any failure).
 pub(crate) fn save_delta(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     conversation_id: &str,
     delta: &SkippedKeyDelta,
@@ -270,7 +269,7 @@ pub(crate) fn save_delta(
 /// Writes the state row (update, or insert for a new conversation), adding `bound_change` to
 /// its `skipped_bound`. With [`save_delta`], the same rows as [`save`].
 pub(crate) fn write_state(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     keys: &mut KeyPairCache,
     conversation_id: &str,
@@ -299,7 +298,7 @@ pub(crate) fn write_state(
 /// Updates the state row (adding `bound_change` to `skipped_bound`), or inserts it when the
 /// conversation has no state yet (with `skipped_bound = bound_change`).
 fn write_row(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     row: &NewRatchetStateRow<'_>,
     bound_change: i64,
 ) -> Result<(), PersistenceError> {
@@ -331,8 +330,8 @@ impl QueryId for UpdateStateRow<'_> {
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl QueryFragment<Sqlite> for UpdateStateRow<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+impl QueryFragment<Db> for UpdateStateRow<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         let row = self.row;
         out.push_sql("UPDATE ratchet_states SET root_key = ");
         out.push_bind_param::<Binary, _>(row.root_key)?;
@@ -362,7 +361,7 @@ impl QueryFragment<Sqlite> for UpdateStateRow<'_> {
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for UpdateStateRow<'_> {}
+impl RunQueryDsl<Conn> for UpdateStateRow<'_> {}
 
 /// A foreign-key violation on a save means the conversation does not exist.
 fn not_found_on_fk(error: DieselError, conversation_id: &str) -> PersistenceError {
@@ -377,7 +376,7 @@ fn not_found_on_fk(error: DieselError, conversation_id: &str) -> PersistenceErro
 /// Deletes used keys, inserts new ones, evicts the oldest beyond the cap. Takes the stored
 /// bound on the conversation's key count and returns the new one.
 fn apply_delta(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     conversation_id: &str,
     delta: &SkippedKeyDelta,
@@ -411,24 +410,9 @@ fn apply_delta(
             message_key: k.message_key.as_bytes(),
             stored_at: k.stored_at.as_millis(),
         };
-        // A plain INSERT first: SQLite checks its constraints before writing anything, so it
-        // needs no statement journal, while `INSERT OR REPLACE` (which may delete a row before
-        // inserting) copies every page it touches into one. A key already stored under the
-        // same (chain, number) makes the INSERT fail with nothing written; it is then replaced
-        // in place, exactly as `INSERT OR REPLACE` alone would have done.
-        match diesel::insert_into(skipped_keys::table)
-            .values(&row)
-            .execute(conn)
-        {
-            Ok(_) => {}
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                diesel::replace_into(skipped_keys::table)
-                    .values(&row)
-                    .execute(conn)
-                    .map_err(|e| not_found_on_fk(e, conversation_id))?;
-            }
-            Err(e) => return Err(not_found_on_fk(e, conversation_id)),
-        }
+        // A key already stored under the same (chain, number) is replaced and then counts as
+        // the newest (the backend's `insert_skipped`).
+        insert_skipped(conn, &row).map_err(|e| not_found_on_fk(e, conversation_id))?;
     }
     // Keep the bound: every inserted key may be new (a replaced one is counted again, which
     // keeps it an upper bound); removals subtract only the rows they really deleted.
@@ -475,7 +459,7 @@ fn apply_delta(
 
 /// Deletes a state and its skipped keys; whether a state existed.
 pub(crate) fn delete(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     conversation_id: &str,
 ) -> Result<bool, PersistenceError> {
@@ -494,7 +478,7 @@ pub(crate) fn delete(
 
 /// Whether a state exists.
 pub(crate) fn exists(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     conversation_id: &str,
 ) -> Result<bool, PersistenceError> {
@@ -506,7 +490,7 @@ pub(crate) fn exists(
 
 /// One skipped key.
 pub(crate) fn load_skipped(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     conversation_id: &str,
     dh_pub: &PublicKey,
@@ -549,8 +533,8 @@ impl QueryId for SelectSkippedKey<'_> {
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl QueryFragment<Sqlite> for SelectSkippedKey<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+impl QueryFragment<Db> for SelectSkippedKey<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.push_sql("SELECT message_key, stored_at FROM skipped_keys WHERE installation_id = ");
         out.push_bind_param::<BigInt, _>(&self.installation_id)?;
         out.push_sql(" AND conversation_id = ");
@@ -567,11 +551,11 @@ impl diesel::query_builder::Query for SelectSkippedKey<'_> {
     type SqlType = (Binary, BigInt);
 }
 
-impl RunQueryDsl<SqliteConnection> for SelectSkippedKey<'_> {}
+impl RunQueryDsl<Conn> for SelectSkippedKey<'_> {}
 
 /// Every skipped key of a conversation, oldest inserted first.
 pub(crate) fn load_all_skipped(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     conversation_id: &str,
 ) -> Result<Vec<SkippedKey>, PersistenceError> {
@@ -588,7 +572,7 @@ pub(crate) fn load_all_skipped(
 
 /// Number of skipped keys of a conversation.
 pub(crate) fn count_skipped(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     conversation_id: &str,
 ) -> Result<usize, PersistenceError> {
@@ -603,7 +587,7 @@ pub(crate) fn count_skipped(
 /// Deletes every skipped key of installation `inst` stored before `older_than`, in one
 /// statement (range scan on `idx_skipped_keys_stored_at`).
 pub(crate) fn expire(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     inst: i64,
     older_than: Timestamp,
 ) -> Result<usize, PersistenceError> {
