@@ -112,9 +112,39 @@ pub enum PersistenceError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A sealed cell of a PostgreSQL database does not open under this installation's row
+    /// key: the database key is not the one it was written with, or the cell was modified,
+    /// or copied from another row, column or installation. Nothing was changed. The error
+    /// holds no stored byte and no key.
+    #[error(
+        "{location} of installation {installation} cannot be decrypted (another database key, or a modified or moved value)"
+    )]
+    Undecryptable {
+        /// `table.column` of the sealed value.
+        location: &'static str,
+        /// The installation whose row key was used.
+        installation: i64,
+    },
+    /// The database key does not open this installation of a PostgreSQL database (its
+    /// `installations.key_check`): it was created with another key. Nothing was changed.
+    #[error(
+        "the database key does not open installation \"{installation}\" (it was created with another key)"
+    )]
+    WrongDatabaseKey {
+        /// The installation's name.
+        installation: String,
+    },
+    /// A PostgreSQL database was opened without a database key: its secret columns are
+    /// sealed under it, so it cannot be used without one. Nothing was opened.
+    #[error("a PostgreSQL database needs a database key (32 bytes) to seal its secret columns")]
+    KeyRequired,
     /// A write found no target it relies on (e.g. a ratchet state for an unknown conversation).
     #[error("not found: {0}")]
     NotFound(String),
+    /// A PostgreSQL error (connection, pool, migration, schema status).
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Postgres(#[from] crate::postgres::PostgresError),
     /// Any other database error.
     #[error(transparent)]
     Query(diesel::result::Error),

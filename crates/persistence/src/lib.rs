@@ -23,11 +23,15 @@
 
 mod batch;
 mod config;
+#[cfg(feature = "postgres")]
+mod crypt;
 mod database;
 mod error;
 mod files;
 mod legacy;
 mod migrate;
+#[cfg(feature = "postgres")]
+mod pg_database;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod repo;
@@ -47,6 +51,8 @@ pub use config::{
     DEFAULT_BUSY_TIMEOUT, DEFAULT_INSTALLATION, DatabaseConfig, DatabaseKey, Durability, Location,
     MAX_INSTALLATION_NAME_LEN, MigrationMode, validate_installation_name,
 };
+#[cfg(feature = "postgres")]
+pub use crypt::{PostgresKey, SEALED_KEY_LEN};
 pub use database::{Database, DatabaseSize, Installation, Tx};
 pub use error::PersistenceError;
 pub use files::PermissionWarning;
@@ -57,3 +63,5 @@ pub use legacy::{
 #[cfg(feature = "postgres")]
 pub use migrate::POSTGRES_MIGRATIONS;
 pub use migrate::{MIGRATIONS, SchemaStatus, embedded_versions};
+#[cfg(feature = "postgres")]
+pub use pg_database::{MAX_RETRIES, PgDatabase, PgTx};

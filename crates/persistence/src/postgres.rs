@@ -382,7 +382,7 @@ impl PgPool {
         Ok(Self { pool })
     }
 
-    fn connection(&self) -> Result<PgPooledConnection, PostgresError> {
+    pub(crate) fn connection(&self) -> Result<PgPooledConnection, PostgresError> {
         self.pool.get().map_err(PostgresError::Connect)
     }
 

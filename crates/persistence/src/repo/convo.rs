@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use domain_chat::{ConversationKind, ConversationRecord, Timestamp};
 
 use super::schema::conversations;
-use super::{Conn, public_key};
+use super::{Conn, Inst, RowCx, public_key};
 use crate::error::PersistenceError;
 
 /// A row of `conversations`.
@@ -58,12 +58,12 @@ impl ConversationRow {
 /// column `peer_key` (NULL for `None`).
 pub(crate) fn save(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     record: &ConversationRecord,
 ) -> Result<(), PersistenceError> {
     diesel::insert_into(conversations::table)
         .values(NewConversationRow {
-            installation_id: inst,
+            installation_id: inst.id(),
             local_id: &record.conversation_id,
             remote_id: &record.remote_conversation_id,
             kind: record.kind.as_str(),
@@ -77,11 +77,11 @@ pub(crate) fn save(
 /// Loads a conversation by its id (our local id).
 pub(crate) fn load(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     conversation_id: &str,
 ) -> Result<Option<ConversationRecord>, PersistenceError> {
     conversations::table
-        .find((inst, conversation_id))
+        .find((inst.id(), conversation_id))
         .select(ConversationRow::as_select())
         .first(conn)
         .optional()?
@@ -92,10 +92,10 @@ pub(crate) fn load(
 /// All conversations, by creation time then id.
 pub(crate) fn list(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
 ) -> Result<Vec<ConversationRecord>, PersistenceError> {
     conversations::table
-        .filter(conversations::installation_id.eq(inst))
+        .filter(conversations::installation_id.eq(inst.id()))
         .order((
             conversations::created_at.asc(),
             conversations::local_id.asc(),
@@ -111,9 +111,10 @@ pub(crate) fn list(
 /// keys with `ON DELETE CASCADE`). Whether it existed.
 pub(crate) fn delete(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     conversation_id: &str,
 ) -> Result<bool, PersistenceError> {
-    let n = diesel::delete(conversations::table.find((inst, conversation_id))).execute(conn)?;
+    let n =
+        diesel::delete(conversations::table.find((inst.id(), conversation_id))).execute(conn)?;
     Ok(n > 0)
 }

@@ -5,7 +5,7 @@ use domain_chat::Identity;
 use domain_ratchet::{DhKeyPair, PublicKey};
 
 use super::schema::{identity, intro_keys};
-use super::{Conn, SecretBlob, count, now_millis, public_key};
+use super::{Conn, Inst, RowCx, SecretBlob, count, now_millis, public_key};
 use crate::error::PersistenceError;
 
 /// A row of `identity`.
@@ -31,8 +31,10 @@ pub(crate) struct NewIdentityRow<'a> {
 }
 
 impl IdentityRow {
-    fn into_domain(self) -> Result<Identity, PersistenceError> {
-        let secret = self.secret_key.key_bytes("identity.secret_key")?;
+    fn into_domain(self, inst: Inst<'_>) -> Result<Identity, PersistenceError> {
+        let secret = inst
+            .open_secret("identity.secret_key", &[], self.secret_key)?
+            .key_bytes("identity.secret_key")?;
         Ok(Identity {
             name: self.name,
             key_pair: DhKeyPair::from_secret_bytes(*secret),
@@ -41,24 +43,29 @@ impl IdentityRow {
 }
 
 /// Loads the identity of installation `inst`.
-pub(crate) fn load(conn: &mut Conn, inst: i64) -> Result<Option<Identity>, PersistenceError> {
+pub(crate) fn load(conn: &mut Conn, inst: Inst<'_>) -> Result<Option<Identity>, PersistenceError> {
     identity::table
-        .filter(identity::installation_id.eq(inst))
+        .filter(identity::installation_id.eq(inst.id()))
         .select(IdentityRow::as_select())
         .first(conn)
         .optional()?
-        .map(IdentityRow::into_domain)
+        .map(|row| row.into_domain(inst))
         .transpose()
 }
 
 /// Inserts or replaces the identity of installation `inst` (keeping its original
 /// `created_at`).
-pub(crate) fn save(conn: &mut Conn, inst: i64, value: &Identity) -> Result<(), PersistenceError> {
+pub(crate) fn save(
+    conn: &mut Conn,
+    inst: Inst<'_>,
+    value: &Identity,
+) -> Result<(), PersistenceError> {
     let secret = value.key_pair.secret_bytes();
+    let sealed = inst.seal("identity.secret_key", &[], &secret[..]);
     let row = NewIdentityRow {
-        installation_id: inst,
+        installation_id: inst.id(),
         name: &value.name,
-        secret_key: &secret[..],
+        secret_key: &sealed,
         created_at: now_millis(),
     };
     diesel::insert_into(identity::table)
@@ -94,9 +101,15 @@ pub(crate) struct NewIntroKeyRow<'a> {
 }
 
 impl IntroKeyRow {
-    fn into_domain(self) -> Result<DhKeyPair, PersistenceError> {
+    fn into_domain(self, inst: Inst<'_>) -> Result<DhKeyPair, PersistenceError> {
         let public = public_key(&self.public_key, "intro_keys.public_key")?;
-        let secret = self.secret_key.key_bytes("intro_keys.secret_key")?;
+        let secret = inst
+            .open_secret(
+                "intro_keys.secret_key",
+                &[&self.public_key[..]],
+                self.secret_key,
+            )?
+            .key_bytes("intro_keys.secret_key")?;
         let pair = DhKeyPair::from_secret_bytes(*secret);
         if pair.public() != public {
             return Err(PersistenceError::corrupt(
@@ -111,15 +124,20 @@ impl IntroKeyRow {
 /// Stores an intro ephemeral key pair (replacing one with the same public key).
 pub(crate) fn save_intro_key(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     pair: &DhKeyPair,
 ) -> Result<(), PersistenceError> {
     let public = pair.public();
     let secret = pair.secret_bytes();
+    let sealed = inst.seal(
+        "intro_keys.secret_key",
+        &[&public.as_bytes()[..]],
+        &secret[..],
+    );
     let row = NewIntroKeyRow {
-        installation_id: inst,
+        installation_id: inst.id(),
         public_key: public.as_bytes(),
-        secret_key: &secret[..],
+        secret_key: &sealed,
         created_at: now_millis(),
     };
     diesel::insert_into(intro_keys::table)
@@ -134,32 +152,33 @@ pub(crate) fn save_intro_key(
 /// Loads the intro key pair whose public key is `public`.
 pub(crate) fn load_intro_key(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     public: &PublicKey,
 ) -> Result<Option<DhKeyPair>, PersistenceError> {
     intro_keys::table
-        .find((inst, &public.as_bytes()[..]))
+        .find((inst.id(), &public.as_bytes()[..]))
         .select(IntroKeyRow::as_select())
         .first(conn)
         .optional()?
-        .map(IntroKeyRow::into_domain)
+        .map(|row| row.into_domain(inst))
         .transpose()
 }
 
 /// Deletes an intro key; whether it existed.
 pub(crate) fn delete_intro_key(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     public: &PublicKey,
 ) -> Result<bool, PersistenceError> {
-    let n = diesel::delete(intro_keys::table.find((inst, &public.as_bytes()[..]))).execute(conn)?;
+    let n = diesel::delete(intro_keys::table.find((inst.id(), &public.as_bytes()[..])))
+        .execute(conn)?;
     Ok(n > 0)
 }
 
 /// Number of stored intro keys.
-pub(crate) fn count_intro_keys(conn: &mut Conn, inst: i64) -> Result<usize, PersistenceError> {
+pub(crate) fn count_intro_keys(conn: &mut Conn, inst: Inst<'_>) -> Result<usize, PersistenceError> {
     let n: i64 = intro_keys::table
-        .filter(intro_keys::installation_id.eq(inst))
+        .filter(intro_keys::installation_id.eq(inst.id()))
         .count()
         .get_result(conn)?;
     Ok(count(n))

@@ -14,7 +14,7 @@ use domain_chat::{
 };
 
 use super::schema::{inbox, messages, outbox, processed_envelopes};
-use super::{Conn, Db, count, inserted_id};
+use super::{Conn, Db, EXPLICIT_IDS, Inst, Reserved, RowCx, count, reserve_id};
 use crate::error::PersistenceError;
 
 /// A new row of `outbox`.
@@ -30,13 +30,14 @@ struct NewOutboxRow<'a> {
 }
 
 impl<'a> NewOutboxRow<'a> {
-    fn new(inst: i64, entry: &NewOutboxEntry<'a>) -> Self {
+    /// The row of `entry`, with `envelope` as stored (sealed on PostgreSQL).
+    fn new(inst: Inst<'_>, entry: &NewOutboxEntry<'a>, envelope: &'a [u8]) -> Self {
         Self {
-            installation_id: inst,
+            installation_id: inst.id(),
             conversation_id: entry.conversation_id,
             conversation_hint: entry.conversation_hint,
             delivery_address: entry.delivery_address,
-            envelope: entry.envelope,
+            envelope,
             created_at: entry.created_at.as_millis(),
         }
     }
@@ -54,21 +55,28 @@ struct OutboxRow {
     created_at: i64,
 }
 
-impl From<OutboxRow> for OutboxEntry {
-    fn from(row: OutboxRow) -> Self {
-        Self {
-            id: row.id,
-            conversation_id: row.conversation_id,
-            conversation_hint: row.conversation_hint,
-            delivery_address: row.delivery_address,
-            envelope: row.envelope,
-            created_at: Timestamp::from_millis(row.created_at),
-        }
+impl OutboxRow {
+    fn into_domain(self, inst: Inst<'_>) -> Result<OutboxEntry, PersistenceError> {
+        let envelope = inst.open_content(
+            "outbox.envelope",
+            &[&self.id.to_be_bytes(), self.conversation_id.as_bytes()],
+            self.envelope,
+        )?;
+        Ok(OutboxEntry {
+            id: self.id,
+            conversation_id: self.conversation_id,
+            conversation_hint: self.conversation_hint,
+            delivery_address: self.delivery_address,
+            envelope,
+            created_at: Timestamp::from_millis(self.created_at),
+        })
     }
 }
 
 /// A new row of `inbox`, and the `INSERT` of it (see [`NewMessageRow`]).
 struct NewInboxRow<'a> {
+    /// Bound only when [`EXPLICIT_IDS`] (PostgreSQL).
+    id: i64,
     installation_id: i64,
     conversation_id: &'a str,
     content: &'a [u8],
@@ -78,11 +86,13 @@ struct NewInboxRow<'a> {
 }
 
 impl<'a> NewInboxRow<'a> {
-    fn new(inst: i64, entry: &NewInboxEntry<'a>) -> Self {
+    /// The row of `entry`, with `content` as stored (sealed on PostgreSQL).
+    fn new(inst: Inst<'_>, id: i64, entry: &NewInboxEntry<'a>, content: &'a [u8]) -> Self {
         Self {
-            installation_id: inst,
+            id,
+            installation_id: inst.id(),
             conversation_id: entry.conversation_id,
-            content: entry.content,
+            content,
             sent_at: entry.sent_at.as_millis(),
             received_at: entry.received_at.as_millis(),
             is_new_conversation: entry.is_new_conversation,
@@ -102,16 +112,21 @@ struct InboxRow {
     is_new_conversation: bool,
 }
 
-impl From<InboxRow> for InboxEntry {
-    fn from(row: InboxRow) -> Self {
-        Self {
-            id: row.id,
-            conversation_id: row.conversation_id,
-            content: row.content,
-            sent_at: Timestamp::from_millis(row.sent_at),
-            received_at: Timestamp::from_millis(row.received_at),
-            is_new_conversation: row.is_new_conversation,
-        }
+impl InboxRow {
+    fn into_domain(self, inst: Inst<'_>) -> Result<InboxEntry, PersistenceError> {
+        let content = inst.open_content(
+            "inbox.content",
+            &[&self.id.to_be_bytes(), self.conversation_id.as_bytes()],
+            self.content,
+        )?;
+        Ok(InboxEntry {
+            id: self.id,
+            conversation_id: self.conversation_id,
+            content,
+            sent_at: Timestamp::from_millis(self.sent_at),
+            received_at: Timestamp::from_millis(self.received_at),
+            is_new_conversation: self.is_new_conversation,
+        })
     }
 }
 
@@ -120,6 +135,8 @@ impl From<InboxRow> for InboxEntry {
 /// `inbox` and one `messages` row each, and diesel's generic `insert_into(…).values(…)` spent
 /// more time walking its value tuple to collect the binds than SQLite spent on the insert.
 struct NewMessageRow<'a> {
+    /// Bound only when [`EXPLICIT_IDS`] (PostgreSQL).
+    id: i64,
     installation_id: i64,
     conversation_id: &'a str,
     direction: &'a str,
@@ -134,10 +151,16 @@ impl QueryId for NewMessageRow<'_> {
 
 impl QueryFragment<Db> for NewMessageRow<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
-        out.push_sql(
-            "INSERT INTO messages (installation_id, conversation_id, direction, content, \
-             timestamp) VALUES (",
-        );
+        if EXPLICIT_IDS {
+            out.push_sql("INSERT INTO messages (id, ");
+        } else {
+            out.push_sql("INSERT INTO messages (");
+        }
+        out.push_sql("installation_id, conversation_id, direction, content, timestamp) VALUES (");
+        if EXPLICIT_IDS {
+            out.push_bind_param::<BigInt, _>(&self.id)?;
+            out.push_sql(", ");
+        }
         out.push_bind_param::<BigInt, _>(&self.installation_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Text, _>(self.conversation_id)?;
@@ -161,10 +184,19 @@ impl QueryId for NewInboxRow<'_> {
 
 impl QueryFragment<Db> for NewInboxRow<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        if EXPLICIT_IDS {
+            out.push_sql("INSERT INTO inbox (id, ");
+        } else {
+            out.push_sql("INSERT INTO inbox (");
+        }
         out.push_sql(
-            "INSERT INTO inbox (installation_id, conversation_id, content, sent_at, \
-             received_at, is_new_conversation) VALUES (",
+            "installation_id, conversation_id, content, sent_at, received_at, \
+             is_new_conversation) VALUES (",
         );
+        if EXPLICIT_IDS {
+            out.push_bind_param::<BigInt, _>(&self.id)?;
+            out.push_sql(", ");
+        }
         out.push_bind_param::<BigInt, _>(&self.installation_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Text, _>(self.conversation_id)?;
@@ -195,7 +227,12 @@ struct MessageRow {
 }
 
 impl MessageRow {
-    fn into_domain(self) -> Result<HistoryEntry, PersistenceError> {
+    fn into_domain(self, inst: Inst<'_>) -> Result<HistoryEntry, PersistenceError> {
+        let content = inst.open_content(
+            "messages.content",
+            &[&self.id.to_be_bytes(), self.conversation_id.as_bytes()],
+            self.content,
+        )?;
         let direction = Direction::parse(&self.direction).ok_or_else(|| {
             PersistenceError::corrupt(
                 "messages.direction",
@@ -206,7 +243,7 @@ impl MessageRow {
             id: self.id,
             conversation_id: self.conversation_id,
             direction,
-            content: self.content,
+            content,
             timestamp: Timestamp::from_millis(self.timestamp),
         })
     }
@@ -219,42 +256,52 @@ fn limit(n: usize) -> i64 {
 
 pub(crate) fn outbox_push(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     entry: &NewOutboxEntry<'_>,
 ) -> Result<i64, PersistenceError> {
-    diesel::insert_into(outbox::table)
-        .values(NewOutboxRow::new(inst, entry))
-        .execute(conn)?;
-    inserted_id(conn)
+    let reserved = reserve_id(conn, "outbox_id_seq")?;
+    let envelope = inst.seal(
+        "outbox.envelope",
+        &[&reserved.aad(), entry.conversation_id.as_bytes()],
+        entry.envelope,
+    );
+    insert_row!(
+        conn,
+        outbox::table,
+        &NewOutboxRow::new(inst, entry, &envelope),
+        outbox::id,
+        &reserved
+    )?;
+    reserved.inserted(conn)
 }
 
 pub(crate) fn outbox_pending(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     n: usize,
 ) -> Result<Vec<OutboxEntry>, PersistenceError> {
-    Ok(outbox::table
-        .filter(outbox::installation_id.eq(inst))
+    outbox::table
+        .filter(outbox::installation_id.eq(inst.id()))
         .order(outbox::id.asc())
         .limit(limit(n))
         .select(OutboxRow::as_select())
         .load(conn)?
         .into_iter()
-        .map(OutboxEntry::from)
-        .collect())
+        .map(|row| row.into_domain(inst))
+        .collect()
 }
 
 /// Deletes outbox entry `id` if it is installation `inst`'s: an id of another installation
 /// is `NotPending`, and its entry stays.
 pub(crate) fn outbox_delete(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     id: i64,
 ) -> Result<Delivered, PersistenceError> {
     let deleted = diesel::delete(
         outbox::table
             .find(id)
-            .filter(outbox::installation_id.eq(inst)),
+            .filter(outbox::installation_id.eq(inst.id())),
     )
     .execute(conn)?;
     Ok(match deleted {
@@ -263,9 +310,9 @@ pub(crate) fn outbox_delete(
     })
 }
 
-pub(crate) fn outbox_count(conn: &mut Conn, inst: i64) -> Result<usize, PersistenceError> {
+pub(crate) fn outbox_count(conn: &mut Conn, inst: Inst<'_>) -> Result<usize, PersistenceError> {
     let n: i64 = outbox::table
-        .filter(outbox::installation_id.eq(inst))
+        .filter(outbox::installation_id.eq(inst.id()))
         .count()
         .get_result(conn)?;
     Ok(count(n))
@@ -273,40 +320,46 @@ pub(crate) fn outbox_count(conn: &mut Conn, inst: i64) -> Result<usize, Persiste
 
 pub(crate) fn inbox_push(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     entry: &NewInboxEntry<'_>,
 ) -> Result<i64, PersistenceError> {
-    NewInboxRow::new(inst, entry).execute(conn)?;
-    inserted_id(conn)
+    let reserved = reserve_id(conn, "inbox_id_seq")?;
+    let content = inst.seal(
+        "inbox.content",
+        &[&reserved.aad(), entry.conversation_id.as_bytes()],
+        entry.content,
+    );
+    NewInboxRow::new(inst, reserved.id(), entry, &content).execute(conn)?;
+    reserved.inserted(conn)
 }
 
 pub(crate) fn inbox_pending(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     n: usize,
 ) -> Result<Vec<InboxEntry>, PersistenceError> {
-    Ok(inbox::table
-        .filter(inbox::installation_id.eq(inst))
+    inbox::table
+        .filter(inbox::installation_id.eq(inst.id()))
         .order(inbox::id.asc())
         .limit(limit(n))
         .select(InboxRow::as_select())
         .load(conn)?
         .into_iter()
-        .map(InboxEntry::from)
-        .collect())
+        .map(|row| row.into_domain(inst))
+        .collect()
 }
 
 /// Deletes inbox entry `id` if it is installation `inst`'s: an id of another installation
 /// is `NotPending`, and its entry stays.
 pub(crate) fn inbox_delete(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     id: i64,
 ) -> Result<Acknowledged, PersistenceError> {
     let deleted = diesel::delete(
         inbox::table
             .find(id)
-            .filter(inbox::installation_id.eq(inst)),
+            .filter(inbox::installation_id.eq(inst.id())),
     )
     .execute(conn)?;
     Ok(match deleted {
@@ -317,15 +370,22 @@ pub(crate) fn inbox_delete(
 
 pub(crate) fn history_push(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     entry: &NewHistoryEntry<'_>,
 ) -> Result<i64, PersistenceError> {
     let conversation_id = entry.conversation_id;
+    let reserved: Reserved = reserve_id(conn, "messages_id_seq")?;
+    let content = inst.seal(
+        "messages.content",
+        &[&reserved.aad(), conversation_id.as_bytes()],
+        entry.content,
+    );
     NewMessageRow {
-        installation_id: inst,
+        id: reserved.id(),
+        installation_id: inst.id(),
         conversation_id,
         direction: entry.direction.as_str(),
-        content: entry.content,
+        content: &content,
         timestamp: entry.timestamp.as_millis(),
     }
     .execute(conn)
@@ -336,24 +396,24 @@ pub(crate) fn history_push(
         ) => PersistenceError::NotFound(format!("conversation {conversation_id}")),
         other => other.into(),
     })?;
-    inserted_id(conn)
+    reserved.inserted(conn)
 }
 
 pub(crate) fn history(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     conversation_id: &str,
     n: usize,
 ) -> Result<Vec<HistoryEntry>, PersistenceError> {
     let mut entries = messages::table
-        .filter(messages::installation_id.eq(inst))
+        .filter(messages::installation_id.eq(inst.id()))
         .filter(messages::conversation_id.eq(conversation_id))
         .order(messages::id.desc())
         .limit(limit(n))
         .select(MessageRow::as_select())
         .load(conn)?
         .into_iter()
-        .map(MessageRow::into_domain)
+        .map(|row| row.into_domain(inst))
         .collect::<Result<Vec<_>, _>>()?;
     entries.reverse();
     Ok(entries)
@@ -393,12 +453,12 @@ impl RunQueryDsl<Conn> for InsertProcessed<'_> {}
 
 pub(crate) fn mark_processed(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     digest: &[u8; 32],
     at: Timestamp,
 ) -> Result<Processed, PersistenceError> {
     let n = InsertProcessed {
-        installation_id: inst,
+        installation_id: inst.id(),
         digest: &digest[..],
         processed_at: at.as_millis(),
     }
@@ -411,23 +471,23 @@ pub(crate) fn mark_processed(
 
 pub(crate) fn is_processed(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     digest: &[u8; 32],
 ) -> Result<bool, PersistenceError> {
     Ok(diesel::select(diesel::dsl::exists(
-        processed_envelopes::table.find((inst, &digest[..])),
+        processed_envelopes::table.find((inst.id(), &digest[..])),
     ))
     .get_result(conn)?)
 }
 
 pub(crate) fn forget_processed_before(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     before: Timestamp,
 ) -> Result<usize, PersistenceError> {
     Ok(diesel::delete(
         processed_envelopes::table
-            .filter(processed_envelopes::installation_id.eq(inst))
+            .filter(processed_envelopes::installation_id.eq(inst.id()))
             .filter(processed_envelopes::processed_at.lt(before.as_millis())),
     )
     .execute(conn)?)

@@ -47,6 +47,18 @@ where
 }
 
 impl SecretBlob {
+    /// Wraps secret bytes (opened from a sealed cell).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn new(bytes: Zeroizing<Vec<u8>>) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes as stored.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The secret as a 32-byte array, or `Corrupt` naming `location`.
     pub(crate) fn key_bytes(
         &self,
@@ -72,6 +84,74 @@ impl SecretBlob {
     ) -> Result<K, PersistenceError> {
         let bytes = self.key_bytes(location)?;
         Ok(wrap(*bytes))
+    }
+}
+
+/// The row context every repository function takes (`inst`): the installation and how its
+/// cells are stored. The SQLite mount passes the installation id itself (an `i64`: rows are
+/// stored as they are, SQLCipher encrypts the whole file, so sealing is the identity and
+/// costs nothing); the PostgreSQL mount passes the installation's row cipher
+/// (`crate::crypt::RowCipher`), which seals secret columns and contents (docs/postgres-plan.md
+/// §3). `location` is always `table.column`; `key` the row's key columns (besides the
+/// installation).
+pub(crate) trait RowCx: Copy {
+    /// The installation id.
+    fn id(self) -> i64;
+    /// The value to store for `plain` in the cell `location` of the row keyed by `key`.
+    fn seal<'p>(
+        self,
+        location: &'static str,
+        key: &[&[u8]],
+        plain: &'p [u8],
+    ) -> std::borrow::Cow<'p, [u8]>;
+    /// The secret a stored cell holds, or `Undecryptable`.
+    fn open_secret(
+        self,
+        location: &'static str,
+        key: &[&[u8]],
+        stored: SecretBlob,
+    ) -> Result<SecretBlob, PersistenceError>;
+    /// The content a stored cell holds, or `Undecryptable`.
+    fn open_content(
+        self,
+        location: &'static str,
+        key: &[&[u8]],
+        stored: Vec<u8>,
+    ) -> Result<Vec<u8>, PersistenceError>;
+}
+
+/// SQLite: the installation id; cells stored as they are.
+impl RowCx for i64 {
+    #[inline(always)]
+    fn id(self) -> i64 {
+        self
+    }
+    #[inline(always)]
+    fn seal<'p>(
+        self,
+        _location: &'static str,
+        _key: &[&[u8]],
+        plain: &'p [u8],
+    ) -> std::borrow::Cow<'p, [u8]> {
+        std::borrow::Cow::Borrowed(plain)
+    }
+    #[inline(always)]
+    fn open_secret(
+        self,
+        _location: &'static str,
+        _key: &[&[u8]],
+        stored: SecretBlob,
+    ) -> Result<SecretBlob, PersistenceError> {
+        Ok(stored)
+    }
+    #[inline(always)]
+    fn open_content(
+        self,
+        _location: &'static str,
+        _key: &[&[u8]],
+        stored: Vec<u8>,
+    ) -> Result<Vec<u8>, PersistenceError> {
+        Ok(stored)
     }
 }
 

@@ -6,20 +6,68 @@ use diesel::prelude::*;
 use crate::error::PersistenceError;
 pub(crate) use crate::schema_pg as schema;
 
-pub(crate) use super::{SecretBlob, count, counter, keycache, now_millis, public_key};
+pub(crate) use super::{RowCx, SecretBlob, count, counter, keycache, now_millis, public_key};
+
+/// `… FOR UPDATE`: the row stays locked until the transaction ends; another transaction that
+/// wants to advance the same conversation waits here, then reads the committed state (the
+/// ratchet is never forked; docs/postgres-plan.md §4). A macro: diesel's lock marker type is
+/// private, so the bound cannot be named.
+macro_rules! for_update {
+    ($query:expr) => {
+        diesel::QueryDsl::for_update($query)
+    };
+}
 
 /// The connection every repository function of this mount takes.
 pub(crate) type Conn = PgConnection;
 /// The backend of [`Conn`].
 pub(crate) type Db = diesel::pg::Pg;
 
-/// The id of the row just inserted: `lastval()`, the latest value this session took from a
-/// sequence (every id column is an identity column, so that is the insert's id).
-pub(crate) fn inserted_id(conn: &mut Conn) -> Result<i64, PersistenceError> {
+/// The row context (`inst`) of this mount: the installation's row cipher (see
+/// [`super::RowCx`]).
+pub(crate) type Inst<'a> = &'a crate::crypt::RowCipher;
+
+/// Whether inserts into `inbox`, `messages` and `outbox` name their id: yes, it is reserved
+/// first, because it is part of the sealed content's associated data.
+pub(crate) const EXPLICIT_IDS: bool = true;
+
+/// An id taken from the table's identity sequence before the insert.
+pub(crate) struct Reserved(i64);
+
+impl Reserved {
+    /// The id's part of the associated data (8 bytes, big-endian).
+    pub(crate) fn aad(&self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+    /// The id to bind.
+    pub(crate) fn id(&self) -> i64 {
+        self.0
+    }
+    /// The id of the row just inserted: the reserved one.
+    pub(crate) fn inserted(self, _conn: &mut Conn) -> Result<i64, PersistenceError> {
+        Ok(self.0)
+    }
+}
+
+/// One id from `sequence` (`nextval`, one round trip).
+pub(crate) fn reserve_id(conn: &mut Conn, sequence: &str) -> Result<Reserved, PersistenceError> {
     Ok(
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("lastval()"))
-            .get_result(conn)?,
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "nextval('{sequence}')"
+        )))
+        .get_result(conn)
+        .map(Reserved)?,
     )
+}
+
+/// `INSERT INTO $table` of `$row` (an `Insertable`) with the reserved id.
+macro_rules! insert_row {
+    ($conn:expr, $table:expr, $row:expr, $id_column:expr, $reserved:expr) => {{
+        let reserved: &super::Reserved = $reserved;
+        diesel::insert_into($table)
+            .values(($row, $id_column.eq(reserved.id())))
+            .execute($conn)
+    }};
 }
 
 /// Inserts a skipped key; one already stored under the same (chain, number) is replaced and

@@ -9,6 +9,8 @@
 //! own `UPDATE` statements are re-prepared on every call, which cost more than the rest of a
 //! save.
 
+use std::borrow::Cow;
+
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -20,14 +22,13 @@ use domain_ratchet::{
 
 use super::keycache::KeyPairCache;
 use super::schema::{ratchet_states, skipped_keys};
-use super::{Conn, Db, SecretBlob, count, counter, insert_skipped, public_key};
+use super::{Conn, Db, Inst, RowCx, SecretBlob, count, counter, insert_skipped, public_key};
 use crate::error::PersistenceError;
 
 /// A row of `ratchet_states`.
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = ratchet_states, check_for_backend(super::Db))]
 pub(crate) struct RatchetStateRow {
-    #[allow(dead_code)]
     pub conversation_id: String,
     pub root_key: SecretBlob,
     pub sending_chain: Option<SecretBlob>,
@@ -64,20 +65,35 @@ pub(crate) struct NewRatchetStateRow<'a> {
 }
 
 impl RatchetStateRow {
-    fn into_domain(self, keys: &mut KeyPairCache) -> Result<RatchetState, PersistenceError> {
-        let root_key = self
-            .root_key
+    fn into_domain(
+        self,
+        inst: Inst<'_>,
+        keys: &mut KeyPairCache,
+    ) -> Result<RatchetState, PersistenceError> {
+        let aad_key: &[&[u8]] = &[self.conversation_id.as_bytes()];
+        let root_key = inst
+            .open_secret("ratchet_states.root_key", aad_key, self.root_key)?
             .key("ratchet_states.root_key", RootKey::from_bytes)?;
         let sending_chain = self
             .sending_chain
-            .map(|b| b.key("ratchet_states.sending_chain", ChainKey::from_bytes))
+            .map(|b| {
+                inst.open_secret("ratchet_states.sending_chain", aad_key, b)?
+                    .key("ratchet_states.sending_chain", ChainKey::from_bytes)
+            })
             .transpose()?;
         let receiving_chain = self
             .receiving_chain
-            .map(|b| b.key("ratchet_states.receiving_chain", ChainKey::from_bytes))
+            .map(|b| {
+                inst.open_secret("ratchet_states.receiving_chain", aad_key, b)?
+                    .key("ratchet_states.receiving_chain", ChainKey::from_bytes)
+            })
             .transpose()?;
-        let secret = self
-            .dh_self_secret
+        let secret = inst
+            .open_secret(
+                "ratchet_states.dh_self_secret",
+                aad_key,
+                self.dh_self_secret,
+            )?
             .key_bytes("ratchet_states.dh_self_secret")?;
         let public = public_key(&self.dh_self_public, "ratchet_states.dh_self_public")?;
         // The domain offers no constructor from both halves, so the pair is rebuilt from the
@@ -131,49 +147,65 @@ pub(crate) struct NewSkippedKeyRow<'a> {
 }
 
 impl SkippedKeyRow {
-    fn into_domain(self) -> Result<SkippedKey, PersistenceError> {
+    fn into_domain(
+        self,
+        inst: Inst<'_>,
+        conversation_id: &str,
+    ) -> Result<SkippedKey, PersistenceError> {
+        let message_key = inst.open_secret(
+            "skipped_keys.message_key",
+            &[
+                conversation_id.as_bytes(),
+                &self.public_key,
+                &self.msg_num.to_be_bytes(),
+            ],
+            self.message_key,
+        )?;
         Ok(SkippedKey {
             dh_pub: public_key(&self.public_key, "skipped_keys.public_key")?,
             msg_num: counter(self.msg_num, "skipped_keys.msg_num")?,
-            message_key: self
-                .message_key
-                .key("skipped_keys.message_key", MessageKey::from_bytes)?,
+            message_key: message_key.key("skipped_keys.message_key", MessageKey::from_bytes)?,
             stored_at: Timestamp::from_millis(self.stored_at),
         })
     }
 }
 
-/// Loads the state of a conversation.
+/// Loads the state of a conversation. On PostgreSQL the row is locked until the transaction
+/// ends (`FOR UPDATE`): a load is followed by the save of the advanced state.
 pub(crate) fn load(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     keys: &mut KeyPairCache,
     conversation_id: &str,
 ) -> Result<Option<RatchetState>, PersistenceError> {
-    ratchet_states::table
-        .find((inst, conversation_id))
-        .select(RatchetStateRow::as_select())
-        .first(conn)
-        .optional()?
-        .map(|row| row.into_domain(keys))
-        .transpose()
+    for_update!(
+        ratchet_states::table
+            .find((inst.id(), conversation_id))
+            .select(RatchetStateRow::as_select())
+    )
+    .first(conn)
+    .optional()?
+    .map(|row| row.into_domain(inst, keys))
+    .transpose()
 }
 
 /// Loads the state of a conversation with its stored `skipped_bound` (for a batch, which
 /// keeps both in memory and writes them once).
 pub(crate) fn load_with_bound(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     keys: &mut KeyPairCache,
     conversation_id: &str,
 ) -> Result<Option<(RatchetState, i64)>, PersistenceError> {
-    ratchet_states::table
-        .find((inst, conversation_id))
-        .select((RatchetStateRow::as_select(), ratchet_states::skipped_bound))
-        .first::<(RatchetStateRow, i64)>(conn)
-        .optional()?
-        .map(|(row, bound)| Ok((row.into_domain(keys)?, bound)))
-        .transpose()
+    for_update!(
+        ratchet_states::table
+            .find((inst.id(), conversation_id))
+            .select((RatchetStateRow::as_select(), ratchet_states::skipped_bound))
+    )
+    .first::<(RatchetStateRow, i64)>(conn)
+    .optional()?
+    .map(|(row, bound)| Ok((row.into_domain(inst, keys)?, bound)))
+    .transpose()
 }
 
 /// Replaces the state and applies the delta, atomically.
@@ -183,7 +215,7 @@ pub(crate) fn load_with_bound(
 /// savepoint inside the caller's transaction.
 pub(crate) fn save(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     keys: &mut KeyPairCache,
     conversation_id: &str,
     state: &RatchetState,
@@ -192,11 +224,12 @@ pub(crate) fn save(
     let secret = state.dh_self().secret_bytes();
     let public = state.dh_self().public();
     let dh_remote = state.dh_remote();
+    let sealed = SealedSecrets::new(inst, conversation_id, state, &secret);
     let row = state_row(
         inst,
         conversation_id,
         state,
-        &secret,
+        &sealed,
         &public,
         dh_remote.as_ref(),
     );
@@ -206,7 +239,7 @@ pub(crate) fn save(
     } else {
         conn.transaction(|conn| -> Result<(), PersistenceError> {
             let old_bound: i64 = ratchet_states::table
-                .find((inst, conversation_id))
+                .find((inst.id(), conversation_id))
                 .select(ratchet_states::skipped_bound)
                 .first(conn)
                 .optional()?
@@ -219,22 +252,53 @@ pub(crate) fn save(
     Ok(())
 }
 
-/// The row of `state`, borrowing the key bytes (`secret` and `public` are `dh_self`'s).
+/// A state's secret columns as stored: borrowed on SQLite, sealed on PostgreSQL (associated
+/// data: the conversation id).
+struct SealedSecrets<'a> {
+    root_key: Cow<'a, [u8]>,
+    sending_chain: Option<Cow<'a, [u8]>>,
+    receiving_chain: Option<Cow<'a, [u8]>>,
+    dh_self_secret: Cow<'a, [u8]>,
+}
+
+impl<'a> SealedSecrets<'a> {
+    /// `secret` is `state.dh_self()`'s.
+    fn new(
+        inst: Inst<'_>,
+        conversation_id: &str,
+        state: &'a RatchetState,
+        secret: &'a [u8; domain_ratchet::KEY_LEN],
+    ) -> Self {
+        let key: &[&[u8]] = &[conversation_id.as_bytes()];
+        Self {
+            root_key: inst.seal("ratchet_states.root_key", key, state.root_key().as_bytes()),
+            sending_chain: state
+                .sending_chain()
+                .map(|k| inst.seal("ratchet_states.sending_chain", key, k.as_bytes())),
+            receiving_chain: state
+                .receiving_chain()
+                .map(|k| inst.seal("ratchet_states.receiving_chain", key, k.as_bytes())),
+            dh_self_secret: inst.seal("ratchet_states.dh_self_secret", key, &secret[..]),
+        }
+    }
+}
+
+/// The row of `state`, borrowing the stored secrets (`sealed`) and `public` (`dh_self`'s).
 fn state_row<'a>(
-    inst: i64,
+    inst: Inst<'_>,
     conversation_id: &'a str,
     state: &'a RatchetState,
-    secret: &'a [u8; domain_ratchet::KEY_LEN],
+    sealed: &'a SealedSecrets<'a>,
     public: &'a PublicKey,
     dh_remote: Option<&'a PublicKey>,
 ) -> NewRatchetStateRow<'a> {
     NewRatchetStateRow {
-        installation_id: inst,
+        installation_id: inst.id(),
         conversation_id,
-        root_key: state.root_key().as_bytes(),
-        sending_chain: state.sending_chain().map(|k| &k.as_bytes()[..]),
-        receiving_chain: state.receiving_chain().map(|k| &k.as_bytes()[..]),
-        dh_self_secret: &secret[..],
+        root_key: &sealed.root_key,
+        sending_chain: sealed.sending_chain.as_deref(),
+        receiving_chain: sealed.receiving_chain.as_deref(),
+        dh_self_secret: &sealed.dh_self_secret,
         dh_self_public: public.as_bytes(),
         dh_remote: dh_remote.map(|k| &k.as_bytes()[..]),
         msg_send: i64::from(state.msg_send()),
@@ -250,7 +314,7 @@ fn state_row<'a>(
 /// part of the delta written (for a caller that undoes the whole item on any failure).
 pub(crate) fn save_delta(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     conversation_id: &str,
     delta: &SkippedKeyDelta,
     old_bound: i64,
@@ -270,7 +334,7 @@ pub(crate) fn save_delta(
 /// its `skipped_bound`. With [`save_delta`], the same rows as [`save`].
 pub(crate) fn write_state(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     keys: &mut KeyPairCache,
     conversation_id: &str,
     state: &RatchetState,
@@ -279,13 +343,14 @@ pub(crate) fn write_state(
     let secret = state.dh_self().secret_bytes();
     let public = state.dh_self().public();
     let dh_remote = state.dh_remote();
+    let sealed = SealedSecrets::new(inst, conversation_id, state, &secret);
     write_row(
         conn,
         &state_row(
             inst,
             conversation_id,
             state,
-            &secret,
+            &sealed,
             &public,
             dh_remote.as_ref(),
         ),
@@ -377,7 +442,7 @@ fn not_found_on_fk(error: DieselError, conversation_id: &str) -> PersistenceErro
 /// bound on the conversation's key count and returns the new one.
 fn apply_delta(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     conversation_id: &str,
     delta: &SkippedKeyDelta,
     old_bound: i64,
@@ -389,7 +454,7 @@ fn apply_delta(
     for (dh_pub, msg_num) in &delta.removed {
         removed += diesel::delete(
             skipped_keys::table
-                .filter(skipped_keys::installation_id.eq(inst))
+                .filter(skipped_keys::installation_id.eq(inst.id()))
                 .filter(skipped_keys::conversation_id.eq(conversation_id))
                 .filter(skipped_keys::public_key.eq(&dh_pub.as_bytes()[..]))
                 .filter(skipped_keys::msg_num.eq(i64::from(*msg_num))),
@@ -402,12 +467,22 @@ fn apply_delta(
     // prepared again for every distinct row count (and diesel runs a `Vec` of rows as one
     // insert per row inside a savepoint anyway).
     for k in &delta.inserted {
+        let msg_num = i64::from(k.msg_num);
+        let message_key = inst.seal(
+            "skipped_keys.message_key",
+            &[
+                conversation_id.as_bytes(),
+                k.dh_pub.as_bytes(),
+                &msg_num.to_be_bytes(),
+            ],
+            k.message_key.as_bytes(),
+        );
         let row = NewSkippedKeyRow {
-            installation_id: inst,
+            installation_id: inst.id(),
             conversation_id,
             public_key: k.dh_pub.as_bytes(),
-            msg_num: i64::from(k.msg_num),
-            message_key: k.message_key.as_bytes(),
+            msg_num,
+            message_key: &message_key,
             stored_at: k.stored_at.as_millis(),
         };
         // A key already stored under the same (chain, number) is replaced and then counts as
@@ -428,7 +503,7 @@ fn apply_delta(
     // The bound says the cap may be exceeded: count for real (the only O(n) step, taken only
     // when keys beyond the cap are actually being evicted or the bound is stale).
     let stored: i64 = skipped_keys::table
-        .filter(skipped_keys::installation_id.eq(inst))
+        .filter(skipped_keys::installation_id.eq(inst.id()))
         .filter(skipped_keys::conversation_id.eq(conversation_id))
         .count()
         .get_result(conn)?;
@@ -440,7 +515,7 @@ fn apply_delta(
         // `2026-11-29-220000_drop_skipped_keys_conversation_order`).
         let offset = i64::try_from(excess - 1).unwrap_or(i64::MAX);
         let cutoff: i64 = skipped_keys::table
-            .filter(skipped_keys::installation_id.eq(inst))
+            .filter(skipped_keys::installation_id.eq(inst.id()))
             .filter(skipped_keys::conversation_id.eq(conversation_id))
             .order(skipped_keys::id.asc())
             .select(skipped_keys::id)
@@ -448,7 +523,7 @@ fn apply_delta(
             .first(conn)?;
         diesel::delete(
             skipped_keys::table
-                .filter(skipped_keys::installation_id.eq(inst))
+                .filter(skipped_keys::installation_id.eq(inst.id()))
                 .filter(skipped_keys::conversation_id.eq(conversation_id))
                 .filter(skipped_keys::id.le(cutoff)),
         )
@@ -460,18 +535,18 @@ fn apply_delta(
 /// Deletes a state and its skipped keys; whether a state existed.
 pub(crate) fn delete(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     conversation_id: &str,
 ) -> Result<bool, PersistenceError> {
     conn.transaction(|conn| -> Result<bool, PersistenceError> {
         diesel::delete(
             skipped_keys::table
-                .filter(skipped_keys::installation_id.eq(inst))
+                .filter(skipped_keys::installation_id.eq(inst.id()))
                 .filter(skipped_keys::conversation_id.eq(conversation_id)),
         )
         .execute(conn)?;
-        let n =
-            diesel::delete(ratchet_states::table.find((inst, conversation_id))).execute(conn)?;
+        let n = diesel::delete(ratchet_states::table.find((inst.id(), conversation_id)))
+            .execute(conn)?;
         Ok(n > 0)
     })
 }
@@ -479,11 +554,11 @@ pub(crate) fn delete(
 /// Whether a state exists.
 pub(crate) fn exists(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     conversation_id: &str,
 ) -> Result<bool, PersistenceError> {
     Ok(diesel::select(diesel::dsl::exists(
-        ratchet_states::table.find((inst, conversation_id)),
+        ratchet_states::table.find((inst.id(), conversation_id)),
     ))
     .get_result(conn)?)
 }
@@ -491,21 +566,31 @@ pub(crate) fn exists(
 /// One skipped key.
 pub(crate) fn load_skipped(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     conversation_id: &str,
     dh_pub: &PublicKey,
     msg_num: u32,
 ) -> Result<Option<SkippedKey>, PersistenceError> {
+    let number = i64::from(msg_num);
     let found = SelectSkippedKey {
-        installation_id: inst,
+        installation_id: inst.id(),
         conversation_id,
         public_key: dh_pub.as_bytes(),
-        msg_num: i64::from(msg_num),
+        msg_num: number,
     }
     .get_result::<(SecretBlob, i64)>(conn)
     .optional()?;
     found
         .map(|(message_key, stored_at)| {
+            let message_key = inst.open_secret(
+                "skipped_keys.message_key",
+                &[
+                    conversation_id.as_bytes(),
+                    dh_pub.as_bytes(),
+                    &number.to_be_bytes(),
+                ],
+                message_key,
+            )?;
             Ok(SkippedKey {
                 dh_pub: *dh_pub,
                 msg_num,
@@ -556,28 +641,28 @@ impl RunQueryDsl<Conn> for SelectSkippedKey<'_> {}
 /// Every skipped key of a conversation, oldest inserted first.
 pub(crate) fn load_all_skipped(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     conversation_id: &str,
 ) -> Result<Vec<SkippedKey>, PersistenceError> {
     skipped_keys::table
-        .filter(skipped_keys::installation_id.eq(inst))
+        .filter(skipped_keys::installation_id.eq(inst.id()))
         .filter(skipped_keys::conversation_id.eq(conversation_id))
         .order(skipped_keys::id.asc())
         .select(SkippedKeyRow::as_select())
         .load(conn)?
         .into_iter()
-        .map(SkippedKeyRow::into_domain)
+        .map(|row| row.into_domain(inst, conversation_id))
         .collect()
 }
 
 /// Number of skipped keys of a conversation.
 pub(crate) fn count_skipped(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     conversation_id: &str,
 ) -> Result<usize, PersistenceError> {
     let n: i64 = skipped_keys::table
-        .filter(skipped_keys::installation_id.eq(inst))
+        .filter(skipped_keys::installation_id.eq(inst.id()))
         .filter(skipped_keys::conversation_id.eq(conversation_id))
         .count()
         .get_result(conn)?;
@@ -588,13 +673,13 @@ pub(crate) fn count_skipped(
 /// statement (range scan on `idx_skipped_keys_stored_at`).
 pub(crate) fn expire(
     conn: &mut Conn,
-    inst: i64,
+    inst: Inst<'_>,
     older_than: Timestamp,
 ) -> Result<usize, PersistenceError> {
     let older_than = older_than.as_millis();
     Ok(diesel::delete(
         skipped_keys::table
-            .filter(skipped_keys::installation_id.eq(inst))
+            .filter(skipped_keys::installation_id.eq(inst.id()))
             .filter(skipped_keys::stored_at.lt(older_than)),
     )
     .execute(conn)?)

@@ -7,7 +7,57 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use crate::error::PersistenceError;
 pub(crate) use crate::schema;
 
-pub(crate) use super::{SecretBlob, count, counter, keycache, now_millis, public_key};
+pub(crate) use super::{RowCx, SecretBlob, count, counter, keycache, now_millis, public_key};
+
+/// The row context (`inst`) of this mount: the installation id (see [`super::RowCx`]).
+pub(crate) type Inst<'a> = i64;
+
+/// Whether inserts into `inbox`, `messages` and `outbox` name their id: no, SQLite assigns
+/// the rowid (the statements are the same as before PostgreSQL existed).
+pub(crate) const EXPLICIT_IDS: bool = false;
+
+/// The id of a row about to be inserted: SQLite assigns it at the insert, so nothing is
+/// reserved and the sealed content's associated data (unused here) has no id.
+pub(crate) struct Reserved;
+
+impl Reserved {
+    /// The id's part of the associated data: none.
+    #[inline(always)]
+    pub(crate) fn aad(&self) -> [u8; 0] {
+        []
+    }
+    /// The id to bind when [`EXPLICIT_IDS`]: unused.
+    #[inline(always)]
+    pub(crate) fn id(&self) -> i64 {
+        0
+    }
+    /// The id of the row just inserted (`last_insert_rowid()`).
+    #[inline(always)]
+    pub(crate) fn inserted(self, conn: &mut Conn) -> Result<i64, PersistenceError> {
+        inserted_id(conn)
+    }
+}
+
+/// Nothing to reserve (the rowid is assigned at the insert).
+#[inline(always)]
+pub(crate) fn reserve_id(_conn: &mut Conn, _sequence: &str) -> Result<Reserved, PersistenceError> {
+    Ok(Reserved)
+}
+
+/// `INSERT INTO $table` of `$row` (an `Insertable`): the rowid is assigned.
+macro_rules! insert_row {
+    ($conn:expr, $table:expr, $row:expr, $id_column:expr, $reserved:expr) => {{
+        let _: &super::Reserved = $reserved;
+        diesel::insert_into($table).values($row).execute($conn)
+    }};
+}
+
+/// No row lock: `BEGIN IMMEDIATE` already holds the database's write lock.
+macro_rules! for_update {
+    ($query:expr) => {
+        $query
+    };
+}
 
 /// The connection every repository function of this mount takes.
 pub(crate) type Conn = SqliteConnection;
