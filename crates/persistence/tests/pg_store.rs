@@ -660,3 +660,77 @@ mod sha2_digest {
         sha2::Sha256::digest(bytes).into()
     }
 }
+
+thread_local! {
+    /// Statements and transaction events this thread's connections ran (see
+    /// `count_round_trips`).
+    static ROUND_TRIPS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// Counts, per thread, the queries (`StartQuery`) and the transaction statements (`BEGIN`,
+/// `COMMIT`, savepoints) of every connection opened after it is installed.
+fn count_round_trips() -> Option<Box<dyn diesel::connection::Instrumentation>> {
+    use diesel::connection::InstrumentationEvent as E;
+    Some(Box::new(|event: E<'_>| match event {
+        E::StartQuery { .. } => ROUND_TRIPS.with(|c| c.set((c.get().0 + 1, c.get().1))),
+        E::BeginTransaction { .. }
+        | E::CommitTransaction { .. }
+        | E::RollbackTransaction { .. } => ROUND_TRIPS.with(|c| c.set((c.get().0, c.get().1 + 1))),
+        _ => {}
+    }))
+}
+
+/// Measures the SQL round trips of receiving one envelope the way a client does (check the
+/// digest, handle, record; one unit of work) and of sending one, and prints them. Asserts
+/// only that each is one transaction (with a savepoint when a skipped-key delta is saved).
+#[test]
+fn round_trips_per_envelope() {
+    let Some(server) = server_url() else { return };
+    diesel::connection::set_default_instrumentation(count_round_trips).unwrap();
+    let db = TestDb::new(&server, "trips");
+    let pool = db.pool();
+    let config = ChatConfig::default();
+    let mut saro = PgDatabase::open(&pool, Some(&key(1)), "saro").unwrap();
+    let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
+    let (saro_id, _) = handshake(&mut saro, &mut raya, &config);
+    let envs: Vec<OutboundEnvelope> = (0..3u8)
+        .map(|i| send(&mut saro, &config, &saro_id, &[i], 2_000))
+        .collect();
+    let measure = |f: &mut dyn FnMut()| {
+        ROUND_TRIPS.with(|c| c.set((0, 0)));
+        f();
+        ROUND_TRIPS.with(|c| c.get())
+    };
+    let mut receive_counted = |raya: &mut PgDatabase, env: &OutboundEnvelope| {
+        let digest = sha2_digest::digest(&env.bytes);
+        measure(&mut || {
+            unit(raya, |tx| {
+                assert!(!tx.is_envelope_processed(&digest)?);
+                let outcome = handle_envelope(tx, &config, &env.bytes, ms(2_001))?;
+                tx.mark_envelope_processed(&digest, ms(2_001))?;
+                Ok(content(outcome))
+            })
+            .unwrap();
+        })
+    };
+    // In order, then one that uses a stored (skipped) key.
+    let in_order = receive_counted(&mut raya, &envs[0]);
+    let skipping = receive_counted(&mut raya, &envs[2]);
+    let from_skipped = receive_counted(&mut raya, &envs[1]);
+    let sending = measure(&mut || {
+        send(&mut saro, &config, &saro_id, b"x", 3_000);
+    });
+    for (what, (queries, tx)) in [
+        ("receive, in order", in_order),
+        ("receive, storing a skipped key", skipping),
+        ("receive, using a skipped key", from_skipped),
+        ("send", sending),
+    ] {
+        eprintln!(
+            "round trips per envelope ({what}): {queries} statements + {tx} transaction statements"
+        );
+        assert!(queries > 0);
+        // BEGIN and COMMIT, and a savepoint (SAVEPOINT, RELEASE) around a skipped-key delta.
+        assert!(tx == 2 || tx == 4, "{what}: {tx} transaction statements");
+    }
+}
