@@ -487,6 +487,11 @@ fn persistence_code(error: &lc::PersistenceError) -> i32 {
         P::Migration(_) => LIBCHAT_ERR_MIGRATION,
         P::Corrupt { .. } => LIBCHAT_ERR_CORRUPT,
         P::NotFound(_) | P::Query(_) => LIBCHAT_ERR_STORAGE,
+        // PostgreSQL only (the C ABI opens SQLite files): mapped for completeness.
+        P::WrongDatabaseKey { .. } => LIBCHAT_ERR_WRONG_KEY,
+        P::Undecryptable { .. } => LIBCHAT_ERR_CORRUPT,
+        P::KeyRequired => LIBCHAT_ERR_INVALID_ARGUMENT,
+        P::Postgres(_) => LIBCHAT_ERR_CANNOT_OPEN,
     }
 }
 

@@ -141,10 +141,11 @@ pub enum PersistenceError {
     /// A write found no target it relies on (e.g. a ratchet state for an unknown conversation).
     #[error("not found: {0}")]
     NotFound(String),
-    /// A PostgreSQL error (connection, pool, migration, schema status).
-    #[cfg(feature = "postgres")]
+    /// A PostgreSQL error (connection, pool, migration, schema status): a
+    /// `persistence::postgres::PostgresError` (feature `postgres`; downcast it). The variant
+    /// exists without the feature so that matches on this enum do not depend on it.
     #[error(transparent)]
-    Postgres(#[from] crate::postgres::PostgresError),
+    Postgres(Box<dyn std::error::Error + Send + Sync>),
     /// Any other database error.
     #[error(transparent)]
     Query(diesel::result::Error),
@@ -188,6 +189,13 @@ impl From<diesel::result::Error> for PersistenceError {
         } else {
             Self::Query(error)
         }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<crate::postgres::PostgresError> for PersistenceError {
+    fn from(error: crate::postgres::PostgresError) -> Self {
+        Self::Postgres(Box::new(error))
     }
 }
 

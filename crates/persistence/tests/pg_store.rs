@@ -701,7 +701,7 @@ fn round_trips_per_envelope() {
         f();
         ROUND_TRIPS.with(|c| c.get())
     };
-    let mut receive_counted = |raya: &mut PgDatabase, env: &OutboundEnvelope| {
+    let receive_counted = |raya: &mut PgDatabase, env: &OutboundEnvelope| {
         let digest = sha2_digest::digest(&env.bytes);
         measure(&mut || {
             unit(raya, |tx| {
