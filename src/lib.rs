@@ -63,6 +63,8 @@ pub use persistence::{
     Installation, LegacyImportError, Location, MAX_INSTALLATION_NAME_LEN, MigrationMode,
     PermissionWarning, PersistenceError, SchemaStatus, import_legacy, validate_installation_name,
 };
+#[cfg(feature = "postgres")]
+pub use persistence::{MAX_RETRIES, PgDatabase, PgTx, PostgresKey, SEALED_KEY_LEN, postgres};
 pub use schema::{installations, migrate_schema, permission_warnings, schema_status};
 
 // The README's examples compile and run as doctests.

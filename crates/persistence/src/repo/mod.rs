@@ -9,10 +9,7 @@
 //! PostgreSQL existed (same statements, same prepared-statement cache keys).
 
 pub(crate) mod keycache;
-// Compiled and tested against a real server (`pg_mount_tests`); the PostgreSQL `Database`
-// that calls it is not built yet (docs/postgres-plan.md status header).
 #[cfg(feature = "postgres")]
-#[allow(dead_code)]
 pub(crate) mod pg;
 pub(crate) mod sqlite;
 
