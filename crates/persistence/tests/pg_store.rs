@@ -734,3 +734,59 @@ fn round_trips_per_envelope() {
         assert!(tx == 2 || tx == 4, "{what}: {tx} transaction statements");
     }
 }
+
+/// The `PersistenceError` a store call reported (the tests' transactions return it).
+fn unbox(error: StoreError) -> PersistenceError {
+    match error {
+        StoreError::Backend(inner) => *inner.downcast::<PersistenceError>().unwrap(),
+        other => panic!("expected a database error, got {other:?}"),
+    }
+}
+
+/// Two processes locking two conversations' ratchet rows in opposite orders deadlock; the
+/// server aborts one, which `transaction_retrying` runs again: both succeed, one retry
+/// counted.
+#[test]
+fn a_deadlock_is_retried_and_counted() {
+    let Some(server) = server_url() else { return };
+    let db = TestDb::new(&server, "deadlock");
+    let config = ChatConfig::default();
+    let ids = {
+        let pool = db.pool();
+        let mut saro = PgDatabase::open(&pool, Some(&key(1)), "saro").unwrap();
+        let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
+        let mut mira = PgDatabase::open(&pool, Some(&key(1)), "mira").unwrap();
+        let (first, _) = handshake(&mut saro, &mut raya, &config);
+        // A second conversation of Saro's (his identity is kept: `handshake` saves a new one,
+        // which only changes what later bundles and handshakes use).
+        let (second, _) = handshake(&mut saro, &mut mira, &config);
+        [first, second]
+    };
+    let barrier = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2usize)
+        .map(|t| {
+            let url = db.url.clone();
+            let ids = ids.clone();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let pool = PgPool::open(PostgresConfig::from_url(&url).unwrap()).unwrap();
+                let mut saro = PgDatabase::open(&pool, Some(&key(1)), "saro").unwrap();
+                let (a, b) = (&ids[t], &ids[1 - t]);
+                let mut first_attempt = true;
+                saro.transaction_retrying(|tx| {
+                    tx.load_ratchet_state(a).map_err(unbox)?.unwrap();
+                    if std::mem::take(&mut first_attempt) {
+                        // Both hold their first row before either asks for its second.
+                        barrier.wait();
+                    }
+                    tx.load_ratchet_state(b).map_err(unbox)?.unwrap();
+                    Ok(())
+                })
+                .unwrap();
+                saro.retries()
+            })
+        })
+        .collect();
+    let retries: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(retries, 1);
+}
