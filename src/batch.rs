@@ -36,7 +36,8 @@ use crate::client::{
 /// 100 conversations, 100-byte messages, shuffled; three runs): a transaction of 1,000
 /// received envelopes holds the write lock for about 21 ms (median; the fastest 15 ms), the
 /// first one of a shuffled backlog about 44 ms (it stores most of the backlog's skipped message
-/// keys). With a larger database (100,000 envelopes in 1,000 conversations) a transaction takes
+/// keys; `cargo bench --bench batch`'s `one_transaction_of_1000/full` times that first
+/// transaction: 49–53 ms in three runs after many installations). With a larger database (100,000 envelopes in 1,000 conversations) a transaction takes
 /// about 80 ms (medians of two runs: 76 and 86 ms; 57–172 ms). Other processes loading the
 /// machine lengthen these times. Unknown-conversation envelopes retried in a transaction add
 /// their own time to it.

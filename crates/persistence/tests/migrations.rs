@@ -879,6 +879,14 @@ fn installations_down_is_refused_with_two_and_keeps_the_single_one() {
     fill("default", 1);
     fill("alice", 2);
     let mut db = Database::open(support::plain(&path)).unwrap();
+    // The migrations after installations first (newest first): this test is about its down.
+    let chain = migration_dirs();
+    let later = chain.len() - 1 - installations_migration(&chain);
+    for _ in 0..later {
+        db.raw_connection()
+            .revert_last_migration(persistence::MIGRATIONS)
+            .unwrap();
+    }
     let up_schema = schema(&mut db);
     let up_rows = row_counts(&mut db);
 
@@ -887,7 +895,7 @@ fn installations_down_is_refused_with_two_and_keeps_the_single_one() {
         .revert_last_migration(persistence::MIGRATIONS);
     let error = refused.unwrap_err().to_string();
     assert!(error.contains("CHECK constraint failed"), "{error}");
-    assert!(db.schema_status().unwrap().is_current());
+    assert_eq!(db.schema_status().unwrap().pending.len(), later);
     assert!(schema_diff(&up_schema, &schema(&mut db)).is_empty());
     assert_eq!(row_counts(&mut db), up_rows, "nothing changed");
 
@@ -919,6 +927,7 @@ fn installations_down_is_refused_with_two_and_keeps_the_single_one() {
     assert!(schema_diff(&up_schema, &schema(&mut db)).is_empty());
     assert_eq!(row_counts(&mut db), alice_rows);
     drop(db);
+    // Opening applies the later migrations again.
     let mut db = Database::open(support::plain(&path)).unwrap();
     assert_eq!(db.load_identity().unwrap().unwrap().name, "alice");
     let names: Vec<String> = db
@@ -928,4 +937,76 @@ fn installations_down_is_refused_with_two_and_keeps_the_single_one() {
         .map(|i| i.name)
         .collect();
     assert_eq!(names, ["default"]);
+}
+
+/// The migration that drops the outbox and inbox installation indexes: opening a new database
+/// leaves neither; its down creates both again, exactly as the installations migration did
+/// (and nothing else changes), its up drops them again; the queues' rows stay through both.
+#[test]
+fn mailbox_installation_indexes_drop_and_come_back() {
+    use diesel_migrations::MigrationHarness;
+    use domain_chat::{MailboxStore, NewOutboxEntry};
+    use domain_ratchet::Timestamp;
+
+    const INDEXES: [(&str, &str); 2] = [
+        (
+            "idx_outbox_installation",
+            "CREATE INDEX idx_outbox_installation ON outbox (installation_id, id)",
+        ),
+        (
+            "idx_inbox_installation",
+            "CREATE INDEX idx_inbox_installation ON inbox (installation_id, id)",
+        ),
+    ];
+    let chain = migration_dirs();
+    let last = chain.last().unwrap().file_name().unwrap().to_str().unwrap();
+    assert!(
+        last.ends_with("_drop_mailbox_installation_indexes"),
+        "{last}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queues.db");
+    let mut db = Database::open(support::plain(&path)).unwrap();
+    db.outbox_push(&NewOutboxEntry {
+        conversation_id: "c",
+        conversation_hint: "h",
+        delivery_address: "a",
+        envelope: &[1],
+        created_at: Timestamp::from_millis(1),
+    })
+    .unwrap();
+    let dropped = schema(&mut db);
+    for (name, _) in INDEXES {
+        assert!(dropped.iter().all(|r| r.name != name), "{name} exists");
+    }
+    let rows = row_counts(&mut db);
+
+    let reverted = db
+        .raw_connection()
+        .revert_last_migration(persistence::MIGRATIONS)
+        .unwrap();
+    assert_eq!(
+        reverted.to_string(),
+        last.split('_').next().unwrap().replace('-', "")
+    );
+    let restored = schema(&mut db);
+    for (name, sql) in INDEXES {
+        let row = restored.iter().find(|r| r.name == name).unwrap();
+        assert_eq!(row.sql.as_deref(), Some(sql));
+    }
+    let others: Vec<MasterRow> = restored
+        .into_iter()
+        .filter(|r| INDEXES.iter().all(|(name, _)| r.name != *name))
+        .collect();
+    assert!(schema_diff(&dropped, &others).is_empty());
+    assert_eq!(row_counts(&mut db), rows);
+
+    db.raw_connection()
+        .run_next_migration(persistence::MIGRATIONS)
+        .unwrap();
+    assert!(db.schema_status().unwrap().is_current());
+    assert!(schema_diff(&dropped, &schema(&mut db)).is_empty());
+    assert_eq!(row_counts(&mut db), rows);
+    assert_eq!(db.outbox_pending(10).unwrap().len(), 1);
 }

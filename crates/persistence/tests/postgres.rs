@@ -481,11 +481,19 @@ fn migrate_waiting_longer_than_the_timeout_fails_typed_and_changes_nothing() {
         .execute(&mut other)
         .unwrap();
 
-    // Another transaction holds a lock on every table, so on whichever the last migration
-    // alters.
+    // Another transaction holds a lock on every table, so on whichever the pending migrations
+    // alter. The newest migrations are reverted back to the last one that changes tables
+    // (`2026-11-30-000002_drop_mailbox_installation_indexes` changes nothing on PostgreSQL).
     pool.migrate().unwrap();
     let mut conn = db.connect();
-    conn.revert_last_migration(POSTGRES_MIGRATIONS).unwrap();
+    let mut reverted = 0;
+    loop {
+        let version = conn.revert_last_migration(POSTGRES_MIGRATIONS).unwrap();
+        reverted += 1;
+        if version.to_string() != "20261130000002" {
+            break;
+        }
+    }
     let before = (catalog(&mut conn), recorded(&mut conn));
     other
         .batch_execute(
@@ -503,7 +511,7 @@ fn migrate_waiting_longer_than_the_timeout_fails_typed_and_changes_nothing() {
     );
     other.batch_execute("COMMIT").unwrap();
     assert_eq!((catalog(&mut conn), recorded(&mut conn)), before);
-    assert_eq!(pool.migrate().unwrap().len(), 1);
+    assert_eq!(pool.migrate().unwrap().len(), reverted);
 }
 
 #[test]

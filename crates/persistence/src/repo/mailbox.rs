@@ -275,6 +275,11 @@ pub(crate) fn outbox_push(
     reserved.inserted(conn)
 }
 
+/// Installation `inst`'s oldest `n` outbox entries. SQLite walks the table in id order (its
+/// rowid b-tree) and skips other installations' rows: the queues have no installation index
+/// (migration `2026-11-30-000002_drop_mailbox_installation_indexes`), which would cost every
+/// push a second b-tree insert, and hold only undelivered entries. The same for
+/// [`outbox_count`] and the inbox.
 pub(crate) fn outbox_pending(
     conn: &mut Conn,
     inst: Inst<'_>,
