@@ -47,7 +47,7 @@ pub enum ClientError {
     #[error(transparent)]
     Bundle(#[from] domain_chat::BundleError),
     /// The operation exists only on the SQLite backend ([`Client::sync`],
-    /// [`Client::database_size`], [`Client::database`]) and this Client is on PostgreSQL.
+    /// [`Client::database_size`], `Client::database` (test hook)) and this Client is on PostgreSQL.
     /// Nothing was done.
     #[error("{operation} is a SQLite operation: this client's database is PostgreSQL")]
     SqliteOnly {
@@ -56,7 +56,7 @@ pub enum ClientError {
     },
     /// PostgreSQL: the operation's transaction failed on a serialization failure or a
     /// deadlock `attempts` times in a row (the first run and
-    /// [`persistence::MAX_RETRIES`] runs again); nothing of it was kept. Calling again is safe.
+    /// `persistence::MAX_RETRIES` runs again); nothing of it was kept. Calling again is safe.
     #[error("the transaction conflicted with others {attempts} times in a row")]
     Conflict {
         /// How many times the transaction ran.
@@ -75,7 +75,7 @@ pub(crate) fn is_conflict(error: &ClientError) -> bool {
 }
 
 /// Runs `f` as one PostgreSQL transaction, run again as a whole (at most
-/// [`persistence::MAX_RETRIES`] times, each counted in [`PgDatabase::retries`]) on a
+/// `persistence::MAX_RETRIES` times, each counted in [`PgDatabase::retries`]) on a
 /// serialization failure or a deadlock; [`ClientError::Conflict`] when they are exhausted.
 #[cfg(feature = "postgres")]
 pub(crate) fn pg_retrying<T>(
@@ -438,15 +438,15 @@ impl std::fmt::Debug for Received {
 /// or nothing is, and the same input can be retried. What survives a power loss depends on
 /// the durability: see [`Client::sync`].
 ///
-/// **PostgreSQL** (feature `postgres`, [`ClientConfig::postgres`]): every operation is one
+/// **PostgreSQL** (feature `postgres`, `ClientConfig::postgres`): every operation is one
 /// READ COMMITTED transaction in which the conversation's ratchet row (and, where the
 /// identity is read, the installation's row) is locked `FOR UPDATE`, so that Clients of one
 /// installation in several processes take turns and never fork a ratchet. A transaction that
 /// fails on a serialization failure or a deadlock runs again as a whole, at most
-/// [`persistence::MAX_RETRIES`] times ([`ClientError::Conflict`] after that; the count is
+/// `persistence::MAX_RETRIES` times ([`ClientError::Conflict`] after that; the count is
 /// [`Client::retries`]). Every commit is durable as the server's `synchronous_commit` says.
 /// The SQLite-only operations — [`Client::sync`], [`Client::database_size`],
-/// [`Client::database`] — return [`ClientError::SqliteOnly`]; the legacy import and the
+/// `Client::database` (test hook) — return [`ClientError::SqliteOnly`]; the legacy import and the
 /// durability setting exist only in [`DatabaseConfig`].
 pub struct Client {
     pub(crate) db: Backend,
