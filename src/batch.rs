@@ -22,9 +22,12 @@ use persistence::{BatchTx, Database, PersistenceError};
 use rand_core::OsRng;
 
 use crate::client::{
-    Client, ClientConfig, ClientError, ClientStore, Clock, Received, Sent, envelope_digest,
-    queue_sent, receive_envelope,
+    Backend, Client, ClientConfig, ClientError, ClientStore, Clock, Received, Sent,
+    envelope_digest, queue_sent, receive_envelope,
 };
+
+#[cfg(feature = "postgres")]
+mod pg;
 
 /// Default of [`ClientConfig::max_batch_items`]: at most 1,000 envelopes (or sends, or ids)
 /// per transaction.
@@ -189,7 +192,11 @@ impl Faults {
     }
 
     /// Runs `op` over `store` (through the fault-injecting store while the fault is ahead).
-    fn run<T>(&mut self, store: &mut BatchTx<'_>, op: impl FnOnce(&mut dyn ClientStore) -> T) -> T {
+    fn run<S: ClientStore, T>(
+        &mut self,
+        store: &mut S,
+        op: impl FnOnce(&mut dyn ClientStore) -> T,
+    ) -> T {
         #[cfg(any(test, feature = "testing"))]
         if let Some(rest) = self.fail_at.and_then(|k| k.checked_sub(self.writes)) {
             let mut failing = domain_ratchet::testing::FailingStore::new(store, rest);
@@ -509,13 +516,19 @@ impl Client {
             clock: self.clock,
         };
         let transactions = ranges(envelopes.iter().map(|e| e.as_ref().len()), self.batch).len();
+        let db = match &mut self.db {
+            Backend::Sqlite(db) => db,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => {
+                return pg::receive_all(db, &context, envelopes, &mut faults);
+            }
+        };
         if transactions > 1 {
             // Several transactions in a row: one WAL checkpoint at the end rather than one
             // per commit, each key pair derived once (see `Database::batch_series`).
-            self.db
-                .batch_series(|db| receive_all(db, &context, envelopes, &mut faults))
+            db.batch_series(|db| receive_all(db, &context, envelopes, &mut faults))
         } else {
-            receive_all(&mut self.db, &context, envelopes, &mut faults)
+            receive_all(db, &context, envelopes, &mut faults)
         }
     }
 
@@ -552,30 +565,39 @@ impl Client {
         for range in ranges(contents.iter().map(|c| c.as_ref().len()), self.batch) {
             let now = self.clock.now();
             let chunk = &contents[range];
-            let result = self.db.batch_synced(|batch| {
-                faults.run(batch, |store| -> Result<Vec<Sent>, ClientError> {
-                    let mut out = Vec::with_capacity(chunk.len());
-                    for content in chunk {
-                        let content = content.as_ref();
-                        let envelope = domain_chat::send_content(
-                            store,
-                            &chat,
-                            &mut OsRng,
-                            conversation_id,
-                            content,
-                            now,
-                        )?;
-                        out.push(queue_sent(
-                            store,
-                            conversation_id.to_owned(),
-                            envelope,
-                            content,
-                            now,
-                        )?);
-                    }
-                    Ok(out)
-                })
-            });
+            let body = |store: &mut dyn ClientStore| -> Result<Vec<Sent>, ClientError> {
+                let mut out = Vec::with_capacity(chunk.len());
+                for content in chunk {
+                    let content = content.as_ref();
+                    let envelope = domain_chat::send_content(
+                        store,
+                        &chat,
+                        &mut OsRng,
+                        conversation_id,
+                        content,
+                        now,
+                    )?;
+                    out.push(queue_sent(
+                        store,
+                        conversation_id.to_owned(),
+                        envelope,
+                        content,
+                        now,
+                    )?);
+                }
+                Ok(out)
+            };
+            let result = match &mut self.db {
+                Backend::Sqlite(db) => db.batch_synced(|batch| faults.run(batch, body)),
+                #[cfg(feature = "postgres")]
+                Backend::Postgres(db) => {
+                    let checkpoint = faults.checkpoint();
+                    crate::client::pg_retrying(db, |tx| {
+                        faults.restore(checkpoint);
+                        faults.run(tx, body)
+                    })
+                }
+            };
             match result {
                 Ok(chunk_sent) => sent.extend(chunk_sent),
                 Err(error) => return Err(BatchError::new(sent, error)),
@@ -615,14 +637,23 @@ impl Client {
         let id_size = std::mem::size_of::<i64>();
         for range in ranges(ids.iter().map(|_| id_size), self.batch) {
             let chunk = &ids[range];
-            let result = self.db.batch(|batch| {
-                faults.run(batch, |store| {
-                    chunk
-                        .iter()
-                        .map(|&id| op(store, id))
-                        .collect::<Result<Vec<T>, _>>()
-                })
-            });
+            let body = |store: &mut dyn ClientStore| {
+                chunk
+                    .iter()
+                    .map(|&id| op(store, id))
+                    .collect::<Result<Vec<T>, _>>()
+            };
+            let result = match &mut self.db {
+                Backend::Sqlite(db) => db.batch(|batch| faults.run(batch, body)),
+                #[cfg(feature = "postgres")]
+                Backend::Postgres(db) => {
+                    let checkpoint = faults.checkpoint();
+                    crate::client::pg_retrying(db, |tx| {
+                        faults.restore(checkpoint);
+                        faults.run(tx, body)
+                    })
+                }
+            };
             match result {
                 Ok(outcomes) => done.extend(outcomes),
                 Err(error) => return Err(BatchError::new(done, error)),

@@ -9,6 +9,8 @@ use domain_chat::{
 };
 use domain_ratchet::{PublicKey, Timestamp};
 use persistence::{Database, DatabaseConfig, DatabaseSize, PersistenceError, SchemaStatus};
+#[cfg(feature = "postgres")]
+use persistence::{PgDatabase, PostgresKey, postgres::PgPool};
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 
@@ -44,6 +46,92 @@ pub enum ClientError {
     /// The intro bundle string is malformed or its signature does not verify.
     #[error(transparent)]
     Bundle(#[from] domain_chat::BundleError),
+    /// The operation exists only on the SQLite backend ([`Client::sync`],
+    /// [`Client::database_size`], `Client::database` (test hook)) and this Client is on PostgreSQL.
+    /// Nothing was done.
+    #[error("{operation} is a SQLite operation: this client's database is PostgreSQL")]
+    SqliteOnly {
+        /// The operation's name.
+        operation: &'static str,
+    },
+    /// PostgreSQL: the operation's transaction failed on a serialization failure or a
+    /// deadlock `attempts` times in a row (the first run and
+    /// `persistence::MAX_RETRIES` runs again); nothing of it was kept. Calling again is safe.
+    #[error("the transaction conflicted with others {attempts} times in a row")]
+    Conflict {
+        /// How many times the transaction ran.
+        attempts: u32,
+        /// The last run's error.
+        #[source]
+        source: PersistenceError,
+    },
+}
+
+/// Whether a Client error is PostgreSQL's serialization failure or deadlock (the whole
+/// transaction can run again).
+#[cfg(feature = "postgres")]
+pub(crate) fn is_conflict(error: &ClientError) -> bool {
+    matches!(error, ClientError::Database(database) if persistence::is_retryable(database))
+}
+
+/// Runs `f` as one PostgreSQL transaction, run again as a whole (at most
+/// `persistence::MAX_RETRIES` times, each counted in [`PgDatabase::retries`]) on a
+/// serialization failure or a deadlock; [`ClientError::Conflict`] when they are exhausted.
+#[cfg(feature = "postgres")]
+pub(crate) fn pg_retrying<T>(
+    db: &mut PgDatabase,
+    f: impl FnMut(&mut persistence::PgTx<'_>) -> Result<T, ClientError>,
+) -> Result<T, ClientError> {
+    db.transaction_retrying_with(is_conflict, f)
+        .map_err(|error| match error {
+            ClientError::Database(source) if persistence::is_retryable(&source) => {
+                ClientError::Conflict {
+                    attempts: persistence::MAX_RETRIES + 1,
+                    source,
+                }
+            }
+            other => other,
+        })
+}
+
+/// The database of a [`Client`]: a SQLite [`Database`] or (feature `postgres`) one
+/// installation of a PostgreSQL database.
+pub(crate) enum Backend {
+    /// SQLite (SQLCipher).
+    Sqlite(Database),
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(PgDatabase),
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Sqlite(db) => db.fmt(f),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.fmt(f),
+        }
+    }
+}
+
+/// Where a PostgreSQL [`ClientConfig`] opens its installation. `Debug` never prints the key.
+#[cfg(feature = "postgres")]
+#[derive(Clone)]
+struct PostgresTarget {
+    pool: PgPool,
+    key: Option<PostgresKey>,
+    installation: String,
+}
+
+#[cfg(feature = "postgres")]
+impl std::fmt::Debug for PostgresTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresTarget")
+            .field("pool", &self.pool)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("installation", &self.installation)
+            .finish()
+    }
 }
 
 impl From<PersistenceError> for ClientError {
@@ -103,6 +191,9 @@ pub struct ClientConfig {
     clock: Clock,
     /// Bounds of one batch transaction (setters in `batch.rs`).
     pub(crate) batch: BatchLimits,
+    /// PostgreSQL: the pool, key and installation (`database` is then unused).
+    #[cfg(feature = "postgres")]
+    postgres: Option<PostgresTarget>,
 }
 
 /// Where a [`Client`] reads the time: the system clock, or (test hook) a fixed time.
@@ -137,7 +228,55 @@ impl ClientConfig {
             processed_envelope_max_age: Some(domain_ratchet::DEFAULT_SKIPPED_KEY_MAX_AGE),
             clock: Clock::default(),
             batch: BatchLimits::default(),
+            #[cfg(feature = "postgres")]
+            postgres: None,
         }
+    }
+
+    /// (Feature `postgres`.) A client over installation `installation` of the PostgreSQL
+    /// database `pool` connects to (created on first open, with the schema migrated under an
+    /// advisory lock), named `name` if it creates its identity; the other options as
+    /// [`ClientConfig::new`]. Many Clients (of one installation or of many, in one process or
+    /// in several) share one database; each process holds one [`PgPool`] and clones it.
+    ///
+    /// `key` is the 32-byte database key under which every secret and every stored content is
+    /// sealed (per installation): `None` fails [`Client::open`] with
+    /// [`PersistenceError::KeyRequired`], another key than the installation's with
+    /// [`PersistenceError::WrongDatabaseKey`] (both as [`ClientError::Database`]).
+    ///
+    /// ```no_run
+    /// use libchat::{Client, ClientConfig};
+    /// use libchat::postgres::{PgPool, PostgresConfig};
+    /// use libchat::PostgresKey;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = PgPool::open(PostgresConfig::from_env("RELAY_DATABASE_URL")?)?;
+    /// let key = PostgresKey::from_bytes([7; 32]); // from the relay's secret store
+    /// let mut raya = Client::open(ClientConfig::postgres(&pool, Some(key), "raya", "Raya"))?;
+    /// println!("{}", raya.create_intro_bundle()?);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn postgres(
+        pool: &PgPool,
+        key: Option<PostgresKey>,
+        installation: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        let mut config = Self::new(DatabaseConfig::in_memory(), name);
+        config.postgres = Some(PostgresTarget {
+            pool: pool.clone(),
+            key,
+            installation: installation.into(),
+        });
+        config
+    }
+
+    /// (Feature `postgres`.) The PostgreSQL installation this configuration opens (`None`:
+    /// SQLite).
+    #[cfg(feature = "postgres")]
+    pub fn postgres_installation(&self) -> Option<&str> {
+        self.postgres.as_ref().map(|t| t.installation.as_str())
     }
 
     /// Sets the protocol configuration (ratchet limits).
@@ -182,7 +321,8 @@ impl ClientConfig {
         self
     }
 
-    /// The database configuration.
+    /// The SQLite database configuration (unused by a configuration made with
+    /// `ClientConfig::postgres`).
     pub fn database(&self) -> &DatabaseConfig {
         &self.database
     }
@@ -297,8 +437,19 @@ impl std::fmt::Debug for Received {
 /// it changed is committed — ratchet step, consumed intro key, outbox or inbox entry, history —
 /// or nothing is, and the same input can be retried. What survives a power loss depends on
 /// the durability: see [`Client::sync`].
+///
+/// **PostgreSQL** (feature `postgres`, `ClientConfig::postgres`): every operation is one
+/// READ COMMITTED transaction in which the conversation's ratchet row (and, where the
+/// identity is read, the installation's row) is locked `FOR UPDATE`, so that Clients of one
+/// installation in several processes take turns and never fork a ratchet. A transaction that
+/// fails on a serialization failure or a deadlock runs again as a whole, at most
+/// `persistence::MAX_RETRIES` times ([`ClientError::Conflict`] after that; the count is
+/// [`Client::retries`]). Every commit is durable as the server's `synchronous_commit` says.
+/// The SQLite-only operations — [`Client::sync`], [`Client::database_size`],
+/// `Client::database` (test hook) — return [`ClientError::SqliteOnly`]; the legacy import and the
+/// durability setting exist only in [`DatabaseConfig`].
 pub struct Client {
-    pub(crate) db: Database,
+    pub(crate) db: Backend,
     pub(crate) chat: ChatConfig,
     name: String,
     public_key: PublicKey,
@@ -335,7 +486,15 @@ impl Client {
     /// measured at about 4 ms per 100,000 digests kept, release build; see
     /// [`ClientConfig::with_processed_envelope_max_age`] for what a later replay gets). Only
     /// the identity is read: opening does not load conversations.
+    ///
+    /// On PostgreSQL the expiries, the identity's load and (first open) its creation are one
+    /// transaction, holding the installation's row lock: two processes opening a new
+    /// installation at once create one identity.
     pub fn open(config: ClientConfig) -> Result<Self, ClientError> {
+        #[cfg(feature = "postgres")]
+        if let Some(target) = config.postgres.clone() {
+            return Self::open_postgres(config, target);
+        }
         let mut db = Database::open(config.database)?;
         let name = config.name;
         let now = config.clock.now();
@@ -368,18 +527,86 @@ impl Client {
                 Ok(identity)
             })?,
         };
+        Ok(Self::with_identity(
+            Backend::Sqlite(db),
+            &identity,
+            config.chat,
+            config.clock,
+            config.batch,
+        ))
+    }
+
+    #[cfg(feature = "postgres")]
+    fn open_postgres(config: ClientConfig, target: PostgresTarget) -> Result<Self, ClientError> {
+        let mut db = PgDatabase::open(&target.pool, target.key.as_ref(), &target.installation)?;
+        let name = config.name;
+        let now = config.clock.now();
+        let expire_before = config
+            .skipped_key_max_age
+            .map(|age| now.saturating_sub(age));
+        let forget_before = config
+            .processed_envelope_max_age
+            .map(|age| now.saturating_sub(age));
+        let identity = pg_retrying(&mut db, |tx| {
+            if let Some(before) = expire_before {
+                domain_chat::RatchetStore::expire_skipped_keys(tx, before)?;
+            }
+            if let Some(before) = forget_before {
+                MailboxStore::forget_processed_envelopes(tx, before)?;
+            }
+            // Locks the installation's row until the commit: a concurrent first open waits,
+            // then finds the identity created here.
+            if let Some(identity) = domain_chat::IdentityStore::load_identity(tx)? {
+                return Ok(identity);
+            }
+            let identity = domain_chat::create_identity(&name, &mut OsRng);
+            domain_chat::IdentityStore::save_identity(tx, &identity)?;
+            Ok(identity)
+        })?;
+        Ok(Self::with_identity(
+            Backend::Postgres(db),
+            &identity,
+            config.chat,
+            config.clock,
+            config.batch,
+        ))
+    }
+
+    fn with_identity(
+        db: Backend,
+        identity: &domain_chat::Identity,
+        chat: ChatConfig,
+        clock: Clock,
+        batch: BatchLimits,
+    ) -> Self {
         let public_key = identity.key_pair.public();
-        Ok(Self {
+        Self {
             db,
-            chat: config.chat,
+            chat,
             name: identity.name.clone(),
             inbox_id: domain_chat::inbox_id(&public_key),
             public_key,
-            clock: config.clock,
-            batch: config.batch,
+            clock,
+            batch,
             #[cfg(any(test, feature = "testing"))]
             fail_at_write: None,
-        })
+        }
+    }
+
+    /// How many transactions this Client ran again after a serialization failure or a
+    /// deadlock (PostgreSQL; always 0 on SQLite, whose writers take turns on the database
+    /// lock).
+    pub fn retries(&self) -> u64 {
+        match &self.db {
+            Backend::Sqlite(_) => 0,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.retries(),
+        }
+    }
+
+    /// Whether this Client's database is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        !matches!(self.db, Backend::Sqlite(_))
     }
 
     /// The installation name.
@@ -401,7 +628,7 @@ impl Client {
     /// (for what stays in this installation: receives, acknowledgements, mark-delivered).
     fn run<T>(
         &mut self,
-        op: impl FnOnce(&mut dyn ClientStore, &ChatConfig) -> Result<T, ClientError>,
+        op: impl FnMut(&mut dyn ClientStore, &ChatConfig) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
         self.run_with(false, op)
     }
@@ -412,7 +639,7 @@ impl Client {
     /// from us can be forgotten by us.
     fn run_synced<T>(
         &mut self,
-        op: impl FnOnce(&mut dyn ClientStore, &ChatConfig) -> Result<T, ClientError>,
+        op: impl FnMut(&mut dyn ClientStore, &ChatConfig) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
         self.run_with(true, op)
     }
@@ -420,11 +647,27 @@ impl Client {
     fn run_with<T>(
         &mut self,
         synced: bool,
-        op: impl FnOnce(&mut dyn ClientStore, &ChatConfig) -> Result<T, ClientError>,
+        mut op: impl FnMut(&mut dyn ClientStore, &ChatConfig) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
         let chat = self.chat;
         #[cfg(any(test, feature = "testing"))]
         let fail_at_write = self.fail_at_write.take();
+        let db = match &mut self.db {
+            Backend::Sqlite(db) => db,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => {
+                // Every commit is as durable as the server makes it: `synced` has no meaning.
+                let _ = synced;
+                return pg_retrying(db, |tx| {
+                    #[cfg(any(test, feature = "testing"))]
+                    if let Some(k) = fail_at_write {
+                        let mut failing = domain_ratchet::testing::FailingStore::new(tx, k);
+                        return op(&mut failing, &chat);
+                    }
+                    op(tx, &chat)
+                });
+            }
+        };
         let body = |tx: &mut persistence::Tx<'_>| {
             #[cfg(any(test, feature = "testing"))]
             if let Some(k) = fail_at_write {
@@ -434,9 +677,9 @@ impl Client {
             op(tx, &chat)
         };
         if synced {
-            self.db.transaction_synced(body)
+            db.transaction_synced(body)
         } else {
-            self.db.transaction(body)
+            db.transaction(body)
         }
     }
 
@@ -444,9 +687,13 @@ impl Client {
     /// block writers).
     fn read<T>(
         &mut self,
-        op: impl FnOnce(&mut dyn ClientStore) -> Result<T, ClientError>,
+        mut op: impl FnMut(&mut dyn ClientStore) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
-        self.db.read(|tx| op(tx))
+        match &mut self.db {
+            Backend::Sqlite(db) => db.read(|tx| op(tx)),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => pg_retrying(db, |tx| op(tx)),
+        }
     }
 
     /// Test hook (feature `testing`): fault injection. The next operation runs through
@@ -597,8 +844,21 @@ impl Client {
     ///
     /// In Normal, it costs one WAL frame and one `fsync` when something was committed since
     /// the last sync, and nothing otherwise.
+    ///
+    /// On PostgreSQL: [`ClientError::SqliteOnly`] (every commit is as durable as the server's
+    /// `synchronous_commit` makes it).
     pub fn sync(&mut self) -> Result<(), ClientError> {
-        Ok(self.db.sync()?)
+        Ok(self.sqlite("sync")?.sync()?)
+    }
+
+    /// The SQLite database, or [`ClientError::SqliteOnly`] naming `operation`.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+    pub(crate) fn sqlite(&mut self, operation: &'static str) -> Result<&mut Database, ClientError> {
+        match &mut self.db {
+            Backend::Sqlite(db) => Ok(db),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => Err(ClientError::SqliteOnly { operation }),
+        }
     }
 
     /// Deletes skipped message keys stored more than `max_age` ago; returns how many.
@@ -607,22 +867,29 @@ impl Client {
         self.run(|store, _| Ok(store.expire_skipped_keys(older_than)?))
     }
 
-    /// Page counters of the database.
+    /// Page counters of the database (SQLite; [`ClientError::SqliteOnly`] on PostgreSQL).
     pub fn database_size(&mut self) -> Result<DatabaseSize, ClientError> {
-        Ok(self.db.size()?)
+        Ok(self.sqlite("database_size")?.size()?)
     }
 
     /// The database's migrations against the chain embedded in this build (all applied: the
     /// client migrated the database when it opened).
     pub fn schema_status(&mut self) -> Result<SchemaStatus, ClientError> {
-        Ok(self.db.schema_status()?)
+        match &mut self.db {
+            Backend::Sqlite(db) => Ok(db.schema_status()?),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => {
+                Ok(db.pool().schema_status().map_err(PersistenceError::from)?)
+            }
+        }
     }
 
-    /// Test hook (feature `testing`): the underlying database, for raw SQL that plants or
-    /// inspects rows. Applications and tools go through the Client's operations.
+    /// Test hook (feature `testing`): the underlying SQLite database, for raw SQL that plants
+    /// or inspects rows ([`ClientError::SqliteOnly`] on PostgreSQL). Applications and tools go
+    /// through the Client's operations.
     #[cfg(any(test, feature = "testing"))]
-    pub fn database(&mut self) -> &mut Database {
-        &mut self.db
+    pub fn database(&mut self) -> Result<&mut Database, ClientError> {
+        self.sqlite("database")
     }
 }
 

@@ -367,6 +367,7 @@ fn execute(client: &mut Client, sql: &str) {
     use diesel::connection::SimpleConnection;
     client
         .database()
+        .unwrap()
         .raw_connection()
         .batch_execute(sql)
         .unwrap();
@@ -512,8 +513,11 @@ fn a_failure_in_a_later_transaction_keeps_the_earlier_ones() {
 fn statements(client: &mut Client, f: impl FnOnce(&mut Client)) -> Vec<String> {
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&log);
-    client.database().raw_connection().set_instrumentation(
-        move |event: InstrumentationEvent<'_>| match event {
+    client
+        .database()
+        .unwrap()
+        .raw_connection()
+        .set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
             InstrumentationEvent::StartQuery { query, .. } => {
                 sink.lock().unwrap().push(query.to_string());
             }
@@ -521,11 +525,11 @@ fn statements(client: &mut Client, f: impl FnOnce(&mut Client)) -> Vec<String> {
                 sink.lock().unwrap().push("<transaction>".to_owned());
             }
             _ => {}
-        },
-    );
+        });
     f(client);
     client
         .database()
+        .unwrap()
         .raw_connection()
         .set_instrumentation(|_: InstrumentationEvent<'_>| {});
     log.lock().unwrap().clone()
@@ -793,7 +797,7 @@ fn page_count(client: &mut Client) -> i64 {
         n: i64,
     }
     diesel::sql_query("SELECT page_count AS n FROM pragma_page_count()")
-        .get_result::<Count>(client.database().raw_connection())
+        .get_result::<Count>(client.database().unwrap().raw_connection())
         .unwrap()
         .n
 }

@@ -155,6 +155,7 @@ mod pb {
 fn checkpointed_sizes(client: &mut Client, path: &Path) -> (u64, u64) {
     client
         .database()
+        .unwrap()
         .raw_connection()
         .batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")
         .unwrap();
@@ -342,6 +343,7 @@ fn limited_config(path: &Path, name: &str) -> ClientConfig {
 fn skipped_keys(client: &mut Client, convo: &str) -> usize {
     client
         .database()
+        .unwrap()
         .transaction(|tx| tx.count_skipped_keys(convo))
         .unwrap()
 }

@@ -167,7 +167,7 @@ fn old_skipped_keys_expire_when_the_client_opens() {
         "UPDATE skipped_keys SET stored_at = stored_at - 31 * 86400 * 1000 \
          WHERE id = (SELECT min(id) FROM skipped_keys)",
     )
-    .execute(raya.database().raw_connection())
+    .execute(raya.database().unwrap().raw_connection())
     .unwrap();
     drop(raya);
     let path = dir.path().join("raya.db");
@@ -177,6 +177,7 @@ fn old_skipped_keys_expire_when_the_client_opens() {
     let mut kept = Client::open(config).unwrap();
     let count = kept
         .database()
+        .unwrap()
         .transaction(|tx| {
             domain_ratchet::RatchetStore::count_skipped_keys(tx, &raya_convo)
                 .map_err(|e| persistence::PersistenceError::NotFound(e.to_string()))

@@ -47,7 +47,7 @@ struct Row {
 /// The `processed_at` of every stored digest, sorted.
 fn processed_at(client: &mut Client) -> Vec<i64> {
     let mut rows: Vec<i64> = diesel::sql_query("SELECT processed_at FROM processed_envelopes")
-        .load::<Row>(client.database().raw_connection())
+        .load::<Row>(client.database().unwrap().raw_connection())
         .unwrap()
         .into_iter()
         .map(|r| r.processed_at)
@@ -203,7 +203,7 @@ fn the_forgetting_is_part_of_the_open_transaction() {
     let raya_path = dir.path().join("raya.db");
     let mut raya = open_at(&raya_path, "raya", at(20));
     diesel::connection::SimpleConnection::batch_execute(
-        raya.database().raw_connection(),
+        raya.database().unwrap().raw_connection(),
         "PRAGMA ignore_check_constraints = ON;
          UPDATE identity SET secret_key = zeroblob(31);
          PRAGMA ignore_check_constraints = OFF;",

@@ -86,6 +86,7 @@ impl World {
 fn plant(client: &mut Client, sql: &str) {
     client
         .database()
+        .unwrap()
         .raw_connection()
         .batch_execute(&format!(
             "PRAGMA ignore_check_constraints = ON; {sql}; PRAGMA ignore_check_constraints = OFF;"
@@ -394,6 +395,7 @@ fn deleted_ratchet_row_is_a_typed_error() {
     let mut w = World::new();
     w.raya
         .database()
+        .unwrap()
         .raw_connection()
         .batch_execute(&format!(
             "DELETE FROM ratchet_states WHERE conversation_id = '{}'",
@@ -432,6 +434,7 @@ fn future_migration_is_refused_and_file_untouched() {
     let mut w = World::new();
     w.raya
         .database()
+        .unwrap()
         .raw_connection()
         .batch_execute("INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231235959')")
         .unwrap();

@@ -75,6 +75,7 @@ fn load_recorded_state(client: &mut Client, convo: &str, state: &Value) {
     let (state, skipped) = decode_v1(&hex_field(&state["as_bytes"])).unwrap();
     client
         .database()
+        .unwrap()
         .transaction(|tx| -> Result<(), PersistenceError> {
             tx.delete_ratchet_state(convo).map_err(store)?;
             let delta = SkippedKeyDelta {

@@ -56,7 +56,7 @@ struct Line {
 /// A logical dump of the whole database: schema plus every row of every table (rows sorted).
 /// Two dumps are equal exactly when the databases hold the same content.
 pub(crate) fn dump(client: &mut Client) -> Vec<String> {
-    let conn = client.database().raw_connection();
+    let conn = client.database().unwrap().raw_connection();
     let mut out: Vec<String> = diesel::sql_query(
         "SELECT type || ' ' || name || ': ' || coalesce(sql, '') AS line FROM sqlite_master ORDER BY type, name",
     )
@@ -142,7 +142,7 @@ pub(crate) fn connected_pair(dir: &Path) -> (Client, String, Client, String) {
 /// `PRAGMA integrity_check` of the client's database: `["ok"]` when the file is sound.
 pub(crate) fn integrity_check(client: &mut Client) -> Vec<String> {
     diesel::sql_query("SELECT integrity_check AS line FROM pragma_integrity_check()")
-        .load::<Line>(client.database().raw_connection())
+        .load::<Line>(client.database().unwrap().raw_connection())
         .expect("integrity_check")
         .into_iter()
         .map(|l| l.line)
@@ -156,7 +156,7 @@ pub(crate) fn foreign_key_violations(client: &mut Client) -> Vec<String> {
         "SELECT \"table\" || ' rowid ' || coalesce(rowid, 'NULL') || ' -> ' || parent AS line \
          FROM pragma_foreign_key_check()",
     )
-    .load::<Line>(client.database().raw_connection())
+    .load::<Line>(client.database().unwrap().raw_connection())
     .expect("foreign_key_check")
     .into_iter()
     .map(|l| l.line)

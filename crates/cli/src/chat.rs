@@ -156,8 +156,19 @@ pub(crate) fn require_installation(
     Ok(())
 }
 
-/// Opens the existing database at `--db`, for an existing installation.
+/// Opens the existing database at `--db`, for an existing installation (PostgreSQL: the
+/// installation of --database-url-env/--database-url-file, created when new).
 fn open(global: &Global) -> Result<Client> {
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = global.postgres()? {
+        let config = ClientConfig::postgres(&pg.pool, Some(pg.key), &global.installation, "me");
+        return Client::open(config).with_context(|| {
+            format!(
+                "cannot open installation {:?} of the PostgreSQL database",
+                global.installation
+            )
+        });
+    }
     let config = ClientConfig::new(global.database()?, "me");
     require_database(global)?;
     require_installation(global, config.database())?;
@@ -286,6 +297,33 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<()> {
 
 /// `init`: creates the database and the identity, or says what is already there.
 fn init(global: &Global, name: &str) -> Result<()> {
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = global.postgres()? {
+        let config = ClientConfig::postgres(&pg.pool, Some(pg.key), &global.installation, name);
+        let client = Client::open(config).with_context(|| {
+            format!(
+                "cannot open installation {:?} of the PostgreSQL database",
+                global.installation
+            )
+        })?;
+        let mut out = Out::new(global.mode())?;
+        return out.text(
+            &json!({
+                "installation": global.installation,
+                "name": client.name(),
+                "public_key": hex::encode(client.public_key().as_bytes()),
+                "inbox_id": client.inbox_id(),
+            }),
+            || {
+                format!(
+                    "installation {:?} (PostgreSQL) holds the identity {}\ninbox id: {}",
+                    global.installation,
+                    client.name(),
+                    client.inbox_id()
+                )
+            },
+        );
+    }
     let file_existed = std::fs::metadata(&global.db).is_ok_and(|m| m.len() > 0);
     let config = ClientConfig::new(global.database()?, name);
     // A new installation in an existing file is created, as a new file is. (The default

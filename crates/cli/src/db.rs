@@ -24,6 +24,10 @@ pub(crate) enum DbCommand {
 
 /// Runs a `db` command.
 pub(crate) fn run(global: &Global, command: &DbCommand) -> Result<()> {
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = global.postgres()? {
+        return run_postgres(global, command, &pg);
+    }
     let config = global.database()?;
     require_database(global)?;
     let mut out = Out::new(global.mode())?;
@@ -114,5 +118,64 @@ pub(crate) fn run(global: &Global, command: &DbCommand) -> Result<()> {
                 }
             })
         }
+    }
+}
+
+/// `db status` / `db migrate` on PostgreSQL (`db installations` is SQLite only for now).
+#[cfg(feature = "postgres")]
+fn run_postgres(global: &Global, command: &DbCommand, pg: &crate::Postgres) -> Result<()> {
+    let mut out = Out::new(global.mode())?;
+    match command {
+        DbCommand::Status => {
+            let status = pg
+                .pool
+                .schema_status()
+                .context("cannot read the PostgreSQL schema")?;
+            let state = if status.is_newer_than_build() {
+                "newer than this build"
+            } else if status.pending.is_empty() {
+                "up to date"
+            } else {
+                "pending migrations"
+            };
+            out.text(
+                &json!({
+                    "database": "postgresql",
+                    "state": state,
+                    "applied": status.applied,
+                    "pending": status.pending,
+                    "unknown_applied": status.unknown_applied,
+                }),
+                || {
+                    let mut out = format!("PostgreSQL database: {state}\n");
+                    for v in &status.applied {
+                        out.push_str(&format!("  applied  {v}\n"));
+                    }
+                    for v in &status.pending {
+                        out.push_str(&format!("  pending  {v}\n"));
+                    }
+                    for v in &status.unknown_applied {
+                        out.push_str(&format!("  unknown  {v} (applied by a newer build)\n"));
+                    }
+                    out.trim_end().to_owned()
+                },
+            )
+        }
+        DbCommand::Migrate => {
+            let applied = pg
+                .pool
+                .migrate()
+                .context("cannot migrate the PostgreSQL database")?;
+            out.text(&json!({"applied": applied}), || {
+                if applied.is_empty() {
+                    "nothing to migrate".to_owned()
+                } else {
+                    format!("applied {}", applied.join(", "))
+                }
+            })
+        }
+        DbCommand::Installations => anyhow::bail!(
+            "`db installations` is not available on PostgreSQL yet (SQLite databases only)"
+        ),
     }
 }

@@ -70,6 +70,28 @@ pub(crate) struct Global {
     /// Machine-readable output (JSON lines).
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Use the PostgreSQL database whose URL is in this environment variable instead of a
+    /// file (never a URL on the command line: it may hold a password). `--installation`
+    /// selects the installation; the key (--key-env/--key-file) is 64 hexadecimal characters.
+    #[cfg(feature = "postgres")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "VAR",
+        conflicts_with_all = ["db", "database_url_file", "plain"]
+    )]
+    pub(crate) database_url_env: Option<String>,
+    /// Use the PostgreSQL database whose URL is in this file (see --database-url-env).
+    #[cfg(feature = "postgres")]
+    #[arg(long, global = true, value_name = "PATH", conflicts_with_all = ["db", "plain"])]
+    pub(crate) database_url_file: Option<PathBuf>,
+}
+
+/// A PostgreSQL database given on the command line: its pool and the key.
+#[cfg(feature = "postgres")]
+pub(crate) struct Postgres {
+    pub(crate) pool: libchat::postgres::PgPool,
+    pub(crate) key: libchat::PostgresKey,
 }
 
 /// Durability on the command line.
@@ -209,6 +231,49 @@ impl Global {
             config = config.with_key(key);
         }
         Ok(config)
+    }
+
+    /// The PostgreSQL database of --database-url-env / --database-url-file (`None`: a file).
+    /// Its key (--key-env / --key-file) must be 64 hexadecimal characters: a passphrase is
+    /// refused (PostgreSQL has no key stretching here; give a random 32-byte key).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres(&self) -> Result<Option<Postgres>> {
+        use libchat::postgres::{PgPool, PostgresConfig};
+        let config = match (&self.database_url_env, &self.database_url_file) {
+            (Some(var), _) => PostgresConfig::from_env(var)
+                .with_context(|| format!("--database-url-env {var}"))?,
+            (None, Some(path)) => PostgresConfig::from_file(path)
+                .with_context(|| format!("--database-url-file {}", path.display()))?,
+            (None, None) => return Ok(None),
+        };
+        libchat::validate_installation_name(&self.installation)
+            .map_err(|e| Usage(format!("--installation: {e}")))?;
+        let key = match &self.key()? {
+            Some(DatabaseKey::Passphrase(text)) => {
+                let mut raw = Zeroizing::new([0u8; 32]);
+                if text.len() != 64 || hex::decode_to_slice(text.as_bytes(), &mut raw[..]).is_err()
+                {
+                    return Err(Usage(
+                        "a PostgreSQL database key is 64 hexadecimal characters (32 random bytes); \
+                         a passphrase is refused"
+                            .to_owned(),
+                    )
+                    .into());
+                }
+                libchat::PostgresKey::from_bytes(*raw)
+            }
+            Some(DatabaseKey::Raw(raw)) => libchat::PostgresKey::from_bytes(*raw),
+            None => {
+                return Err(Usage(
+                    "a PostgreSQL database needs its key: --key-env VAR or --key-file PATH \
+                     (64 hexadecimal characters)"
+                        .to_owned(),
+                )
+                .into());
+            }
+        };
+        let pool = PgPool::open(config).context("cannot connect to the PostgreSQL database")?;
+        Ok(Some(Postgres { pool, key }))
     }
 
     /// The output mode of `--json` (human otherwise).

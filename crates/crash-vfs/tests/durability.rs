@@ -217,7 +217,7 @@ fn normal_syncs_every_outgoing_operation_and_sync_but_not_receives() {
             }
             diesel::RunQueryDsl::get_result::<Mode>(
                 diesel::sql_query("PRAGMA synchronous"),
-                saro.database().raw_connection(),
+                saro.database().unwrap().raw_connection(),
             )
             .unwrap()
             .synchronous

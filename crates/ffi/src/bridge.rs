@@ -467,6 +467,9 @@ pub(crate) fn client_error(error: lc::ClientError) -> FfiError {
         lc::ClientError::Chat(e) => chat_code(e),
         lc::ClientError::Store(e) => store_code(e),
         lc::ClientError::Bundle(_) => LIBCHAT_ERR_BAD_BUNDLE,
+        // PostgreSQL only (the C ABI opens SQLite files): mapped for completeness.
+        lc::ClientError::SqliteOnly { .. } => LIBCHAT_ERR_INVALID_ARGUMENT,
+        lc::ClientError::Conflict { .. } => LIBCHAT_ERR_LOCKED,
     };
     FfiError::new(code, describe(&error))
 }

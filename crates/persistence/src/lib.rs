@@ -64,4 +64,4 @@ pub use legacy::{
 pub use migrate::POSTGRES_MIGRATIONS;
 pub use migrate::{MIGRATIONS, SchemaStatus, embedded_versions};
 #[cfg(feature = "postgres")]
-pub use pg_database::{MAX_RETRIES, PgDatabase, PgTx};
+pub use pg_database::{MAX_RETRIES, PgDatabase, PgTx, is_retryable};

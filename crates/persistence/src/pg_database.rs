@@ -72,6 +72,28 @@ pub struct PgTx<'a> {
     keys: &'a mut KeyPairCache,
 }
 
+impl PgTx<'_> {
+    /// Runs `f` in a savepoint of this transaction: when it returns `Err`, what it wrote is
+    /// rolled back (the transaction goes on); when it returns `Ok`, it is kept.
+    pub fn savepoint<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<PersistenceError>,
+        F: FnOnce(&mut PgTx<'_>) -> Result<T, E>,
+    {
+        let cipher = self.cipher;
+        let keys = &mut *self.keys;
+        let result = self.conn.transaction(|conn| {
+            let mut tx = PgTx { conn, cipher, keys };
+            f(&mut tx).map_err(Failure::Caller)
+        });
+        match result {
+            Ok(value) => Ok(value),
+            Err(Failure::Caller(error)) => Err(error),
+            Err(Failure::Database(error)) => Err(E::from(PersistenceError::from(error))),
+        }
+    }
+}
+
 impl std::fmt::Debug for PgTx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgTx").finish_non_exhaustive()
@@ -118,7 +140,7 @@ fn lock_digest(
 
 /// Whether an error is PostgreSQL's serialization failure (40001) or deadlock (40P01): the
 /// whole transaction can run again.
-fn is_retryable(error: &PersistenceError) -> bool {
+pub fn is_retryable(error: &PersistenceError) -> bool {
     match error {
         PersistenceError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
             matches!(
@@ -231,20 +253,41 @@ impl PgDatabase {
     /// most [`MAX_RETRIES`] times) when it fails on a serialization failure or a deadlock
     /// (nothing of the failed attempt was kept). Each run again counts in
     /// [`PgDatabase::retries`].
-    pub fn transaction_retrying<T, F>(&mut self, mut f: F) -> Result<T, PersistenceError>
+    pub fn transaction_retrying<T, F>(&mut self, f: F) -> Result<T, PersistenceError>
     where
         F: FnMut(&mut PgTx<'_>) -> Result<T, PersistenceError>,
+    {
+        self.transaction_retrying_with(is_retryable, f)
+    }
+
+    /// [`PgDatabase::transaction_retrying`] for a unit of work with its own error type:
+    /// `retryable` says whether an error is a serialization failure or a deadlock (e.g.
+    /// [`is_retryable`] applied to the [`PersistenceError`] it holds). The last error is
+    /// returned when the retries are exhausted.
+    pub fn transaction_retrying_with<T, E, F>(
+        &mut self,
+        retryable: impl Fn(&E) -> bool,
+        mut f: F,
+    ) -> Result<T, E>
+    where
+        E: From<PersistenceError>,
+        F: FnMut(&mut PgTx<'_>) -> Result<T, E>,
     {
         let mut attempt = 0;
         loop {
             match self.transaction(&mut f) {
-                Err(error) if attempt < MAX_RETRIES && is_retryable(&error) => {
+                Err(error) if attempt < MAX_RETRIES && retryable(&error) => {
                     attempt += 1;
                     self.retries.fetch_add(1, Ordering::Relaxed);
                 }
                 other => return other,
             }
         }
+    }
+
+    /// The pool this installation takes its connections from.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// How many transactions [`PgDatabase::transaction_retrying`] ran again so far.

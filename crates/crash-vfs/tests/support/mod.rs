@@ -686,6 +686,7 @@ impl App {
                 use diesel::connection::SimpleConnection;
                 self.client(d)?
                     .database()
+                    .unwrap()
                     .raw_connection()
                     .batch_execute("PRAGMA wal_checkpoint(PASSIVE);")
                     .map_err(|e| e.to_string())?;
@@ -729,7 +730,7 @@ impl App {
     /// The logical dump of `party`'s database through its open handle.
     pub fn snapshot(&mut self, party: usize) -> Result<Vec<String>, String> {
         if let Some(client) = self.clients[party].as_mut() {
-            return dump(client.database());
+            return dump(client.database().unwrap());
         }
         if let Some(db) = self.dbs[party].as_mut() {
             return dump(db);

@@ -1,0 +1,156 @@
+//! The CLI on PostgreSQL (feature `postgres`) against a real server: two installations of one
+//! database (`--database-url-env`, `--installation`, a 64-hex key) start a conversation
+//! through an exchange directory and answer each other; `list`, `history`, `db status`,
+//! `db migrate` work; a passphrase key, a missing key and `--db` with a URL are refused.
+//!
+//! `bash .ci/postgres bash -c 'CI=true cargo test -p libchat-cli --features postgres --test
+//! postgres'`: without `LIBCHAT_TEST_POSTGRES_URL` it fails under `CI=true`.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{json_lines, libchat, stderr};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+const URL_VAR: &str = "LIBCHAT_TEST_POSTGRES_URL";
+const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+fn server_url() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and {URL_VAR} is not set: the PostgreSQL tests cannot run")
+        }
+        _ => {
+            eprintln!("{URL_VAR} is not set: skipping this PostgreSQL test");
+            None
+        }
+    }
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(authority_start);
+    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(path_start);
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{head}{authority}/{name}{query}")
+}
+
+/// A database of its own, dropped at the end.
+struct TestDb {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    fn new(server: &str) -> Self {
+        let name = format!("cli_{}", std::process::id());
+        let mut admin = PgConnection::establish(server).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        Self {
+            server: server.to_owned(),
+            url: with_database(server, &name),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.server) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+#[test]
+fn two_installations_chat_through_the_cli_on_postgresql() {
+    let Some(server) = server_url() else { return };
+    let db = TestDb::new(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |installation: &str, args: &[&str]| {
+        let mut all = vec![
+            "--database-url-env",
+            "RELAY_URL",
+            "--key-env",
+            "RELAY_KEY",
+            "--installation",
+            installation,
+            "--json",
+        ];
+        all.extend_from_slice(args);
+        libchat(dir.path(), &all)
+            .env("RELAY_URL", &db.url)
+            .env("RELAY_KEY", KEY)
+    };
+    let saro = run("saro", &["init", "--name", "Saro"]).json();
+    assert_eq!(saro[0]["name"], "Saro");
+    let raya = run("raya", &["init", "--name", "Raya"]).json();
+    assert_ne!(saro[0]["public_key"], raya[0]["public_key"]);
+
+    let bundle = run("raya", &["intro"]).json()[0]["bundle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = run("saro", &["connect", &bundle, "hello raya"]).json();
+    let saro_convo = started[0]["conversation"].as_str().unwrap().to_owned();
+    let received = run("raya", &["receive"]).ok();
+    assert!(received.contains("hello raya"), "{received}");
+    let listed = run("raya", &["list"]).json();
+    assert_eq!(listed.len(), 1);
+    let raya_convo = listed[0]["conversation"]
+        .as_str()
+        .or_else(|| listed[0]["id"].as_str())
+        .unwrap()
+        .to_owned();
+    run("raya", &["send", &raya_convo, "hello saro"]).ok();
+    let received = run("saro", &["receive"]).ok();
+    assert!(received.contains("hello saro"), "{received}");
+    let history = run("saro", &["history", &saro_convo]).ok();
+    assert!(
+        history.contains("hello raya") && history.contains("hello saro"),
+        "{history}"
+    );
+    run("saro", &["flush"]).ok();
+
+    let status = json_lines(&run("saro", &["db", "status"]).ok());
+    assert_eq!(status[0]["state"], "up to date");
+    let migrated = run("saro", &["db", "migrate"]).json();
+    assert_eq!(migrated[0]["applied"], serde_json::json!([]));
+
+    // A passphrase is refused, and so is a missing key, and --db with a URL: usage errors.
+    let refused = libchat(
+        dir.path(),
+        &[
+            "--database-url-env",
+            "RELAY_URL",
+            "--key-env",
+            "RELAY_KEY",
+            "list",
+        ],
+    )
+    .env("RELAY_URL", &db.url)
+    .env("RELAY_KEY", "correct horse battery staple")
+    .output();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("64 hexadecimal"));
+    let refused = libchat(dir.path(), &["--database-url-env", "RELAY_URL", "list"])
+        .env("RELAY_URL", &db.url)
+        .output();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let refused = libchat(
+        dir.path(),
+        &["--db", "x.db", "--database-url-env", "RELAY_URL", "list"],
+    )
+    .output();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+}

@@ -1,0 +1,677 @@
+//! The [`Client`] on PostgreSQL (feature `postgres`) against a real server: two installations
+//! of one database exchanging messages both ways; `receive_batch` giving the outcomes of
+//! `receive` one by one on the same backlog; one installation served by two Clients with two
+//! pools (two processes) receiving at once without forking its ratchet, losing or duplicating
+//! a message; a new installation opened by two Clients at once (one identity); the
+//! SQLite-only calls and a missing or wrong key as typed errors; the SQL round trips of
+//! `receive_batch` per envelope (printed).
+//!
+//! The server comes from `LIBCHAT_TEST_POSTGRES_URL` (`bash .ci/postgres bash -c 'CI=true
+//! cargo test --features postgres --test postgres_client'`). Without it the tests fail under
+//! `CI=true` and say they skip otherwise. Each test works in a database of its own (dropped
+//! at the end), so they run in parallel.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Barrier};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use domain_ratchet::Timestamp;
+use libchat::postgres::{PgPool, PostgresConfig};
+use libchat::{Client, ClientConfig, ClientError, PersistenceError, PostgresKey, Received};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+const URL_VAR: &str = "LIBCHAT_TEST_POSTGRES_URL";
+
+/// The test server's URL; `None` (after saying so) when there is none, a failure under CI.
+fn server_url() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
+            "CI=true and {URL_VAR} is not set: the PostgreSQL tests cannot run \
+             (run them under `bash .ci/postgres cargo test ...`)"
+        ),
+        _ => {
+            eprintln!("{URL_VAR} is not set: skipping this PostgreSQL test");
+            None
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(authority_start);
+    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(path_start);
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{head}{authority}/{name}{query}")
+}
+
+/// A database of its own for one test, dropped at the end.
+struct TestDb {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    fn new(server: &str, tag: &str) -> Self {
+        Self::create(server, tag, None).unwrap()
+    }
+
+    /// A new database, a copy of `template` when given (no session may be connected to it).
+    fn create(
+        server: &str,
+        tag: &str,
+        template: Option<&TestDb>,
+    ) -> Result<Self, diesel::result::Error> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "c_{tag}_{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = PgConnection::establish(server).expect("connect to the test server");
+        let sql = match template {
+            None => format!("CREATE DATABASE {name}"),
+            Some(template) => format!("CREATE DATABASE {name} TEMPLATE {}", template.name),
+        };
+        admin.batch_execute(&sql)?;
+        Ok(Self {
+            server: server.to_owned(),
+            url: with_database(server, &name),
+            name,
+        })
+    }
+
+    fn pool(&self) -> PgPool {
+        PgPool::open(PostgresConfig::from_url(&self.url).unwrap()).unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.server) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+fn key(byte: u8) -> PostgresKey {
+    PostgresKey::from_bytes([byte; 32])
+}
+
+fn open(pool: &PgPool, installation: &str) -> Client {
+    Client::open(ClientConfig::postgres(
+        pool,
+        Some(key(7)),
+        installation,
+        installation,
+    ))
+    .unwrap()
+}
+
+fn content_of(outcome: &Received) -> Option<&[u8]> {
+    match outcome {
+        Received::Content { content, .. } => Some(content),
+        _ => None,
+    }
+}
+
+#[test]
+fn two_installations_exchange_messages_both_ways() {
+    let Some(server) = server_url() else { return };
+    let db = TestDb::new(&server, "pair");
+    let pool = db.pool();
+    let mut saro = open(&pool, "saro");
+    let mut raya = open(&pool, "raya");
+    assert!(saro.is_postgres());
+    assert_ne!(saro.public_key(), raya.public_key());
+
+    let started = saro
+        .start_conversation(&raya.create_intro_bundle().unwrap(), b"hello raya")
+        .unwrap();
+    let Received::Content {
+        conversation_id: raya_convo,
+        content,
+        is_new_conversation: true,
+        ..
+    } = raya.receive(&started.envelope.bytes).unwrap()
+    else {
+        panic!("the handshake carries the first message")
+    };
+    assert_eq!(content, b"hello raya");
+    for round in 0..5u8 {
+        let reply = raya.send(&raya_convo, &[b'r', round]).unwrap();
+        let got = saro.receive(&reply.envelope.bytes).unwrap();
+        assert_eq!(content_of(&got), Some(&[b'r', round][..]));
+        let more = saro.send(&started.conversation_id, &[b's', round]).unwrap();
+        let got = raya.receive(&more.envelope.bytes).unwrap();
+        assert_eq!(content_of(&got), Some(&[b's', round][..]));
+        // A redelivery is a duplicate, on both sides.
+        assert_eq!(
+            raya.receive(&more.envelope.bytes).unwrap(),
+            Received::Duplicate
+        );
+        assert_eq!(
+            saro.receive(&reply.envelope.bytes).unwrap(),
+            Received::Duplicate
+        );
+    }
+
+    // Mailboxes and histories, per installation.
+    let raya_inbox = raya.inbox(100).unwrap();
+    assert_eq!(raya_inbox.len(), 6);
+    assert_eq!(saro.inbox(100).unwrap().len(), 5);
+    let acks = raya
+        .acknowledge_batch(&raya_inbox.iter().map(|e| e.id).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(acks.len(), 6);
+    assert!(raya.inbox(100).unwrap().is_empty());
+    assert_eq!(raya.history(&raya_convo, 100).unwrap().len(), 11);
+    let pending = saro.outbox(100).unwrap();
+    assert_eq!(pending.len(), 6);
+    let delivered = saro
+        .mark_delivered_batch(&pending.iter().map(|e| e.id).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(delivered.len(), 6);
+    assert!(saro.outbox(100).unwrap().is_empty());
+    assert_eq!(saro.conversations().unwrap().len(), 1);
+    assert_eq!(
+        raya.conversations().unwrap()[0].peer_key,
+        Some(saro.public_key())
+    );
+
+    // send_batch, received as a batch.
+    let sent = saro
+        .send_batch(&started.conversation_id, &[b"a".as_slice(), b"b", b"c"])
+        .unwrap();
+    let outcomes = raya
+        .receive_batch(
+            &sent
+                .iter()
+                .map(|s| s.envelope.bytes.clone())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    let texts: Vec<_> = outcomes
+        .iter()
+        .map(|o| content_of(o.as_ref().unwrap()).unwrap().to_vec())
+        .collect();
+    assert_eq!(texts, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+
+    // Reopening keeps the identity; the schema is current.
+    let public = raya.public_key();
+    drop(raya);
+    let mut raya = open(&pool, "raya");
+    assert_eq!(raya.public_key(), public);
+    let status = raya.schema_status().unwrap();
+    assert!(status.pending.is_empty(), "{status:?}");
+    assert_eq!(saro.retries(), 0);
+}
+
+/// Builds a backlog for `raya` in `db` (nothing received yet): two conversations, each a
+/// handshake and messages. Returns the envelopes, the handshakes first.
+fn backlog(pool: &PgPool) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut raya = open(pool, "raya");
+    let mut handshakes = Vec::new();
+    let mut messages = Vec::new();
+    for peer in ["saro", "mira"] {
+        let mut peer = open(pool, peer);
+        let started = peer
+            .start_conversation(&raya.create_intro_bundle().unwrap(), b"hi")
+            .unwrap();
+        handshakes.push(started.envelope.bytes);
+        for i in 0..12u8 {
+            messages.push(
+                peer.send(&started.conversation_id, &[i; 3])
+                    .unwrap()
+                    .envelope
+                    .bytes,
+            );
+        }
+    }
+    (handshakes, messages)
+}
+
+#[test]
+fn receive_batch_gives_the_outcomes_of_receive_one_by_one() {
+    let Some(server) = server_url() else { return };
+    let original = TestDb::new(&server, "batch");
+    let (handshakes, messages) = {
+        let pool = original.pool();
+        backlog(&pool)
+    };
+    // Every connection to the template must be gone before copying it.
+    let copy = (0..50)
+        .find_map(|_| {
+            let mut admin = PgConnection::establish(&server).unwrap();
+            admin
+                .batch_execute(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{}' AND pid <> pg_backend_pid()",
+                    original.name
+                ))
+                .unwrap();
+            drop(admin);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            TestDb::create(&server, "batchcopy", Some(&original)).ok()
+        })
+        .expect("copy the database");
+
+    // Shuffled, with duplicates, a forged envelope, an empty one and one handshake late.
+    let mut rng = StdRng::seed_from_u64(15);
+    let mut input: Vec<Vec<u8>> = messages.clone();
+    input.push(handshakes[0].clone());
+    input.shuffle(&mut rng);
+    input.push(messages[3].clone());
+    input.push(messages[20].clone());
+    let mut forged = messages[5].clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x55;
+    input.insert(4, forged);
+    input.insert(9, Vec::new());
+    input.push(handshakes[1].clone());
+    input.push(handshakes[0].clone());
+
+    let now = Timestamp::from_millis(1_900_000_000_000);
+    let describe = |outcome: &Result<Received, ClientError>| match outcome {
+        Ok(received) => format!("{received:?}"),
+        Err(error) => format!("error: {error}"),
+    };
+
+    // One by one, then each unknown once more.
+    let pool = original.pool();
+    let mut one = open(&pool, "raya");
+    one.set_time_for_testing(Some(now));
+    let mut expected: Vec<_> = input.iter().map(|e| one.receive(e)).collect();
+    for i in 0..input.len() {
+        if matches!(expected[i], Ok(Received::UnknownConversation { .. })) {
+            expected[i] = one.receive(&input[i]);
+        }
+    }
+    // The batch, on the copy.
+    let copy_pool = copy.pool();
+    let mut batch = open(&copy_pool, "raya");
+    batch.set_time_for_testing(Some(now));
+    let got = batch.receive_batch(&input).unwrap();
+
+    let expected: Vec<String> = expected.iter().map(describe).collect();
+    let got: Vec<String> = got.iter().map(describe).collect();
+    assert_eq!(got, expected);
+    // Every message of both conversations arrived, the late handshakes included.
+    let contents = got.iter().filter(|o| o.starts_with("Content")).count();
+    assert_eq!(contents, 2 + 24);
+    assert!(got.iter().any(|o| o == "Duplicate"));
+    assert!(got.iter().any(|o| o.starts_with("error")));
+    // And the two databases hold the same mailbox and histories.
+    let inbox = |c: &mut Client| {
+        c.inbox(1_000)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.id, e.conversation_id, e.content))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(inbox(&mut one), inbox(&mut batch));
+    for convo in one.conversations().unwrap() {
+        let h1: Vec<_> = one
+            .history(&convo.conversation_id, 100)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.content)
+            .collect();
+        let h2: Vec<_> = batch
+            .history(&convo.conversation_id, 100)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.content)
+            .collect();
+        assert_eq!(h1, h2);
+    }
+}
+
+#[test]
+fn one_installation_served_by_two_processes_never_forks_or_loses() {
+    let Some(server) = server_url() else { return };
+    let db = TestDb::new(&server, "twoproc");
+    let setup = db.pool();
+    let mut saro = open(&setup, "saro");
+    let mut raya = open(&setup, "raya");
+    let started = saro
+        .start_conversation(&raya.create_intro_bundle().unwrap(), b"m-start")
+        .unwrap();
+    let mut envelopes = vec![started.envelope.bytes.clone()];
+    let mut texts: HashSet<Vec<u8>> = HashSet::from([b"m-start".to_vec()]);
+    for i in 0..60u32 {
+        let text = format!("m-{i}").into_bytes();
+        envelopes.push(
+            saro.send(&started.conversation_id, &text)
+                .unwrap()
+                .envelope
+                .bytes,
+        );
+        texts.insert(text);
+    }
+    drop(raya);
+
+    // Two "processes" (a pool each) serving raya: both get every envelope, each in its own
+    // shuffled order (the handshake first for both), one one by one, one in batches of 7.
+    let barrier = Arc::new(Barrier::new(2));
+    let workers: Vec<_> = (0..2u64)
+        .map(|p| {
+            let url = db.url.clone();
+            let barrier = Arc::clone(&barrier);
+            let mut mine = envelopes.clone();
+            mine[1..].shuffle(&mut StdRng::seed_from_u64(p));
+            std::thread::spawn(move || {
+                let pool = PgPool::open(PostgresConfig::from_url(&url).unwrap()).unwrap();
+                let mut raya = open(&pool, "raya");
+                barrier.wait();
+                let mut outcomes = Vec::new();
+                if p == 0 {
+                    for e in &mine {
+                        outcomes.push(raya.receive(e).unwrap());
+                    }
+                } else {
+                    for chunk in mine.chunks(7) {
+                        for outcome in raya.receive_batch(chunk).unwrap() {
+                            outcomes.push(outcome.unwrap());
+                        }
+                    }
+                }
+                (outcomes, raya.retries())
+            })
+        })
+        .collect();
+    let mut received: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut duplicates = 0;
+    for worker in workers {
+        let (outcomes, retries) = worker.join().unwrap();
+        eprintln!("worker: {retries} transactions run again");
+        for outcome in outcomes {
+            match outcome {
+                Received::Content { content, .. } => *received.entry(content).or_default() += 1,
+                Received::Duplicate => duplicates += 1,
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+    }
+    // Exactly once each: delivered by one process, a duplicate for the other.
+    assert_eq!(received.len(), texts.len());
+    assert!(received.values().all(|&n| n == 1), "{received:?}");
+    assert_eq!(duplicates, texts.len());
+    let mut raya = open(&setup, "raya");
+    let inbox: HashSet<Vec<u8>> = raya
+        .inbox(1_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.content)
+        .collect();
+    assert_eq!(inbox, texts);
+    // The ratchet is whole: both directions still work.
+    let convo = raya.conversations().unwrap()[0].conversation_id.clone();
+    let reply = raya.send(&convo, b"still here").unwrap();
+    assert_eq!(
+        content_of(&saro.receive(&reply.envelope.bytes).unwrap()),
+        Some(&b"still here"[..])
+    );
+    let more = saro.send(&started.conversation_id, b"good").unwrap();
+    assert_eq!(
+        content_of(&raya.receive(&more.envelope.bytes).unwrap()),
+        Some(&b"good"[..])
+    );
+}
+
+#[test]
+fn a_new_installation_opened_twice_at_once_gets_one_identity() {
+    let Some(server) = server_url() else { return };
+    let db = TestDb::new(&server, "firstopen");
+    let _ = db.pool(); // migrated once before the race
+    let barrier = Arc::new(Barrier::new(4));
+    let keys: Vec<libchat::PublicKey> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let pool = PgPool::open(PostgresConfig::from_url(&url).unwrap()).unwrap();
+                barrier.wait();
+                open(&pool, "fresh").public_key()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert!(keys.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn sqlite_only_calls_and_keys_are_typed_errors() {
+    let Some(server) = server_url() else { return };
+    let db = TestDb::new(&server, "typed");
+    let pool = db.pool();
+    let mut raya = open(&pool, "raya");
+    for (operation, result) in [
+        ("sync", raya.sync().map(|_| ())),
+        ("database_size", raya.database_size().map(|_| ())),
+        ("database", raya.database().map(|_| ())),
+    ] {
+        match result {
+            Err(ClientError::SqliteOnly { operation: named }) => assert_eq!(named, operation),
+            other => panic!("{operation}: {other:?}"),
+        }
+    }
+    match Client::open(ClientConfig::postgres(&pool, None, "raya", "raya")) {
+        Err(ClientError::Database(PersistenceError::KeyRequired)) => {}
+        other => panic!("no key: {other:?}"),
+    }
+    match Client::open(ClientConfig::postgres(&pool, Some(key(8)), "raya", "raya")) {
+        Err(ClientError::Database(PersistenceError::WrongDatabaseKey { installation })) => {
+            assert_eq!(installation, "raya");
+        }
+        other => panic!("wrong key: {other:?}"),
+    }
+    // Still usable with the right key.
+    assert!(raya.create_intro_bundle().is_ok());
+}
+
+thread_local! {
+    /// SQL statements (queries and transaction statements) run by this thread's connections.
+    static STATEMENTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Measures the SQL round trips of `receive_batch` per envelope, and of `receive`, and prints
+/// them. Asserts only that the batch's transaction statements are one `BEGIN`/`COMMIT` pair
+/// plus a savepoint pair per envelope.
+#[test]
+fn round_trips_of_receive_batch_per_envelope() {
+    let Some(server) = server_url() else { return };
+    use diesel::connection::InstrumentationEvent as E;
+    let _ = diesel::connection::set_default_instrumentation(|| {
+        Some(Box::new(|event: E<'_>| {
+            if matches!(
+                event,
+                E::StartQuery { .. }
+                    | E::BeginTransaction { .. }
+                    | E::CommitTransaction { .. }
+                    | E::RollbackTransaction { .. }
+            ) {
+                STATEMENTS.with(|c| c.set(c.get() + 1));
+            }
+        }))
+    });
+    let db = TestDb::new(&server, "trips");
+    let pool = db.pool();
+    let mut saro = open(&pool, "saro");
+    let mut raya = open(&pool, "raya");
+    let started = saro
+        .start_conversation(&raya.create_intro_bundle().unwrap(), b"hi")
+        .unwrap();
+    raya.receive(&started.envelope.bytes).unwrap();
+    let sent = saro
+        .send_batch(
+            &started.conversation_id,
+            &(0..101u8).map(|i| vec![i]).collect::<Vec<_>>(),
+        )
+        .unwrap();
+    let envelopes: Vec<Vec<u8>> = sent.into_iter().map(|s| s.envelope.bytes).collect();
+    STATEMENTS.with(|c| c.set(0));
+    raya.receive(&envelopes[0]).unwrap();
+    let single = STATEMENTS.with(|c| c.get());
+    STATEMENTS.with(|c| c.set(0));
+    let outcomes = raya.receive_batch(&envelopes[1..]).unwrap();
+    let batch = STATEMENTS.with(|c| c.get());
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| content_of(o.as_ref().unwrap()).is_some())
+    );
+    let per_envelope = batch as f64 / 100.0;
+    eprintln!(
+        "SQL round trips: receive {single} per envelope; receive_batch of 100 in order \
+         {batch} ({per_envelope:.2} per envelope)"
+    );
+    assert!(
+        batch >= 2 + 2 * 100,
+        "a transaction and a savepoint per envelope"
+    );
+}
+
+/// A small relay simulation (issue #15's is 4 processes × 250 installations and 20,000
+/// messages; CI runs this smaller one): `PROCESSES` processes (threads with a pool each) ×
+/// `PER_PROCESS` installations in one database, each installation in one conversation with an
+/// installation of another process; every installation sends `MESSAGES` messages at once, then
+/// every process receives its installations' envelopes in batches, all at once. Installation
+/// 0 is also served by process 1 at the same time (it sends `MESSAGES` more from there, and
+/// process 1 receives every envelope of installation 0 as well, in reverse order). Every
+/// message is delivered exactly once, every envelope decrypts (no ratchet forked), and no
+/// serialization failure or deadlock reaches the caller (they are retried and counted).
+#[test]
+fn relay_simulation_delivers_every_message_exactly_once() {
+    const PROCESSES: usize = 4;
+    const PER_PROCESS: usize = 25;
+    const MESSAGES: usize = 20;
+    let Some(server) = server_url() else { return };
+    let started_at = std::time::Instant::now();
+    let db = TestDb::new(&server, "relay");
+    let total = PROCESSES * PER_PROCESS;
+    let name = |i: usize| format!("inst{i}");
+    // Installation i belongs to process i % PROCESSES; 2k talks with 2k + 1 (another process).
+    let peer = |i: usize| i ^ 1;
+    let mut convos: Vec<String> = vec![String::new(); total];
+    {
+        let pool = db.pool();
+        for k in 0..total / 2 {
+            let (a, b) = (2 * k, 2 * k + 1);
+            let mut ca = open(&pool, &name(a));
+            let mut cb = open(&pool, &name(b));
+            let sent = ca
+                .start_conversation(&cb.create_intro_bundle().unwrap(), b"hello")
+                .unwrap();
+            let Received::Content {
+                conversation_id, ..
+            } = cb.receive(&sent.envelope.bytes).unwrap()
+            else {
+                panic!("handshake")
+            };
+            convos[a] = sent.conversation_id;
+            convos[b] = conversation_id;
+        }
+    }
+    let convos = Arc::new(convos);
+    type Mail = std::sync::Mutex<Vec<Vec<Vec<u8>>>>;
+    let mailboxes: Arc<Mail> = Arc::new(std::sync::Mutex::new(vec![Vec::new(); total]));
+    let barrier = Arc::new(Barrier::new(PROCESSES));
+    let workers: Vec<_> = (0..PROCESSES)
+        .map(|p| {
+            let (url, convos, mailboxes, barrier) = (
+                db.url.clone(),
+                Arc::clone(&convos),
+                Arc::clone(&mailboxes),
+                Arc::clone(&barrier),
+            );
+            std::thread::spawn(move || {
+                let pool = PgPool::open(PostgresConfig::from_url(&url).unwrap()).unwrap();
+                let mut mine: Vec<usize> = (0..total).filter(|i| i % PROCESSES == p).collect();
+                if p == 1 {
+                    mine.push(0); // served by processes 0 and 1 at once
+                }
+                let mut clients: Vec<(usize, Client)> =
+                    mine.iter().map(|&i| (i, open(&pool, &name(i)))).collect();
+                barrier.wait();
+                for (i, client) in &mut clients {
+                    for k in 0..MESSAGES {
+                        let text = format!("m-{i}-{p}-{k}");
+                        let sent = client.send(&convos[*i], text.as_bytes()).unwrap();
+                        mailboxes.lock().unwrap()[peer(*i)].push(sent.envelope.bytes);
+                    }
+                }
+                barrier.wait();
+                let mut delivered = Vec::new();
+                let mut duplicates = 0usize;
+                for (i, client) in &mut clients {
+                    let mut envelopes = mailboxes.lock().unwrap()[*i].clone();
+                    if p == 1 && *i == 0 {
+                        envelopes.reverse();
+                    }
+                    for outcome in client.receive_batch(&envelopes).unwrap() {
+                        match outcome.unwrap() {
+                            Received::Content { content, .. } => delivered.push((*i, content)),
+                            Received::Duplicate => duplicates += 1,
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                }
+                let retries: u64 = clients.iter().map(|(_, c)| c.retries()).sum();
+                (delivered, duplicates, retries)
+            })
+        })
+        .collect();
+    let mut delivered: HashMap<(usize, Vec<u8>), usize> = HashMap::new();
+    let (mut duplicates, mut retries) = (0, 0);
+    for worker in workers {
+        let (got, dups, tries) = worker.join().unwrap();
+        for key in got {
+            *delivered.entry(key).or_default() += 1;
+        }
+        duplicates += dups;
+        retries += tries;
+    }
+    let mut expected: HashSet<(usize, Vec<u8>)> = HashSet::new();
+    for i in 0..total {
+        let senders = if i == 0 {
+            vec![i % PROCESSES, 1]
+        } else {
+            vec![i % PROCESSES]
+        };
+        for p in senders {
+            for k in 0..MESSAGES {
+                expected.insert((peer(i), format!("m-{i}-{p}-{k}").into_bytes()));
+            }
+        }
+    }
+    assert_eq!(delivered.len(), expected.len());
+    assert!(delivered.values().all(|&n| n == 1));
+    assert_eq!(delivered.keys().cloned().collect::<HashSet<_>>(), expected);
+    // Installation 0's envelopes went to two processes: the second copy of each is a duplicate.
+    assert_eq!(duplicates, MESSAGES);
+    eprintln!(
+        "relay simulation: {PROCESSES} processes x {PER_PROCESS} installations, {} messages \
+         delivered exactly once, {retries} transactions run again, {:.1} s",
+        expected.len(),
+        started_at.elapsed().as_secs_f64()
+    );
+}
