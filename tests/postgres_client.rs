@@ -552,22 +552,34 @@ fn round_trips_of_receive_batch_per_envelope() {
 
 /// A small relay simulation (issue #15's is 4 processes × 250 installations and 20,000
 /// messages; CI runs this smaller one): `PROCESSES` processes (threads with a pool each) ×
-/// `PER_PROCESS` installations in one database, each installation in one conversation with an
+/// `LIBCHAT_RELAY_PER_PROCESS` (25) installations in one database, each installation in one conversation with an
 /// installation of another process; every installation sends `MESSAGES` messages at once, then
 /// every process receives its installations' envelopes in batches, all at once. Installation
 /// 0 is also served by process 1 at the same time (it sends `MESSAGES` more from there, and
 /// process 1 receives every envelope of installation 0 as well, in reverse order). Every
 /// message is delivered exactly once, every envelope decrypts (no ratchet forked), and no
 /// serialization failure or deadlock reaches the caller (they are retried and counted).
+///
+/// The issue's size: `LIBCHAT_RELAY_PER_PROCESS=250 cargo test --release --features postgres
+/// --test postgres_client relay -- --nocapture` (against a server, e.g. through `.ci/postgres`).
 #[test]
 fn relay_simulation_delivers_every_message_exactly_once() {
     const PROCESSES: usize = 4;
-    const PER_PROCESS: usize = 25;
     const MESSAGES: usize = 20;
+    let size = |var: &str, default: usize| -> usize {
+        match std::env::var(var) {
+            Ok(v) => v
+                .parse()
+                .unwrap_or_else(|_| panic!("{var} must be a number, not {v:?}")),
+            Err(_) => default,
+        }
+    };
+    let per_process = size("LIBCHAT_RELAY_PER_PROCESS", 25);
+    assert!(per_process >= 1, "at least one installation per process");
     let Some(server) = server_url() else { return };
     let started_at = std::time::Instant::now();
     let db = TestDb::new(&server, "relay");
-    let total = PROCESSES * PER_PROCESS;
+    let total = PROCESSES * per_process;
     let name = |i: usize| format!("inst{i}");
     // Installation i belongs to process i % PROCESSES; 2k talks with 2k + 1 (another process).
     let peer = |i: usize| i ^ 1;
@@ -669,7 +681,7 @@ fn relay_simulation_delivers_every_message_exactly_once() {
     // Installation 0's envelopes went to two processes: the second copy of each is a duplicate.
     assert_eq!(duplicates, MESSAGES);
     eprintln!(
-        "relay simulation: {PROCESSES} processes x {PER_PROCESS} installations, {} messages \
+        "relay simulation: {PROCESSES} processes x {per_process} installations, {} messages \
          delivered exactly once, {retries} transactions run again, {:.1} s",
         expected.len(),
         started_at.elapsed().as_secs_f64()
