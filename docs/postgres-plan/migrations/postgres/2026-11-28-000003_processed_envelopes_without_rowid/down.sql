@@ -1,1 +1,0 @@
-CREATE INDEX idx_processed_envelopes_at ON processed_envelopes (processed_at);
