@@ -55,6 +55,7 @@ impl Receiver {
         let intro = DhKeyPair::from_secret_bytes(key_field(&raya["intro_ephemeral_secret"]));
         client
             .database()
+            .expect("a SQLite client")
             .transaction(|tx| -> Result<(), ClientError> {
                 let identity = Identity {
                     name: "raya".to_owned(),
@@ -81,6 +82,7 @@ impl Receiver {
                 .expect("the recorded state before S1");
         client
             .database()
+            .expect("a SQLite client")
             .transaction(|tx| -> Result<(), ClientError> {
                 tx.delete_ratchet_state(&convo)?;
                 let delta = SkippedKeyDelta {
@@ -93,7 +95,7 @@ impl Receiver {
                 Ok(())
             })
             .expect("set the state before S1");
-        let dump = dump(client.database().raw_connection());
+        let dump = dump(client.database().expect("a SQLite client").raw_connection());
         Self { client, dump }
     }
 }
@@ -186,9 +188,19 @@ fuzz_target!(|data: &[u8]| {
     HARNESS_CHECKED.call_once(check_harness);
     RECEIVER.with_borrow_mut(|slot| {
         let receiver = slot.get_or_insert_with(Receiver::new);
-        let before = total_changes(receiver.client.database().raw_connection());
+        let before = total_changes(
+            receiver
+                .client
+                .database()
+                .expect("a SQLite client")
+                .raw_connection(),
+        );
         let result = receiver.client.receive(data);
-        let conn = receiver.client.database().raw_connection();
+        let conn = receiver
+            .client
+            .database()
+            .expect("a SQLite client")
+            .raw_connection();
         if total_changes(conn) == before {
             return;
         }
