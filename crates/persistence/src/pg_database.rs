@@ -138,6 +138,17 @@ fn lock_digest(
     Ok(())
 }
 
+/// How long to wait before running a failed transaction again for the `attempt`-th time: a
+/// random time below `2^attempt` ms (2, 4, 8, 16 ms). Without it the transaction that lost a
+/// deadlock starts again within microseconds and may take its first row lock back before the
+/// winner, woken by the abort, has taken it: the same deadlock again. The wait lets the winner
+/// finish first, and spreads out contenders that retry together.
+fn retry_backoff(attempt: u32) -> std::time::Duration {
+    use rand_core::{OsRng, RngCore};
+    let bound_us = 1000u32 << attempt.min(MAX_RETRIES);
+    std::time::Duration::from_micros(u64::from(OsRng.next_u32() % bound_us))
+}
+
 /// Whether an error is PostgreSQL's serialization failure (40001) or deadlock (40P01): the
 /// whole transaction can run again.
 pub fn is_retryable(error: &PersistenceError) -> bool {
@@ -250,8 +261,8 @@ impl PgDatabase {
     }
 
     /// Runs `f` like [`PgDatabase::transaction`], running the whole transaction again (at
-    /// most [`MAX_RETRIES`] times) when it fails on a serialization failure or a deadlock
-    /// (nothing of the failed attempt was kept). Each run again counts in
+    /// most [`MAX_RETRIES`] times, after a short random wait) when it fails on a serialization
+    /// failure or a deadlock (nothing of the failed attempt was kept). Each run again counts in
     /// [`PgDatabase::retries`].
     pub fn transaction_retrying<T, F>(&mut self, f: F) -> Result<T, PersistenceError>
     where
@@ -279,6 +290,7 @@ impl PgDatabase {
                 Err(error) if attempt < MAX_RETRIES && retryable(&error) => {
                     attempt += 1;
                     self.retries.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(retry_backoff(attempt));
                 }
                 other => return other,
             }

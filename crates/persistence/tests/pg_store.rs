@@ -28,7 +28,7 @@ use domain_chat::{
 use domain_chat::{ConversationKind, ConversationRecord};
 use domain_ratchet::{PublicKey, RatchetState, SkippedKey, SkippedKeyDelta};
 use persistence::postgres::{PgPool, PostgresConfig};
-use persistence::{PersistenceError, PgDatabase, PostgresKey};
+use persistence::{MAX_RETRIES, PersistenceError, PgDatabase, PostgresKey};
 use rand::rngs::OsRng;
 
 const URL_VAR: &str = "LIBCHAT_TEST_POSTGRES_URL";
@@ -744,8 +744,10 @@ fn unbox(error: StoreError) -> PersistenceError {
 }
 
 /// Two processes locking two conversations' ratchet rows in opposite orders deadlock; the
-/// server aborts one, which `transaction_retrying` runs again: both succeed, one retry
-/// counted.
+/// server aborts one, which `transaction_retrying` runs again: both succeed, and the retry is
+/// counted. Usually once: the rerun waits a moment first, but on a loaded machine it can still
+/// take its first row back before the winner (woken by the abort) has taken it, and deadlock
+/// again — each rerun is counted, within the bound.
 #[test]
 fn a_deadlock_is_retried_and_counted() {
     let Some(server) = server_url() else { return };
@@ -788,5 +790,8 @@ fn a_deadlock_is_retried_and_counted() {
         })
         .collect();
     let retries: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    assert_eq!(retries, 1);
+    assert!(
+        (1..=u64::from(MAX_RETRIES)).contains(&retries),
+        "{retries} retries"
+    );
 }
