@@ -14,7 +14,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 
 use diesel::connection::SimpleConnection;
@@ -22,93 +21,10 @@ use diesel::prelude::*;
 use domain_ratchet::Timestamp;
 use libchat::postgres::{PgPool, PostgresConfig};
 use libchat::{Client, ClientConfig, ClientError, PersistenceError, PostgresKey, Received};
+use persistence::postgres::testing::{TestDb, server_url};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-
-const URL_VAR: &str = "LIBCHAT_TEST_POSTGRES_URL";
-
-/// The test server's URL; `None` (after saying so) when there is none, a failure under CI.
-fn server_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "CI=true and {URL_VAR} is not set: the PostgreSQL tests cannot run \
-             (run them under `bash .ci/postgres cargo test ...`)"
-        ),
-        _ => {
-            eprintln!("{URL_VAR} is not set: skipping this PostgreSQL test");
-            None
-        }
-    }
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    let (head, rest) = url.split_at(authority_start);
-    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(path_start);
-    let query = tail.find('?').map_or("", |i| &tail[i..]);
-    format!("{head}{authority}/{name}{query}")
-}
-
-/// A database of its own for one test, dropped at the end.
-struct TestDb {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    fn new(server: &str, tag: &str) -> Self {
-        Self::create(server, tag, None).unwrap()
-    }
-
-    /// A new database, a copy of `template` when given (no session may be connected to it).
-    fn create(
-        server: &str,
-        tag: &str,
-        template: Option<&TestDb>,
-    ) -> Result<Self, diesel::result::Error> {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "c_{tag}_{}_{}_{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut admin = PgConnection::establish(server).expect("connect to the test server");
-        let sql = match template {
-            None => format!("CREATE DATABASE {name}"),
-            Some(template) => format!("CREATE DATABASE {name} TEMPLATE {}", template.name),
-        };
-        admin.batch_execute(&sql)?;
-        Ok(Self {
-            server: server.to_owned(),
-            url: with_database(server, &name),
-            name,
-        })
-    }
-
-    fn pool(&self) -> PgPool {
-        PgPool::open(PostgresConfig::from_url(&self.url).unwrap()).unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = PgConnection::establish(&self.server) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
 
 fn key(byte: u8) -> PostgresKey {
     PostgresKey::from_bytes([byte; 32])
@@ -134,8 +50,8 @@ fn content_of(outcome: &Received) -> Option<&[u8]> {
 #[test]
 fn two_installations_exchange_messages_both_ways() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "pair");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "pair").unwrap();
+    let pool = db.pool().unwrap();
     let mut saro = open(&pool, "saro");
     let mut raya = open(&pool, "raya");
     assert!(saro.is_postgres());
@@ -250,9 +166,9 @@ fn backlog(pool: &PgPool) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 #[test]
 fn receive_batch_gives_the_outcomes_of_receive_one_by_one() {
     let Some(server) = server_url() else { return };
-    let original = TestDb::new(&server, "batch");
+    let original = TestDb::new(&server, "batch").unwrap();
     let (handshakes, messages) = {
-        let pool = original.pool();
+        let pool = original.pool().unwrap();
         backlog(&pool)
     };
     // Every connection to the template must be gone before copying it.
@@ -263,7 +179,7 @@ fn receive_batch_gives_the_outcomes_of_receive_one_by_one() {
                 .batch_execute(&format!(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                      WHERE datname = '{}' AND pid <> pg_backend_pid()",
-                    original.name
+                    original.name()
                 ))
                 .unwrap();
             drop(admin);
@@ -294,7 +210,7 @@ fn receive_batch_gives_the_outcomes_of_receive_one_by_one() {
     };
 
     // One by one, then each unknown once more.
-    let pool = original.pool();
+    let pool = original.pool().unwrap();
     let mut one = open(&pool, "raya");
     one.set_time_for_testing(Some(now));
     let mut expected: Vec<_> = input.iter().map(|e| one.receive(e)).collect();
@@ -304,7 +220,7 @@ fn receive_batch_gives_the_outcomes_of_receive_one_by_one() {
         }
     }
     // The batch, on the copy.
-    let copy_pool = copy.pool();
+    let copy_pool = copy.pool().unwrap();
     let mut batch = open(&copy_pool, "raya");
     batch.set_time_for_testing(Some(now));
     let got = batch.receive_batch(&input).unwrap();
@@ -346,8 +262,8 @@ fn receive_batch_gives_the_outcomes_of_receive_one_by_one() {
 #[test]
 fn one_installation_served_by_two_processes_never_forks_or_loses() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "twoproc");
-    let setup = db.pool();
+    let db = TestDb::new(&server, "twoproc").unwrap();
+    let setup = db.pool().unwrap();
     let mut saro = open(&setup, "saro");
     let mut raya = open(&setup, "raya");
     let started = saro
@@ -372,7 +288,7 @@ fn one_installation_served_by_two_processes_never_forks_or_loses() {
     let barrier = Arc::new(Barrier::new(2));
     let workers: Vec<_> = (0..2u64)
         .map(|p| {
-            let url = db.url.clone();
+            let url = db.url().to_owned();
             let barrier = Arc::clone(&barrier);
             let mut mine = envelopes.clone();
             mine[1..].shuffle(&mut StdRng::seed_from_u64(p));
@@ -438,12 +354,12 @@ fn one_installation_served_by_two_processes_never_forks_or_loses() {
 #[test]
 fn a_new_installation_opened_twice_at_once_gets_one_identity() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "firstopen");
-    let _ = db.pool(); // migrated once before the race
+    let db = TestDb::new(&server, "firstopen").unwrap();
+    let _ = db.pool().unwrap(); // migrated once before the race
     let barrier = Arc::new(Barrier::new(4));
     let keys: Vec<libchat::PublicKey> = (0..4)
         .map(|_| {
-            let url = db.url.clone();
+            let url = db.url().to_owned();
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 let pool = PgPool::open(PostgresConfig::from_url(&url).unwrap()).unwrap();
@@ -461,8 +377,8 @@ fn a_new_installation_opened_twice_at_once_gets_one_identity() {
 #[test]
 fn sqlite_only_calls_and_keys_are_typed_errors() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "typed");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "typed").unwrap();
+    let pool = db.pool().unwrap();
     let mut raya = open(&pool, "raya");
     for (operation, result) in [
         ("sync", raya.sync().map(|_| ())),
@@ -513,8 +429,8 @@ fn round_trips_of_receive_batch_per_envelope() {
             }
         }))
     });
-    let db = TestDb::new(&server, "trips");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "trips").unwrap();
+    let pool = db.pool().unwrap();
     let mut saro = open(&pool, "saro");
     let mut raya = open(&pool, "raya");
     let started = saro
@@ -578,14 +494,14 @@ fn relay_simulation_delivers_every_message_exactly_once() {
     assert!(per_process >= 1, "at least one installation per process");
     let Some(server) = server_url() else { return };
     let started_at = std::time::Instant::now();
-    let db = TestDb::new(&server, "relay");
+    let db = TestDb::new(&server, "relay").unwrap();
     let total = PROCESSES * per_process;
     let name = |i: usize| format!("inst{i}");
     // Installation i belongs to process i % PROCESSES; 2k talks with 2k + 1 (another process).
     let peer = |i: usize| i ^ 1;
     let mut convos: Vec<String> = vec![String::new(); total];
     {
-        let pool = db.pool();
+        let pool = db.pool().unwrap();
         for k in 0..total / 2 {
             let (a, b) = (2 * k, 2 * k + 1);
             let mut ca = open(&pool, &name(a));
@@ -610,7 +526,7 @@ fn relay_simulation_delivers_every_message_exactly_once() {
     let workers: Vec<_> = (0..PROCESSES)
         .map(|p| {
             let (url, convos, mailboxes, barrier) = (
-                db.url.clone(),
+                db.url().to_owned(),
                 Arc::clone(&convos),
                 Arc::clone(&mailboxes),
                 Arc::clone(&barrier),

@@ -11,71 +11,14 @@
 mod common;
 
 use common::{json_lines, libchat, stderr};
-use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
+use persistence::postgres::testing::{TestDb, server_url};
 
-const URL_VAR: &str = "LIBCHAT_TEST_POSTGRES_URL";
 const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
-
-fn server_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and {URL_VAR} is not set: the PostgreSQL tests cannot run")
-        }
-        _ => {
-            eprintln!("{URL_VAR} is not set: skipping this PostgreSQL test");
-            None
-        }
-    }
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    let (head, rest) = url.split_at(authority_start);
-    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(path_start);
-    let query = tail.find('?').map_or("", |i| &tail[i..]);
-    format!("{head}{authority}/{name}{query}")
-}
-
-/// A database of its own, dropped at the end.
-struct TestDb {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    fn new(server: &str) -> Self {
-        let name = format!("cli_{}", std::process::id());
-        let mut admin = PgConnection::establish(server).unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        Self {
-            server: server.to_owned(),
-            url: with_database(server, &name),
-            name,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = PgConnection::establish(&self.server) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
 
 #[test]
 fn two_installations_chat_through_the_cli_on_postgresql() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server);
+    let db = TestDb::new(&server, "cli").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = |installation: &str, args: &[&str]| {
         let mut all = vec![
@@ -89,7 +32,7 @@ fn two_installations_chat_through_the_cli_on_postgresql() {
         ];
         all.extend_from_slice(args);
         libchat(dir.path(), &all)
-            .env("RELAY_URL", &db.url)
+            .env("RELAY_URL", db.url())
             .env("RELAY_KEY", KEY)
     };
     let saro = run("saro", &["init", "--name", "Saro"]).json();
@@ -138,13 +81,13 @@ fn two_installations_chat_through_the_cli_on_postgresql() {
             "list",
         ],
     )
-    .env("RELAY_URL", &db.url)
+    .env("RELAY_URL", db.url())
     .env("RELAY_KEY", "correct horse battery staple")
     .output();
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(stderr(&refused).contains("64 hexadecimal"));
     let refused = libchat(dir.path(), &["--database-url-env", "RELAY_URL", "list"])
-        .env("RELAY_URL", &db.url)
+        .env("RELAY_URL", db.url())
         .output();
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     let refused = libchat(

@@ -36,6 +36,9 @@ use zeroize::Zeroizing;
 
 use crate::migrate::{self, MIGRATIONS_TABLE, POSTGRES_MIGRATIONS, SchemaStatus};
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 /// The pool's default maximum number of connections.
 pub const DEFAULT_MAX_SIZE: u32 = 8;
 /// The default statement timeout, applied to every statement of every pooled connection.

@@ -14,11 +14,9 @@
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 
 use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
 use domain_chat::{
     ChatConfig, ChatError, ConversationStore, EnvelopeOutcome, IdentityStore, InboxEntry,
     MailboxStore, NewInboxEntry, OutboundEnvelope, RatchetStore, StoreError, Timestamp,
@@ -27,86 +25,10 @@ use domain_chat::{
 };
 use domain_chat::{ConversationKind, ConversationRecord};
 use domain_ratchet::{PublicKey, RatchetState, SkippedKey, SkippedKeyDelta};
+use persistence::postgres::testing::{TestDb, server_url};
 use persistence::postgres::{PgPool, PostgresConfig};
 use persistence::{MAX_RETRIES, PersistenceError, PgDatabase, PostgresKey};
 use rand::rngs::OsRng;
-
-const URL_VAR: &str = "LIBCHAT_TEST_POSTGRES_URL";
-
-/// The test server's URL; `None` (after saying so) when there is none, a failure under CI.
-fn server_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "CI=true and {URL_VAR} is not set: the PostgreSQL tests cannot run \
-             (run them under `bash .ci/postgres cargo test ...`)"
-        ),
-        _ => {
-            eprintln!("{URL_VAR} is not set: skipping this PostgreSQL test");
-            None
-        }
-    }
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    let (head, rest) = url.split_at(authority_start);
-    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(path_start);
-    let query = tail.find('?').map_or("", |i| &tail[i..]);
-    format!("{head}{authority}/{name}{query}")
-}
-
-/// A database of its own for one test, dropped at the end.
-struct TestDb {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    fn new(server: &str, tag: &str) -> Self {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "s_{tag}_{}_{}_{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut admin = PgConnection::establish(server).expect("connect to the test server");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        Self {
-            server: server.to_owned(),
-            url: with_database(server, &name),
-            name,
-        }
-    }
-
-    fn pool(&self) -> PgPool {
-        PgPool::open(PostgresConfig::from_url(&self.url).unwrap()).unwrap()
-    }
-
-    fn connect(&self) -> PgConnection {
-        PgConnection::establish(&self.url).unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = PgConnection::establish(&self.server) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
 
 fn key(byte: u8) -> PostgresKey {
     PostgresKey::from_bytes([byte; 32])
@@ -116,8 +38,8 @@ fn key(byte: u8) -> PostgresKey {
 /// for every store.
 fn stores() -> impl FnMut() -> PgDatabase {
     let server = server_url().expect("the conformance kits need a PostgreSQL server");
-    let db = TestDb::new(&server, "kit");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "kit").unwrap();
+    let pool = db.pool().unwrap();
     let mut n = 0;
     move || {
         let _ = &db;
@@ -296,8 +218,8 @@ fn receive(
 #[test]
 fn handshake_and_messages_both_ways() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "both");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "both").unwrap();
+    let pool = db.pool().unwrap();
     let config = ChatConfig::default();
     let mut saro = PgDatabase::open(&pool, Some(&key(1)), "saro").unwrap();
     let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
@@ -321,8 +243,8 @@ fn handshake_and_messages_both_ways() {
 #[test]
 fn installations_of_one_database_are_isolated() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "iso");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "iso").unwrap();
+    let pool = db.pool().unwrap();
     let mut a = PgDatabase::open(&pool, Some(&key(1)), "a").unwrap();
     let mut b = PgDatabase::open(&pool, Some(&key(1)), "b").unwrap();
     assert_ne!(a.installation_id(), b.installation_id());
@@ -352,8 +274,8 @@ fn installations_of_one_database_are_isolated() {
 #[test]
 fn no_key_and_a_wrong_key_are_typed_errors() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "key");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "key").unwrap();
+    let pool = db.pool().unwrap();
     assert!(matches!(
         PgDatabase::open(&pool, None, "a"),
         Err(PersistenceError::KeyRequired)
@@ -373,14 +295,14 @@ fn no_key_and_a_wrong_key_are_typed_errors() {
 
 /// Runs SQL on the test database.
 fn sql(db: &TestDb, statement: &str) {
-    db.connect().batch_execute(statement).unwrap();
+    db.connect().unwrap().batch_execute(statement).unwrap();
 }
 
 #[test]
 fn a_modified_sealed_cell_is_a_typed_error_and_changes_nothing() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "tamper");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "tamper").unwrap();
+    let pool = db.pool().unwrap();
     let config = ChatConfig::default();
     let mut saro = PgDatabase::open(&pool, Some(&key(1)), "saro").unwrap();
     let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
@@ -432,8 +354,8 @@ fn a_modified_sealed_cell_is_a_typed_error_and_changes_nothing() {
 #[test]
 fn a_cell_copied_from_another_installation_does_not_open() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "copy");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "copy").unwrap();
+    let pool = db.pool().unwrap();
     let config = ChatConfig::default();
     let mut saro = PgDatabase::open(&pool, Some(&key(1)), "saro").unwrap();
     let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
@@ -478,8 +400,8 @@ fn pg_dump_holds_no_secret_and_no_message_text() {
             return;
         }
     };
-    let db = TestDb::new(&server, "dump");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "dump").unwrap();
+    let pool = db.pool().unwrap();
     let config = ChatConfig::default();
     let mut saro = PgDatabase::open(&pool, Some(&key(1)), "saro").unwrap();
     let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
@@ -536,7 +458,7 @@ fn pg_dump_holds_no_secret_and_no_message_text() {
     secrets.push(("handshake text".into(), b"hello raya".to_vec()));
 
     let output = std::process::Command::new(format!("{bindir}/pg_dump"))
-        .args(["--data-only", "--dbname", &db.url])
+        .args(["--data-only", "--dbname", db.url()])
         .output()
         .unwrap();
     assert!(
@@ -563,10 +485,10 @@ fn hex_lower(bytes: &[u8]) -> String {
 #[test]
 fn two_processes_advancing_one_conversation_never_fork_it() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "fork");
+    let db = TestDb::new(&server, "fork").unwrap();
     let config = ChatConfig::default();
     let (saro_id, raya_id) = {
-        let pool = db.pool();
+        let pool = db.pool().unwrap();
         let mut saro = PgDatabase::open(&pool, Some(&key(1)), "saro").unwrap();
         let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
         handshake(&mut saro, &mut raya, &config)
@@ -575,7 +497,7 @@ fn two_processes_advancing_one_conversation_never_fork_it() {
     let barrier = Arc::new(Barrier::new(2));
     let threads: Vec<_> = (0..2u8)
         .map(|t| {
-            let url = db.url.clone();
+            let url = db.url().to_owned();
             let saro_id = saro_id.clone();
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
@@ -600,7 +522,7 @@ fn two_processes_advancing_one_conversation_never_fork_it() {
     assert_eq!(sent.len(), 2 * usize::from(PER_THREAD));
     // Every envelope decrypts on the peer, whatever the order (here: thread by thread, so
     // out of order across the two).
-    let pool = db.pool();
+    let pool = db.pool().unwrap();
     let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
     for (text, env) in &sent {
         assert_eq!(&receive(&mut raya, &config, env, 3_000), text);
@@ -611,10 +533,10 @@ fn two_processes_advancing_one_conversation_never_fork_it() {
 #[test]
 fn the_same_envelope_received_twice_at_once_is_processed_once() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "dup");
+    let db = TestDb::new(&server, "dup").unwrap();
     let config = ChatConfig::default();
     let env = {
-        let pool = db.pool();
+        let pool = db.pool().unwrap();
         let mut saro = PgDatabase::open(&pool, Some(&key(1)), "saro").unwrap();
         let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
         let (saro_id, _) = handshake(&mut saro, &mut raya, &config);
@@ -627,7 +549,7 @@ fn the_same_envelope_received_twice_at_once_is_processed_once() {
     let barrier = Arc::new(Barrier::new(2));
     let threads: Vec<_> = (0..2)
         .map(|_| {
-            let url = db.url.clone();
+            let url = db.url().to_owned();
             let bytes = env.bytes.clone();
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
@@ -687,8 +609,8 @@ fn count_round_trips() -> Option<Box<dyn diesel::connection::Instrumentation>> {
 fn round_trips_per_envelope() {
     let Some(server) = server_url() else { return };
     diesel::connection::set_default_instrumentation(count_round_trips).unwrap();
-    let db = TestDb::new(&server, "trips");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "trips").unwrap();
+    let pool = db.pool().unwrap();
     let config = ChatConfig::default();
     let mut saro = PgDatabase::open(&pool, Some(&key(1)), "saro").unwrap();
     let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
@@ -751,10 +673,10 @@ fn unbox(error: StoreError) -> PersistenceError {
 #[test]
 fn a_deadlock_is_retried_and_counted() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "deadlock");
+    let db = TestDb::new(&server, "deadlock").unwrap();
     let config = ChatConfig::default();
     let ids = {
-        let pool = db.pool();
+        let pool = db.pool().unwrap();
         let mut saro = PgDatabase::open(&pool, Some(&key(1)), "saro").unwrap();
         let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
         let mut mira = PgDatabase::open(&pool, Some(&key(1)), "mira").unwrap();
@@ -767,7 +689,7 @@ fn a_deadlock_is_retried_and_counted() {
     let barrier = Arc::new(Barrier::new(2));
     let threads: Vec<_> = (0..2usize)
         .map(|t| {
-            let url = db.url.clone();
+            let url = db.url().to_owned();
             let ids = ids.clone();
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {

@@ -10,7 +10,6 @@
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -19,89 +18,8 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_migrations::MigrationHarness;
 use persistence::POSTGRES_MIGRATIONS;
+use persistence::postgres::testing::{TestDb, URL_VAR, server_url, with_database};
 use persistence::postgres::{self, PgPool, PostgresConfig, PostgresError, UrlSource};
-
-const URL_VAR: &str = "LIBCHAT_TEST_POSTGRES_URL";
-
-/// The test server's URL; `None` (after saying so) when there is none, a failure under CI.
-fn server_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "CI=true and {URL_VAR} is not set: the PostgreSQL tests cannot run \
-             (run them under `bash .ci/postgres cargo test ...`)"
-        ),
-        _ => {
-            eprintln!("{URL_VAR} is not set: skipping this PostgreSQL test");
-            None
-        }
-    }
-}
-
-/// `url` with its database name replaced by `name` (`scheme://authority/NAME?query`).
-fn with_database(url: &str, name: &str) -> String {
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    let (head, rest) = url.split_at(authority_start);
-    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(path_start);
-    let query = tail.find('?').map_or("", |i| &tail[i..]);
-    format!("{head}{authority}/{name}{query}")
-}
-
-/// A database of its own for one test: created on the server, dropped (connections and all)
-/// at the end.
-struct TestDb {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    fn new(server: &str, tag: &str) -> Self {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "t_{tag}_{}_{}_{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut admin = PgConnection::establish(server).expect("connect to the test server");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        Self {
-            server: server.to_owned(),
-            url: with_database(server, &name),
-            name,
-        }
-    }
-
-    fn config(&self) -> PostgresConfig {
-        PostgresConfig::from_url(&self.url).unwrap()
-    }
-
-    fn pool(&self) -> PgPool {
-        PgPool::open(self.config()).unwrap()
-    }
-
-    fn connect(&self) -> PgConnection {
-        PgConnection::establish(&self.url).unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = PgConnection::establish(&self.server) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
 
 #[derive(QueryableByName, Debug, PartialEq, Eq)]
 struct Line {
@@ -165,8 +83,8 @@ fn both_chains_embed_the_same_versions_in_order() {
 #[test]
 fn chain_up_then_each_step_down_restores_the_previous_catalog_then_up_again() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "chain");
-    let mut conn = db.connect();
+    let db = TestDb::new(&server, "chain").unwrap();
+    let mut conn = db.connect().unwrap();
     let steps = postgres::embedded_versions().unwrap().len();
     // A row written in seconds before `times_in_milliseconds` (a data-only step: the same
     // catalog) is in milliseconds after it, and in whole seconds again after its down.
@@ -232,15 +150,15 @@ fn chain_up_then_each_step_down_restores_the_previous_catalog_then_up_again() {
 #[test]
 fn status_of_an_empty_database_is_pending_all_then_current() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "status");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "status").unwrap();
+    let pool = db.pool().unwrap();
     let all = postgres::embedded_versions().unwrap();
     let status = pool.schema_status().unwrap();
     assert_eq!(status.pending, all);
     assert!(status.applied.is_empty() && status.unknown_applied.is_empty());
     assert!(!status.is_current());
     // Status only reads: not even diesel's table was created.
-    assert!(!has_migrations_table(&mut db.connect()));
+    assert!(!has_migrations_table(&mut db.connect().unwrap()));
 
     let started = Instant::now();
     let applied = pool.migrate().unwrap();
@@ -250,10 +168,10 @@ fn status_of_an_empty_database_is_pending_all_then_current() {
     assert!(status.is_current(), "{status:?}");
     assert_eq!(status.applied, all);
     assert_eq!(pool.migrate().unwrap(), Vec::<String>::new());
-    assert_eq!(recorded(&mut db.connect()), all);
+    assert_eq!(recorded(&mut db.connect().unwrap()), all);
 
     // Partly migrated: the rest is pending, and migrate applies exactly the rest.
-    let mut conn = db.connect();
+    let mut conn = db.connect().unwrap();
     conn.revert_last_migration(POSTGRES_MIGRATIONS).unwrap();
     let status = pool.schema_status().unwrap();
     assert_eq!(status.pending, all[all.len() - 1..].to_vec());
@@ -264,10 +182,10 @@ fn status_of_an_empty_database_is_pending_all_then_current() {
 #[test]
 fn a_database_migrated_by_a_newer_build_is_refused_unchanged() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "newer");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "newer").unwrap();
+    let pool = db.pool().unwrap();
     pool.migrate().unwrap();
-    let mut conn = db.connect();
+    let mut conn = db.connect().unwrap();
     // One of ours pending and one unknown applied: still refused, the pending one not applied.
     conn.revert_last_migration(POSTGRES_MIGRATIONS).unwrap();
     conn.batch_execute(
@@ -283,7 +201,7 @@ fn a_database_migrated_by_a_newer_build_is_refused_unchanged() {
     match pool.migrate() {
         Err(PostgresError::NewerSchema { location, unknown }) => {
             assert_eq!(unknown, vec!["20991231000001".to_owned()]);
-            assert!(location.contains(&db.name), "{location}");
+            assert!(location.contains(db.name()), "{location}");
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }
@@ -295,12 +213,12 @@ fn a_database_migrated_by_a_newer_build_is_refused_unchanged() {
 #[test]
 fn a_failing_migration_rolls_back_every_pending_one() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "rollback");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "rollback").unwrap();
+    let pool = db.pool().unwrap();
     let all = postgres::embedded_versions().unwrap();
     assert!(all.len() >= 2);
     pool.migrate().unwrap();
-    let mut conn = db.connect();
+    let mut conn = db.connect().unwrap();
     // Back to the version before `times_in_milliseconds` (a data migration).
     let millis = all
         .iter()
@@ -336,9 +254,9 @@ fn a_failing_migration_rolls_back_every_pending_one() {
 #[test]
 fn foreign_tables_are_refused_typed_and_untouched() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "foreign");
-    let pool = db.pool();
-    let mut conn = db.connect();
+    let db = TestDb::new(&server, "foreign").unwrap();
+    let pool = db.pool().unwrap();
+    let mut conn = db.connect().unwrap();
     conn.batch_execute("CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT)")
         .unwrap();
     let before = catalog(&mut conn);
@@ -346,7 +264,7 @@ fn foreign_tables_are_refused_typed_and_untouched() {
         match result {
             Err(PostgresError::ForeignSchema { location, reason }) => {
                 assert!(reason.contains("users"), "{reason}");
-                assert!(location.contains(&db.name), "{location}");
+                assert!(location.contains(db.name()), "{location}");
             }
             other => panic!("expected ForeignSchema, got {other:?}"),
         }
@@ -355,8 +273,8 @@ fn foreign_tables_are_refused_typed_and_untouched() {
     assert!(!has_migrations_table(&mut conn));
 
     // Another application's diesel chain: its table records none of libchat's versions.
-    let other = TestDb::new(&server, "foreign_diesel");
-    let mut conn = other.connect();
+    let other = TestDb::new(&server, "foreign_diesel").unwrap();
+    let mut conn = other.connect().unwrap();
     conn.batch_execute(
         "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY, \
          run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP); \
@@ -364,7 +282,7 @@ fn foreign_tables_are_refused_typed_and_untouched() {
          CREATE TABLE posts (id BIGINT PRIMARY KEY)",
     )
     .unwrap();
-    match other.pool().migrate() {
+    match other.pool().unwrap().migrate() {
         Err(PostgresError::ForeignSchema { reason, .. }) => {
             assert!(reason.contains("20200101000000"), "{reason}");
         }
@@ -376,10 +294,10 @@ fn foreign_tables_are_refused_typed_and_untouched() {
 #[test]
 fn four_pools_migrating_a_fresh_database_at_once_apply_the_chain_once() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "concurrent");
+    let db = TestDb::new(&server, "concurrent").unwrap();
     const WORKERS: usize = 4;
     // Every pool open (one connection each) before any migrates.
-    let pools: Vec<PgPool> = (0..WORKERS).map(|_| db.pool()).collect();
+    let pools: Vec<PgPool> = (0..WORKERS).map(|_| db.pool().unwrap()).collect();
     let barrier = Arc::new(Barrier::new(WORKERS));
     let results: Vec<Result<Vec<String>, PostgresError>> = std::thread::scope(|s| {
         let handles: Vec<_> = pools
@@ -403,16 +321,17 @@ fn four_pools_migrating_a_fresh_database_at_once_apply_the_chain_once() {
     let mut expected = vec![Vec::new(); WORKERS - 1];
     expected.push(all.clone());
     assert_eq!(applied, expected, "the chain is applied by exactly one");
-    assert_eq!(recorded(&mut db.connect()), all);
+    assert_eq!(recorded(&mut db.connect().unwrap()), all);
     assert!(pools[0].schema_status().unwrap().is_current());
 }
 
 #[test]
 fn a_statement_longer_than_the_timeout_fails_typed() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "timeout");
+    let db = TestDb::new(&server, "timeout").unwrap();
     let pool = PgPool::open(
         db.config()
+            .unwrap()
             .with_max_size(2)
             .unwrap()
             .with_statement_timeout(Duration::from_millis(200))
@@ -457,15 +376,16 @@ fn a_statement_longer_than_the_timeout_fails_typed() {
 #[test]
 fn migrate_waiting_longer_than_the_timeout_fails_typed_and_changes_nothing() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "lockwait");
+    let db = TestDb::new(&server, "lockwait").unwrap();
     let pool = PgPool::open(
         db.config()
+            .unwrap()
             .with_statement_timeout(Duration::from_millis(300))
             .unwrap(),
     )
     .unwrap();
     // Another session holds the migration lock.
-    let mut other = db.connect();
+    let mut other = db.connect().unwrap();
     diesel::sql_query("SELECT pg_advisory_lock($1)")
         .bind::<diesel::sql_types::BigInt, _>(postgres::MIGRATION_LOCK_KEY)
         .execute(&mut other)
@@ -475,7 +395,7 @@ fn migrate_waiting_longer_than_the_timeout_fails_typed_and_changes_nothing() {
         matches!(error, PostgresError::StatementTimeout),
         "{error:?}"
     );
-    assert!(!has_migrations_table(&mut db.connect()));
+    assert!(!has_migrations_table(&mut db.connect().unwrap()));
     diesel::sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<diesel::sql_types::BigInt, _>(postgres::MIGRATION_LOCK_KEY)
         .execute(&mut other)
@@ -485,7 +405,7 @@ fn migrate_waiting_longer_than_the_timeout_fails_typed_and_changes_nothing() {
     // alter. The newest migrations are reverted back to the last one that changes tables
     // (`2026-11-30-000002_drop_mailbox_installation_indexes` changes nothing on PostgreSQL).
     pool.migrate().unwrap();
-    let mut conn = db.connect();
+    let mut conn = db.connect().unwrap();
     let mut reverted = 0;
     loop {
         let version = conn.revert_last_migration(POSTGRES_MIGRATIONS).unwrap();

@@ -1,0 +1,141 @@
+//! The PostgreSQL test server, for tests (features `postgres` and `testing`): where it is
+//! ([`server_url`]) and a database of its own per test ([`TestDb`]), so that tests run in
+//! parallel against one server.
+//!
+//! The server comes from [`URL_VAR`] (`LIBCHAT_TEST_POSTGRES_URL`), which `.ci/postgres` sets
+//! when it starts a throw-away server (`bash .ci/postgres cargo test --features postgres …`).
+//! Its role must be allowed to create databases. Without it a test says it skips — except under
+//! `CI=true`, where [`server_url`] fails the test: CI never skips a PostgreSQL test silently.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+use super::{PgPool, PostgresConfig, PostgresError};
+
+/// The environment variable that holds the test server's URL.
+pub const URL_VAR: &str = "LIBCHAT_TEST_POSTGRES_URL";
+
+/// The test server's URL, or `None` (after saying so on stderr) when [`URL_VAR`] is unset or
+/// empty.
+///
+/// # Panics
+///
+/// Under `CI=true` when [`URL_VAR`] is unset or empty: a test that needs the server fails
+/// there instead of skipping.
+#[allow(clippy::panic)] // a test helper: failing the calling test is its purpose
+pub fn server_url() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
+            "CI=true and {URL_VAR} is not set: the PostgreSQL tests cannot run \
+             (run them under `bash .ci/postgres cargo test ...`)"
+        ),
+        _ => {
+            eprintln!("{URL_VAR} is not set: skipping this PostgreSQL test");
+            None
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`: `scheme://authority/NAME?query` (the
+/// query, e.g. a socket directory in `host=`, is kept).
+pub fn with_database(url: &str, name: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(authority_start);
+    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(path_start);
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{head}{authority}/{name}{query}")
+}
+
+/// Why [`TestDb`] could not create a database.
+#[derive(Debug, thiserror::Error)]
+pub enum TestDbError {
+    /// The test server did not accept the connection.
+    #[error("cannot connect to the test server: {0}")]
+    Connect(#[from] ConnectionError),
+    /// `CREATE DATABASE` failed.
+    #[error("cannot create the test database: {0}")]
+    Create(#[from] diesel::result::Error),
+}
+
+/// A database of its own for one test, created on the server and dropped (with any session
+/// still connected to it) when this value is dropped.
+#[derive(Debug)]
+pub struct TestDb {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    /// Creates an empty database whose name starts with `tag` (a lower-case identifier),
+    /// unique to this process and call.
+    pub fn new(server: &str, tag: &str) -> Result<Self, TestDbError> {
+        Self::create(server, tag, None)
+    }
+
+    /// Creates a database whose name starts with `tag`, a copy of `template` when given (no
+    /// session may be connected to the template).
+    pub fn create(server: &str, tag: &str, template: Option<&TestDb>) -> Result<Self, TestDbError> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "t_{tag}_{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = PgConnection::establish(server)?;
+        let sql = match template {
+            None => format!("CREATE DATABASE {name}"),
+            Some(template) => format!("CREATE DATABASE {name} TEMPLATE {}", template.name),
+        };
+        admin.batch_execute(&sql)?;
+        Ok(Self {
+            server: server.to_owned(),
+            url: with_database(server, &name),
+            name,
+        })
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A configuration for the database (the defaults of [`PostgresConfig::from_url`]).
+    pub fn config(&self) -> Result<PostgresConfig, PostgresError> {
+        PostgresConfig::from_url(&self.url)
+    }
+
+    /// A pool of connections to the database.
+    pub fn pool(&self) -> Result<PgPool, PostgresError> {
+        PgPool::open(self.config()?)
+    }
+
+    /// One connection to the database, outside any pool.
+    pub fn connect(&self) -> ConnectionResult<PgConnection> {
+        PgConnection::establish(&self.url)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.server) {
+            // Best effort: a database left behind only takes room on a throw-away server.
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
