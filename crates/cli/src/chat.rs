@@ -156,11 +156,23 @@ pub(crate) fn require_installation(
     Ok(())
 }
 
-/// Opens the existing database at `--db`, for an existing installation (PostgreSQL: the
-/// installation of --database-url-env/--database-url-file, created when new).
+/// Opens the existing database at `--db` (or of --database-url-env/--database-url-file), for
+/// an existing installation: only `init` creates one.
 fn open(global: &Global) -> Result<Client> {
     #[cfg(feature = "postgres")]
     if let Some(pg) = global.postgres()? {
+        let known = pg
+            .pool
+            .installations()
+            .context("cannot read the PostgreSQL database's installations")?;
+        if !known.iter().any(|i| i.name == global.installation) {
+            bail!(
+                "no installation {:?} in the PostgreSQL database (create it with \
+                 `libchat --installation {:?} init`)",
+                global.installation,
+                global.installation
+            );
+        }
         let config = ClientConfig::postgres(&pg.pool, Some(pg.key), &global.installation, "me");
         return Client::open(config).with_context(|| {
             format!(

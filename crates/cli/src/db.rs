@@ -86,26 +86,7 @@ pub(crate) fn run(global: &Global, command: &DbCommand) -> Result<()> {
         DbCommand::Installations => {
             let listed = libchat::installations(&config)
                 .with_context(|| format!("cannot read {}", global.db.display()))?;
-            let migrated = !listed.is_empty();
-            for installation in &listed {
-                let created = crate::output::local_time(installation.created_at);
-                out.text(
-                    &json!({
-                        "name": installation.name,
-                        "created_at": created,
-                        "created_at_ms": installation.created_at.as_millis(),
-                    }),
-                    || format!("{}  created {created}", installation.name),
-                )?;
-            }
-            if !migrated {
-                warn(&format!(
-                    "{}: no installations yet (the database predates them: `libchat db migrate` \
-                     makes its data the installation \"default\")",
-                    global.db.display()
-                ));
-            }
-            Ok(())
+            print_installations(&mut out, &listed, &global.db.display().to_string())
         }
         DbCommand::Migrate => {
             let applied = libchat::migrate_schema(&config)
@@ -121,7 +102,7 @@ pub(crate) fn run(global: &Global, command: &DbCommand) -> Result<()> {
     }
 }
 
-/// `db status` / `db migrate` on PostgreSQL (`db installations` is SQLite only for now).
+/// `db status`, `db migrate` and `db installations` on PostgreSQL.
 #[cfg(feature = "postgres")]
 fn run_postgres(global: &Global, command: &DbCommand, pg: &crate::Postgres) -> Result<()> {
     let mut out = Out::new(global.mode())?;
@@ -174,8 +155,39 @@ fn run_postgres(global: &Global, command: &DbCommand, pg: &crate::Postgres) -> R
                 }
             })
         }
-        DbCommand::Installations => anyhow::bail!(
-            "`db installations` is not available on PostgreSQL yet (SQLite databases only)"
-        ),
+        DbCommand::Installations => {
+            let listed = pg
+                .pool
+                .installations()
+                .context("cannot read the PostgreSQL database's installations")?;
+            print_installations(&mut out, &listed, "the PostgreSQL database")
+        }
     }
+}
+
+/// Prints `listed` (one line or JSON object per installation); warns when there is none
+/// (`database` names the database in the warning).
+fn print_installations(
+    out: &mut Out,
+    listed: &[libchat::Installation],
+    database: &str,
+) -> Result<()> {
+    for installation in listed {
+        let created = crate::output::local_time(installation.created_at);
+        out.text(
+            &json!({
+                "name": installation.name,
+                "created_at": created,
+                "created_at_ms": installation.created_at.as_millis(),
+            }),
+            || format!("{}  created {created}", installation.name),
+        )?;
+    }
+    if listed.is_empty() {
+        warn(&format!(
+            "{database}: no installations yet (an older database: `libchat db migrate` makes its \
+             data the installation \"default\"; a new one: `libchat --installation NAME init`)"
+        ));
+    }
+    Ok(())
 }

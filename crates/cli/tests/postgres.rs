@@ -1,7 +1,8 @@
 //! The CLI on PostgreSQL (feature `postgres`) against a real server: two installations of one
 //! database (`--database-url-env`, `--installation`, a 64-hex key) start a conversation
 //! through an exchange directory and answer each other; `list`, `history`, `db status`,
-//! `db migrate` work; a passphrase key, a missing key and `--db` with a URL are refused.
+//! `db migrate`, `db installations` work; an unknown installation outside `init`, a passphrase
+//! key, a missing key and `--db` with a URL are refused.
 //!
 //! `bash .ci/postgres bash -c 'CI=true cargo test -p libchat-cli --features postgres --test
 //! postgres'`: without `LIBCHAT_TEST_POSTGRES_URL` it fails under `CI=true`.
@@ -69,6 +70,20 @@ fn two_installations_chat_through_the_cli_on_postgresql() {
     assert_eq!(status[0]["state"], "up to date");
     let migrated = run("saro", &["db", "migrate"]).json();
     assert_eq!(migrated[0]["applied"], serde_json::json!([]));
+    let installations = json_lines(&run("saro", &["db", "installations"]).ok());
+    let names: Vec<_> = installations.iter().map(|i| i["name"].clone()).collect();
+    // `default` exists in every database (the migration chain creates it).
+    assert_eq!(names, vec!["default", "saro", "raya"]);
+
+    // Only `init` creates an installation: another command refuses an unknown one, and
+    // creates nothing.
+    let unknown = run("nobody", &["list"]).output();
+    assert_eq!(unknown.status.code(), Some(1), "{}", stderr(&unknown));
+    let error = json_lines(&String::from_utf8_lossy(&unknown.stdout));
+    let message = error[0]["error"].as_str().unwrap_or_default();
+    assert!(message.contains("no installation \"nobody\""), "{error:?}");
+    let installations = json_lines(&run("saro", &["db", "installations"]).ok());
+    assert_eq!(installations.len(), 3);
 
     // A passphrase is refused, and so is a missing key, and --db with a URL: usage errors.
     let refused = libchat(

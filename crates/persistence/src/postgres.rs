@@ -398,6 +398,31 @@ impl PgPool {
         status(&mut conn)
     }
 
+    /// The installations of the database, oldest first (empty when the schema has no
+    /// `installations` table yet: a fresh or not yet migrated database). Reads only.
+    pub fn installations(&self) -> Result<Vec<crate::Installation>, PostgresError> {
+        use crate::schema_pg::installations;
+        let mut conn = self.connection()?;
+        let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "to_regclass('installations') IS NOT NULL",
+        ))
+        .get_result(&mut conn)?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64)> = installations::table
+            .order(installations::id)
+            .select((installations::name, installations::created_at))
+            .load(&mut conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, created_at)| crate::Installation {
+                name,
+                created_at: domain_ratchet::Timestamp::from_millis(created_at),
+            })
+            .collect())
+    }
+
     /// Applies every pending migration of the PostgreSQL chain, in one transaction; returns
     /// the versions applied (empty when the schema was current). Refuses a schema migrated by
     /// a newer build ([`PostgresError::NewerSchema`]) and one of another application
