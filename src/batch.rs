@@ -516,6 +516,8 @@ impl Client {
             clock: self.clock,
         };
         let transactions = ranges(envelopes.iter().map(|e| e.as_ref().len()), self.batch).len();
+        // Without the `postgres` feature the enum has one variant.
+        #[allow(clippy::infallible_destructuring_match)]
         let db = match &mut self.db {
             Backend::Sqlite(db) => db,
             #[cfg(feature = "postgres")]

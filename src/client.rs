@@ -652,6 +652,8 @@ impl Client {
         let chat = self.chat;
         #[cfg(any(test, feature = "testing"))]
         let fail_at_write = self.fail_at_write.take();
+        // Without the `postgres` feature the enum has one variant.
+        #[allow(clippy::infallible_destructuring_match)]
         let db = match &mut self.db {
             Backend::Sqlite(db) => db,
             #[cfg(feature = "postgres")]

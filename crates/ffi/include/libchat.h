@@ -13,6 +13,10 @@
  *     (optionally encrypted) and adds the outbox/inbox, history, legacy import and schema
  *     status. The drop-in functions accept a handle from libchat_open() too: replacing
  *     create_context() by libchat_open() is all an existing program needs to persist.
+ *   - Relays: libchat_pg_pool_open() connects to a PostgreSQL database and
+ *     libchat_open_postgres() opens any number of installations on it (one handle each,
+ *     accepted by every function above). Built with the `postgres` cargo feature; without
+ *     it these return LIBCHAT_ERR_UNSUPPORTED.
  *
  * CONVENTIONS
  *   - Inputs are borrowed for the duration of the call and never freed by libchat: byte
@@ -214,6 +218,11 @@
 // it with `libchat_import_legacy` (or `libchat import`) into a new database file.
 #define LIBCHAT_ERR_LEGACY_DATABASE -120
 
+// This library was built without what the call needs (the PostgreSQL functions in a build
+// without the `postgres` feature), or the operation does not exist for this handle's
+// database (SQLite-only calls on a PostgreSQL installation).
+#define LIBCHAT_ERR_UNSUPPORTED -121
+
 // The intro bundle is malformed, too long, or its signature does not verify.
 #define LIBCHAT_ERR_BAD_BUNDLE -130
 
@@ -272,6 +281,11 @@
 // The installation sits behind a mutex: calls on one handle from several threads are
 // serialised instead of racing (the documented contract is still one thread at a time).
 typedef struct ContextHandle ContextHandle;
+
+// A pool of connections to one PostgreSQL database. Opaque to C. Made by
+// `libchat_pg_pool_open`, freed by `libchat_pg_pool_close`; any number of threads may use
+// one pool at once (to open installations).
+typedef struct LibchatPgPool LibchatPgPool;
 
 // A UTF-8 string. As an output it is allocated by libchat: in a successful result `ptr` is
 // never NULL and `ptr[len]` is a NUL byte (not counted in `len`), so text without NUL can be
@@ -1123,6 +1137,73 @@ void destroy_handle_payload_result(struct HandlePayloadResult *r);
 // # Safety
 // `r` is NULL, or a result libchat wrote (or one this function zeroed), unmodified.
 void destroy_list_result(struct ListConvoResult *r);
+
+// Connects to a PostgreSQL database and writes a pool of connections to it to `*out` (NULL
+// on failure); pending migrations of libchat's PostgreSQL chain are applied (under an
+// advisory lock: several processes starting at once apply them once).
+//
+// - `url`, `url_len`: a libpq URL (`postgresql://user:password@host:port/db`, or a Unix
+//   socket: `postgresql://user@/db?host=/run/postgresql`), UTF-8. It may hold a password:
+//   libchat copies it into memory it wipes when the pool is closed and never puts it in an
+//   error message. Read it from the environment or a file, never from a command line.
+// - `max_connections`: at most this many connections (0: libchat's default, 8): the number of
+//   threads that run libchat calls on this pool's installations at once.
+//
+// Errors: `LIBCHAT_ERR_CANNOT_OPEN` (server unreachable, credentials refused),
+// `LIBCHAT_ERR_NEWER_SCHEMA`, `LIBCHAT_ERR_FOREIGN_DATABASE` (another application's tables),
+// `LIBCHAT_ERR_MIGRATION`, `LIBCHAT_ERR_INVALID_ARGUMENT` (an empty URL), argument errors;
+// `LIBCHAT_ERR_UNSUPPORTED` in a build without PostgreSQL. Close the pool with
+// `libchat_pg_pool_close`.
+//
+// # Safety
+// A non-NULL `url` is readable for `url_len` bytes; `out` is NULL or writable.
+int32_t libchat_pg_pool_open(const uint8_t *url,
+                             size_t url_len,
+                             uint32_t max_connections,
+                             struct LibchatPgPool **out);
+
+// Closes the pool `*pool` and sets `*pool` to NULL (a second close does nothing; NULL and a
+// pointer to NULL do nothing). Installations opened on it stay usable: each holds the
+// connections it needs until it is closed itself.
+//
+// # Safety
+// `pool` is NULL or points to NULL or to a pool made by `libchat_pg_pool_open` that no other
+// thread uses during the call.
+void libchat_pg_pool_close(struct LibchatPgPool **pool);
+
+// Opens (creating it and its identity if missing) installation `installation` of the
+// PostgreSQL database `pool` connects to, and writes its handle to `*out` (NULL on failure).
+// One database holds any number of installations (a relay's accounts), each with its own
+// identity, conversations, mailbox and history; several handles, threads and processes may
+// serve the same installation at once (each operation is one transaction, and a conversation's
+// ratchet is locked while it advances).
+//
+// - `key`, `key_len`: the database key, 32 bytes (required): every secret column and every
+//   stored content is sealed under a key derived from it per installation. libchat copies it
+//   and wipes its copies; the caller should wipe its own.
+// - `installation`, `installation_len`: the installation's name (UTF-8, 1 to 128 bytes, no
+//   control characters).
+// - `name`, `name_len`: the identity's name, used only when it is created; may be NULL/0.
+//
+// Every `libchat_*` and drop-in function accepts the handle; `libchat_sync` returns at once
+// (each commit is already as durable as the server's `synchronous_commit` makes it). Errors:
+// `LIBCHAT_ERR_WRONG_KEY` (the installation exists under another key; nothing is changed),
+// `LIBCHAT_ERR_INVALID_ARGUMENT` (a key that is not 32 bytes, a bad installation name),
+// `LIBCHAT_ERR_CANNOT_OPEN`, `LIBCHAT_ERR_LOCKED` (conflicts that outlasted the bounded
+// reruns), argument errors; `LIBCHAT_ERR_UNSUPPORTED` in a build without PostgreSQL. Close
+// the handle with `libchat_close`.
+//
+// # Safety
+// `pool` is NULL or a live pool; non-NULL input pointers are readable for their lengths;
+// `out` is NULL or writable.
+int32_t libchat_open_postgres(const struct LibchatPgPool *pool,
+                              const uint8_t *key,
+                              size_t key_len,
+                              const uint8_t *installation,
+                              size_t installation_len,
+                              const uint8_t *name,
+                              size_t name_len,
+                              struct ContextHandle **out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -415,7 +415,7 @@ fn fail(error: FfiError) -> i32 {
 ///
 /// # Safety
 /// A non-NULL `out` is valid for writing a `T`.
-unsafe fn run<T: Owned>(out: *mut T, body: impl FnOnce() -> Result<T, FfiError>) -> i32 {
+pub(crate) unsafe fn run<T: Owned>(out: *mut T, body: impl FnOnce() -> Result<T, FfiError>) -> i32 {
     if let Err(e) = check_out(out) {
         return fail(e);
     }

@@ -59,6 +59,73 @@ fn file_config(path: &Path, key: &Key<'_>, durability: Durability) -> lc::Databa
     }
 }
 
+/// A pool of connections to one PostgreSQL database, shared by the installations opened on it
+/// (each holds a clone: the connections stay open until the pool and every installation opened
+/// on it are closed).
+pub struct PgPool {
+    #[cfg(feature = "postgres")]
+    pool: lc::postgres::PgPool,
+}
+
+impl PgPool {
+    /// Connects to the database at `url` (a libpq URL, which may hold a password: it is copied
+    /// into memory wiped on drop and never appears in an error) with at most `max_connections`
+    /// connections (0: the default), and applies pending migrations (under an advisory lock).
+    pub(crate) fn open(url: &str, max_connections: u32) -> Result<Self, FfiError> {
+        #[cfg(feature = "postgres")]
+        {
+            use lc::postgres::PostgresConfig;
+            let mut config = PostgresConfig::from_url(url).map_err(postgres_error)?;
+            if max_connections != 0 {
+                config = config
+                    .with_max_size(max_connections)
+                    .map_err(postgres_error)?;
+            }
+            let pool = lc::postgres::PgPool::open(config).map_err(postgres_error)?;
+            pool.migrate().map_err(postgres_error)?;
+            Ok(Self { pool })
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = (url, max_connections);
+            Err(without_postgres())
+        }
+    }
+}
+
+/// The error of a PostgreSQL function in a build without the `postgres` feature.
+#[cfg(not(feature = "postgres"))]
+fn without_postgres() -> FfiError {
+    FfiError::new(
+        LIBCHAT_ERR_UNSUPPORTED,
+        "this libchat was built without PostgreSQL (cargo feature `postgres` of libchat-ffi)",
+    )
+}
+
+/// The status code and message of a PostgreSQL configuration, pool or migration error.
+#[cfg(feature = "postgres")]
+fn postgres_error(error: lc::postgres::PostgresError) -> FfiError {
+    FfiError::new(postgres_code(&error), describe(&error))
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_code(error: &lc::postgres::PostgresError) -> i32 {
+    use lc::postgres::PostgresError as E;
+    match error {
+        E::UrlVariableMissing { .. }
+        | E::UrlNotUnicode { .. }
+        | E::UrlEmpty { .. }
+        | E::UrlFileUnreadable { .. }
+        | E::InvalidConfig { .. } => LIBCHAT_ERR_INVALID_ARGUMENT,
+        E::Connect(_) => LIBCHAT_ERR_CANNOT_OPEN,
+        E::StatementTimeout => LIBCHAT_ERR_LOCKED,
+        E::NewerSchema { .. } => LIBCHAT_ERR_NEWER_SCHEMA,
+        E::ForeignSchema { .. } => LIBCHAT_ERR_FOREIGN_DATABASE,
+        E::Migration(_) => LIBCHAT_ERR_MIGRATION,
+        E::Query(_) => LIBCHAT_ERR_STORAGE,
+    }
+}
+
 /// An envelope that was queued in the outbox.
 pub(crate) struct SentMessage {
     pub(crate) conversation_id: String,
@@ -182,6 +249,29 @@ impl Installation {
         let config = lc::ClientConfig::new(file_config(path, key, durability), name);
         let client = lc::Client::open(config).map_err(client_error)?;
         Ok(Self { client })
+    }
+
+    /// Opens (creating if missing) installation `installation` of the PostgreSQL database
+    /// `pool` connects to, its secrets sealed under `key`; `name` names the identity when it
+    /// is created.
+    pub(crate) fn open_postgres(
+        pool: &PgPool,
+        key: &[u8; 32],
+        installation: &str,
+        name: &str,
+    ) -> Result<Self, FfiError> {
+        #[cfg(feature = "postgres")]
+        {
+            let key = lc::PostgresKey::from_bytes(*key);
+            let config = lc::ClientConfig::postgres(&pool.pool, Some(key), installation, name);
+            let client = lc::Client::open(config).map_err(client_error)?;
+            Ok(Self { client })
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = (pool, key, installation, name);
+            Err(without_postgres())
+        }
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -323,8 +413,12 @@ impl Installation {
         Ok(acknowledged == lc::Acknowledged::Removed)
     }
 
-    /// The durability barrier ([`lc::Client::sync`]).
+    /// The durability barrier ([`lc::Client::sync`]). On PostgreSQL there is nothing to do:
+    /// every commit is already as durable as the server makes it (`synchronous_commit`).
     pub(crate) fn sync(&mut self) -> Result<(), FfiError> {
+        if self.client.is_postgres() {
+            return Ok(());
+        }
         self.client.sync().map_err(client_error)
     }
 
@@ -467,8 +561,8 @@ pub(crate) fn client_error(error: lc::ClientError) -> FfiError {
         lc::ClientError::Chat(e) => chat_code(e),
         lc::ClientError::Store(e) => store_code(e),
         lc::ClientError::Bundle(_) => LIBCHAT_ERR_BAD_BUNDLE,
-        // PostgreSQL only (the C ABI opens SQLite files): mapped for completeness.
-        lc::ClientError::SqliteOnly { .. } => LIBCHAT_ERR_INVALID_ARGUMENT,
+        lc::ClientError::SqliteOnly { .. } => LIBCHAT_ERR_UNSUPPORTED,
+        // PostgreSQL: a transaction still conflicting after its bounded reruns.
         lc::ClientError::Conflict { .. } => LIBCHAT_ERR_LOCKED,
     };
     FfiError::new(code, describe(&error))
@@ -481,7 +575,7 @@ fn persistence_code(error: &lc::PersistenceError) -> i32 {
         P::NewerSchema { .. } => LIBCHAT_ERR_NEWER_SCHEMA,
         P::ForeignDatabase { .. } => LIBCHAT_ERR_FOREIGN_DATABASE,
         P::LegacyDatabase { .. } => LIBCHAT_ERR_LEGACY_DATABASE,
-        // The C ABI opens the default installation only: neither happens through it.
+        // A key or an installation name libchat refuses (libchat_open_postgres's installation).
         P::InvalidKey { .. } | P::InvalidInstallationName { .. } => LIBCHAT_ERR_INVALID_ARGUMENT,
         P::InstallationsNotMigrated { .. } => LIBCHAT_ERR_MIGRATION,
         P::Locked => LIBCHAT_ERR_LOCKED,
@@ -490,12 +584,22 @@ fn persistence_code(error: &lc::PersistenceError) -> i32 {
         P::Migration(_) => LIBCHAT_ERR_MIGRATION,
         P::Corrupt { .. } => LIBCHAT_ERR_CORRUPT,
         P::NotFound(_) | P::Query(_) => LIBCHAT_ERR_STORAGE,
-        // PostgreSQL only (the C ABI opens SQLite files): mapped for completeness.
+        // PostgreSQL (libchat_open_postgres).
         P::WrongDatabaseKey { .. } => LIBCHAT_ERR_WRONG_KEY,
         P::Undecryptable { .. } => LIBCHAT_ERR_CORRUPT,
         P::KeyRequired => LIBCHAT_ERR_INVALID_ARGUMENT,
-        P::Postgres(_) => LIBCHAT_ERR_CANNOT_OPEN,
+        P::Postgres(inner) => postgres_inner_code(inner.as_ref()),
     }
+}
+
+/// The code of the PostgreSQL error inside [`lc::PersistenceError::Postgres`].
+fn postgres_inner_code(error: &(dyn Error + Send + Sync + 'static)) -> i32 {
+    #[cfg(feature = "postgres")]
+    if let Some(error) = error.downcast_ref::<lc::postgres::PostgresError>() {
+        return postgres_code(error);
+    }
+    let _ = error;
+    LIBCHAT_ERR_CANNOT_OPEN
 }
 
 fn store_code(error: &lc::StoreError) -> i32 {

@@ -72,6 +72,10 @@ pub const LIBCHAT_ERR_NOT_FOUND: i32 = -119;
 /// The file is a database of the reference libchat implementation: it is not modified; convert
 /// it with `libchat_import_legacy` (or `libchat import`) into a new database file.
 pub const LIBCHAT_ERR_LEGACY_DATABASE: i32 = -120;
+/// This library was built without what the call needs (the PostgreSQL functions in a build
+/// without the `postgres` feature), or the operation does not exist for this handle's
+/// database (SQLite-only calls on a PostgreSQL installation).
+pub const LIBCHAT_ERR_UNSUPPORTED: i32 = -121;
 /// The intro bundle is malformed, too long, or its signature does not verify.
 pub const LIBCHAT_ERR_BAD_BUNDLE: i32 = -130;
 /// No conversation with this id.
@@ -129,6 +133,7 @@ pub(crate) const ALL_CODES: &[(i32, &str)] = &[
     (LIBCHAT_ERR_STORAGE, "STORAGE"),
     (LIBCHAT_ERR_NOT_FOUND, "NOT_FOUND"),
     (LIBCHAT_ERR_LEGACY_DATABASE, "LEGACY_DATABASE"),
+    (LIBCHAT_ERR_UNSUPPORTED, "UNSUPPORTED"),
     (LIBCHAT_ERR_BAD_BUNDLE, "BAD_BUNDLE"),
     (LIBCHAT_ERR_UNKNOWN_CONVERSATION, "UNKNOWN_CONVERSATION"),
     (LIBCHAT_ERR_REPLAY, "REPLAY"),

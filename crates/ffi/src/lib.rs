@@ -22,6 +22,7 @@ mod bridge;
 pub mod dropin;
 pub mod error;
 pub mod handle;
+pub mod postgres;
 pub mod types;
 
 #[cfg(test)]

@@ -126,3 +126,18 @@ fn the_last_error_is_per_thread() {
     assert_eq!(other_thread, LIBCHAT_OK);
     assert_eq!(libchat_last_error_code(), LIBCHAT_ERR_NULL_POINTER);
 }
+
+/// Without the `postgres` feature the PostgreSQL functions exist and say
+/// `LIBCHAT_ERR_UNSUPPORTED` (with the feature, `.ci/ffi` runs them on a real server).
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn postgres_functions_without_the_feature_are_unsupported() {
+    use crate::postgres::*;
+    let url = b"postgresql://relay@/relay?host=/run/postgresql";
+    let mut pool: *mut LibchatPgPool = std::ptr::null_mut();
+    // SAFETY: the URL is readable for its length; `pool` is writable.
+    let status = unsafe { libchat_pg_pool_open(url.as_ptr(), url.len(), 0, &mut pool) };
+    assert_eq!(status, LIBCHAT_ERR_UNSUPPORTED);
+    assert_eq!(libchat_last_error_code(), LIBCHAT_ERR_UNSUPPORTED);
+    assert!(pool.is_null());
+}

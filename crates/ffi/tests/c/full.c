@@ -6,6 +6,10 @@
  *
  *   full TMPDIR LEGACY_PLAIN_DB
  *
+ * With LIBCHAT_FFI_POSTGRES_URL set (a database of its own; .ci/ffi creates one), the PostgreSQL
+ * functions are exercised on it too (the library must be built with the `postgres` feature);
+ * without it only their argument errors are checked.
+ *
  * Linked against liblibchat.a; uses the bundled SQLite's sqlite3_open/exec/close only to make a
  * database look migrated by a newer libchat.
  */
@@ -1108,6 +1112,138 @@ static void test_import(const char *legacy_source) {
     CHECK(fopen(to2, "rb") == NULL); /* nothing was written */
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* PostgreSQL (a build with the `postgres` feature; `url` is a database of its own, or NULL).  */
+
+static ContextHandle *open_pg(const LibchatPgPool *pool, const uint8_t *key, const char *installation,
+                              const char *name) {
+    ContextHandle *h = (ContextHandle *)0x1; /* garbage: must be overwritten */
+    int32_t status = libchat_open_postgres(pool, key, 32, (const uint8_t *)installation, strlen(installation),
+                                           (const uint8_t *)name, strlen(name), &h);
+    if (status != LIBCHAT_OK) {
+        fprintf(stderr, "libchat_open_postgres(%s) failed with %d\n", installation, status);
+        print_last_error();
+        CHECK(h == NULL);
+        return NULL;
+    }
+    return h;
+}
+
+static void test_postgres(const char *url) {
+    /* Argument errors, in any build. */
+    LibchatPgPool *pool = (LibchatPgPool *)0x1;
+    CHECK_STATUS(libchat_pg_pool_open(NULL, 5, 0, &pool), LIBCHAT_ERR_NULL_POINTER);
+    CHECK(pool == NULL);
+    CHECK_STATUS(libchat_pg_pool_open(LIT("postgresql://x/y"), 0, NULL), LIBCHAT_ERR_NULL_POINTER);
+    CHECK_STATUS(libchat_pg_pool_open(BAD_UTF8, sizeof BAD_UTF8, 0, &pool), LIBCHAT_ERR_INVALID_UTF8);
+    ContextHandle *h = (ContextHandle *)0x1;
+    CHECK_STATUS(libchat_open_postgres(NULL, KEY_A, 32, LIT("saro"), LIT("saro"), &h), LIBCHAT_ERR_NULL_POINTER);
+    CHECK(h == NULL);
+    libchat_pg_pool_close(NULL);
+    pool = NULL;
+    libchat_pg_pool_close(&pool);
+    if (url == NULL) return;
+    CHECK_STATUS(libchat_pg_pool_open(LIT("  "), 0, &pool), LIBCHAT_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(libchat_pg_pool_open((const uint8_t *)url, strlen(url), 4, &pool), LIBCHAT_OK);
+    if (pool == NULL) return;
+
+    /* Two installations of one database talk through the drop-in surface; a third is the
+       stranger whose envelopes the other two ignore. */
+    ContextHandle *saro = open_pg(pool, KEY_A, "saro", "Saro");
+    ContextHandle *raya = open_pg(pool, KEY_A, "raya", "Raya");
+    ContextHandle *ravi = open_pg(pool, KEY_A, "ravi", "Ravi");
+    CHECK(saro && raya && ravi);
+    if (!saro || !raya || !ravi) {
+        libchat_close(&saro);
+        libchat_close(&raya);
+        libchat_close(&ravi);
+        libchat_pg_pool_close(&pool);
+        return;
+    }
+    LibchatString name = installation_name(raya);
+    CHECK(str_eq(&name, "Raya"));
+    destroy_string(name);
+    dropin_conversation(saro, raya, ravi);
+
+    /* The persistent surface: a batch with a duplicate, the inbox, sync. */
+    LibchatString bundle;
+    CHECK_STATUS(libchat_intro_bundle(ravi, &bundle), LIBCHAT_OK);
+    LibchatSent hello;
+    CHECK_STATUS(libchat_start_conversation(raya, (const uint8_t *)bundle.ptr, bundle.len, LIT("hello ravi"), &hello),
+                 LIBCHAT_OK);
+    libchat_string_free(&bundle);
+    LibchatSlice contents[2] = {SLICE("one", 3), SLICE("two", 3)};
+    LibchatSentList sent;
+    CHECK_STATUS(libchat_send_batch(raya, (const uint8_t *)hello.conversation_id.ptr, hello.conversation_id.len,
+                                    contents, 2, &sent),
+                 LIBCHAT_OK);
+    CHECK(sent.len == 2);
+    if (sent.len == 2) {
+        LibchatSlice backlog[4] = {
+            SLICE(sent.ptr[1].envelope.ptr, sent.ptr[1].envelope.len), /* before its handshake */
+            SLICE(hello.envelope.ptr, hello.envelope.len),
+            SLICE(sent.ptr[0].envelope.ptr, sent.ptr[0].envelope.len),
+            SLICE(hello.envelope.ptr, hello.envelope.len), /* a duplicate */
+        };
+        LibchatReceiveOutcomes got;
+        CHECK_STATUS(libchat_receive_batch(ravi, backlog, 4, &got), LIBCHAT_OK);
+        CHECK(got.len == 4);
+        if (got.len == 4) {
+            CHECK(got.ptr[0].status == LIBCHAT_OK && bytes_eq(&got.ptr[0].received.content, "two"));
+            CHECK(got.ptr[1].status == LIBCHAT_OK && got.ptr[1].received.is_new_conversation &&
+                  bytes_eq(&got.ptr[1].received.content, "hello ravi"));
+            CHECK(got.ptr[2].status == LIBCHAT_OK && bytes_eq(&got.ptr[2].received.content, "one"));
+            CHECK(got.ptr[3].status == LIBCHAT_OK && got.ptr[3].received.kind == LIBCHAT_RECEIVED_DUPLICATE);
+        }
+        libchat_receive_outcomes_free(&got);
+    }
+    libchat_sent_list_free(&sent);
+    libchat_sent_free(&hello);
+    LibchatInbox inbox;
+    CHECK_STATUS(libchat_inbox_pending(ravi, 10, &inbox), LIBCHAT_OK);
+    CHECK(inbox.len == 3);
+    bool was_pending = false;
+    if (inbox.len > 0) CHECK_STATUS(libchat_acknowledge(ravi, inbox.ptr[0].id, &was_pending), LIBCHAT_OK);
+    CHECK(was_pending);
+    libchat_inbox_free(&inbox);
+    CHECK_STATUS(libchat_sync(ravi), LIBCHAT_OK); /* nothing to do: commits are durable */
+
+    /* Closing the pool leaves the installations usable. */
+    uint8_t raya_key[32];
+    CHECK_STATUS(libchat_public_key(raya, &raya_key), LIBCHAT_OK);
+    libchat_pg_pool_close(&pool);
+    CHECK(pool == NULL);
+    libchat_pg_pool_close(&pool); /* harmless */
+    LibchatConversations convos;
+    CHECK_STATUS(libchat_conversations(raya, &convos), LIBCHAT_OK);
+    CHECK(convos.len == 2);
+    libchat_conversations_free(&convos);
+    libchat_close(&saro);
+    libchat_close(&raya);
+    libchat_close(&ravi);
+
+    /* Reopened: the same identity; another key or a bad installation name is refused. */
+    CHECK_STATUS(libchat_pg_pool_open((const uint8_t *)url, strlen(url), 0, &pool), LIBCHAT_OK);
+    if (pool == NULL) return;
+    h = (ContextHandle *)0x1;
+    CHECK_STATUS(libchat_open_postgres(pool, KEY_B, 32, LIT("raya"), LIT("Raya"), &h), LIBCHAT_ERR_WRONG_KEY);
+    CHECK(h == NULL);
+    CHECK_STATUS(libchat_open_postgres(pool, KEY_A, 16, LIT("raya"), LIT("Raya"), &h), LIBCHAT_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(libchat_open_postgres(pool, KEY_A, 32, LIT(""), LIT("x"), &h), LIBCHAT_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(libchat_open_postgres(pool, KEY_A, 32, BAD_UTF8, sizeof BAD_UTF8, LIT("x"), &h),
+                 LIBCHAT_ERR_INVALID_UTF8);
+    CHECK_STATUS(libchat_open_postgres(pool, KEY_A, 32, LIT("raya"), LIT("Raya"), NULL), LIBCHAT_ERR_NULL_POINTER);
+    raya = open_pg(pool, KEY_A, "raya", "ignored");
+    CHECK(raya != NULL);
+    if (raya) {
+        uint8_t again[32];
+        CHECK_STATUS(libchat_public_key(raya, &again), LIBCHAT_OK);
+        CHECK(memcmp(again, raya_key, 32) == 0);
+        libchat_close(&raya);
+    }
+    libchat_pg_pool_close(&pool);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s TMPDIR LEGACY_PLAIN_DB\n", argv[0]);
@@ -1123,6 +1259,8 @@ int main(int argc, char **argv) {
     test_persistent();
     test_batches();
     test_import(argv[2]);
+    const char *pg_url = getenv("LIBCHAT_FFI_POSTGRES_URL");
+    test_postgres(pg_url && *pg_url ? pg_url : NULL);
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }
