@@ -208,6 +208,28 @@ impl Faults {
     }
 }
 
+/// [`Client::receive`] on PostgreSQL (`None` on SQLite): one envelope in a write-back
+/// transaction of its own.
+#[cfg(feature = "postgres")]
+pub(crate) fn receive_on_postgres(
+    client: &mut Client,
+    envelope: &[u8],
+) -> Option<Result<Received, ClientError>> {
+    if !matches!(client.db, Backend::Postgres(_)) {
+        return None;
+    }
+    let mut faults = Faults::take(client);
+    let context = Context {
+        chat: client.chat,
+        limits: client.batch,
+        clock: client.clock,
+    };
+    let Backend::Postgres(db) = &mut client.db else {
+        return None;
+    };
+    Some(pg::receive_one(db, &context, envelope, &mut faults))
+}
+
 /// How a transaction runs its envelopes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {

@@ -776,6 +776,12 @@ impl Client {
         if envelope.is_empty() {
             return Ok(Received::Empty);
         }
+        // PostgreSQL: a write-back transaction of one envelope, which locks the ratchet row
+        // before it checks the digest, as a batch does.
+        #[cfg(feature = "postgres")]
+        if let Some(outcome) = crate::batch::receive_on_postgres(self, envelope) {
+            return outcome;
+        }
         let digest = envelope_digest(envelope);
         let clock = self.clock;
         self.run(|store, chat| receive_envelope(store, chat, envelope, &digest, clock.now()))

@@ -495,6 +495,7 @@ fn persistence_code(error: &lc::PersistenceError) -> i32 {
         P::Undecryptable { .. } => LIBCHAT_ERR_CORRUPT,
         P::KeyRequired => LIBCHAT_ERR_INVALID_ARGUMENT,
         P::Postgres(_) => LIBCHAT_ERR_CANNOT_OPEN,
+        P::BatchConflict(_) => LIBCHAT_ERR_LOCKED,
     }
 }
 

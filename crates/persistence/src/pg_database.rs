@@ -67,9 +67,9 @@ impl std::fmt::Debug for PgDatabase {
 /// A transaction in progress on a [`PgDatabase`] (READ COMMITTED), handed to the closure of
 /// [`PgDatabase::transaction`]. It implements every domain store trait.
 pub struct PgTx<'a> {
-    conn: &'a mut PgConnection,
-    cipher: &'a RowCipher,
-    keys: &'a mut KeyPairCache,
+    pub(crate) conn: &'a mut PgConnection,
+    pub(crate) cipher: &'a RowCipher,
+    pub(crate) keys: &'a mut KeyPairCache,
 }
 
 impl PgTx<'_> {
@@ -129,9 +129,7 @@ fn lock_digest(
     installation: i64,
     digest: &[u8; 32],
 ) -> Result<(), PersistenceError> {
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    let key = i64::from_be_bytes(first) ^ installation;
+    let key = crate::pg_batch::digest_lock_key(installation, digest);
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
         .bind::<diesel::sql_types::BigInt, _>(key)
         .execute(conn)?;
@@ -149,10 +147,12 @@ fn retry_backoff(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_micros(u64::from(OsRng.next_u32() % bound_us))
 }
 
-/// Whether an error is PostgreSQL's serialization failure (40001) or deadlock (40P01): the
-/// whole transaction can run again.
+/// Whether an error is PostgreSQL's serialization failure (40001) or deadlock (40P01), or a
+/// write-back batch's [`PersistenceError::BatchConflict`]: the whole transaction can run
+/// again.
 pub fn is_retryable(error: &PersistenceError) -> bool {
     match error {
+        PersistenceError::BatchConflict(_) => true,
         PersistenceError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
             matches!(
                 kind,
