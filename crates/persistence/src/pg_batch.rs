@@ -305,12 +305,26 @@ impl<'t, 'a> PgBatchTx<'t, 'a> {
                 },
             );
         }
+        // A hint that names no locked conversation is no conversation for this batch (a
+        // handshake's inbox id, an unknown conversation, or one created by another process
+        // since the locks: its envelopes come back `UnknownConversation` and are retried in a
+        // later transaction). Looking it up again would read it without its lock, and locking
+        // it now would take a ratchet lock after the digest locks below (the other order than
+        // other batches: a deadlock).
+        for hint in plan.items.iter().filter_map(|i| i.1.as_ref()) {
+            if !self.states.contains_key(hint) {
+                self.conversations.insert(hint.clone(), None);
+            }
+        }
         // The items whose conversation is not locked: their digests, in key order.
         let installation = self.tx.cipher.id();
         let mut digest_keys: Vec<i64> = plan
             .items
             .iter()
-            .filter(|(_, hint)| hint.as_ref().is_none_or(|h| !self.states.contains_key(h)))
+            .filter(|(_, hint)| {
+                hint.as_ref()
+                    .is_none_or(|h| self.conversations.get(h).is_none_or(Option::is_none))
+            })
             .map(|(digest, _)| digest_lock_key(installation, digest))
             .collect();
         digest_keys.sort_unstable();
