@@ -550,7 +550,10 @@ fn round_trips_of_receive_batch_per_envelope() {
         batch <= 3 * 100,
         "{batch} round trips for a batch of 100 envelopes"
     );
-    assert!(batch < single * 10, "a batch of 100 costs less than 10 receives");
+    assert!(
+        batch < single * 10,
+        "a batch of 100 costs less than 10 receives"
+    );
 }
 
 /// A small relay simulation (issue #15's is 4 processes × 250 installations and 20,000

@@ -16,8 +16,8 @@
 //! `Duplicate` for what the other process took.
 
 use domain_chat::MAX_ENVELOPE_LEN;
-use domain_chat::wire::EnvelopeV1;
 use domain_chat::StoreError;
+use domain_chat::wire::EnvelopeV1;
 use persistence::{BatchPlan, PgDatabase, PgTx};
 use prost::Message as _;
 
@@ -103,9 +103,11 @@ pub(super) fn receive_one(
     faults: &mut Faults,
 ) -> Result<Received, ClientError> {
     let mut outcomes = receive_transaction(db, context, &[envelope], &[0], faults)?;
-    outcomes
-        .pop()
-        .unwrap_or_else(|| Err(ClientError::Store(StoreError::NotFound("an outcome".into()))))
+    outcomes.pop().unwrap_or_else(|| {
+        Err(ClientError::Store(StoreError::NotFound(
+            "an outcome".into(),
+        )))
+    })
 }
 
 /// `receive_batch` on PostgreSQL.

@@ -16,9 +16,9 @@ use domain_ratchet::{
 
 use crate::error::PersistenceError;
 use crate::pg_database::PgTx;
-use crate::repo::{RowCx, count};
 use crate::repo::pg::pg_batch::{self as sql, HistoryWrite, InboxWrite, StateWrite};
 use crate::repo::pg::{convo, identity, mailbox, ratchet};
+use crate::repo::{RowCx, count};
 
 /// What a batch will touch, known before its items run: [`PgTx::write_back`] locks and loads
 /// it up front. One [`BatchPlan::push`] per item.
@@ -661,14 +661,6 @@ impl<'t, 'a> PgBatchTx<'t, 'a> {
         }
         sql::insert_states(conn, inst, &inserts)
             .map_err(|e| conflict_on_unique(e, "a new ratchet state"))?;
-        let updated = sql::update_states(conn, inst, &updates)?;
-        if updated != updates.len() {
-            return Err(PersistenceError::BatchConflict(format!(
-                "{} of {} ratchet states were deleted meanwhile",
-                updates.len() - updated,
-                updates.len()
-            )));
-        }
         let mut overlays: Vec<(&String, &SkippedOverlay)> = self.skipped.iter().collect();
         overlays.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut deletes = Vec::new();
@@ -710,10 +702,22 @@ impl<'t, 'a> PgBatchTx<'t, 'a> {
                 row.id = id;
             }
         }
-        sql::insert_inbox(conn, inst, &self.inbox)?;
-        sql::insert_history(conn, inst, &self.history)?;
-        sql::insert_processed(conn, inst, &self.new_processed)
-            .map_err(|e| conflict_on_unique(e, "a processed envelope"))?;
+        let updated = sql::write_rows(
+            conn,
+            inst,
+            &updates,
+            &self.inbox,
+            &self.history,
+            &self.new_processed,
+        )
+        .map_err(|e| conflict_on_unique(e, "a processed envelope"))?;
+        if updated != updates.len() {
+            return Err(PersistenceError::BatchConflict(format!(
+                "{} of {} ratchet states were deleted meanwhile",
+                updates.len() - updated,
+                updates.len()
+            )));
+        }
         drop(dirty);
         drop(overlays);
         // The caches now match the database.
@@ -836,11 +840,13 @@ impl ConversationStore for PgBatchTx<'_, '_> {
         let id = record.conversation_id.as_str();
         if self.conversation(id)?.is_some() {
             // What the primary key reports to a lone save.
-            return Err(PersistenceError::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                Box::new(format!("conversation {id} already exists")),
-            ))
-            .into());
+            return Err(
+                PersistenceError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    Box::new(format!("conversation {id} already exists")),
+                ))
+                .into(),
+            );
         }
         self.set_conversation(id, Some(record.clone()));
         self.new_conversations.push(record.clone());

@@ -439,7 +439,10 @@ fn write_back_gives_the_outcomes_and_rows_of_one_transaction_per_envelope() {
         assert!(got.iter().any(|o| o == "Duplicate"));
         assert!(got.iter().any(|o| o.starts_with("error")));
         let contents = got.iter().filter(|o| o.starts_with("Content")).count();
-        eprintln!("seed {seed}: {contents} of {} envelopes delivered", got.len());
+        eprintln!(
+            "seed {seed}: {contents} of {} envelopes delivered",
+            got.len()
+        );
         assert!(contents > 10, "{got:#?}");
 
         let mut conn = db.connect();
@@ -494,7 +497,12 @@ fn an_item_that_fails_after_changing_things_is_undone_alone() {
     let texts: Vec<Vec<u8>> = inbox.into_iter().map(|e| e.content).collect();
     assert_eq!(
         texts,
-        vec![b"hello".to_vec(), b"s0m2".to_vec(), b"s0m0".to_vec(), b"s0m1".to_vec()]
+        vec![
+            b"hello".to_vec(),
+            b"s0m2".to_vec(),
+            b"s0m0".to_vec(),
+            b"s0m1".to_vec()
+        ]
     );
     // No skipped key left; the conversation goes on.
     let id = unit(&mut b.batch, |tx| Ok(tx.list_conversations()?))
@@ -628,5 +636,8 @@ fn two_processes_racing_batches_receive_each_envelope_once() {
     assert!(contents.values().all(|&n| n == 1), "{contents:?}");
     assert_eq!(duplicates, total);
     eprintln!("two processes: {total} envelopes each, {retries} transactions run again");
-    assert_eq!(retries, 0, "locks taken up front in one order: no deadlock, no conflict");
+    assert_eq!(
+        retries, 0,
+        "locks taken up front in one order: no deadlock, no conflict"
+    );
 }

@@ -209,7 +209,10 @@ pub(crate) fn skipped_in_order(
     .bind::<BigInt, _>(inst.id())
     .bind::<Text, _>(conversation_id)
     .load(conn)?;
-    Ok(rows.into_iter().map(|r| (r.public_key, r.msg_num)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.public_key, r.msg_num))
+        .collect())
 }
 
 #[derive(QueryableByName)]
@@ -304,7 +307,12 @@ impl Drop for StateColumns {
         // Sealed on PostgreSQL, but wiped all the same.
         self.root.zeroize();
         self.secret.zeroize();
-        for cell in self.sending.iter_mut().chain(self.receiving.iter_mut()).flatten() {
+        for cell in self
+            .sending
+            .iter_mut()
+            .chain(self.receiving.iter_mut())
+            .flatten()
+        {
             cell.zeroize();
         }
     }
@@ -317,7 +325,8 @@ fn state_columns(inst: Inst<'_>, writes: &[StateWrite<'_>]) -> StateColumns {
         let sealed = SealedSecrets::new(inst, w.conversation_id, w.state, &secret);
         c.ids.push(w.conversation_id.to_owned());
         c.root.push(sealed.root_key.to_vec());
-        c.sending.push(sealed.sending_chain.as_deref().map(<[u8]>::to_vec));
+        c.sending
+            .push(sealed.sending_chain.as_deref().map(<[u8]>::to_vec));
         c.receiving
             .push(sealed.receiving_chain.as_deref().map(<[u8]>::to_vec));
         c.secret.push(sealed.dh_self_secret.to_vec());
@@ -364,44 +373,6 @@ pub(crate) fn insert_states(
     .bind::<Array<BigInt>, _>(&c.bound)
     .execute(conn)?;
     Ok(())
-}
-
-/// Updates existing ratchet rows (one statement, `UPDATE … FROM unnest(…)`); returns how many
-/// rows were updated.
-pub(crate) fn update_states(
-    conn: &mut Conn,
-    inst: Inst<'_>,
-    writes: &[StateWrite<'_>],
-) -> Result<usize, PersistenceError> {
-    if writes.is_empty() {
-        return Ok(0);
-    }
-    let c = state_columns(inst, writes);
-    Ok(diesel::sql_query(
-        "UPDATE ratchet_states r SET root_key = u.root_key, sending_chain = u.sending_chain, \
-         receiving_chain = u.receiving_chain, dh_self_secret = u.dh_self_secret, \
-         dh_self_public = u.dh_self_public, dh_remote = u.dh_remote, msg_send = u.msg_send, \
-         msg_recv = u.msg_recv, prev_chain_len = u.prev_chain_len, \
-         skipped_bound = u.skipped_bound \
-         FROM unnest($2::text[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], \
-         $7::bytea[], $8::bytea[], $9::int8[], $10::int8[], $11::int8[], $12::int8[]) \
-         AS u(conversation_id, root_key, sending_chain, receiving_chain, dh_self_secret, \
-         dh_self_public, dh_remote, msg_send, msg_recv, prev_chain_len, skipped_bound) \
-         WHERE r.installation_id = $1 AND r.conversation_id = u.conversation_id",
-    )
-    .bind::<BigInt, _>(inst.id())
-    .bind::<Array<Text>, _>(&c.ids)
-    .bind::<Array<Binary>, _>(&c.root)
-    .bind::<Array<Nullable<Binary>>, _>(&c.sending)
-    .bind::<Array<Nullable<Binary>>, _>(&c.receiving)
-    .bind::<Array<Binary>, _>(&c.secret)
-    .bind::<Array<Binary>, _>(&c.public)
-    .bind::<Array<Nullable<Binary>>, _>(&c.remote)
-    .bind::<Array<BigInt>, _>(&c.send)
-    .bind::<Array<BigInt>, _>(&c.recv)
-    .bind::<Array<BigInt>, _>(&c.prev)
-    .bind::<Array<BigInt>, _>(&c.bound)
-    .execute(conn)?)
 }
 
 /// Deletes skipped keys `(conversation, chain, number)` (one statement).
@@ -519,18 +490,26 @@ pub(crate) struct HistoryWrite {
     pub timestamp: i64,
 }
 
-/// Inserts inbox rows, contents sealed as `inbox_push` seals them (one statement).
-pub(crate) fn insert_inbox(
+/// The last writes of a flush, in one statement (data-modifying `WITH` clauses, each
+/// `unnest(…)` of its arrays): the updated ratchet rows, the inbox rows and the history rows
+/// (contents sealed as `inbox_push` and `history_push` seal them, under their ids) and the
+/// processed digests. Returns how many ratchet rows were updated. A digest recorded meanwhile
+/// by another transaction is a unique violation (the caller makes it a conflict).
+pub(crate) fn write_rows(
     conn: &mut Conn,
     inst: Inst<'_>,
-    rows: &[InboxWrite],
-) -> Result<(), PersistenceError> {
-    if rows.is_empty() {
-        return Ok(());
+    updates: &[StateWrite<'_>],
+    inbox: &[InboxWrite],
+    history: &[HistoryWrite],
+    processed: &[([u8; 32], i64)],
+) -> Result<usize, PersistenceError> {
+    if updates.is_empty() && inbox.is_empty() && history.is_empty() && processed.is_empty() {
+        return Ok(0);
     }
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let convs: Vec<&str> = rows.iter().map(|r| r.conversation_id.as_str()).collect();
-    let contents: Vec<Vec<u8>> = rows
+    let c = state_columns(inst, updates);
+    let inbox_ids: Vec<i64> = inbox.iter().map(|r| r.id).collect();
+    let inbox_convs: Vec<&str> = inbox.iter().map(|r| r.conversation_id.as_str()).collect();
+    let mut inbox_contents: Vec<Vec<u8>> = inbox
         .iter()
         .map(|r| {
             inst.seal(
@@ -541,40 +520,13 @@ pub(crate) fn insert_inbox(
             .into_owned()
         })
         .collect();
-    let sent: Vec<i64> = rows.iter().map(|r| r.sent_at).collect();
-    let received: Vec<i64> = rows.iter().map(|r| r.received_at).collect();
-    let new: Vec<bool> = rows.iter().map(|r| r.is_new_conversation).collect();
-    diesel::sql_query(
-        "INSERT INTO inbox (id, installation_id, conversation_id, content, sent_at, \
-         received_at, is_new_conversation) SELECT u.id, $1, u.conversation_id, u.content, \
-         u.sent_at, u.received_at, u.is_new FROM unnest($2::int8[], $3::text[], $4::bytea[], \
-         $5::int8[], $6::int8[], $7::bool[]) \
-         AS u(id, conversation_id, content, sent_at, received_at, is_new)",
-    )
-    .bind::<BigInt, _>(inst.id())
-    .bind::<Array<BigInt>, _>(&ids)
-    .bind::<Array<Text>, _>(&convs)
-    .bind::<Array<Binary>, _>(&contents)
-    .bind::<Array<BigInt>, _>(&sent)
-    .bind::<Array<BigInt>, _>(&received)
-    .bind::<Array<Bool>, _>(&new)
-    .execute(conn)?;
-    Ok(())
-}
-
-/// Inserts history rows, contents sealed as `history_push` seals them (one statement).
-pub(crate) fn insert_history(
-    conn: &mut Conn,
-    inst: Inst<'_>,
-    rows: &[HistoryWrite],
-) -> Result<(), PersistenceError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let convs: Vec<&str> = rows.iter().map(|r| r.conversation_id.as_str()).collect();
-    let directions: Vec<&str> = rows.iter().map(|r| r.direction).collect();
-    let contents: Vec<Vec<u8>> = rows
+    let sent: Vec<i64> = inbox.iter().map(|r| r.sent_at).collect();
+    let received: Vec<i64> = inbox.iter().map(|r| r.received_at).collect();
+    let new: Vec<bool> = inbox.iter().map(|r| r.is_new_conversation).collect();
+    let history_ids: Vec<i64> = history.iter().map(|r| r.id).collect();
+    let history_convs: Vec<&str> = history.iter().map(|r| r.conversation_id.as_str()).collect();
+    let directions: Vec<&str> = history.iter().map(|r| r.direction).collect();
+    let mut history_contents: Vec<Vec<u8>> = history
         .iter()
         .map(|r| {
             inst.seal(
@@ -585,42 +537,70 @@ pub(crate) fn insert_history(
             .into_owned()
         })
         .collect();
-    let times: Vec<i64> = rows.iter().map(|r| r.timestamp).collect();
-    diesel::sql_query(
-        "INSERT INTO messages (id, installation_id, conversation_id, direction, content, \
-         timestamp) SELECT u.id, $1, u.conversation_id, u.direction, u.content, u.ts \
-         FROM unnest($2::int8[], $3::text[], $4::text[], $5::bytea[], $6::int8[]) \
-         AS u(id, conversation_id, direction, content, ts)",
+    let times: Vec<i64> = history.iter().map(|r| r.timestamp).collect();
+    let digests: Vec<&[u8]> = processed.iter().map(|r| &r.0[..]).collect();
+    let processed_at: Vec<i64> = processed.iter().map(|r| r.1).collect();
+    let result = diesel::sql_query(
+        "WITH u AS (UPDATE ratchet_states r SET root_key = u.root_key, \
+         sending_chain = u.sending_chain, receiving_chain = u.receiving_chain, \
+         dh_self_secret = u.dh_self_secret, dh_self_public = u.dh_self_public, \
+         dh_remote = u.dh_remote, msg_send = u.msg_send, msg_recv = u.msg_recv, \
+         prev_chain_len = u.prev_chain_len, skipped_bound = u.skipped_bound \
+         FROM unnest($2::text[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], \
+         $7::bytea[], $8::bytea[], $9::int8[], $10::int8[], $11::int8[], $12::int8[]) \
+         AS u(conversation_id, root_key, sending_chain, receiving_chain, dh_self_secret, \
+         dh_self_public, dh_remote, msg_send, msg_recv, prev_chain_len, skipped_bound) \
+         WHERE r.installation_id = $1 AND r.conversation_id = u.conversation_id RETURNING 1), \
+         i AS (INSERT INTO inbox (id, installation_id, conversation_id, content, sent_at, \
+         received_at, is_new_conversation) SELECT v.id, $1, v.conversation_id, v.content, \
+         v.sent_at, v.received_at, v.is_new FROM unnest($13::int8[], $14::text[], \
+         $15::bytea[], $16::int8[], $17::int8[], $18::bool[]) \
+         AS v(id, conversation_id, content, sent_at, received_at, is_new)), \
+         m AS (INSERT INTO messages (id, installation_id, conversation_id, direction, content, \
+         timestamp) SELECT h.id, $1, h.conversation_id, h.direction, h.content, h.ts \
+         FROM unnest($19::int8[], $20::text[], $21::text[], $22::bytea[], $23::int8[]) \
+         AS h(id, conversation_id, direction, content, ts)), \
+         p AS (INSERT INTO processed_envelopes (installation_id, digest, processed_at) \
+         SELECT $1, * FROM unnest($24::bytea[], $25::int8[])) \
+         SELECT count(*) AS updated FROM u",
     )
     .bind::<BigInt, _>(inst.id())
-    .bind::<Array<BigInt>, _>(&ids)
-    .bind::<Array<Text>, _>(&convs)
+    .bind::<Array<Text>, _>(&c.ids)
+    .bind::<Array<Binary>, _>(&c.root)
+    .bind::<Array<Nullable<Binary>>, _>(&c.sending)
+    .bind::<Array<Nullable<Binary>>, _>(&c.receiving)
+    .bind::<Array<Binary>, _>(&c.secret)
+    .bind::<Array<Binary>, _>(&c.public)
+    .bind::<Array<Nullable<Binary>>, _>(&c.remote)
+    .bind::<Array<BigInt>, _>(&c.send)
+    .bind::<Array<BigInt>, _>(&c.recv)
+    .bind::<Array<BigInt>, _>(&c.prev)
+    .bind::<Array<BigInt>, _>(&c.bound)
+    .bind::<Array<BigInt>, _>(&inbox_ids)
+    .bind::<Array<Text>, _>(&inbox_convs)
+    .bind::<Array<Binary>, _>(&inbox_contents)
+    .bind::<Array<BigInt>, _>(&sent)
+    .bind::<Array<BigInt>, _>(&received)
+    .bind::<Array<Bool>, _>(&new)
+    .bind::<Array<BigInt>, _>(&history_ids)
+    .bind::<Array<Text>, _>(&history_convs)
     .bind::<Array<Text>, _>(&directions)
-    .bind::<Array<Binary>, _>(&contents)
+    .bind::<Array<Binary>, _>(&history_contents)
     .bind::<Array<BigInt>, _>(&times)
-    .execute(conn)?;
-    Ok(())
+    .bind::<Array<Binary>, _>(&digests)
+    .bind::<Array<BigInt>, _>(&processed_at)
+    .get_result::<Updated>(conn);
+    {
+        // The contents are sealed on PostgreSQL; wiped all the same.
+        use zeroize::Zeroize;
+        inbox_contents.zeroize();
+        history_contents.zeroize();
+    }
+    Ok(usize::try_from(result?.updated).unwrap_or(0))
 }
 
-/// Records processed digests (one statement). A digest recorded meanwhile by another
-/// transaction is a unique violation (the batch is run again and reports it `Duplicate`).
-pub(crate) fn insert_processed(
-    conn: &mut Conn,
-    inst: Inst<'_>,
-    rows: &[([u8; 32], i64)],
-) -> Result<(), PersistenceError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let digests: Vec<&[u8]> = rows.iter().map(|r| &r.0[..]).collect();
-    let times: Vec<i64> = rows.iter().map(|r| r.1).collect();
-    diesel::sql_query(
-        "INSERT INTO processed_envelopes (installation_id, digest, processed_at) \
-         SELECT $1, * FROM unnest($2::bytea[], $3::int8[])",
-    )
-    .bind::<BigInt, _>(inst.id())
-    .bind::<Array<Binary>, _>(&digests)
-    .bind::<Array<BigInt>, _>(&times)
-    .execute(conn)?;
-    Ok(())
+#[derive(QueryableByName)]
+struct Updated {
+    #[diesel(sql_type = BigInt)]
+    updated: i64,
 }
