@@ -139,20 +139,32 @@ struct Mark {
 /// 1. **Up front** ([`PgTx::write_back`]): one statement locks the ratchet rows of every
 ///    conversation of the [`BatchPlan`] in conversation-id order (`FOR UPDATE OF
 ///    ratchet_states`: batches of different processes take their locks in the same order and
-///    never deadlock on them) and loads the states and conversation records; then one
-///    statement reads which of the plan's digests are already processed — after the locks,
-///    so it sees every commit of whoever held them before.
+///    never deadlock on them) and loads the states and conversation records. A hint that names
+///    no locked conversation is no conversation for this batch (its envelopes come back
+///    `UnknownConversation`, unless a handshake of the batch creates it). The digests of the
+///    items without a locked conversation (handshakes) are locked next
+///    (`pg_advisory_xact_lock`, in key order, one statement, only when there are some), so
+///    that two transactions receiving the same handshake take turns. Then one statement reads
+///    which of the plan's digests are already processed — after the locks, so it sees every
+///    commit of whoever held them before.
 /// 2. **Per item**: no SQL write and no SQL savepoint. Ratchet states, skipped-key changes,
 ///    new conversations, consumed intro keys, inbox, history and processed rows go to memory;
-///    reads that miss it (a skipped key, an intro key, the identity, a conversation or state
-///    outside the plan) are plain queries. [`PgBatchTx::item`] is the item's "savepoint": a
+///    reads that miss it (a skipped key, an intro key, the identity, a conversation created
+///    by a handshake) are plain queries. [`PgBatchTx::item`] is the item's "savepoint": a
 ///    journal of what it changed in memory, undone if it fails. Duplicates inside the batch
-///    are found in memory. Inbox and history ids come from sequence ranges reserved in one
-///    statement (their contents are sealed with the id as associated data).
-/// 3. **At the end** ([`PgBatchTx::flush`], run before the commit): one multi-row statement
-///    per kind, in dependency order — new conversations, new ratchet rows, updated ratchet
-///    rows, skipped-key deletes then inserts, consumed intro keys, inbox, history, processed
-///    digests. Cells are sealed exactly as the lone repository functions seal them.
+///    are found in memory. A conversation whose `skipped_bound` is 0 has no skipped key to
+///    look up. Inbox and history pushes return provisional ids ([`AssignedIds`]).
+/// 3. **At the end** ([`PgBatchTx::flush`], run before the commit), in dependency order, one
+///    multi-row statement per kind and only for the kinds there are: new conversations, new
+///    ratchet rows, skipped-key deletes then inserts, consumed intro keys, the inbox and
+///    history ids (from their sequences, ascending, as many as rows: the ids lone pushes
+///    would get), then one statement (data-modifying `WITH` clauses) for the updated ratchet
+///    rows and the inbox, history and processed rows. Cells are sealed exactly as the lone
+///    repository functions seal them (same locations, same associated data).
+///
+/// A batch of envelopes in known conversations, received in order, costs 6 statements
+/// whatever its size: `BEGIN`, the lock-and-load, the dedupe, the ids, the last write,
+/// `COMMIT`.
 ///
 /// Skipped keys keep a lone save's semantics: a key used is deleted, a key stored again is
 /// replaced and counts as the newest, and when a conversation's stored-key bound passes the
@@ -779,12 +791,12 @@ impl IdentityStore for PgBatchTx<'_, '_> {
         if let Some(cached) = &self.identity {
             return Ok(cached.clone());
         }
-        let loaded = self.tx.load_identity();
-        if loaded.is_err() {
-            // Any failure of the lock or the read: stop (it may have aborted the transaction).
-            self.aborted = true;
-        }
-        let loaded = loaded?;
+        // A plain read: the identity of an open installation never changes, and taking the
+        // installation's row lock here (as `PgTx` does, for a unit of work that may create
+        // it) would add a lock after the ratchet and digest locks.
+        let tx = &mut *self.tx;
+        let loaded = identity::load(tx.conn, tx.cipher);
+        let loaded = self.server(loaded)?;
         self.identity = Some(loaded.clone());
         Ok(loaded)
     }

@@ -74,7 +74,9 @@ pub struct PgTx<'a> {
 
 impl PgTx<'_> {
     /// Runs `f` in a savepoint of this transaction: when it returns `Err`, what it wrote is
-    /// rolled back (the transaction goes on); when it returns `Ok`, it is kept.
+    /// rolled back (the transaction goes on); when it returns `Ok`, it is kept. (Two
+    /// statements more per call: many items in one transaction are cheaper through
+    /// [`PgTx::write_back`].)
     pub fn savepoint<T, E, F>(&mut self, f: F) -> Result<T, E>
     where
         E: From<PersistenceError>,
