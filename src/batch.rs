@@ -506,6 +506,15 @@ impl Client {
     /// `receive` one by one (whose figure follows the disk's sync latency). Nearly all of it is
     /// SQLite's: [`persistence::BatchTx`] says where it goes.
     ///
+    /// **PostgreSQL** (feature `postgres`): each transaction is written back
+    /// (`persistence::PgBatchTx`): the ratchet rows of the conversations its envelopes name
+    /// are locked up front in one sorted statement, the processed digests read after the
+    /// locks, the envelopes run with no SQL write, and everything is written in a few
+    /// multi-row statements before the commit — 6 statements for a transaction of envelopes
+    /// in known conversations, whatever its size. A transaction that another process beat to
+    /// a handshake, digest or intro key runs again as a whole, and reports `Duplicate` for
+    /// what the other took.
+    ///
     /// **Errors.** The inner `Err` of an envelope is what `receive` would have returned for it
     /// (nothing of that envelope was written). The outer `Err` ([`BatchError`]) means a
     /// transaction failed as a whole (e.g. its commit); the ones before it are committed.
