@@ -208,6 +208,28 @@ impl Faults {
     }
 }
 
+/// [`Client::receive`] on PostgreSQL (`None` on SQLite): one envelope in a write-back
+/// transaction of its own.
+#[cfg(feature = "postgres")]
+pub(crate) fn receive_on_postgres(
+    client: &mut Client,
+    envelope: &[u8],
+) -> Option<Result<Received, ClientError>> {
+    if !matches!(client.db, Backend::Postgres(_)) {
+        return None;
+    }
+    let mut faults = Faults::take(client);
+    let context = Context {
+        chat: client.chat,
+        limits: client.batch,
+        clock: client.clock,
+    };
+    let Backend::Postgres(db) = &mut client.db else {
+        return None;
+    };
+    Some(pg::receive_one(db, &context, envelope, &mut faults))
+}
+
 /// How a transaction runs its envelopes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -483,6 +505,15 @@ impl Client {
     /// conversations, `cargo bench --bench batch`: 40,000–45,000 envelopes/s), 13–18 times
     /// `receive` one by one (whose figure follows the disk's sync latency). Nearly all of it is
     /// SQLite's: [`persistence::BatchTx`] says where it goes.
+    ///
+    /// **PostgreSQL** (feature `postgres`): each transaction is written back
+    /// (`persistence::PgBatchTx`): the ratchet rows of the conversations its envelopes name
+    /// are locked up front in one sorted statement, the processed digests read after the
+    /// locks, the envelopes run with no SQL write, and everything is written in a few
+    /// multi-row statements before the commit — 6 statements for a transaction of envelopes
+    /// in known conversations, whatever its size. A transaction that another process beat to
+    /// a handshake, digest or intro key runs again as a whole, and reports `Duplicate` for
+    /// what the other took.
     ///
     /// **Errors.** The inner `Err` of an envelope is what `receive` would have returned for it
     /// (nothing of that envelope was written). The outer `Err` ([`BatchError`]) means a

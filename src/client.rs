@@ -54,8 +54,9 @@ pub enum ClientError {
         /// The operation's name.
         operation: &'static str,
     },
-    /// PostgreSQL: the operation's transaction failed on a serialization failure or a
-    /// deadlock `attempts` times in a row (the first run and
+    /// PostgreSQL: the operation's transaction failed on a serialization failure, a
+    /// deadlock or a batch conflict (`PersistenceError::BatchConflict`) `attempts` times in a
+    /// row (the first run and
     /// `persistence::MAX_RETRIES` runs again); nothing of it was kept. Calling again is safe.
     #[error("the transaction conflicted with others {attempts} times in a row")]
     Conflict {
@@ -442,7 +443,8 @@ impl std::fmt::Debug for Received {
 /// READ COMMITTED transaction in which the conversation's ratchet row (and, where the
 /// identity is read, the installation's row) is locked `FOR UPDATE`, so that Clients of one
 /// installation in several processes take turns and never fork a ratchet. A transaction that
-/// fails on a serialization failure or a deadlock runs again as a whole, at most
+/// fails on a serialization failure or a deadlock (or, receiving, on a conflict at its
+/// write-back: `persistence::PgBatchTx`) runs again as a whole, at most
 /// `persistence::MAX_RETRIES` times ([`ClientError::Conflict`] after that; the count is
 /// [`Client::retries`]). Every commit is durable as the server's `synchronous_commit` says.
 /// The SQLite-only operations — [`Client::sync`], [`Client::database_size`],
@@ -774,9 +776,19 @@ impl Client {
     /// transaction that advances the ratchet; acknowledge it with [`Client::acknowledge`] once
     /// the application has it. With `Durability::Normal`, call [`Client::sync`] before telling
     /// the transport it may delete the envelope.
+    ///
+    /// On PostgreSQL this is [`Client::receive_batch`]'s write-back transaction for one
+    /// envelope (no retry of an [`Received::UnknownConversation`] outcome): the ratchet row is
+    /// locked before the digest is checked, in the same order as every batch.
     pub fn receive(&mut self, envelope: &[u8]) -> Result<Received, ClientError> {
         if envelope.is_empty() {
             return Ok(Received::Empty);
+        }
+        // PostgreSQL: a write-back transaction of one envelope, which locks the ratchet row
+        // before it checks the digest, as a batch does.
+        #[cfg(feature = "postgres")]
+        if let Some(outcome) = crate::batch::receive_on_postgres(self, envelope) {
+            return outcome;
         }
         let digest = envelope_digest(envelope);
         let clock = self.clock;

@@ -1,23 +1,51 @@
 //! `receive_batch` on PostgreSQL (feature `postgres`): the same outcomes as on SQLite, each
-//! envelope inside its own SQL savepoint.
+//! transaction written back once ([`persistence::PgBatchTx`]).
 //!
-//! The input is cut into the same bounded transactions as on SQLite; each runs every
-//! envelope in a savepoint (`SAVEPOINT` / `RELEASE` or `ROLLBACK TO`: two statements per
-//! envelope more than [`Client::receive`](crate::Client::receive)), so that a bad envelope
-//! rolls back alone. The envelopes that came back
+//! The input is cut into the same bounded transactions as on SQLite. Each first locks the
+//! ratchet rows of every conversation its envelopes name (one statement, in conversation-id
+//! order: batches of different processes never deadlock on them) and reads which of its
+//! digests are processed (one statement, after the locks); then runs every envelope with no
+//! SQL write (a failing envelope's changes are undone in memory, the others stay), and
+//! writes everything back in a few multi-row statements before the commit. The envelopes
+//! that came back
 //! [`Received::UnknownConversation`] are received once more after all the others (in further
-//! bounded transactions), as on SQLite. A transaction that fails on a serialization failure
-//! or a deadlock runs again as a whole ([`crate::client::pg_retrying`]): its outcomes are
-//! those of the run that committed.
+//! bounded transactions), as on SQLite. A transaction that fails on a serialization failure,
+//! a deadlock or a conflict at its flush (another process committed the same handshake,
+//! digest or intro key first: [`persistence::PersistenceError::BatchConflict`]) runs again as
+//! a whole ([`crate::client::pg_retrying`]): its outcomes are those of the run that committed,
+//! `Duplicate` for what the other process took.
 
-use persistence::{PgDatabase, PgTx};
+use domain_chat::MAX_ENVELOPE_LEN;
+use domain_chat::StoreError;
+use domain_chat::wire::EnvelopeV1;
+use persistence::{BatchPlan, PgDatabase, PgTx};
+use prost::Message as _;
 
 use super::{BatchError, Context, Faults, ReceiveOutcomes, is_unknown, ranges};
 use crate::client::{
     ClientError, Received, envelope_digest, is_conflict, pg_retrying, receive_envelope,
 };
 
-/// Receives `indices` of `envelopes` in one transaction (run again as a whole on a
+/// What the envelopes `indices` will touch: their conversation hints (those that decode) and
+/// their digests.
+fn plan<E: AsRef<[u8]>>(envelopes: &[E], indices: &[usize]) -> BatchPlan {
+    let mut plan = BatchPlan::default();
+    for &i in indices {
+        let envelope = envelopes[i].as_ref();
+        if envelope.is_empty() {
+            continue;
+        }
+        // An envelope that does not decode fails alone later; it names no conversation.
+        let hint = (envelope.len() <= MAX_ENVELOPE_LEN)
+            .then(|| EnvelopeV1::decode(envelope).ok())
+            .flatten()
+            .map(|decoded| decoded.conversation_hint);
+        plan.push(envelope_digest(envelope), hint);
+    }
+    plan
+}
+
+/// Receives `indices` of `envelopes` in one write-back transaction (run again as a whole on a
 /// conflict); one outcome per index.
 fn receive_transaction<E: AsRef<[u8]>>(
     db: &mut PgDatabase,
@@ -28,28 +56,57 @@ fn receive_transaction<E: AsRef<[u8]>>(
 ) -> Result<Vec<Result<Received, ClientError>>, ClientError> {
     let now = context.clock.now();
     let checkpoint = faults.checkpoint();
+    let plan = plan(envelopes, indices);
     pg_retrying(db, |tx: &mut PgTx<'_>| {
         faults.restore(checkpoint);
-        let mut out = Vec::with_capacity(indices.len());
-        for &i in indices {
-            let envelope = envelopes[i].as_ref();
-            if envelope.is_empty() {
-                out.push(Ok(Received::Empty));
-                continue;
+        let (mut out, ids) = tx.write_back(&plan, |batch| {
+            let mut out = Vec::with_capacity(indices.len());
+            for &i in indices {
+                let envelope = envelopes[i].as_ref();
+                if envelope.is_empty() {
+                    out.push(Ok(Received::Empty));
+                    continue;
+                }
+                let digest = envelope_digest(envelope);
+                let outcome = batch.item(|batch| {
+                    faults.run(batch, |store| {
+                        receive_envelope(store, &context.chat, envelope, &digest, now)
+                    })
+                });
+                match outcome {
+                    // The server aborted the transaction (a deadlock...): run it again.
+                    Err(error) if is_conflict(&error) => return Err(error),
+                    // A statement failed (PostgreSQL aborted the transaction) or the item
+                    // wrote directly and failed: the transaction fails with its error.
+                    Err(error) if !batch.usable() => return Err(error),
+                    other => out.push(other),
+                }
             }
-            let digest = envelope_digest(envelope);
-            let outcome = tx.savepoint(|tx| {
-                faults.run(tx, |store| {
-                    receive_envelope(store, &context.chat, envelope, &digest, now)
-                })
-            });
-            match outcome {
-                // The server aborted the transaction (its locks may be gone): run it again.
-                Err(error) if is_conflict(&error) => return Err(error),
-                other => out.push(other),
+            Ok(out)
+        })?;
+        // The inbox ids the flush assigned.
+        for outcome in &mut out {
+            if let Ok(Received::Content { inbox_id, .. }) = outcome {
+                *inbox_id = ids.inbox(*inbox_id);
             }
         }
         Ok(out)
+    })
+}
+
+/// [`Client::receive`](crate::Client::receive) on PostgreSQL: one envelope as a write-back
+/// transaction of its own (the same lock order as a batch: the ratchet row, then the digest).
+pub(super) fn receive_one(
+    db: &mut PgDatabase,
+    context: &Context,
+    envelope: &[u8],
+    faults: &mut Faults,
+) -> Result<Received, ClientError> {
+    let mut outcomes = receive_transaction(db, context, &[envelope], &[0], faults)?;
+    outcomes.pop().unwrap_or_else(|| {
+        Err(ClientError::Store(StoreError::NotFound(
+            "an outcome".into(),
+        )))
     })
 }
 

@@ -589,6 +589,8 @@ fn persistence_code(error: &lc::PersistenceError) -> i32 {
         P::Undecryptable { .. } => LIBCHAT_ERR_CORRUPT,
         P::KeyRequired => LIBCHAT_ERR_INVALID_ARGUMENT,
         P::Postgres(inner) => postgres_inner_code(inner.as_ref()),
+        // Another process committed what the batch wrote (retried first; exhausted here).
+        P::BatchConflict(_) => LIBCHAT_ERR_LOCKED,
     }
 }
 

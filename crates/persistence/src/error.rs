@@ -146,6 +146,13 @@ pub enum PersistenceError {
     /// exists without the feature so that matches on this enum do not depend on it.
     #[error(transparent)]
     Postgres(Box<dyn std::error::Error + Send + Sync>),
+    /// PostgreSQL: the flush of a write-back batch (`PgBatchTx`, feature
+    /// `postgres`) found that another transaction committed first what the batch was about to
+    /// write (the same handshake's conversation, the same envelope digest, the same intro key,
+    /// a ratchet row deleted). Nothing of the batch was kept; like a serialization failure it
+    /// is retryable (`is_retryable`): run again, the batch sees the other commit.
+    #[error("a concurrent transaction committed first: {0}")]
+    BatchConflict(String),
     /// Any other database error.
     #[error(transparent)]
     Query(diesel::result::Error),

@@ -31,6 +31,8 @@ mod files;
 mod legacy;
 mod migrate;
 #[cfg(feature = "postgres")]
+mod pg_batch;
+#[cfg(feature = "postgres")]
 mod pg_database;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -63,5 +65,7 @@ pub use legacy::{
 #[cfg(feature = "postgres")]
 pub use migrate::POSTGRES_MIGRATIONS;
 pub use migrate::{MIGRATIONS, SchemaStatus, embedded_versions};
+#[cfg(feature = "postgres")]
+pub use pg_batch::{AssignedIds, BatchPlan, PgBatchTx};
 #[cfg(feature = "postgres")]
 pub use pg_database::{MAX_RETRIES, PgDatabase, PgTx, is_retryable};

@@ -32,7 +32,7 @@ pub(crate) struct NewConversationRow<'a> {
 }
 
 impl ConversationRow {
-    fn into_domain(self) -> Result<ConversationRecord, PersistenceError> {
+    pub(crate) fn into_domain(self) -> Result<ConversationRecord, PersistenceError> {
         let kind = ConversationKind::parse(&self.kind).ok_or_else(|| {
             PersistenceError::corrupt(
                 "conversations.kind",

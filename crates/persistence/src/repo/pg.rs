@@ -107,8 +107,11 @@ pub(crate) mod identity;
 #[allow(clippy::duplicate_mod)]
 #[path = "mailbox.rs"]
 pub(crate) mod mailbox;
-// The batch-only functions (`load_with_bound`, `save_delta`, `write_state`) have no caller on
-// PostgreSQL until a PostgreSQL `BatchTx` exists.
+/// The statements of the write-back batch ([`crate::PgBatchTx`]).
+#[path = "pg_batch.rs"]
+pub(crate) mod pg_batch;
+// The SQLite batch's `save_delta` and `write_state` have no caller on PostgreSQL: its batch
+// (`PgBatchTx`) keeps skipped-key changes in memory and writes back through `pg_batch`.
 #[allow(clippy::duplicate_mod, dead_code)]
 #[path = "ratchet.rs"]
 pub(crate) mod ratchet;

@@ -65,7 +65,7 @@ pub(crate) struct NewRatchetStateRow<'a> {
 }
 
 impl RatchetStateRow {
-    fn into_domain(
+    pub(crate) fn into_domain(
         self,
         inst: Inst<'_>,
         keys: &mut KeyPairCache,
@@ -254,16 +254,16 @@ pub(crate) fn save(
 
 /// A state's secret columns as stored: borrowed on SQLite, sealed on PostgreSQL (associated
 /// data: the conversation id).
-struct SealedSecrets<'a> {
-    root_key: Cow<'a, [u8]>,
-    sending_chain: Option<Cow<'a, [u8]>>,
-    receiving_chain: Option<Cow<'a, [u8]>>,
-    dh_self_secret: Cow<'a, [u8]>,
+pub(crate) struct SealedSecrets<'a> {
+    pub(crate) root_key: Cow<'a, [u8]>,
+    pub(crate) sending_chain: Option<Cow<'a, [u8]>>,
+    pub(crate) receiving_chain: Option<Cow<'a, [u8]>>,
+    pub(crate) dh_self_secret: Cow<'a, [u8]>,
 }
 
 impl<'a> SealedSecrets<'a> {
     /// `secret` is `state.dh_self()`'s.
-    fn new(
+    pub(crate) fn new(
         inst: Inst<'_>,
         conversation_id: &str,
         state: &'a RatchetState,
