@@ -472,46 +472,104 @@ fn round_trips_of_receive_batch_per_envelope() {
     );
 }
 
-/// A small relay simulation (issue #15's is 4 processes × 250 installations and 20,000
-/// messages; CI runs this smaller one): `PROCESSES` processes (threads with a pool each) ×
-/// `LIBCHAT_RELAY_PER_PROCESS` (25) installations in one database, each installation in one conversation with an
-/// installation of another process; every installation sends `MESSAGES` messages at once, then
-/// every process receives its installations' envelopes in batches, all at once. Installation
-/// 0 is also served by process 1 at the same time (it sends `MESSAGES` more from there, and
-/// process 1 receives every envelope of installation 0 as well, in reverse order). Every
-/// message is delivered exactly once, every envelope decrypts (no ratchet forked), and no
-/// serialization failure or deadlock reaches the caller (they are retried and counted).
+/// Processes of the relay simulation.
+const RELAY_PROCESSES: usize = 4;
+/// Messages each installation sends in the relay simulation.
+const RELAY_MESSAGES: usize = 20;
+/// What tells a test binary it runs as a worker process of the relay simulation (its value is
+/// the worker's number); the others are `LIBCHAT_RELAY_DIR` (the exchange directory),
+/// `LIBCHAT_RELAY_URL` (the database) and `LIBCHAT_RELAY_PER_PROCESS`.
+const RELAY_WORKER_VAR: &str = "LIBCHAT_RELAY_WORKER";
+
+fn relay_name(i: usize) -> String {
+    format!("inst{i}")
+}
+
+/// Installation i talks with installation i ^ 1 (2k with 2k + 1: always another process).
+fn relay_peer(i: usize) -> usize {
+    i ^ 1
+}
+
+/// The installations worker `p` serves: those with i % PROCESSES == p, and installation 0 for
+/// worker 1 too (served by two processes at once).
+fn relay_installations(p: usize, total: usize) -> Vec<usize> {
+    let mut mine: Vec<usize> = (0..total).filter(|i| i % RELAY_PROCESSES == p).collect();
+    if p == 1 {
+        mine.push(0);
+    }
+    mine
+}
+
+fn relay_per_process() -> usize {
+    match std::env::var("LIBCHAT_RELAY_PER_PROCESS") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("LIBCHAT_RELAY_PER_PROCESS must be a number, not {v:?}")),
+        Err(_) => 25,
+    }
+}
+
+/// Writes `text` to `path` atomically (a temporary file renamed into place), so that a process
+/// polling for `path` never reads half of it.
+fn write_atomically(path: &std::path::Path, text: &str) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).unwrap();
+    std::fs::rename(&partial, path).unwrap();
+}
+
+/// Waits until every path exists, failing when a worker exits first (its stderr is shown).
+fn wait_for_files(
+    paths: &[std::path::PathBuf],
+    workers: &mut [std::process::Child],
+    dir: &std::path::Path,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while !paths.iter().all(|p| p.exists()) {
+        for (p, worker) in workers.iter_mut().enumerate() {
+            if let Some(status) = worker.try_wait().unwrap() {
+                let stderr =
+                    std::fs::read_to_string(dir.join(format!("stderr-{p}"))).unwrap_or_default();
+                panic!("relay worker {p} exited early ({status}):\n{stderr}");
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "relay workers too slow"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Issue #15's relay simulation, smaller in CI: `RELAY_PROCESSES` OS processes (this test
+/// binary run again as [`relay_worker`], each with its own pool) × `LIBCHAT_RELAY_PER_PROCESS`
+/// (25) installations in one database, each installation in one conversation with an
+/// installation of another process. Every process opens its installations; then, started
+/// together, each installation sends `RELAY_MESSAGES` messages; then, started together, every
+/// process receives its installations' envelopes in one `receive_batch` each. Installation 0 is
+/// also served by process 1 at the same time (it sends `RELAY_MESSAGES` more from there, and
+/// process 1 receives every envelope of installation 0 as well, in reverse order). Envelopes go
+/// from process to process through files. Every message is delivered exactly once, every
+/// envelope decrypts (no ratchet forked), and no serialization failure or deadlock reaches the
+/// caller (they are retried and counted).
 ///
 /// The issue's size: `LIBCHAT_RELAY_PER_PROCESS=250 cargo test --release --features postgres
 /// --test postgres_client relay -- --nocapture` (against a server, e.g. through `.ci/postgres`).
 #[test]
 fn relay_simulation_delivers_every_message_exactly_once() {
-    const PROCESSES: usize = 4;
-    const MESSAGES: usize = 20;
-    let size = |var: &str, default: usize| -> usize {
-        match std::env::var(var) {
-            Ok(v) => v
-                .parse()
-                .unwrap_or_else(|_| panic!("{var} must be a number, not {v:?}")),
-            Err(_) => default,
-        }
-    };
-    let per_process = size("LIBCHAT_RELAY_PER_PROCESS", 25);
+    let per_process = relay_per_process();
     assert!(per_process >= 1, "at least one installation per process");
     let Some(server) = server_url() else { return };
     let started_at = std::time::Instant::now();
     let db = TestDb::new(&server, "relay").unwrap();
-    let total = PROCESSES * per_process;
-    let name = |i: usize| format!("inst{i}");
-    // Installation i belongs to process i % PROCESSES; 2k talks with 2k + 1 (another process).
-    let peer = |i: usize| i ^ 1;
+    let total = RELAY_PROCESSES * per_process;
+    let dir = tempfile::tempdir().unwrap();
     let mut convos: Vec<String> = vec![String::new(); total];
     {
         let pool = db.pool().unwrap();
         for k in 0..total / 2 {
             let (a, b) = (2 * k, 2 * k + 1);
-            let mut ca = open(&pool, &name(a));
-            let mut cb = open(&pool, &name(b));
+            let mut ca = open(&pool, &relay_name(a));
+            let mut cb = open(&pool, &relay_name(b));
             let sent = ca
                 .start_conversation(&cb.create_intro_bundle().unwrap(), b"hello")
                 .unwrap();
@@ -525,75 +583,79 @@ fn relay_simulation_delivers_every_message_exactly_once() {
             convos[b] = conversation_id;
         }
     }
-    let convos = Arc::new(convos);
-    type Mail = std::sync::Mutex<Vec<Vec<Vec<u8>>>>;
-    let mailboxes: Arc<Mail> = Arc::new(std::sync::Mutex::new(vec![Vec::new(); total]));
-    let barrier = Arc::new(Barrier::new(PROCESSES));
-    let workers: Vec<_> = (0..PROCESSES)
+    write_atomically(&dir.path().join("conversations"), &convos.join("\n"));
+
+    let exe = std::env::current_exe().unwrap();
+    let mut workers: Vec<std::process::Child> = (0..RELAY_PROCESSES)
         .map(|p| {
-            let (url, convos, mailboxes, barrier) = (
-                db.url().to_owned(),
-                Arc::clone(&convos),
-                Arc::clone(&mailboxes),
-                Arc::clone(&barrier),
-            );
-            std::thread::spawn(move || {
-                let pool = PgPool::open(PostgresConfig::from_url(&url).unwrap()).unwrap();
-                let mut mine: Vec<usize> = (0..total).filter(|i| i % PROCESSES == p).collect();
-                if p == 1 {
-                    mine.push(0); // served by processes 0 and 1 at once
-                }
-                let mut clients: Vec<(usize, Client)> =
-                    mine.iter().map(|&i| (i, open(&pool, &name(i)))).collect();
-                barrier.wait();
-                for (i, client) in &mut clients {
-                    for k in 0..MESSAGES {
-                        let text = format!("m-{i}-{p}-{k}");
-                        let sent = client.send(&convos[*i], text.as_bytes()).unwrap();
-                        mailboxes.lock().unwrap()[peer(*i)].push(sent.envelope.bytes);
-                    }
-                }
-                barrier.wait();
-                let mut delivered = Vec::new();
-                let mut duplicates = 0usize;
-                for (i, client) in &mut clients {
-                    let mut envelopes = mailboxes.lock().unwrap()[*i].clone();
-                    if p == 1 && *i == 0 {
-                        envelopes.reverse();
-                    }
-                    for outcome in client.receive_batch(&envelopes).unwrap() {
-                        match outcome.unwrap() {
-                            Received::Content { content, .. } => delivered.push((*i, content)),
-                            Received::Duplicate => duplicates += 1,
-                            other => panic!("unexpected {other:?}"),
-                        }
-                    }
-                }
-                let retries: u64 = clients.iter().map(|(_, c)| c.retries()).sum();
-                (delivered, duplicates, retries)
-            })
+            let stderr = std::fs::File::create(dir.path().join(format!("stderr-{p}"))).unwrap();
+            std::process::Command::new(&exe)
+                .args(["relay_worker", "--exact", "--ignored", "--nocapture"])
+                .env(RELAY_WORKER_VAR, p.to_string())
+                .env("LIBCHAT_RELAY_DIR", dir.path())
+                .env("LIBCHAT_RELAY_URL", db.url())
+                .env("LIBCHAT_RELAY_PER_PROCESS", per_process.to_string())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .unwrap()
         })
         .collect();
-    let mut delivered: HashMap<(usize, Vec<u8>), usize> = HashMap::new();
-    let (mut duplicates, mut retries) = (0, 0);
-    for worker in workers {
-        let (got, dups, tries) = worker.join().unwrap();
-        for key in got {
-            *delivered.entry(key).or_default() += 1;
+    let files = |stem: &str| -> Vec<std::path::PathBuf> {
+        (0..RELAY_PROCESSES)
+            .map(|p| dir.path().join(format!("{stem}-{p}")))
+            .collect()
+    };
+    // Each phase starts in every process at once: a line on its stdin.
+    let go = |workers: &mut [std::process::Child]| {
+        use std::io::Write;
+        for worker in workers.iter_mut() {
+            let stdin = worker.stdin.as_mut().unwrap();
+            stdin.write_all(b"go\n").unwrap();
+            stdin.flush().unwrap();
         }
-        duplicates += dups;
-        retries += tries;
+    };
+    wait_for_files(&files("ready"), &mut workers, dir.path());
+    go(&mut workers);
+    wait_for_files(&files("mail"), &mut workers, dir.path());
+    go(&mut workers);
+    for (p, worker) in workers.iter_mut().enumerate() {
+        let status = worker.wait().unwrap();
+        let stderr =
+            std::fs::read_to_string(dir.path().join(format!("stderr-{p}"))).unwrap_or_default();
+        assert!(
+            status.success(),
+            "relay worker {p} failed ({status}):\n{stderr}"
+        );
+    }
+
+    let mut delivered: HashMap<(usize, Vec<u8>), usize> = HashMap::new();
+    let (mut duplicates, mut retries) = (0u64, 0u64);
+    for path in files("result") {
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            match fields[..] {
+                ["delivered", i, content] => {
+                    let key = (i.parse().unwrap(), hex::decode(content).unwrap());
+                    *delivered.entry(key).or_default() += 1;
+                }
+                ["duplicates", n] => duplicates += n.parse::<u64>().unwrap(),
+                ["retries", n] => retries += n.parse::<u64>().unwrap(),
+                _ => panic!("unexpected result line {line:?}"),
+            }
+        }
     }
     let mut expected: HashSet<(usize, Vec<u8>)> = HashSet::new();
     for i in 0..total {
         let senders = if i == 0 {
-            vec![i % PROCESSES, 1]
+            vec![i % RELAY_PROCESSES, 1]
         } else {
-            vec![i % PROCESSES]
+            vec![i % RELAY_PROCESSES]
         };
         for p in senders {
-            for k in 0..MESSAGES {
-                expected.insert((peer(i), format!("m-{i}-{p}-{k}").into_bytes()));
+            for k in 0..RELAY_MESSAGES {
+                expected.insert((relay_peer(i), format!("m-{i}-{p}-{k}").into_bytes()));
             }
         }
     }
@@ -601,11 +663,97 @@ fn relay_simulation_delivers_every_message_exactly_once() {
     assert!(delivered.values().all(|&n| n == 1));
     assert_eq!(delivered.keys().cloned().collect::<HashSet<_>>(), expected);
     // Installation 0's envelopes went to two processes: the second copy of each is a duplicate.
-    assert_eq!(duplicates, MESSAGES);
+    assert_eq!(duplicates, RELAY_MESSAGES as u64);
     eprintln!(
-        "relay simulation: {PROCESSES} processes x {per_process} installations, {} messages \
-         delivered exactly once, {retries} transactions run again, {:.1} s",
+        "relay simulation: {RELAY_PROCESSES} OS processes x {per_process} installations, {} \
+         messages delivered exactly once, {retries} transactions run again, {:.1} s",
         expected.len(),
         started_at.elapsed().as_secs_f64()
     );
+}
+
+/// A worker process of [`relay_simulation_delivers_every_message_exactly_once`], which runs
+/// this test binary again with [`RELAY_WORKER_VAR`] set; run directly it does nothing.
+///
+/// Opens its installations with a pool of its own and writes `ready-P`; on the first line on
+/// stdin, sends every installation's `RELAY_MESSAGES` messages and writes their envelopes to
+/// `mail-P` (`TARGET HEX` lines); on the second, reads every process's mail, receives what is
+/// addressed to its installations (one `receive_batch` each) and writes `result-P`.
+#[test]
+#[ignore = "a worker process of relay_simulation_delivers_every_message_exactly_once (it starts it)"]
+fn relay_worker() {
+    let Ok(p) = std::env::var(RELAY_WORKER_VAR) else {
+        return;
+    };
+    let p: usize = p.parse().unwrap();
+    let dir = std::path::PathBuf::from(std::env::var("LIBCHAT_RELAY_DIR").unwrap());
+    let url = std::env::var("LIBCHAT_RELAY_URL").unwrap();
+    let total = RELAY_PROCESSES * relay_per_process();
+    let convos: Vec<String> = std::fs::read_to_string(dir.join("conversations"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(convos.len(), total);
+    let wait_for_go = || {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "go", "the parent said {line:?}");
+    };
+
+    let pool = PgPool::open(PostgresConfig::from_url(&url).unwrap()).unwrap();
+    let mut clients: Vec<(usize, Client)> = relay_installations(p, total)
+        .into_iter()
+        .map(|i| (i, open(&pool, &relay_name(i))))
+        .collect();
+    write_atomically(&dir.join(format!("ready-{p}")), "");
+    wait_for_go();
+
+    let mut mail = String::new();
+    for (i, client) in &mut clients {
+        for k in 0..RELAY_MESSAGES {
+            let text = format!("m-{i}-{p}-{k}");
+            let sent = client.send(&convos[*i], text.as_bytes()).unwrap();
+            mail.push_str(&format!(
+                "{} {}\n",
+                relay_peer(*i),
+                hex::encode(&sent.envelope.bytes)
+            ));
+        }
+    }
+    write_atomically(&dir.join(format!("mail-{p}")), &mail);
+    wait_for_go();
+
+    let mut mailboxes: Vec<Vec<Vec<u8>>> = vec![Vec::new(); total];
+    for q in 0..RELAY_PROCESSES {
+        for line in std::fs::read_to_string(dir.join(format!("mail-{q}")))
+            .unwrap()
+            .lines()
+        {
+            let (target, envelope) = line.split_once(' ').unwrap();
+            mailboxes[target.parse::<usize>().unwrap()].push(hex::decode(envelope).unwrap());
+        }
+    }
+    let mut result = String::new();
+    let mut duplicates = 0usize;
+    for (i, client) in &mut clients {
+        // Both processes serving installation 0 get all of its envelopes, process 1 in
+        // reverse order.
+        let mut envelopes = mailboxes[*i].clone();
+        if *i == 0 && p == 1 {
+            envelopes.reverse();
+        }
+        for outcome in client.receive_batch(&envelopes).unwrap() {
+            match outcome.unwrap() {
+                Received::Content { content, .. } => {
+                    result.push_str(&format!("delivered {i} {}\n", hex::encode(&content)));
+                }
+                Received::Duplicate => duplicates += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    let retries: u64 = clients.iter().map(|(_, c)| c.retries()).sum();
+    result.push_str(&format!("duplicates {duplicates}\nretries {retries}\n"));
+    write_atomically(&dir.join(format!("result-{p}")), &result);
 }
