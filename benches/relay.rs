@@ -193,7 +193,9 @@ fn main() {
                 }
                 let finished = Instant::now();
                 let retries: u64 = clients.iter().map(|(_, c)| c.retries()).sum();
-                (received, retries, finished)
+                // The pool and the Clients live on until the server's CPU time is read: their
+                // backends' times vanish from /proc when their connections close.
+                (received, retries, finished, (pool, clients))
             })
         })
         .collect();
@@ -206,11 +208,13 @@ fn main() {
     let mut envelopes = 0usize;
     let mut retries = 0u64;
     let mut last = started;
+    let mut connections = Vec::new();
     for worker in workers {
-        let (n, r, finished) = worker.join().unwrap();
+        let (n, r, finished, alive) = worker.join().unwrap();
         envelopes += n;
         retries += r;
         last = last.max(finished);
+        connections.push(alive);
     }
     let wall = last - started;
     let statements = STATEMENTS.load(Ordering::Relaxed) - statements_before;
@@ -220,6 +224,7 @@ fn main() {
     let server_cpu = cpu_of_server()
         .zip(server_cpu_before)
         .map(|(a, b)| a.since(b));
+    drop(connections);
     assert_eq!(envelopes, total * messages, "every envelope received");
 
     let secs = wall.as_secs_f64();
