@@ -15,10 +15,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use domain_chat::{
     ChatConfig, ChatError, ChatStore, ConversationStore, Direction, EnvelopeOutcome,
@@ -26,88 +24,12 @@ use domain_chat::{
     RatchetStore, Timestamp, Transactional, create_identity, create_intro_bundle, handle_envelope,
     send_content, start_private_conversation,
 };
+use persistence::postgres::testing::{TestDb, server_url};
 use persistence::postgres::{PgPool, PostgresConfig};
 use persistence::{BatchPlan, PersistenceError, PgDatabase, PgTx, PostgresKey, is_retryable};
 use rand::SeedableRng;
 use rand::rngs::{OsRng, StdRng};
 use rand::seq::SliceRandom;
-
-const URL_VAR: &str = "LIBCHAT_TEST_POSTGRES_URL";
-
-/// The test server's URL; `None` (after saying so) when there is none, a failure under CI.
-fn server_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "CI=true and {URL_VAR} is not set: the PostgreSQL tests cannot run \
-             (run them under `bash .ci/postgres cargo test ...`)"
-        ),
-        _ => {
-            eprintln!("{URL_VAR} is not set: skipping this PostgreSQL test");
-            None
-        }
-    }
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    let (head, rest) = url.split_at(authority_start);
-    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(path_start);
-    let query = tail.find('?').map_or("", |i| &tail[i..]);
-    format!("{head}{authority}/{name}{query}")
-}
-
-/// A database of its own for one test, dropped at the end.
-struct TestDb {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    fn new(server: &str, tag: &str) -> Self {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "b_{tag}_{}_{}_{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut admin = PgConnection::establish(server).expect("connect to the test server");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        Self {
-            server: server.to_owned(),
-            url: with_database(server, &name),
-            name,
-        }
-    }
-
-    fn pool(&self) -> PgPool {
-        PgPool::open(PostgresConfig::from_url(&self.url).unwrap()).unwrap()
-    }
-
-    fn connect(&self) -> PgConnection {
-        PgConnection::establish(&self.url).unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = PgConnection::establish(&self.server) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
 
 fn key() -> PostgresKey {
     PostgresKey::from_bytes([9; 32])
@@ -404,8 +326,8 @@ fn backlog(pool: &PgPool, config: &ChatConfig, senders: usize, messages: usize) 
 fn write_back_gives_the_outcomes_and_rows_of_one_transaction_per_envelope() {
     let Some(server) = server_url() else { return };
     for seed in 1..=4u64 {
-        let db = TestDb::new(&server, "equiv");
-        let pool = db.pool();
+        let db = TestDb::new(&server, "equiv").unwrap();
+        let pool = db.pool().unwrap();
         let mut config = ChatConfig::default();
         if seed > 2 {
             // Few skipped keys kept: eviction runs, and late messages fail as replays.
@@ -445,7 +367,7 @@ fn write_back_gives_the_outcomes_and_rows_of_one_transaction_per_envelope() {
         );
         assert!(contents > 10, "{got:#?}");
 
-        let mut conn = db.connect();
+        let mut conn = db.connect().unwrap();
         assert_eq!(
             snapshot(&mut b.batch, &mut conn, &b.bundles),
             snapshot(&mut b.one, &mut conn, &b.bundles),
@@ -458,8 +380,8 @@ fn write_back_gives_the_outcomes_and_rows_of_one_transaction_per_envelope() {
 #[test]
 fn an_item_that_fails_after_changing_things_is_undone_alone() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "undo");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "undo").unwrap();
+    let pool = db.pool().unwrap();
     let config = ChatConfig::default();
     let mut b = backlog(&pool, &config, 1, 4);
     let now = ms(1_900_000_000_000);
@@ -520,8 +442,8 @@ fn an_item_that_fails_after_changing_things_is_undone_alone() {
 #[test]
 fn a_failure_at_the_flush_leaves_nothing_and_is_retryable() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "flush");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "flush").unwrap();
+    let pool = db.pool().unwrap();
     let config = ChatConfig::default();
     let mut b = backlog(&pool, &config, 1, 5);
     let now = ms(1_900_000_000_000);
@@ -531,7 +453,7 @@ fn a_failure_at_the_flush_leaves_nothing_and_is_retryable() {
     .unwrap();
     let installation = b.batch.installation_id();
     let before = {
-        let mut conn = db.connect();
+        let mut conn = db.connect().unwrap();
         snapshot(&mut b.batch, &mut conn, &b.bundles)
     };
     let state_before = states(&mut b.batch);
@@ -541,7 +463,7 @@ fn a_failure_at_the_flush_leaves_nothing_and_is_retryable() {
     let items: Vec<&[u8]> = vec![&m[3], &m[1], &m[0], &m[4]];
     let plan = plan(&items);
     let late = digest(&m[4]);
-    let url = db.url.clone();
+    let url = db.url().to_owned();
     let result = b.batch.transaction(|tx| {
         tx.write_back(&plan, |batch| {
             for e in &items {
@@ -566,7 +488,7 @@ fn a_failure_at_the_flush_leaves_nothing_and_is_retryable() {
     );
     assert!(is_retryable(&error));
     // Nothing of the batch: the same rows as before, the same states.
-    let mut conn = db.connect();
+    let mut conn = db.connect().unwrap();
     assert_eq!(snapshot(&mut b.batch, &mut conn, &b.bundles), before);
     assert!(states(&mut b.batch) == state_before);
     // Run again, the batch sees the other commit: message 4 is a duplicate.
@@ -589,8 +511,8 @@ fn hex(bytes: &[u8]) -> String {
 #[test]
 fn two_processes_racing_batches_receive_each_envelope_once() {
     let Some(server) = server_url() else { return };
-    let db = TestDb::new(&server, "race");
-    let pool = db.pool();
+    let db = TestDb::new(&server, "race").unwrap();
+    let pool = db.pool().unwrap();
     let config = ChatConfig::default();
     let b = backlog(&pool, &config, 3, 20);
     let installation = b.batch.installation().to_owned();
@@ -601,7 +523,7 @@ fn two_processes_racing_batches_receive_each_envelope_once() {
     let barrier = Arc::new(Barrier::new(2));
     let workers: Vec<_> = (0..2u64)
         .map(|p| {
-            let url = db.url.clone();
+            let url = db.url().to_owned();
             let barrier = Arc::clone(&barrier);
             let installation = installation.clone();
             let mut mine = envelopes.clone();
