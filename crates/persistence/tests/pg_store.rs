@@ -711,9 +711,11 @@ fn a_deadlock_is_retried_and_counted() {
             })
         })
         .collect();
+    // At least one rerun (the deadlock happened and was absorbed); each thread's own bound
+    // is `transaction_retrying`'s (its `unwrap` above fails beyond it).
     let retries: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(
-        (1..=u64::from(MAX_RETRIES)).contains(&retries),
+        (1..=2 * u64::from(MAX_RETRIES)).contains(&retries),
         "{retries} retries"
     );
 }
