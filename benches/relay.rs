@@ -24,8 +24,8 @@
 //! Printed: envelopes, wall time, aggregate envelopes/s; SQL round trips per envelope — every
 //! statement diesel sends during the timed part, counted with diesel's instrumentation
 //! (`StartQuery`, `BeginTransaction`, `CommitTransaction`, `RollbackTransaction`: one round trip
-//! each, as in `tests/postgres_client.rs`'s round-trip test; savepoints are transaction events
-//! too); transactions run again after a serialization failure (`Client::retries`); and where the
+//! each, as `persistence::postgres::testing::RoundTrip` defines it for `tests/postgres_client.rs`'s
+//! round-trip test too; savepoints are transaction events too); transactions run again after a serialization failure (`Client::retries`); and where the
 //! time went: this process's CPU time (the clients: decryption, encoding, diesel) and the CPU
 //! time of the server's processes (`postgres` in `/proc`, read before and after; the pools'
 //! backends live through the timed part), both from `/proc/*/stat`, Linux only (printed as
@@ -39,10 +39,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{InstrumentationEvent, SimpleConnection};
 use diesel::prelude::*;
 use libchat::postgres::{PgPool, PostgresConfig};
 use libchat::{Client, ClientConfig, PostgresKey, Received};
+use persistence::postgres::testing::RoundTrip;
 
 const URL_VAR: &str = "LIBCHAT_TEST_POSTGRES_URL";
 
@@ -70,16 +71,9 @@ fn main() {
         );
         std::process::exit(2);
     }
-    use diesel::connection::InstrumentationEvent as E;
     diesel::connection::set_default_instrumentation(|| {
-        Some(Box::new(|event: E<'_>| {
-            if matches!(
-                event,
-                E::StartQuery { .. }
-                    | E::BeginTransaction { .. }
-                    | E::CommitTransaction { .. }
-                    | E::RollbackTransaction { .. }
-            ) {
+        Some(Box::new(|event: InstrumentationEvent<'_>| {
+            if RoundTrip::of(&event).is_some() {
                 STATEMENTS.fetch_add(1, Ordering::Relaxed);
             }
         }))

@@ -16,12 +16,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Barrier};
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{InstrumentationEvent, SimpleConnection};
 use diesel::prelude::*;
 use domain_ratchet::Timestamp;
 use libchat::postgres::{PgPool, PostgresConfig};
 use libchat::{Client, ClientConfig, ClientError, PersistenceError, PostgresKey, Received};
-use persistence::postgres::testing::{TestDb, server_url};
+use persistence::postgres::testing::{RoundTrip, TestDb, server_url};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -415,16 +415,9 @@ thread_local! {
 #[test]
 fn round_trips_of_receive_batch_per_envelope() {
     let Some(server) = server_url() else { return };
-    use diesel::connection::InstrumentationEvent as E;
     let _ = diesel::connection::set_default_instrumentation(|| {
-        Some(Box::new(|event: E<'_>| {
-            if matches!(
-                event,
-                E::StartQuery { .. }
-                    | E::BeginTransaction { .. }
-                    | E::CommitTransaction { .. }
-                    | E::RollbackTransaction { .. }
-            ) {
+        Some(Box::new(|event: InstrumentationEvent<'_>| {
+            if RoundTrip::of(&event).is_some() {
                 STATEMENTS.with(|c| c.set(c.get() + 1));
             }
         }))

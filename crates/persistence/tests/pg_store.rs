@@ -16,7 +16,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{InstrumentationEvent, SimpleConnection};
 use domain_chat::{
     ChatConfig, ChatError, ConversationStore, EnvelopeOutcome, IdentityStore, InboxEntry,
     MailboxStore, NewInboxEntry, OutboundEnvelope, RatchetStore, StoreError, Timestamp,
@@ -25,7 +25,7 @@ use domain_chat::{
 };
 use domain_chat::{ConversationKind, ConversationRecord};
 use domain_ratchet::{PublicKey, RatchetState, SkippedKey, SkippedKeyDelta};
-use persistence::postgres::testing::{TestDb, server_url};
+use persistence::postgres::testing::{RoundTrip, TestDb, server_url};
 use persistence::postgres::{PgPool, PostgresConfig};
 use persistence::{MAX_RETRIES, PersistenceError, PgDatabase, PostgresKey};
 use rand::rngs::OsRng;
@@ -592,14 +592,13 @@ thread_local! {
 /// Counts, per thread, the queries (`StartQuery`) and the transaction statements (`BEGIN`,
 /// `COMMIT`, savepoints) of every connection opened after it is installed.
 fn count_round_trips() -> Option<Box<dyn diesel::connection::Instrumentation>> {
-    use diesel::connection::InstrumentationEvent as E;
-    Some(Box::new(|event: E<'_>| match event {
-        E::StartQuery { .. } => ROUND_TRIPS.with(|c| c.set((c.get().0 + 1, c.get().1))),
-        E::BeginTransaction { .. }
-        | E::CommitTransaction { .. }
-        | E::RollbackTransaction { .. } => ROUND_TRIPS.with(|c| c.set((c.get().0, c.get().1 + 1))),
-        _ => {}
-    }))
+    Some(Box::new(
+        |event: InstrumentationEvent<'_>| match RoundTrip::of(&event) {
+            Some(RoundTrip::Query) => ROUND_TRIPS.with(|c| c.set((c.get().0 + 1, c.get().1))),
+            Some(RoundTrip::Transaction) => ROUND_TRIPS.with(|c| c.set((c.get().0, c.get().1 + 1))),
+            None => {}
+        },
+    ))
 }
 
 /// Measures the SQL round trips of receiving one envelope the way a client does (check the

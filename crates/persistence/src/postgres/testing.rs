@@ -1,6 +1,7 @@
 //! The PostgreSQL test server, for tests (features `postgres` and `testing`): where it is
 //! ([`server_url`]) and a database of its own per test ([`TestDb`]), so that tests run in
-//! parallel against one server.
+//! parallel against one server; and what counts as one SQL round trip to it ([`RoundTrip`]),
+//! for the tests and benches that count them.
 //!
 //! The server comes from [`URL_VAR`] (`LIBCHAT_TEST_POSTGRES_URL`), which `.ci/postgres` sets
 //! when it starts a throw-away server (`bash .ci/postgres cargo test --features postgres …`).
@@ -9,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{InstrumentationEvent, SimpleConnection};
 use diesel::prelude::*;
 
 use super::{PgPool, PostgresConfig, PostgresError};
@@ -136,6 +137,32 @@ impl Drop for TestDb {
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
             ));
+        }
+    }
+}
+
+/// One SQL round trip to the server, as diesel's instrumentation reports it: the one
+/// definition the round-trip tests and the relay bench count with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundTrip {
+    /// A statement (`StartQuery`).
+    Query,
+    /// A transaction statement (`BeginTransaction`, `CommitTransaction`,
+    /// `RollbackTransaction`): `BEGIN`, `COMMIT`, `ROLLBACK`, and a savepoint's `SAVEPOINT`,
+    /// `RELEASE` or `ROLLBACK TO` (diesel reports a nested transaction with the same events).
+    Transaction,
+}
+
+impl RoundTrip {
+    /// The round trip `event` reports, or `None` for an event that sends nothing (a finished
+    /// query, a connection being established…).
+    pub fn of(event: &InstrumentationEvent<'_>) -> Option<Self> {
+        match event {
+            InstrumentationEvent::StartQuery { .. } => Some(Self::Query),
+            InstrumentationEvent::BeginTransaction { .. }
+            | InstrumentationEvent::CommitTransaction { .. }
+            | InstrumentationEvent::RollbackTransaction { .. } => Some(Self::Transaction),
+            _ => None,
         }
     }
 }

@@ -10,7 +10,9 @@
 //! repository functions seal them (same locations, same associated data): the rows are those
 //! of the per-envelope path.
 
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Binary, Bool, Nullable, Text};
 use domain_chat::ConversationRecord;
 use domain_ratchet::{PublicKey, RatchetState, SkippedKey};
@@ -342,6 +344,45 @@ fn state_columns(inst: Inst<'_>, writes: &[StateWrite<'_>]) -> StateColumns {
     c
 }
 
+impl StateColumns {
+    /// Binds the columns, in this order, as the eleven arrays that follow the installation id
+    /// (`$2` … `$12`: `conversation_id`, `root_key`, `sending_chain`, `receiving_chain`,
+    /// `dh_self_secret`, `dh_self_public`, `dh_remote`, `msg_send`, `msg_recv`,
+    /// `prev_chain_len`, `skipped_bound`) of both statements that write ratchet rows
+    /// ([`insert_states`] and [`write_rows`]). The fields are named without `..`, so a new
+    /// column cannot be added to the struct without being bound here.
+    fn bind<'a>(
+        &'a self,
+        query: BoxedSqlQuery<'a, Pg, SqlQuery>,
+    ) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+        let Self {
+            ids,
+            root,
+            sending,
+            receiving,
+            secret,
+            public,
+            remote,
+            send,
+            recv,
+            prev,
+            bound,
+        } = self;
+        query
+            .bind::<Array<Text>, _>(ids)
+            .bind::<Array<Binary>, _>(root)
+            .bind::<Array<Nullable<Binary>>, _>(sending)
+            .bind::<Array<Nullable<Binary>>, _>(receiving)
+            .bind::<Array<Binary>, _>(secret)
+            .bind::<Array<Binary>, _>(public)
+            .bind::<Array<Nullable<Binary>>, _>(remote)
+            .bind::<Array<BigInt>, _>(send)
+            .bind::<Array<BigInt>, _>(recv)
+            .bind::<Array<BigInt>, _>(prev)
+            .bind::<Array<BigInt>, _>(bound)
+    }
+}
+
 /// Inserts the ratchet rows of new conversations (one statement).
 pub(crate) fn insert_states(
     conn: &mut Conn,
@@ -352,26 +393,16 @@ pub(crate) fn insert_states(
         return Ok(());
     }
     let c = state_columns(inst, writes);
-    diesel::sql_query(
+    let query = diesel::sql_query(
         "INSERT INTO ratchet_states (installation_id, conversation_id, root_key, sending_chain, \
          receiving_chain, dh_self_secret, dh_self_public, dh_remote, msg_send, msg_recv, \
          prev_chain_len, skipped_bound) SELECT $1, * FROM unnest($2::text[], $3::bytea[], \
          $4::bytea[], $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[], $9::int8[], \
          $10::int8[], $11::int8[], $12::int8[])",
     )
-    .bind::<BigInt, _>(inst.id())
-    .bind::<Array<Text>, _>(&c.ids)
-    .bind::<Array<Binary>, _>(&c.root)
-    .bind::<Array<Nullable<Binary>>, _>(&c.sending)
-    .bind::<Array<Nullable<Binary>>, _>(&c.receiving)
-    .bind::<Array<Binary>, _>(&c.secret)
-    .bind::<Array<Binary>, _>(&c.public)
-    .bind::<Array<Nullable<Binary>>, _>(&c.remote)
-    .bind::<Array<BigInt>, _>(&c.send)
-    .bind::<Array<BigInt>, _>(&c.recv)
-    .bind::<Array<BigInt>, _>(&c.prev)
-    .bind::<Array<BigInt>, _>(&c.bound)
-    .execute(conn)?;
+    .into_boxed::<Pg>()
+    .bind::<BigInt, _>(inst.id());
+    c.bind(query).execute(conn)?;
     Ok(())
 }
 
@@ -540,7 +571,7 @@ pub(crate) fn write_rows(
     let times: Vec<i64> = history.iter().map(|r| r.timestamp).collect();
     let digests: Vec<&[u8]> = processed.iter().map(|r| &r.0[..]).collect();
     let processed_at: Vec<i64> = processed.iter().map(|r| r.1).collect();
-    let result = diesel::sql_query(
+    let query = diesel::sql_query(
         "WITH u AS (UPDATE ratchet_states r SET root_key = u.root_key, \
          sending_chain = u.sending_chain, receiving_chain = u.receiving_chain, \
          dh_self_secret = u.dh_self_secret, dh_self_public = u.dh_self_public, \
@@ -564,32 +595,24 @@ pub(crate) fn write_rows(
          SELECT $1, * FROM unnest($24::bytea[], $25::int8[])) \
          SELECT count(*) AS updated FROM u",
     )
-    .bind::<BigInt, _>(inst.id())
-    .bind::<Array<Text>, _>(&c.ids)
-    .bind::<Array<Binary>, _>(&c.root)
-    .bind::<Array<Nullable<Binary>>, _>(&c.sending)
-    .bind::<Array<Nullable<Binary>>, _>(&c.receiving)
-    .bind::<Array<Binary>, _>(&c.secret)
-    .bind::<Array<Binary>, _>(&c.public)
-    .bind::<Array<Nullable<Binary>>, _>(&c.remote)
-    .bind::<Array<BigInt>, _>(&c.send)
-    .bind::<Array<BigInt>, _>(&c.recv)
-    .bind::<Array<BigInt>, _>(&c.prev)
-    .bind::<Array<BigInt>, _>(&c.bound)
-    .bind::<Array<BigInt>, _>(&inbox_ids)
-    .bind::<Array<Text>, _>(&inbox_convs)
-    .bind::<Array<Binary>, _>(&inbox_contents)
-    .bind::<Array<BigInt>, _>(&sent)
-    .bind::<Array<BigInt>, _>(&received)
-    .bind::<Array<Bool>, _>(&new)
-    .bind::<Array<BigInt>, _>(&history_ids)
-    .bind::<Array<Text>, _>(&history_convs)
-    .bind::<Array<Text>, _>(&directions)
-    .bind::<Array<Binary>, _>(&history_contents)
-    .bind::<Array<BigInt>, _>(&times)
-    .bind::<Array<Binary>, _>(&digests)
-    .bind::<Array<BigInt>, _>(&processed_at)
-    .get_result::<Updated>(conn);
+    .into_boxed::<Pg>()
+    .bind::<BigInt, _>(inst.id());
+    let result = c
+        .bind(query)
+        .bind::<Array<BigInt>, _>(&inbox_ids)
+        .bind::<Array<Text>, _>(&inbox_convs)
+        .bind::<Array<Binary>, _>(&inbox_contents)
+        .bind::<Array<BigInt>, _>(&sent)
+        .bind::<Array<BigInt>, _>(&received)
+        .bind::<Array<Bool>, _>(&new)
+        .bind::<Array<BigInt>, _>(&history_ids)
+        .bind::<Array<Text>, _>(&history_convs)
+        .bind::<Array<Text>, _>(&directions)
+        .bind::<Array<Binary>, _>(&history_contents)
+        .bind::<Array<BigInt>, _>(&times)
+        .bind::<Array<Binary>, _>(&digests)
+        .bind::<Array<BigInt>, _>(&processed_at)
+        .get_result::<Updated>(conn);
     {
         // The contents are sealed on PostgreSQL; wiped all the same.
         use zeroize::Zeroize;
