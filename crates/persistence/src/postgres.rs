@@ -29,7 +29,7 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::MigrationHarness;
 use zeroize::Zeroizing;
@@ -341,8 +341,42 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
     }
 }
 
+/// How the pool opens and checks connections: diesel's `ConnectionManager`, except that the
+/// URL (which may hold the password) is kept in a [`DatabaseUrl`] — wiped when the pool's last
+/// clone is dropped — where diesel's keeps a plain `String` for the pool's lifetime. (libpq
+/// itself keeps the parsed parameters, password included, inside each open connection until
+/// that connection closes.)
+pub struct PgConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl std::fmt::Debug for PgConnectionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConnectionManager")
+            .field("url", &"<redacted>")
+            .finish()
+    }
+}
+
+impl ManageConnection for PgConnectionManager {
+    type Connection = PgConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<PgConnection, Self::Error> {
+        PgConnection::establish(self.url.0.as_str()).map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut PgConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
 /// A connection taken from a [`PgPool`]; back to the pool when dropped.
-pub type PgPooledConnection = PooledConnection<ConnectionManager<PgConnection>>;
+pub type PgPooledConnection = PooledConnection<PgConnectionManager>;
 
 /// One pool of PostgreSQL connections per process (r2d2, through diesel), shared by every
 /// thread. Cloning is cheap and shares the pool.
@@ -352,7 +386,7 @@ pub type PgPooledConnection = PooledConnection<ConnectionManager<PgConnection>>;
 /// statement and is discarded. Every new connection gets the configured statement timeout.
 #[derive(Clone)]
 pub struct PgPool {
-    pool: Pool<ConnectionManager<PgConnection>>,
+    pool: Pool<PgConnectionManager>,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -371,7 +405,7 @@ impl PgPool {
     /// or refused credentials fail here, as [`PostgresError::Connect`], after at most the
     /// connection timeout). Does not read or change the schema.
     pub fn open(config: PostgresConfig) -> Result<Self, PostgresError> {
-        let manager = ConnectionManager::<PgConnection>::new(config.url.0.as_str());
+        let manager = PgConnectionManager { url: config.url };
         let pool = Pool::builder()
             .max_size(config.max_size)
             .min_idle(Some(1))
