@@ -16,14 +16,15 @@
 
 use std::ops::Range;
 
+use domain_chat::envelope_digest;
 use domain_chat::{Acknowledged, ChatConfig, ChatError, Delivered, MAX_CONTENT_LEN};
 use domain_ratchet::Timestamp;
 use persistence::{BatchTx, Database, PersistenceError};
 use rand_core::OsRng;
 
 use crate::client::{
-    Backend, Client, ClientConfig, ClientError, ClientStore, Clock, Received, Sent,
-    envelope_digest, queue_sent, receive_envelope,
+    Backend, Client, ClientConfig, ClientError, ClientStore, Clock, Received, Sent, queue_sent,
+    receive_envelope,
 };
 
 #[cfg(feature = "postgres")]

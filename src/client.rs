@@ -4,15 +4,14 @@ use std::time::Duration;
 
 use domain_chat::{
     Acknowledged, ChatConfig, ChatError, ChatStore, ConversationRecord, Delivered, Direction,
-    EnvelopeOutcome, HistoryEntry, InboxEntry, IntroBundle, MailboxStore, NewHistoryEntry,
-    NewInboxEntry, NewOutboxEntry, OutboundEnvelope, OutboxEntry, StoreError,
+    HistoryEntry, InboxEntry, IntroBundle, MailboxStore, NewHistoryEntry, NewOutboxEntry,
+    OutboundEnvelope, OutboxEntry, Recorded, StoreError, envelope_digest,
 };
 use domain_ratchet::{PublicKey, Timestamp};
 use persistence::{Database, DatabaseConfig, DatabaseSize, PersistenceError, SchemaStatus};
 #[cfg(feature = "postgres")]
 use persistence::{PgDatabase, PostgresKey, postgres::PgPool};
 use rand_core::OsRng;
-use sha2::{Digest, Sha256};
 
 use crate::batch::BatchLimits;
 
@@ -474,11 +473,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Digest of an envelope, for duplicate detection.
-pub(crate) fn envelope_digest(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
 impl Client {
     /// Opens the client's database (running pending migrations) and loads the installation
     /// identity, creating it on first open. In the same transaction it expires skipped keys
@@ -938,6 +932,8 @@ pub(crate) fn queue_sent(
 /// Handles one non-empty incoming envelope whose digest is `digest`, inside the caller's unit
 /// of work: [`Client::receive`] runs it as one transaction, [`Client::receive_batch`] as one
 /// savepoint of a batch, so both return the same outcome for the same envelope and store.
+/// The work (digest check, handling, inbox, history, digest) is
+/// [`domain_chat::receive_and_record`]; this maps its outcome to a [`Received`].
 pub(crate) fn receive_envelope(
     store: &mut dyn ClientStore,
     chat: &ChatConfig,
@@ -945,48 +941,25 @@ pub(crate) fn receive_envelope(
     digest: &[u8; 32],
     now: Timestamp,
 ) -> Result<Received, ClientError> {
-    if store.is_envelope_processed(digest)? {
-        return Ok(Received::Duplicate);
-    }
-    // A ratchet-level `MessageReplay` stays an error: the same bytes were caught above, so
-    // this is either a re-encoded replay or a late message whose skipped key was evicted or
-    // expired — the application must not take it for a delivered one.
-    let outcome = domain_chat::handle_envelope(store, chat, envelope, now)?;
-    match outcome {
-        EnvelopeOutcome::Content(received) => {
-            let inbox_id = store.inbox_push(&NewInboxEntry {
-                conversation_id: &received.conversation_id,
-                content: &received.content,
-                sent_at: received.sent_at,
-                received_at: now,
-                is_new_conversation: received.is_new_conversation,
-            })?;
-            store.history_push(&NewHistoryEntry {
-                conversation_id: &received.conversation_id,
-                direction: Direction::Received,
-                content: &received.content,
-                timestamp: now,
-            })?;
-            store.mark_envelope_processed(digest, now)?;
-            Ok(Received::Content {
+    Ok(
+        match domain_chat::receive_and_record(store, chat, envelope, digest, now)? {
+            Recorded::Content { inbox_id, received } => Received::Content {
                 inbox_id,
                 conversation_id: received.conversation_id,
                 content: received.content,
                 is_new_conversation: received.is_new_conversation,
                 sent_at: received.sent_at,
-            })
-        }
-        EnvelopeOutcome::Frame {
-            conversation_id,
-            is_new_conversation,
-        } => {
-            store.mark_envelope_processed(digest, now)?;
-            Ok(Received::Frame {
+            },
+            Recorded::Frame {
                 conversation_id,
                 is_new_conversation,
-            })
-        }
-        EnvelopeOutcome::UnknownConversation { hint } => Ok(Received::UnknownConversation { hint }),
-        EnvelopeOutcome::Empty => Ok(Received::Empty),
-    }
+            } => Received::Frame {
+                conversation_id,
+                is_new_conversation,
+            },
+            Recorded::UnknownConversation { hint } => Received::UnknownConversation { hint },
+            Recorded::Duplicate => Received::Duplicate,
+            Recorded::Empty => Received::Empty,
+        },
+    )
 }

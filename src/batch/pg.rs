@@ -17,14 +17,13 @@
 
 use domain_chat::MAX_ENVELOPE_LEN;
 use domain_chat::StoreError;
+use domain_chat::envelope_digest;
 use domain_chat::wire::EnvelopeV1;
 use persistence::{BatchPlan, PgDatabase, PgTx};
 use prost::Message as _;
 
 use super::{BatchError, Context, Faults, ReceiveOutcomes, is_unknown, ranges};
-use crate::client::{
-    ClientError, Received, envelope_digest, is_conflict, pg_retrying, receive_envelope,
-};
+use crate::client::{ClientError, Received, is_conflict, pg_retrying, receive_envelope};
 
 /// What the envelopes `indices` will touch: their conversation hints (those that decode) and
 /// their digests.

@@ -8,7 +8,9 @@
 //! [`start_private_conversation`], [`send_content`], [`handle_envelope`], ...) takes the store
 //! (any [`ChatStore`]), an RNG where randomness is needed and the time (a [`Timestamp`]), and
 //! returns a result. The caller runs each operation inside one unit of work of the store
-//! ([`Transactional`]); the mailbox of a client is a store too ([`MailboxStore`]).
+//! ([`Transactional`]); the mailbox of a client is a store too ([`MailboxStore`]), and
+//! [`receive_and_record`] is a client's receive into it (duplicate detection by
+//! [`envelope_digest`], [`handle_envelope`], then the inbox, the history and the digest).
 //!
 //! ```
 //! use domain_chat::{ChatConfig, MemoryChatStore, IdentityStore, create_identity};
@@ -49,8 +51,9 @@ pub use introduction::{
 pub use memory::MemoryChatStore;
 pub use service::{
     ChatConfig, DELIVERY_ADDRESS, EnvelopeOutcome, MAX_CONTENT_LEN, MAX_ENVELOPE_LEN,
-    OutboundEnvelope, ReceivedContent, StartedConversation, create_intro_bundle, handle_envelope,
-    list_conversations, send_content, send_placeholder, start_private_conversation,
+    OutboundEnvelope, ReceivedContent, Recorded, StartedConversation, create_intro_bundle,
+    envelope_digest, handle_envelope, list_conversations, receive_and_record, send_content,
+    send_placeholder, start_private_conversation,
 };
 pub use store::{
     Acknowledged, ChatStore, ConversationKind, ConversationRecord, ConversationStore, Delivered,

@@ -19,10 +19,10 @@ use std::sync::{Arc, Barrier};
 
 use diesel::prelude::*;
 use domain_chat::{
-    ChatConfig, ChatError, ChatStore, ConversationStore, Direction, EnvelopeOutcome,
-    EphemeralKeyStore, IdentityStore, IntroBundle, MailboxStore, NewHistoryEntry, NewInboxEntry,
-    RatchetStore, Timestamp, Transactional, create_identity, create_intro_bundle, handle_envelope,
-    send_content, start_private_conversation,
+    ChatConfig, ChatError, ChatStore, ConversationStore, EphemeralKeyStore, IdentityStore,
+    IntroBundle, MailboxStore, RatchetStore, Recorded, Timestamp, Transactional, create_identity,
+    create_intro_bundle, envelope_digest, receive_and_record, send_content,
+    start_private_conversation,
 };
 use persistence::postgres::testing::{TestDb, server_url};
 use persistence::postgres::{PgPool, PostgresConfig};
@@ -39,11 +39,6 @@ fn ms(millis: i64) -> Timestamp {
     Timestamp::from_millis(millis)
 }
 
-fn digest(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
-}
-
 fn unit<T>(
     db: &mut PgDatabase,
     f: impl FnOnce(&mut PgTx<'_>) -> Result<T, ChatError>,
@@ -51,48 +46,29 @@ fn unit<T>(
     Transactional::transaction(db, f)
 }
 
-/// What the Client does with one envelope (its `receive_envelope`), over any store; the
-/// outcome as text (conversation, content, flags), or the error's text.
+/// What the Client does with one envelope (its `receive_envelope`: domain-chat's
+/// `receive_and_record`), over any store; the outcome as text (conversation, content, flags),
+/// or the error's text.
 fn receive_into<S: ChatStore + MailboxStore + ?Sized>(
     store: &mut S,
     config: &ChatConfig,
     bytes: &[u8],
     now: Timestamp,
 ) -> Result<String, ChatError> {
-    let digest = digest(bytes);
-    if store.is_envelope_processed(&digest)? {
-        return Ok("Duplicate".to_owned());
-    }
-    match handle_envelope(store, config, bytes, now)? {
-        EnvelopeOutcome::Content(received) => {
-            store.inbox_push(&NewInboxEntry {
-                conversation_id: &received.conversation_id,
-                content: &received.content,
-                sent_at: received.sent_at,
-                received_at: now,
-                is_new_conversation: received.is_new_conversation,
-            })?;
-            store.history_push(&NewHistoryEntry {
-                conversation_id: &received.conversation_id,
-                direction: Direction::Received,
-                content: &received.content,
-                timestamp: now,
-            })?;
-            store.mark_envelope_processed(&digest, now)?;
-            Ok(format!(
+    Ok(
+        match receive_and_record(store, config, bytes, &envelope_digest(bytes), now)? {
+            Recorded::Content { received, .. } => format!(
                 "Content {} {:?} new={}",
                 received.conversation_id, received.content, received.is_new_conversation
-            ))
-        }
-        EnvelopeOutcome::Frame {
-            conversation_id, ..
-        } => {
-            store.mark_envelope_processed(&digest, now)?;
-            Ok(format!("Frame {conversation_id}"))
-        }
-        EnvelopeOutcome::UnknownConversation { .. } => Ok("Unknown".to_owned()),
-        EnvelopeOutcome::Empty => Ok("Empty".to_owned()),
-    }
+            ),
+            Recorded::Frame {
+                conversation_id, ..
+            } => format!("Frame {conversation_id}"),
+            Recorded::UnknownConversation { .. } => "Unknown".to_owned(),
+            Recorded::Duplicate => "Duplicate".to_owned(),
+            Recorded::Empty => "Empty".to_owned(),
+        },
+    )
 }
 
 fn describe(outcome: &Result<String, ChatError>) -> String {
@@ -110,7 +86,7 @@ fn plan(envelopes: &[&[u8]]) -> BatchPlan {
         let hint = domain_chat::wire::EnvelopeV1::decode(*e)
             .ok()
             .map(|d| d.conversation_hint);
-        plan.push(digest(e), hint);
+        plan.push(envelope_digest(e), hint);
     }
     plan
 }
@@ -462,7 +438,7 @@ fn a_failure_at_the_flush_leaves_nothing_and_is_retryable() {
     let m = &b.messages[0];
     let items: Vec<&[u8]> = vec![&m[3], &m[1], &m[0], &m[4]];
     let plan = plan(&items);
-    let late = digest(&m[4]);
+    let late = envelope_digest(&m[4]);
     let url = db.url().to_owned();
     let result = b.batch.transaction(|tx| {
         tx.write_back(&plan, |batch| {

@@ -19,9 +19,9 @@ use std::sync::{Arc, Barrier};
 use diesel::connection::{InstrumentationEvent, SimpleConnection};
 use domain_chat::{
     ChatConfig, ChatError, ConversationStore, EnvelopeOutcome, IdentityStore, InboxEntry,
-    MailboxStore, NewInboxEntry, OutboundEnvelope, RatchetStore, StoreError, Timestamp,
-    Transactional, create_identity, create_intro_bundle, handle_envelope, send_content,
-    start_private_conversation,
+    MailboxStore, NewInboxEntry, OutboundEnvelope, RatchetStore, Recorded, StoreError, Timestamp,
+    Transactional, create_identity, create_intro_bundle, envelope_digest, handle_envelope,
+    receive_and_record, send_content, start_private_conversation,
 };
 use domain_chat::{ConversationKind, ConversationRecord};
 use domain_ratchet::{PublicKey, RatchetState, SkippedKey, SkippedKeyDelta};
@@ -542,10 +542,7 @@ fn the_same_envelope_received_twice_at_once_is_processed_once() {
         let (saro_id, _) = handshake(&mut saro, &mut raya, &config);
         send(&mut saro, &config, &saro_id, b"once", 2_000)
     };
-    let digest: [u8; 32] = {
-        use sha2_digest::digest;
-        digest(&env.bytes)
-    };
+    let digest = envelope_digest(&env.bytes);
     let barrier = Arc::new(Barrier::new(2));
     let threads: Vec<_> = (0..2)
         .map(|_| {
@@ -556,16 +553,16 @@ fn the_same_envelope_received_twice_at_once_is_processed_once() {
                 let pool = PgPool::open(PostgresConfig::from_url(&url).unwrap()).unwrap();
                 let mut raya = PgDatabase::open(&pool, Some(&key(1)), "raya").unwrap();
                 barrier.wait();
-                // What a client does: check, handle, record, in one unit of work.
-                unit(&mut raya, |tx| {
-                    if tx.is_envelope_processed(&digest)? {
-                        return Ok(None);
-                    }
-                    let outcome = handle_envelope(tx, &config, &bytes, ms(2_001))?;
-                    tx.mark_envelope_processed(&digest, ms(2_001))?;
-                    Ok(Some(content(outcome)))
+                // What a client does (check, handle, record), in one unit of work.
+                let recorded = unit(&mut raya, |tx| {
+                    receive_and_record(tx, &config, &bytes, &digest, ms(2_001))
                 })
-                .unwrap()
+                .unwrap();
+                match recorded {
+                    Recorded::Content { received, .. } => Some(received.content),
+                    Recorded::Duplicate => None,
+                    other => panic!("expected content or a duplicate, got {other:?}"),
+                }
             })
         })
         .collect();
@@ -573,14 +570,6 @@ fn the_same_envelope_received_twice_at_once_is_processed_once() {
     let received: Vec<_> = results.iter().flatten().collect();
     assert_eq!(received, vec![&b"once".to_vec()], "{results:?}");
     assert_eq!(results.iter().filter(|r| r.is_none()).count(), 1);
-}
-
-/// SHA-256 for the envelope digest (the client's `processed_envelopes` key).
-mod sha2_digest {
-    pub(crate) fn digest(bytes: &[u8]) -> [u8; 32] {
-        use sha2::Digest;
-        sha2::Sha256::digest(bytes).into()
-    }
 }
 
 thread_local! {
@@ -601,8 +590,8 @@ fn count_round_trips() -> Option<Box<dyn diesel::connection::Instrumentation>> {
     ))
 }
 
-/// Measures the SQL round trips of receiving one envelope the way a client does (check the
-/// digest, handle, record; one unit of work) and of sending one, and prints them. Asserts
+/// Measures the SQL round trips of receiving one envelope the way a client does
+/// (`receive_and_record`: check the digest, handle, inbox, history, record; one unit of work) and of sending one, and prints them. Asserts
 /// only that each is one transaction (with a savepoint when a skipped-key delta is saved).
 #[test]
 fn round_trips_per_envelope() {
@@ -623,15 +612,13 @@ fn round_trips_per_envelope() {
         ROUND_TRIPS.with(|c| c.get())
     };
     let receive_counted = |raya: &mut PgDatabase, env: &OutboundEnvelope| {
-        let digest = sha2_digest::digest(&env.bytes);
+        let digest = envelope_digest(&env.bytes);
         measure(&mut || {
-            unit(raya, |tx| {
-                assert!(!tx.is_envelope_processed(&digest)?);
-                let outcome = handle_envelope(tx, &config, &env.bytes, ms(2_001))?;
-                tx.mark_envelope_processed(&digest, ms(2_001))?;
-                Ok(content(outcome))
+            let recorded = unit(raya, |tx| {
+                receive_and_record(tx, &config, &env.bytes, &digest, ms(2_001))
             })
             .unwrap();
+            assert!(matches!(recorded, Recorded::Content { .. }), "{recorded:?}");
         })
     };
     // In order, then one that uses a stored (skipped) key.

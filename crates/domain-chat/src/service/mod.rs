@@ -9,11 +9,13 @@
 //! (decoding, key checks, X3DH, decryption, frame decoding) runs before the first write.
 //!
 //! Split by concern: `handshake` (intro bundles, starting and accepting a conversation),
-//! `messaging` (sending in a conversation, handling an incoming envelope) and `wire` (the
-//! protobuf envelopes and frames the other two build and take apart).
+//! `messaging` (sending in a conversation, handling an incoming envelope), `receive` (a
+//! client's receive: duplicate detection, handling, and recording the outcome in the
+//! mailbox) and `wire` (the protobuf envelopes and frames the first two build and take apart).
 
 mod handshake;
 mod messaging;
+mod receive;
 mod wire;
 
 use domain_ratchet::{RatchetConfig, Timestamp};
@@ -23,6 +25,7 @@ use crate::store::{ChatStore, ConversationRecord};
 
 pub use handshake::{create_intro_bundle, start_private_conversation};
 pub use messaging::{handle_envelope, send_content, send_placeholder};
+pub use receive::{Recorded, envelope_digest, receive_and_record};
 
 /// Largest envelope [`handle_envelope`] decodes. Larger input is refused before decoding.
 /// Trade-off: large enough for any message a client sends (see [`MAX_CONTENT_LEN`]), small
