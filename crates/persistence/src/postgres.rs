@@ -342,7 +342,7 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
 }
 
 /// How the pool opens and checks connections: diesel's `ConnectionManager`, except that the
-/// URL (which may hold the password) is kept in a [`DatabaseUrl`] — wiped when the pool's last
+/// URL (which may hold the password) is kept in a zeroizing buffer — wiped when the pool's last
 /// clone is dropped — where diesel's keeps a plain `String` for the pool's lifetime. (libpq
 /// itself keeps the parsed parameters, password included, inside each open connection until
 /// that connection closes.)
