@@ -86,7 +86,8 @@ enum Undo {
 /// conversations, `Durability::Full`), a received envelope costs about 21 µs of CPU, nearly all
 /// of it in SQLite: applying its skipped-key delta 22 % (a shuffled backlog stores and later
 /// uses about one skipped key per message: each an insert and a delete on `skipped_keys`, its
-/// UNIQUE index and its `stored_at` index, with `secure_delete` zeroing what is deleted),
+/// UNIQUE index and its `stored_at` index, with `secure_delete` zeroing what is deleted;
+/// since migration `2026-11-30-000003_cluster_skipped_keys` one b-tree instead of three),
 /// looking the skipped key up 11 %, the `messages` row 10 %, the `inbox` row 7 %, the
 /// processed-envelope check and record 10 %, the commits' WAL writes 18 % and the final
 /// checkpoint 5 %; decryption and parsing about 7 %. (Profiled before installations; with

@@ -1025,9 +1025,12 @@ fn mailbox_installation_indexes_drop_and_come_back() {
     assert_eq!(db.outbox_pending(10).unwrap().len(), 1);
 }
 
-/// `(installation_id, conversation_id, id, public_key, msg_num, message_key, stored_at)` of
-/// every skipped key, in (installation, conversation, id) order.
-fn skipped_rows(db: &mut Database) -> Vec<(i64, String, i64, Vec<u8>, i64, Vec<u8>, i64)> {
+/// `(installation_id, conversation_id, id, public_key, msg_num, message_key, stored_at)` of a
+/// skipped key.
+type SkippedRow = (i64, String, i64, Vec<u8>, i64, Vec<u8>, i64);
+
+/// Every skipped key, in (installation, conversation, id) order.
+fn skipped_rows(db: &mut Database) -> Vec<SkippedRow> {
     use diesel::sql_types::{BigInt, Binary};
     #[derive(QueryableByName)]
     struct Row {
@@ -1068,11 +1071,7 @@ fn skipped_rows(db: &mut Database) -> Vec<(i64, String, i64, Vec<u8>, i64, Vec<u
 }
 
 /// The msg_num of one conversation's keys, in id order (the order of eviction and loading).
-fn msg_nums_in_id_order(
-    rows: &[(i64, String, i64, Vec<u8>, i64, Vec<u8>, i64)],
-    installation: i64,
-    conversation: &str,
-) -> Vec<i64> {
+fn msg_nums_in_id_order(rows: &[SkippedRow], installation: i64, conversation: &str) -> Vec<i64> {
     rows.iter()
         .filter(|r| r.0 == installation && r.1 == conversation)
         .map(|r| r.4)
@@ -1225,11 +1224,7 @@ fn clustering_skipped_keys_keeps_every_key_and_its_order() {
     save(&mut db, vec![sample_key(4, 0, 2_000)], Some(5));
     let rows = skipped_rows(&mut db);
     assert_eq!(msg_nums_in_id_order(&rows, 1, "c"), [3, 7, 1, 4, 0]);
-    let newest = rows
-        .iter()
-        .filter(|r| r.0 == 1 && r.1 == "c")
-        .last()
-        .unwrap();
+    let newest = rows.iter().rfind(|r| r.0 == 1 && r.1 == "c").unwrap();
     assert_eq!(newest.2, 10 + 3 * 9 + 1, "numbered from the counter");
     // Key 3 stored again becomes the newest; one more evicts the oldest, 7.
     save(&mut db, vec![sample_key(1, 3, 2_001)], Some(5));
@@ -1245,7 +1240,7 @@ fn clustering_skipped_keys_keeps_every_key_and_its_order() {
         [(1, 1), (1, 4), (4, 0), (1, 3), (4, 1)]
     );
     // The other conversations are untouched, the counter followed the three saves.
-    let others = |rows: &[(i64, String, i64, Vec<u8>, i64, Vec<u8>, i64)]| -> Vec<_> {
+    let others = |rows: &[SkippedRow]| -> Vec<_> {
         rows.iter()
             .filter(|r| !(r.0 == 1 && r.1 == "c"))
             .cloned()
