@@ -350,9 +350,10 @@ fn state_row<'a>(
 }
 
 /// Applies a skipped-key delta alone to a conversation whose counters are `old` (as the state
-/// row would hold them now); returns the new counters. The state row is not touched: a batch writes it once at its end
-/// ([`write_state`]). With `atomic`, in a savepoint of its own; without, a failure may leave
-/// part of the delta written (for a caller that undoes the whole item on any failure).
+/// row would hold them now); returns the new counters. The state row is not touched: a batch
+/// writes it once at its end ([`write_state`]). With `atomic`, in a savepoint of its own;
+/// without, a failure may leave part of the delta written (for a caller that undoes the whole
+/// item on any failure).
 pub(crate) fn save_delta(
     conn: &mut Conn,
     inst: Inst<'_>,
