@@ -82,7 +82,7 @@ macro_rules! skipped_counters {
     () => {
         (
             super::schema::ratchet_states::skipped_bound,
-            diesel::dsl::sql::<diesel::sql_types::BigInt>("0"),
+            diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(0 AS BIGINT)"),
         )
     };
 }
