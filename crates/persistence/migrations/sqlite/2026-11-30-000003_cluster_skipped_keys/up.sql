@@ -23,7 +23,8 @@ ALTER TABLE skipped_keys RENAME TO skipped_keys_rowid;
 DROP INDEX idx_skipped_keys_stored_at;
 
 CREATE TABLE skipped_keys (
-    -- Orders the conversation's keys by insertion (see above); assigned by libchat.
+    -- Orders the conversation's keys by insertion; assigned by libchat from the
+    -- conversation's ratchet_states.skipped_next_id (ids are per conversation).
     id BIGINT NOT NULL,
     installation_id BIGINT NOT NULL,
     conversation_id TEXT NOT NULL,
