@@ -10,6 +10,10 @@
 //!   `save_without_secure_delete/...`: the same with `PRAGMA secure_delete` turned off (the
 //!   library turns it on), so that its cost is measured in the same run.
 //! - `open/10k_conversations`: opening a database holding 10,000 conversations.
+//! - `expire/100k_keys_none_expired`: `expire_skipped_keys` (run at every open) over 100,000
+//!   skipped keys of one installation in 100 conversations, none old enough: on SQLite a read
+//!   of all the installation's keys (no `stored_at` index since migration
+//!   `2026-11-30-000003_cluster_skipped_keys`).
 // `criterion_group!` defines an undocumented public function.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -300,5 +304,41 @@ fn bench_open(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_tx, bench_save, bench_open);
+fn bench_expire(c: &mut Criterion) {
+    let (_dir, path) = temp_path();
+    let config = DatabaseConfig::file(&path)
+        .with_durability(Durability::Full)
+        .with_key(persistence::DatabaseKey::Raw([7; 32]));
+    let mut db = Database::open(config).unwrap();
+    db.transaction(|tx| -> Result<(), StoreError> {
+        let state = sample_state(1, true);
+        for i in 0..100u8 {
+            let id = format!("{i:036x}");
+            tx.save_conversation(&record(&id, i64::from(i)))?;
+            let keys = (0..1_000).map(|n| sample_key(i, n, 1_000 + i64::from(n)));
+            let delta = SkippedKeyDelta {
+                inserted: keys.collect(),
+                removed: vec![],
+                cap: None,
+            };
+            tx.save_ratchet_state(&id, &state, &delta)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let mut group = c.benchmark_group("expire");
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("100k_keys_none_expired", |b| {
+        b.iter(|| {
+            assert_eq!(
+                db.expire_skipped_keys(Timestamp::from_millis(1_000))
+                    .unwrap(),
+                0
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_tx, bench_save, bench_open, bench_expire);
 criterion_main!(benches);

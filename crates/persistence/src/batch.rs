@@ -20,6 +20,7 @@ use domain_ratchet::{
 
 use crate::database::{Database, Tx};
 use crate::error::PersistenceError;
+use crate::repo::ratchet::SkippedCounters;
 use crate::repo::{convo, identity, ratchet};
 
 /// A conversation's ratchet state as the batch sees it.
@@ -27,10 +28,11 @@ use crate::repo::{convo, identity, ratchet};
 struct CachedState {
     /// The state (`None`: the conversation has none).
     state: Option<RatchetState>,
-    /// `skipped_bound` as the row would hold it now.
-    bound: i64,
-    /// `skipped_bound` as the row holds it in the database (0 when there is no row).
-    stored_bound: i64,
+    /// The skipped-key counters (`skipped_bound`, and on SQLite `skipped_next_id`, the id the
+    /// conversation's next stored key takes) as the row would hold them now.
+    counters: SkippedCounters,
+    /// The counters as the row holds them in the database (zeros when there is no row).
+    stored: SkippedCounters,
     /// Whether `state` differs from the row in the database (to be written by the flush).
     dirty: bool,
 }
@@ -71,7 +73,8 @@ enum Undo {
 /// lone save writes it (deletes, inserts, eviction beyond the cap), so skipped-key lookups see
 /// the keys inserted and removed by earlier items, and the `skipped_keys` rows — their ids
 /// included, which order eviction — are row for row those of item-by-item processing. The state
-/// row's `skipped_bound` is carried in memory with the state and written with it. Conversation
+/// row's `skipped_bound` and `skipped_next_id` (the per-conversation counter the ids are taken
+/// from) are carried in memory with the state and written with it. Conversation
 /// records and the identity are cached too (they are read by every envelope).
 ///
 /// The final database is therefore exactly what the same items would have produced run one
@@ -83,7 +86,8 @@ enum Undo {
 /// conversations, `Durability::Full`), a received envelope costs about 21 µs of CPU, nearly all
 /// of it in SQLite: applying its skipped-key delta 22 % (a shuffled backlog stores and later
 /// uses about one skipped key per message: each an insert and a delete on `skipped_keys`, its
-/// UNIQUE index and its `stored_at` index, with `secure_delete` zeroing what is deleted),
+/// UNIQUE index and its `stored_at` index, with `secure_delete` zeroing what is deleted;
+/// since migration `2026-11-30-000003_cluster_skipped_keys` one b-tree instead of three),
 /// looking the skipped key up 11 %, the `messages` row 10 %, the `inbox` row 7 %, the
 /// processed-envelope check and record 10 %, the commits' WAL writes 18 % and the final
 /// checkpoint 5 %; decryption and parsing about 7 %. (Profiled before installations; with
@@ -333,10 +337,10 @@ impl<'a> BatchTx<'a> {
                     self.tx.keys,
                     &conversation_id,
                     state,
-                    cached.bound.saturating_sub(cached.stored_bound),
+                    cached.counters.since(cached.stored),
                 )?;
             }
-            cached.stored_bound = cached.bound;
+            cached.stored = cached.counters;
             cached.dirty = false;
         }
         Ok(())
@@ -389,22 +393,22 @@ impl<'a> BatchTx<'a> {
     /// The cached state of `conversation_id`, read from the database on first use.
     fn cached_state(&mut self, conversation_id: &str) -> Result<&CachedState, PersistenceError> {
         if !self.states.contains_key(conversation_id) {
-            let loaded = ratchet::load_with_bound(
+            let loaded = ratchet::load_with_counters(
                 self.tx.conn,
                 self.tx.installation,
                 self.tx.keys,
                 conversation_id,
             )?;
-            let (state, bound) = match loaded {
-                Some((state, bound)) => (Some(state), bound),
-                None => (None, 0),
+            let (state, counters) = match loaded {
+                Some((state, counters)) => (Some(state), counters),
+                None => (None, SkippedCounters::default()),
             };
             self.set_state(
                 conversation_id,
                 CachedState {
                     state,
-                    bound,
-                    stored_bound: bound,
+                    counters,
+                    stored: counters,
                     dirty: false,
                 },
             );
@@ -631,8 +635,8 @@ impl ConversationStore for BatchTx<'_> {
             conversation_id,
             CachedState {
                 state: None,
-                bound: 0,
-                stored_bound: 0,
+                counters: SkippedCounters::default(),
+                stored: SkippedCounters::default(),
                 dirty: false,
             },
         );
@@ -655,8 +659,7 @@ impl RatchetStore for BatchTx<'_> {
         delta: &SkippedKeyDelta,
     ) -> Result<(), StoreError> {
         let cached = self.cached_state(conversation_id)?;
-        let (has_state, old_bound, stored_bound) =
-            (cached.state.is_some(), cached.bound, cached.stored_bound);
+        let (has_state, old, stored) = (cached.state.is_some(), cached.counters, cached.stored);
         if !has_state && self.conversation(conversation_id)?.is_none() {
             // What the row's foreign key reports to a lone save.
             return Err(
@@ -666,20 +669,20 @@ impl RatchetStore for BatchTx<'_> {
         // The delta now (atomically, except inside a fast item, which is undone whole), the
         // row at the end of the batch.
         self.writing();
-        let bound = ratchet::save_delta(
+        let counters = ratchet::save_delta(
             self.tx.conn,
             self.tx.installation,
             conversation_id,
             delta,
-            old_bound,
+            old,
             !self.in_item,
         )?;
         self.set_state(
             conversation_id,
             CachedState {
                 state: Some(state.clone()),
-                bound,
-                stored_bound,
+                counters,
+                stored,
                 dirty: true,
             },
         );
@@ -697,8 +700,8 @@ impl RatchetStore for BatchTx<'_> {
             conversation_id,
             CachedState {
                 state: None,
-                bound: 0,
-                stored_bound: 0,
+                counters: SkippedCounters::default(),
+                stored: SkippedCounters::default(),
                 dirty: false,
             },
         );

@@ -458,9 +458,9 @@ impl<'t, 'a> PgBatchTx<'t, 'a> {
     fn cached_state(&mut self, id: &str) -> Result<&CachedState, PersistenceError> {
         if !self.states.contains_key(id) {
             let tx = &mut *self.tx;
-            let loaded = ratchet::load_with_bound(tx.conn, tx.cipher, tx.keys, id);
+            let loaded = ratchet::load_with_counters(tx.conn, tx.cipher, tx.keys, id);
             let (state, bound, stored) = match self.server(loaded)? {
-                Some((state, bound)) => (Some(state), bound, true),
+                Some((state, counters)) => (Some(state), counters.bound, true),
                 None => (None, 0, false),
             };
             // A read: true whatever the item does, so not journaled.

@@ -95,11 +95,12 @@ diesel::table! {
         msg_recv -> BigInt,
         prev_chain_len -> BigInt,
         skipped_bound -> BigInt,
+        skipped_next_id -> BigInt,
     }
 }
 
 diesel::table! {
-    skipped_keys (id) {
+    skipped_keys (installation_id, conversation_id, public_key, msg_num) {
         id -> BigInt,
         installation_id -> BigInt,
         conversation_id -> Text,

@@ -184,7 +184,7 @@ fn up_down_up_gives_the_same_schema() {
     let mut db = Database::open(DatabaseConfig::in_memory()).unwrap();
     let up = dump(&mut db);
     assert!(up.iter().any(|r| r.name == "skipped_keys"));
-    assert!(up.iter().any(|r| r.name == "idx_skipped_keys_stored_at"));
+    assert!(up.iter().any(|r| r.name == "idx_messages_conversation"));
 
     let reverted = db.revert_all_migrations().unwrap();
     let mut expected = persistence::embedded_versions().unwrap();
@@ -959,15 +959,27 @@ fn mailbox_installation_indexes_drop_and_come_back() {
         ),
     ];
     let chain = migration_dirs();
-    let last = chain.last().unwrap().file_name().unwrap().to_str().unwrap();
-    assert!(
-        last.ends_with("_drop_mailbox_installation_indexes"),
-        "{last}"
-    );
+    let step = chain
+        .iter()
+        .position(|d| {
+            d.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("_drop_mailbox_installation_indexes")
+        })
+        .unwrap();
+    let last = chain[step].file_name().unwrap().to_str().unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("queues.db");
     let mut db = Database::open(support::plain(&path)).unwrap();
+    // Back to this migration: the later ones are reverted first.
+    for _ in step + 1..chain.len() {
+        db.raw_connection()
+            .revert_last_migration(persistence::MIGRATIONS)
+            .unwrap();
+    }
     db.outbox_push(&NewOutboxEntry {
         conversation_id: "c",
         conversation_hint: "h",
@@ -1005,8 +1017,275 @@ fn mailbox_installation_indexes_drop_and_come_back() {
     db.raw_connection()
         .run_next_migration(persistence::MIGRATIONS)
         .unwrap();
-    assert!(db.schema_status().unwrap().is_current());
     assert!(schema_diff(&dropped, &schema(&mut db)).is_empty());
     assert_eq!(row_counts(&mut db), rows);
     assert_eq!(db.outbox_pending(10).unwrap().len(), 1);
+    db.migrate().unwrap();
+    assert!(db.schema_status().unwrap().is_current());
+    assert_eq!(db.outbox_pending(10).unwrap().len(), 1);
+}
+
+/// `(installation_id, conversation_id, id, public_key, msg_num, message_key, stored_at)` of a
+/// skipped key.
+type SkippedRow = (i64, String, i64, Vec<u8>, i64, Vec<u8>, i64);
+
+/// Every skipped key, in (installation, conversation, id) order.
+fn skipped_rows(db: &mut Database) -> Vec<SkippedRow> {
+    use diesel::sql_types::{BigInt, Binary};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        installation_id: i64,
+        #[diesel(sql_type = Text)]
+        conversation_id: String,
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = Binary)]
+        public_key: Vec<u8>,
+        #[diesel(sql_type = BigInt)]
+        msg_num: i64,
+        #[diesel(sql_type = Binary)]
+        message_key: Vec<u8>,
+        #[diesel(sql_type = BigInt)]
+        stored_at: i64,
+    }
+    diesel::sql_query(
+        "SELECT installation_id, conversation_id, id, public_key, msg_num, message_key, \
+         stored_at FROM skipped_keys ORDER BY installation_id, conversation_id, id",
+    )
+    .load::<Row>(db.raw_connection())
+    .unwrap()
+    .into_iter()
+    .map(|r| {
+        (
+            r.installation_id,
+            r.conversation_id,
+            r.id,
+            r.public_key,
+            r.msg_num,
+            r.message_key,
+            r.stored_at,
+        )
+    })
+    .collect()
+}
+
+/// The msg_num of one conversation's keys, in id order (the order of eviction and loading).
+fn msg_nums_in_id_order(rows: &[SkippedRow], installation: i64, conversation: &str) -> Vec<i64> {
+    rows.iter()
+        .filter(|r| r.0 == installation && r.1 == conversation)
+        .map(|r| r.4)
+        .collect()
+}
+
+/// `(installation_id, conversation_id, skipped_next_id)` of every state row.
+fn next_ids(db: &mut Database) -> Vec<(i64, String, i64)> {
+    use diesel::sql_types::BigInt;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        installation_id: i64,
+        #[diesel(sql_type = Text)]
+        conversation_id: String,
+        #[diesel(sql_type = BigInt)]
+        skipped_next_id: i64,
+    }
+    diesel::sql_query(
+        "SELECT installation_id, conversation_id, skipped_next_id FROM ratchet_states \
+         ORDER BY installation_id, conversation_id",
+    )
+    .load::<Row>(db.raw_connection())
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.installation_id, r.conversation_id, r.skipped_next_id))
+    .collect()
+}
+
+/// A database at the version before `_cluster_skipped_keys`, with skipped keys in several
+/// conversations of two installations (inserted interleaved, each conversation's in an order
+/// that is not its key order), migrates in place: every key is kept with its id, each
+/// conversation's counter starts above its largest id, loading returns the keys in id order,
+/// the next save's keys are newer than every copied key, eviction beyond the cap takes the
+/// oldest copied keys first, and a key stored again becomes the newest. Down renumbers the
+/// ids (the rowid must be unique again) keeping each conversation's order; up again keeps it.
+#[test]
+fn clustering_skipped_keys_keeps_every_key_and_its_order() {
+    use diesel_migrations::MigrationHarness;
+    use domain_ratchet::testing::{sample_key, sample_state};
+    use domain_ratchet::{RatchetStore, SkippedKeyDelta};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clustered.db");
+    let chain = migration_dirs();
+    let step = chain
+        .iter()
+        .position(|d| {
+            d.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("_cluster_skipped_keys")
+        })
+        .unwrap();
+    let hex_of = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    let blob = |b: u8| format!("x'{}'", hex_of(&[b; 32]));
+    // (installation, conversation, chain, msg_num), in insertion (id) order: interleaved.
+    let keys: [(i64, &str, u8, u32); 10] = [
+        (1, "c", 1, 9),
+        (1, "d", 2, 5),
+        (1, "c", 1, 3),
+        (2, "c", 3, 1),
+        (1, "c", 1, 7),
+        (1, "d", 2, 2),
+        (1, "c", 1, 1),
+        (2, "c", 3, 0),
+        (1, "d", 2, 8),
+        (1, "c", 1, 4),
+    ];
+    let before = {
+        let mut db =
+            Database::open(support::plain(&path).with_migrations(MigrationMode::Skip)).unwrap();
+        let conn = db.raw_connection();
+        apply_by_hand(conn, &chain[..step]);
+        let mut sql = String::from(
+            "INSERT INTO installations (id, name, created_at) VALUES (2, 'second', 1);
+             INSERT INTO conversations (installation_id, local_id, remote_id, kind, created_at)
+                 VALUES (1, 'c', 'rc', 'private_v1', 1), (1, 'd', 'rd', 'private_v1', 2),
+                        (1, 'e', 're', 'private_v1', 3), (2, 'c', 'rc2', 'private_v1', 4);",
+        );
+        for (inst, convo, bound) in [(1, "c", 5), (1, "d", 3), (1, "e", 0), (2, "c", 2)] {
+            sql.push_str(&format!(
+                "INSERT INTO ratchet_states (installation_id, conversation_id, root_key,
+                     sending_chain, receiving_chain, dh_self_secret, dh_self_public, dh_remote,
+                     msg_send, msg_recv, prev_chain_len, skipped_bound)
+                 VALUES ({inst}, '{convo}', {r}, NULL, NULL, {s}, {p}, NULL, 0, 0, 0, {bound});",
+                r = blob(0x10),
+                s = blob(0x11),
+                p = blob(0x12),
+            ));
+        }
+        // Ids with gaps (keys used and deleted in between), growing with insertion.
+        for (n, (inst, convo, chain, msg_num)) in keys.iter().enumerate() {
+            let k = sample_key(*chain, *msg_num, 1_000 + n as i64);
+            sql.push_str(&format!(
+                "INSERT INTO skipped_keys (id, installation_id, conversation_id, public_key,
+                     msg_num, message_key, stored_at)
+                 VALUES ({id}, {inst}, '{convo}', x'{pk}', {msg_num}, x'{mk}', {at});",
+                id = 10 + 3 * n,
+                pk = hex_of(k.dh_pub.as_bytes()),
+                mk = hex_of(k.message_key.as_bytes()),
+                at = 1_000 + n,
+            ));
+        }
+        conn.batch_execute(&sql).unwrap();
+        assert_eq!(
+            db.schema_status().unwrap().pending.len(),
+            chain.len() - step
+        );
+        skipped_rows(&mut db)
+    };
+    assert_eq!(before.len(), keys.len());
+    assert_eq!(msg_nums_in_id_order(&before, 1, "c"), [9, 3, 7, 1, 4]);
+
+    let mut db = Database::open(support::plain(&path)).unwrap();
+    assert!(db.schema_status().unwrap().is_current());
+    assert_eq!(skipped_rows(&mut db), before, "every key kept, with its id");
+    assert_foreign_keys_hold(&mut db);
+    assert_eq!(
+        next_ids(&mut db),
+        [
+            (1, "c".to_owned(), 10 + 3 * 9 + 1),
+            (1, "d".to_owned(), 10 + 3 * 8 + 1),
+            (1, "e".to_owned(), 0),
+            (2, "c".to_owned(), 10 + 3 * 7 + 1),
+        ]
+    );
+    let kept = db.load_skipped_keys("c").unwrap();
+    assert_eq!(
+        kept,
+        [(1, 9, 0), (1, 3, 2), (1, 7, 4), (1, 1, 6), (1, 4, 9)]
+            .map(|(chain, msg_num, n)| sample_key(chain, msg_num, 1_000 + n))
+    );
+
+    // A new key is the newest; with the cap at 5 the oldest copied key (9) is evicted.
+    let state = sample_state(1, true);
+    let save = |db: &mut Database, inserted, cap| {
+        db.save_ratchet_state(
+            "c",
+            &state,
+            &SkippedKeyDelta {
+                inserted,
+                removed: vec![],
+                cap,
+            },
+        )
+        .unwrap();
+    };
+    save(&mut db, vec![sample_key(4, 0, 2_000)], Some(5));
+    let rows = skipped_rows(&mut db);
+    assert_eq!(msg_nums_in_id_order(&rows, 1, "c"), [3, 7, 1, 4, 0]);
+    let newest = rows.iter().rfind(|r| r.0 == 1 && r.1 == "c").unwrap();
+    assert_eq!(newest.2, 10 + 3 * 9 + 1, "numbered from the counter");
+    // Key 3 stored again becomes the newest; one more evicts the oldest, 7.
+    save(&mut db, vec![sample_key(1, 3, 2_001)], Some(5));
+    save(&mut db, vec![sample_key(4, 1, 2_002)], Some(5));
+    let rows = skipped_rows(&mut db);
+    assert_eq!(msg_nums_in_id_order(&rows, 1, "c"), [1, 4, 0, 3, 1]);
+    assert_eq!(
+        db.load_skipped_keys("c")
+            .unwrap()
+            .iter()
+            .map(|k| (k.dh_pub.as_bytes()[0], k.msg_num))
+            .collect::<Vec<_>>(),
+        [(1, 1), (1, 4), (4, 0), (1, 3), (4, 1)]
+    );
+    // The other conversations are untouched, the counter followed the three saves.
+    let others = |rows: &[SkippedRow]| -> Vec<_> {
+        rows.iter()
+            .filter(|r| !(r.0 == 1 && r.1 == "c"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(others(&rows), others(&before));
+    assert_eq!(next_ids(&mut db)[0], (1, "c".to_owned(), 10 + 3 * 9 + 4));
+    let after_saves = rows;
+
+    // Down: unique ids again, each conversation's order kept; up again keeps it.
+    db.raw_connection()
+        .revert_last_migration(persistence::MIGRATIONS)
+        .unwrap();
+    let down = skipped_rows(&mut db);
+    assert_eq!(down.len(), after_saves.len());
+    let mut ids: Vec<i64> = down.iter().map(|r| r.2).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), down.len(), "rowids unique");
+    for (inst, convo) in [(1, "c"), (1, "d"), (2, "c")] {
+        assert_eq!(
+            msg_nums_in_id_order(&down, inst, convo),
+            msg_nums_in_id_order(&after_saves, inst, convo),
+            "{inst} {convo}"
+        );
+    }
+    db.migrate().unwrap();
+    assert!(db.schema_status().unwrap().is_current());
+    let up = skipped_rows(&mut db);
+    assert_eq!(up, down);
+    assert_foreign_keys_hold(&mut db);
+    let top = |inst: i64, convo: &str| {
+        up.iter()
+            .filter(|r| r.0 == inst && r.1 == convo)
+            .map(|r| r.2 + 1)
+            .max()
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        next_ids(&mut db),
+        [
+            (1, "c".to_owned(), top(1, "c")),
+            (1, "d".to_owned(), top(1, "d")),
+            (1, "e".to_owned(), 0),
+            (2, "c".to_owned(), top(2, "c")),
+        ]
+    );
 }

@@ -1,5 +1,5 @@
 //! Skipped keys are written incrementally: a save touches only its delta; cap evicts the
-//! oldest; expiry is one indexed delete.
+//! oldest; expiry is one delete over the installation's keys.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -156,10 +156,13 @@ fn expiry_is_one_indexed_delete_across_conversations() {
         )
             .load(db.raw_connection())
             .unwrap();
+    // No stored_at index since migration `2026-11-30-000003_cluster_skipped_keys`: expiry
+    // reads the installation's keys through the first column of the primary key, never the
+    // whole table (other installations' keys are not read).
     assert!(
         plan.iter()
-            .any(|p| p.detail.contains("idx_skipped_keys_stored_at")),
-        "expiry does not use the stored_at index: {:?}",
+            .any(|p| p.detail == "SEARCH skipped_keys USING PRIMARY KEY (installation_id=?)"),
+        "expiry does not search the installation's keys by the primary key: {:?}",
         plan.iter().map(|p| &p.detail).collect::<Vec<_>>()
     );
 }

@@ -70,12 +70,42 @@ macro_rules! insert_row {
     }};
 }
 
+/// Whether libchat assigns the ids of `skipped_keys`: no. Here `id` is a `BIGSERIAL` (one
+/// sequence for every conversation, growing with insertion), and `ratchet_states` has no
+/// `skipped_next_id` (the SQLite mount's [`super::sqlite::SKIPPED_IDS_PER_CONVERSATION`]
+/// explains the SQLite side): the counters a save carries keep `next_id` unused.
+pub(crate) const SKIPPED_IDS_PER_CONVERSATION: bool = false;
+
+/// The state row's skipped-key counters as a selection: `skipped_bound`, and 0 for the id
+/// counter this schema does not have.
+macro_rules! skipped_counters {
+    () => {
+        (
+            super::schema::ratchet_states::skipped_bound,
+            diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(0 AS BIGINT)"),
+        )
+    };
+}
+
+/// `INSERT INTO ratchet_states` of `$row` (a `NewRatchetStateRow`); `$next_id` is unused (no
+/// id counter on this schema).
+macro_rules! insert_state_row {
+    ($conn:expr, $row:expr, $next_id:expr) => {{
+        let _: i64 = $next_id;
+        diesel::insert_into(super::schema::ratchet_states::table)
+            .values($row)
+            .execute($conn)
+    }};
+}
+
 /// Inserts a skipped key; one already stored under the same (chain, number) is replaced and
 /// then counts as the newest: it takes a new id from the sequence, as SQLite's REPLACE gives
-/// a new rowid. One statement (a failed INSERT would abort PostgreSQL's transaction).
+/// a new rowid. One statement (a failed INSERT would abort PostgreSQL's transaction). `_id`
+/// (the SQLite mount's per-conversation id) is unused: the sequence numbers the keys.
 pub(crate) fn insert_skipped(
     conn: &mut Conn,
     row: &ratchet::NewSkippedKeyRow<'_>,
+    _id: i64,
 ) -> QueryResult<usize> {
     use diesel::upsert::excluded;
     use schema::skipped_keys as sk;

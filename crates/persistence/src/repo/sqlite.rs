@@ -1,5 +1,7 @@
 //! The SQLite mount of the repositories (see [`super`]): rows are stored as they are
-//! (SQLCipher encrypts the whole file), ids come from the rowid.
+//! (SQLCipher encrypts the whole file), ids come from the rowid, except the ids of
+//! `skipped_keys` (a `WITHOUT ROWID` table), which libchat assigns per conversation
+//! ([`SKIPPED_IDS_PER_CONVERSATION`]).
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -75,25 +77,71 @@ pub(crate) fn inserted_id(conn: &mut Conn) -> Result<i64, PersistenceError> {
     Ok(diesel::select(last_insert_rowid()).get_result(conn)?)
 }
 
-/// Inserts a skipped key; one already stored under the same (chain, number) is replaced and
-/// gets a new rowid (it then counts as the newest).
+/// Whether libchat assigns the ids of `skipped_keys`: yes. The table is `WITHOUT ROWID`,
+/// keyed by (installation, conversation, chain, number) (migration
+/// `2026-11-30-000003_cluster_skipped_keys`: one b-tree per stored or used key instead of
+/// three), so there is no rowid to number the keys.
+///
+/// An id orders the keys of one conversation by insertion (eviction beyond the cap takes the
+/// smallest first, loading returns them in that order); nothing compares ids of different
+/// conversations. Each conversation's state row therefore carries a counter,
+/// `ratchet_states.skipped_next_id`: the id its next stored key takes. A save reads it with
+/// `skipped_bound` (one read of the row it is about to update, only when its delta stores or
+/// uses keys), numbers the delta's keys from it in the delta's order, and adds the number of
+/// keys it stored to it in the `UPDATE` that writes the state (`skipped_next_id =
+/// skipped_next_id + ?`, so a save without a delta leaves it alone). A batch carries the counter
+/// in memory with the state and writes it once, with the state. Exact: within a conversation
+/// every id is larger than every id before it, exactly the order the rowid gave, whether the
+/// keys were saved one by one or in a batch (the ids of both are the same). A key stored again
+/// under the same (chain, number) takes a new id and becomes the newest, as a REPLACE gave it a
+/// new rowid. The counter starts at 0 with the state row; the migration started it above the
+/// largest id each conversation had. Deleting the state deletes its keys.
+pub(crate) const SKIPPED_IDS_PER_CONVERSATION: bool = true;
+
+/// The state row's skipped-key counters, `(skipped_bound, skipped_next_id)`, as a selection.
+macro_rules! skipped_counters {
+    () => {
+        (
+            super::schema::ratchet_states::skipped_bound,
+            super::schema::ratchet_states::skipped_next_id,
+        )
+    };
+}
+
+/// `INSERT INTO ratchet_states` of `$row` (a `NewRatchetStateRow`) with `skipped_next_id =
+/// $next_id`.
+macro_rules! insert_state_row {
+    ($conn:expr, $row:expr, $next_id:expr) => {{
+        diesel::insert_into(super::schema::ratchet_states::table)
+            .values((
+                $row,
+                super::schema::ratchet_states::skipped_next_id.eq($next_id),
+            ))
+            .execute($conn)
+    }};
+}
+
+/// Inserts a skipped key with `id` (see [`SKIPPED_IDS_PER_CONVERSATION`]); one already stored
+/// under the same (chain, number) is replaced, with that id (it then counts as the newest).
 ///
 /// A plain INSERT first: SQLite checks its constraints before writing anything, so it needs
 /// no statement journal, while `INSERT OR REPLACE` (which may delete a row before inserting)
 /// copies every page it touches into one. A key already stored under the same (chain,
-/// number) makes the INSERT fail with nothing written; it is then replaced in place, exactly
-/// as `INSERT OR REPLACE` alone would have done.
+/// number) makes the INSERT fail on the primary key with nothing written; it is then replaced
+/// in place, exactly as `INSERT OR REPLACE` alone would have done.
 pub(crate) fn insert_skipped(
     conn: &mut Conn,
     row: &ratchet::NewSkippedKeyRow<'_>,
+    id: i64,
 ) -> QueryResult<usize> {
-    match diesel::insert_into(schema::skipped_keys::table)
-        .values(row)
+    use schema::skipped_keys as sk;
+    match diesel::insert_into(sk::table)
+        .values((row, sk::id.eq(id)))
         .execute(conn)
     {
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            diesel::replace_into(schema::skipped_keys::table)
-                .values(row)
+            diesel::replace_into(sk::table)
+                .values((row, sk::id.eq(id)))
                 .execute(conn)
         }
         other => other,

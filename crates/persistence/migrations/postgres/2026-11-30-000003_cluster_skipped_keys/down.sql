@@ -1,0 +1,2 @@
+-- Nothing to revert (see up.sql).
+SELECT 1;
