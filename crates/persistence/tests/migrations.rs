@@ -673,18 +673,18 @@ fn assert_foreign_keys_hold(db: &mut Database) {
     assert!(tables.is_empty(), "foreign keys violated in {tables:?}");
 }
 
-/// The index of the migration that adds installations in the chain.
-fn installations_migration(chain: &[std::path::PathBuf]) -> usize {
+/// The index in the chain of the migration whose directory name ends with `_{name}`.
+fn migration_step(chain: &[std::path::PathBuf], name: &str) -> usize {
+    let suffix = format!("_{name}");
     chain
         .iter()
-        .position(|d| {
-            d.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .ends_with("_create_installations")
-        })
-        .unwrap()
+        .position(|d| d.file_name().unwrap().to_str().unwrap().ends_with(&suffix))
+        .unwrap_or_else(|| panic!("no migration named {name}"))
+}
+
+/// The index of the migration that adds installations in the chain.
+fn installations_migration(chain: &[std::path::PathBuf]) -> usize {
+    migration_step(chain, "create_installations")
 }
 
 /// A SQLCipher database written by the schema before installations — rows in every table, the
@@ -959,16 +959,7 @@ fn mailbox_installation_indexes_drop_and_come_back() {
         ),
     ];
     let chain = migration_dirs();
-    let step = chain
-        .iter()
-        .position(|d| {
-            d.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .ends_with("_drop_mailbox_installation_indexes")
-        })
-        .unwrap();
+    let step = migration_step(&chain, "drop_mailbox_installation_indexes");
     let last = chain[step].file_name().unwrap().to_str().unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -1117,16 +1108,7 @@ fn clustering_skipped_keys_keeps_every_key_and_its_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clustered.db");
     let chain = migration_dirs();
-    let step = chain
-        .iter()
-        .position(|d| {
-            d.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .ends_with("_cluster_skipped_keys")
-        })
-        .unwrap();
+    let step = migration_step(&chain, "cluster_skipped_keys");
     let hex_of = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
     let blob = |b: u8| format!("x'{}'", hex_of(&[b; 32]));
     // (installation, conversation, chain, msg_num), in insertion (id) order: interleaved.
