@@ -479,11 +479,42 @@ pub(crate) fn is_processed(
     inst: Inst<'_>,
     digest: &[u8; 32],
 ) -> Result<bool, PersistenceError> {
-    Ok(diesel::select(diesel::dsl::exists(
-        processed_envelopes::table.find((inst.id(), &digest[..])),
-    ))
+    Ok(ProcessedExists {
+        installation_id: inst.id(),
+        digest: &digest[..],
+    }
     .get_result(conn)?)
 }
+
+/// `SELECT EXISTS (SELECT 1 FROM processed_envelopes WHERE installation_id = ? AND digest =
+/// ?)`: the duplicate check of every received envelope, written out like [`InsertProcessed`]
+/// (diesel's `select(exists(table.find(…)))` walked its expression tree twice per call).
+struct ProcessedExists<'a> {
+    installation_id: i64,
+    digest: &'a [u8],
+}
+
+impl QueryId for ProcessedExists<'_> {
+    type QueryId = ProcessedExists<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Db> for ProcessedExists<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql("SELECT EXISTS (SELECT 1 FROM processed_envelopes WHERE installation_id = ");
+        out.push_bind_param::<BigInt, _>(&self.installation_id)?;
+        out.push_sql(" AND digest = ");
+        out.push_bind_param::<Binary, _>(self.digest)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::Query for ProcessedExists<'_> {
+    type SqlType = Bool;
+}
+
+impl RunQueryDsl<Conn> for ProcessedExists<'_> {}
 
 pub(crate) fn forget_processed_before(
     conn: &mut Conn,

@@ -134,19 +134,65 @@ pub(crate) fn insert_skipped(
     row: &ratchet::NewSkippedKeyRow<'_>,
     id: i64,
 ) -> QueryResult<usize> {
-    use schema::skipped_keys as sk;
-    match diesel::insert_into(sk::table)
-        .values((row, sk::id.eq(id)))
-        .execute(conn)
-    {
+    let inserted = InsertSkippedKey::<false> { row, id }.execute(conn);
+    match inserted {
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            diesel::replace_into(sk::table)
-                .values((row, sk::id.eq(id)))
-                .execute(conn)
+            InsertSkippedKey::<true> { row, id }.execute(conn)
         }
         other => other,
     }
 }
+
+/// `INSERT INTO skipped_keys … VALUES (…)` of one key (`INSERT OR REPLACE` when `REPLACE`),
+/// written out with a static query id: diesel's generic `insert_into(…).values(…)` walked its
+/// value tuple twice per insert (to check that it may be cached, to collect the binds), which
+/// cost more than SQLite's insert. A shuffled backlog stores about one key per message.
+struct InsertSkippedKey<'a, const REPLACE: bool> {
+    row: &'a ratchet::NewSkippedKeyRow<'a>,
+    id: i64,
+}
+
+impl<const REPLACE: bool> diesel::query_builder::QueryId for InsertSkippedKey<'_, REPLACE> {
+    type QueryId = InsertSkippedKey<'static, REPLACE>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<const REPLACE: bool> diesel::query_builder::QueryFragment<Db>
+    for InsertSkippedKey<'_, REPLACE>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, Db>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Binary, Text};
+        out.push_sql(if REPLACE {
+            "INSERT OR REPLACE INTO skipped_keys "
+        } else {
+            "INSERT INTO skipped_keys "
+        });
+        out.push_sql(
+            "(installation_id, conversation_id, public_key, msg_num, message_key, stored_at, id) \
+             VALUES (",
+        );
+        out.push_bind_param::<BigInt, _>(&self.row.installation_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.row.conversation_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Binary, _>(self.row.public_key)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.row.msg_num)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Binary, _>(self.row.message_key)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.row.stored_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.id)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl<const REPLACE: bool> RunQueryDsl<Conn> for InsertSkippedKey<'_, REPLACE> {}
 
 #[path = "convo.rs"]
 pub(crate) mod convo;
