@@ -37,6 +37,50 @@ struct CachedState {
     dirty: bool,
 }
 
+/// What a batch keeps in memory: the ratchet states, conversation records and identity it read
+/// or wrote, each as the database holds it (a state's changes are written at the flush).
+#[derive(Default)]
+pub(crate) struct Caches {
+    states: HashMap<String, CachedState>,
+    conversations: HashMap<String, Option<ConversationRecord>>,
+    identity: Option<Option<Identity>>,
+}
+
+/// Most ratchet states a batch hands to the next batch of a series (beyond that they are
+/// dropped and read again): about 1 KiB each.
+const CARRIED_STATES: usize = 4_096;
+
+/// Whether a batch hands its caches to the next batch, and what the last one handed over.
+///
+/// On ([`Database::batch_series`]), a batch that commits leaves its [`Caches`] here, stamped;
+/// the next batch takes them if nothing else changed the database in between (see
+/// [`Stamp`]), and so reads each conversation's state once per series rather than once per
+/// transaction. Off otherwise: a lone batch starts empty and leaves nothing (no secret stays
+/// in memory after it).
+#[derive(Default)]
+pub(crate) enum Carry {
+    #[default]
+    Off,
+    On(Option<Box<Carried>>),
+}
+
+/// What a committed batch of a series hands to the next one.
+pub(crate) struct Carried {
+    caches: Caches,
+    stamp: Stamp,
+}
+
+/// When carried caches are still exact: the same installation, no commit by another
+/// connection (`PRAGMA data_version` unchanged: SQLite changes it for other connections'
+/// commits only) and no row written by this connection outside the batches
+/// (`total_changes()` as the last batch left it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    installation: i64,
+    data_version: i64,
+    total_changes: i64,
+}
+
 /// How to undo one change to the caches, when an item's savepoint rolls back.
 enum Undo {
     State(String, Option<CachedState>),
@@ -75,7 +119,11 @@ enum Undo {
 /// included, which order eviction — are row for row those of item-by-item processing. The state
 /// row's `skipped_bound` and `skipped_next_id` (the per-conversation counter the ids are taken
 /// from) are carried in memory with the state and written with it. Conversation
-/// records and the identity are cached too (they are read by every envelope).
+/// records and the identity are cached too (they are read by every envelope). Inside
+/// [`Database::batch_series`] a committed batch hands all of this to the next batch of the
+/// series, which uses it if nothing else changed the database in between (no commit by another
+/// connection, no write by this connection outside the batches): a conversation's state is
+/// then read once per series.
 ///
 /// The final database is therefore exactly what the same items would have produced run one
 /// transaction each (the workspace tests compare full dumps), minus one state-row write and one
@@ -181,22 +229,36 @@ impl SavepointSql {
 }
 
 impl<'a> BatchTx<'a> {
-    fn new(tx: &'a mut Tx<'_>) -> Self {
+    fn new(tx: &'a mut Tx<'_>, caches: Caches) -> Self {
+        let Caches {
+            states,
+            conversations,
+            identity,
+        } = caches;
         Self {
             tx: Tx {
                 conn: &mut *tx.conn,
                 keys: &mut *tx.keys,
                 installation: tx.installation,
             },
-            states: HashMap::new(),
-            conversations: HashMap::new(),
-            identity: None,
+            states,
+            conversations,
+            identity,
             journal: Vec::new(),
             depth: 0,
             writes: 0,
             in_item: false,
             abandoned: false,
             lost: false,
+        }
+    }
+
+    /// The caches, for the next batch of a series (after the flush: every state as written).
+    fn into_caches(self) -> Caches {
+        Caches {
+            states: self.states,
+            conversations: self.conversations,
+            identity: self.identity,
         }
     }
 
@@ -470,17 +532,25 @@ impl Database {
     ///   connection is reading or writing) and the automatic checkpoints are restored;
     /// - the key pairs of up to 256 ratchet states are remembered across the transactions
     ///   (16 otherwise), so each conversation's key pair is derived once per series rather than
-    ///   once per transaction; the extra ones are forgotten (and wiped) when `f` returns.
+    ///   once per transaction; the extra ones are forgotten (and wiped) when `f` returns;
+    /// - each batch that commits hands its cached ratchet states (up to 4,096), conversation
+    ///   records and identity to the next batch of the series ([`BatchTx`]), which uses them if
+    ///   `PRAGMA data_version` (commits by other connections) and `total_changes()` (writes by
+    ///   this one) are as the last batch left them, and reads again otherwise; they are dropped
+    ///   (and their secrets wiped) when `f` returns.
     ///
     /// Best effort: when a setting cannot be read or changed, `f` runs with the checkpoints as
     /// they are. An in-memory database only remembers more key pairs.
     pub fn batch_series<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
         self.keys.set_capacity(SERIES_KEY_PAIRS);
+        let outer = std::mem::replace(&mut self.carry, Carry::On(None));
         let value = if matches!(self.location(), crate::config::Location::File(_)) {
             self.with_deferred_checkpoints(f)
         } else {
             f(self)
         };
+        // The last batch's caches are dropped (their secrets wiped) here.
+        self.carry = outer;
         self.keys
             .set_capacity(crate::repo::keycache::KEY_CACHE_CAPACITY);
         value
@@ -529,7 +599,11 @@ impl Database {
         E: From<PersistenceError>,
         F: FnOnce(&mut BatchTx<'_>) -> Result<T, E>,
     {
-        self.transaction(|tx| run_batch(tx, f))
+        let carried = self.carried();
+        let mut left = None;
+        let result = self.transaction(|tx| run_batch(tx, carried, &mut left, f));
+        self.keep(result.is_ok(), left);
+        result
     }
 
     /// [`Database::batch`] committed as [`Database::transaction_synced`]: durable when it
@@ -539,17 +613,85 @@ impl Database {
         E: From<PersistenceError>,
         F: FnOnce(&mut BatchTx<'_>) -> Result<T, E>,
     {
-        self.transaction_synced(|tx| run_batch(tx, f))
+        let carried = self.carried();
+        let mut left = None;
+        let result = self.transaction_synced(|tx| run_batch(tx, carried, &mut left, f));
+        self.keep(result.is_ok(), left);
+        result
+    }
+
+    /// For a batch about to run: `None` when batches do not carry (outside
+    /// [`Database::batch_series`]), else what the last one left (if anything).
+    fn carried(&mut self) -> Option<Option<Box<Carried>>> {
+        match &mut self.carry {
+            Carry::Off => None,
+            Carry::On(last) => Some(last.take()),
+        }
+    }
+
+    /// After a batch: keeps what it left if it committed, stamped with this connection's
+    /// `total_changes()` after the commit.
+    fn keep(&mut self, committed: bool, left: Option<Box<Carried>>) {
+        let Some(mut left) = left else {
+            return;
+        };
+        if !committed || left.caches.states.len() > CARRIED_STATES {
+            return;
+        }
+        let Ok(total_changes) = self.total_changes() else {
+            return;
+        };
+        left.stamp.total_changes = total_changes;
+        if let Carry::On(last) = &mut self.carry {
+            *last = Some(left);
+        }
     }
 }
 
+#[derive(QueryableByName)]
+struct DataVersion {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    data_version: i64,
+}
+
+/// Inside a batch's transaction (under the write lock): the stamp the database has now, with
+/// `total_changes()` as it is before the batch writes anything.
+fn stamp_now(tx: &mut Tx<'_>) -> Result<Stamp, PersistenceError> {
+    let data_version = diesel::sql_query("PRAGMA data_version")
+        .get_result::<DataVersion>(tx.conn)?
+        .data_version;
+    let total_changes = crate::database::query_i64(tx.conn, "SELECT total_changes() AS n")?;
+    Ok(Stamp {
+        installation: tx.installation,
+        data_version,
+        total_changes,
+    })
+}
+
 /// The body of [`Database::batch`] and [`Database::batch_synced`] inside their transaction.
-fn run_batch<T, E, F>(tx: &mut Tx<'_>, f: F) -> Result<T, E>
+///
+/// `carried` (inside a series): the caches of the series' last batch, if any, used if they
+/// are still exact; this batch then leaves its own in `left` when it succeeds.
+fn run_batch<T, E, F>(
+    tx: &mut Tx<'_>,
+    carried: Option<Option<Box<Carried>>>,
+    left: &mut Option<Box<Carried>>,
+    f: F,
+) -> Result<T, E>
 where
     E: From<PersistenceError>,
     F: FnOnce(&mut BatchTx<'_>) -> Result<T, E>,
 {
-    let mut batch = BatchTx::new(tx);
+    // Best effort: without a stamp, the batch neither uses nor leaves caches.
+    let (stamp, carried) = match carried {
+        Some(carried) => (stamp_now(tx).ok(), carried),
+        None => (None, None),
+    };
+    let caches = match (carried, stamp) {
+        (Some(carried), Some(now)) if carried.stamp == now => carried.caches,
+        _ => Caches::default(),
+    };
+    let mut batch = BatchTx::new(tx, caches);
     let result = f(&mut batch).and_then(|value| {
         batch.flush()?;
         Ok(value)
@@ -559,6 +701,14 @@ where
         // empty one for the rollback to end, so that the caller gets this error rather than
         // "no transaction is active".
         batch.transaction_is_open();
+        return result;
+    }
+    // Flushed (an abandoned batch fails its flush): the caches are what the commit writes.
+    if let Some(stamp) = stamp {
+        *left = Some(Box::new(Carried {
+            caches: batch.into_caches(),
+            stamp,
+        }));
     }
     result
 }
@@ -779,6 +929,11 @@ impl MailboxStore for BatchTx<'_> {
     fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
         self.writing();
         self.tx.history_push(entry)
+    }
+
+    fn history_append(&mut self, entry: &NewHistoryEntry<'_>) -> Result<(), StoreError> {
+        self.writing();
+        self.tx.history_append(entry)
     }
 
     fn history(

@@ -39,6 +39,8 @@ pub struct Database {
     /// yet, or unknown). Rows changed since — by any path: transactions, tools, raw SQL — may
     /// not be durable yet in Normal.
     synced_changes: Option<i64>,
+    /// Inside [`Database::batch_series`]: what the last committed batch knew, for the next.
+    pub(crate) carry: crate::batch::Carry,
     /// Test hook: synced transactions and [`Database::sync`] commit like any other.
     #[cfg(feature = "testing")]
     unsynced_outgoing: bool,
@@ -461,6 +463,7 @@ impl Database {
             durability: config.durability,
             synchronous: config.durability,
             synced_changes: None,
+            carry: crate::batch::Carry::Off,
             #[cfg(feature = "testing")]
             unsynced_outgoing: config.unsynced_outgoing,
         };
@@ -691,7 +694,7 @@ impl Database {
 
     /// SQLite's `total_changes()`: rows inserted, updated or deleted by this connection since
     /// it opened (statements of rolled-back transactions included). Reads nothing.
-    fn total_changes(&mut self) -> Result<i64, PersistenceError> {
+    pub(crate) fn total_changes(&mut self) -> Result<i64, PersistenceError> {
         query_i64(&mut self.conn, "SELECT total_changes() AS n")
     }
 

@@ -503,6 +503,10 @@ impl MailboxStore for PgTx<'_> {
         Ok(mailbox::history_push(self.conn, self.cipher, entry)?)
     }
 
+    fn history_append(&mut self, entry: &NewHistoryEntry<'_>) -> Result<(), StoreError> {
+        Ok(mailbox::history_append(self.conn, self.cipher, entry)?)
+    }
+
     fn history(
         &mut self,
         conversation_id: &str,

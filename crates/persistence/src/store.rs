@@ -199,6 +199,14 @@ impl MailboxStore for Tx<'_> {
         Ok(mailbox::history_push(self.conn, self.installation, entry)?)
     }
 
+    fn history_append(&mut self, entry: &NewHistoryEntry<'_>) -> Result<(), StoreError> {
+        Ok(mailbox::history_append(
+            self.conn,
+            self.installation,
+            entry,
+        )?)
+    }
+
     fn history(
         &mut self,
         conversation_id: &str,
@@ -450,6 +458,10 @@ impl MailboxStore for Database {
 
     fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
         in_tx(self, |tx| tx.history_push(entry))
+    }
+
+    fn history_append(&mut self, entry: &NewHistoryEntry<'_>) -> Result<(), StoreError> {
+        in_tx(self, |tx| tx.history_append(entry))
     }
 
     fn history(

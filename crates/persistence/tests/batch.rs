@@ -387,3 +387,65 @@ fn a_batch_series_checkpoints_once_at_the_end() {
     let mut memory = memory();
     assert_eq!(memory.batch_series(|_| 7), 7);
 }
+
+/// Inside a series, a batch starts from what the last committed batch knew only while nothing
+/// else changed the database: a commit by another connection, a write by this connection
+/// outside the batches, or a batch that rolled back make the next batch read again.
+#[test]
+fn a_batch_series_rereads_what_changed_between_its_batches() {
+    let (_dir, path) = support::temp_path();
+    let mut db = Database::open(support::plain(&path)).unwrap();
+    db.transaction(|tx| -> Result<(), StoreError> {
+        tx.save_conversation(&record("c", 0))?;
+        tx.save_conversation(&record("d", 0))?;
+        tx.save_ratchet_state("c", &sample_state(1, true), &SkippedKeyDelta::default())
+    })
+    .unwrap();
+    let state = |n: u8| Some(sample_state(n, n % 2 == 1));
+    let save = |db: &mut Database, n: u8| {
+        db.batch(|batch| -> Result<(), StoreError> {
+            batch.save_ratchet_state("c", &sample_state(n, n % 2 == 1), &Default::default())
+        })
+        .unwrap();
+    };
+    let load = |db: &mut Database| {
+        db.batch(|batch| -> Result<_, StoreError> {
+            Ok((
+                batch.load_ratchet_state("c")?,
+                batch.load_conversation("d")?.is_some(),
+            ))
+        })
+        .unwrap()
+    };
+    db.batch_series(|db| {
+        save(db, 2);
+        assert!(load(db) == (state(2), true), "the series' own state");
+        // Another connection commits: a new state, a deleted conversation.
+        let mut other = Database::open(support::plain(&path)).unwrap();
+        other
+            .transaction(|tx| -> Result<(), StoreError> {
+                tx.save_ratchet_state("c", &sample_state(3, true), &SkippedKeyDelta::default())?;
+                tx.delete_conversation("d").map(|_| ())
+            })
+            .unwrap();
+        drop(other);
+        assert!(load(db) == (state(3), false), "another connection's commit");
+        // This connection writes outside the batches.
+        db.transaction(|tx| {
+            tx.save_ratchet_state("c", &sample_state(4, false), &SkippedKeyDelta::default())
+        })
+        .unwrap();
+        assert!(
+            load(db) == (state(4), false),
+            "a transaction of this connection"
+        );
+        // A batch that rolls back hands nothing on.
+        let failed: Result<(), StoreError> = db.batch(|batch| {
+            batch.save_ratchet_state("c", &sample_state(5, true), &SkippedKeyDelta::default())?;
+            Err(StoreError::NotFound("the rest of the batch".into()))
+        });
+        assert!(failed.is_err());
+        assert!(load(db) == (state(4), false), "a rolled-back batch");
+    });
+    assert!(db.load_ratchet_state("c").unwrap() == state(4));
+}

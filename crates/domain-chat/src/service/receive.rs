@@ -56,7 +56,7 @@ pub enum Recorded {
 /// 1. [`MailboxStore::is_envelope_processed`]: a recorded digest is [`Recorded::Duplicate`],
 ///    and nothing else is read or written;
 /// 2. [`handle_envelope`] (its reads and writes: handshake, ratchet step, skipped keys);
-/// 3. for content, [`MailboxStore::inbox_push`], [`MailboxStore::history_push`] (direction
+/// 3. for content, [`MailboxStore::inbox_push`], [`MailboxStore::history_append`] (direction
 ///    [`Direction::Received`], timestamp `now`) and [`MailboxStore::mark_envelope_processed`]
 ///    at `now`; for a frame, only [`MailboxStore::mark_envelope_processed`]; for an unknown
 ///    conversation or an empty envelope, nothing.
@@ -89,7 +89,7 @@ pub fn receive_and_record<S: ChatStore + MailboxStore + ?Sized>(
                 received_at: now,
                 is_new_conversation: received.is_new_conversation,
             })?;
-            store.history_push(&NewHistoryEntry {
+            store.history_append(&NewHistoryEntry {
                 conversation_id: &received.conversation_id,
                 direction: Direction::Received,
                 content: &received.content,

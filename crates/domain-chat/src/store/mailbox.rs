@@ -231,6 +231,12 @@ pub trait MailboxStore {
     /// conversation must exist ([`StoreError::NotFound`] otherwise); deleting a conversation
     /// deletes its history.
     fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError>;
+    /// [`MailboxStore::history_push`] for a caller that does not need the id (a received
+    /// message is appended this way): a store may spare the query that finds it. The default
+    /// calls `history_push`.
+    fn history_append(&mut self, entry: &NewHistoryEntry<'_>) -> Result<(), StoreError> {
+        self.history_push(entry).map(|_| ())
+    }
     /// The last `limit` messages of a conversation, oldest first.
     fn history(
         &mut self,
