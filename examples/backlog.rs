@@ -13,7 +13,7 @@
 //! `generate DIR CONVERSATIONS MESSAGES` writes `DIR/receiver.db` (the receiver, with the
 //! conversations established) and `DIR/backlog.bin` (the shuffled messages of 100 bytes,
 //! each a little-endian `u32` length and the envelope). `ingest DIR MODE` receives the backlog
-//! into a fresh copy of the receiver (`Durability::Full`): `stream` reads 1,000 envelopes at a
+//! into a fresh copy of the receiver (`Durability::Full`): `stream` reads `DEFAULT_MAX_BATCH_ITEMS` (2,000) envelopes at a
 //! time and passes each chunk to `receive_batch`; `all` reads the whole backlog and passes it
 //! in one call (which cuts it into transactions itself); `stream` also prints how long its
 //! transactions took (each holds the write lock that long). `baseline DIR MODE` does everything
@@ -29,7 +29,7 @@ use libchat::{Client, ClientConfig, DatabaseConfig, Durability, Received};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-const CHUNK: usize = 1_000;
+const CHUNK: usize = libchat::DEFAULT_MAX_BATCH_ITEMS;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -30,22 +30,27 @@ use crate::client::{
 #[cfg(feature = "postgres")]
 mod pg;
 
-/// Default of [`ClientConfig::max_batch_items`]: at most 1,000 envelopes (or sends, or ids)
+/// Default of [`ClientConfig::max_batch_items`]: at most 2,000 envelopes (or sends, or ids)
 /// per transaction.
 ///
 /// Trade-off: larger batches amortise the commit over more items, but hold the database's
-/// write lock longer (other connections wait, up to their busy timeout). Measured on the
-/// 2-core development machine (release build, file database, `Durability::Full`,
-/// `examples/backlog.rs` in `stream` mode over the backlog of `cargo bench --bench batch`:
-/// 100 conversations, 100-byte messages, shuffled; three runs): a transaction of 1,000
-/// received envelopes holds the write lock for about 21 ms (median; the fastest 15 ms), the
-/// first one of a shuffled backlog about 44 ms (it stores most of the backlog's skipped message
-/// keys; `cargo bench --bench batch`'s `one_transaction_of_1000/full` times that first
-/// transaction: 49–53 ms in three runs after many installations). With a larger database (100,000 envelopes in 1,000 conversations) a transaction takes
-/// about 80 ms (medians of two runs: 76 and 86 ms; 57–172 ms). Other processes loading the
-/// machine lengthen these times. Unknown-conversation envelopes retried in a transaction add
-/// their own time to it.
-pub const DEFAULT_MAX_BATCH_ITEMS: usize = 1_000;
+/// write lock longer (other connections wait, up to their busy timeout; readers never wait in
+/// WAL mode). Measured on the 2-core development machine (release build, file database,
+/// `Durability::Full`, `examples/backlog.rs` in `stream` mode, three runs each):
+/// - over the backlog of `cargo bench --bench batch` (10,000 envelopes of 100 conversations,
+///   100-byte messages, shuffled), a transaction of 2,000 received envelopes holds the write
+///   lock for about 34 ms (median; the fastest 27 ms), the first one of the backlog about 49 ms
+///   (it stores most of the backlog's skipped message keys; the bench's
+///   `first_transaction/full` times it);
+/// - with a larger database (100,000 envelopes in 1,000 conversations), 92–112 ms (medians;
+///   81–321 ms in all). At 1,000 envelopes per transaction the same runs took 62–69 ms
+///   (medians; up to 145 ms), and the whole backlog in one call went about a fifth slower
+///   (22,000 against 26,000–28,000 envelopes/s).
+///
+/// Other processes loading the machine lengthen these times. Unknown-conversation envelopes
+/// retried in a transaction add their own time to it. A client that needs shorter locks sets a
+/// smaller bound ([`ClientConfig::with_max_batch_items`]).
+pub const DEFAULT_MAX_BATCH_ITEMS: usize = 2_000;
 
 /// Default of [`ClientConfig::max_batch_bytes`]: at most 8 MiB of envelopes (or of content to
 /// send) per transaction, which bounds the transaction's work for large envelopes the way
@@ -501,9 +506,9 @@ impl Client {
     /// they exceed the bounds. Each transaction writes each conversation's ratchet state once.
     /// See [`DEFAULT_MAX_BATCH_ITEMS`] for how long a transaction holds the write lock.
     ///
-    /// **Cost.** About 23 µs per envelope with [`Durability::Full`](crate::Durability::Full)
+    /// **Cost.** About 16 µs per envelope with [`Durability::Full`](crate::Durability::Full)
     /// on the 2-core development machine (a shuffled backlog of 10,000 envelopes from 100
-    /// conversations, `cargo bench --bench batch`: 40,000–45,000 envelopes/s), 13–18 times
+    /// conversations, `cargo bench --bench batch`: about 61,000 envelopes/s), about 17 times
     /// `receive` one by one (whose figure follows the disk's sync latency). Nearly all of it is
     /// SQLite's: [`persistence::BatchTx`] says where it goes.
     ///

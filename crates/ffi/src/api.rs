@@ -813,7 +813,7 @@ pub unsafe extern "C" fn libchat_receive(
 /// repeat within the batch is a duplicate. An envelope that fails (`outcome.status`) changes
 /// nothing and does not affect the others.
 ///
-/// Up to 1,000 envelopes (8 MiB) are one transaction: one commit for all of them, a crash
+/// Up to 2,000 envelopes (8 MiB) are one transaction: one commit for all of them, a crash
 /// before it leaves nothing of the batch; larger inputs are cut into several transactions.
 /// Free the result with `libchat_receive_outcomes_free`; acknowledge contents with
 /// `libchat_acknowledge_batch`.
@@ -868,7 +868,7 @@ pub unsafe extern "C" fn libchat_receive_batch(
 }
 
 /// Encrypts several contents in one conversation, in order, and writes the queued envelopes
-/// to `*out` (one per content, in order). Up to 1,000 contents (8 MiB) are one transaction,
+/// to `*out` (one per content, in order). Up to 2,000 contents (8 MiB) are one transaction,
 /// all or nothing; every content is checked first (`LIBCHAT_ERR_TOO_LARGE`: nothing sent).
 /// Publish each envelope, then mark them delivered (`libchat_mark_delivered_batch`). Free
 /// with `libchat_sent_list_free`.
@@ -961,7 +961,7 @@ unsafe fn run_ids(
     status
 }
 
-/// Marks many outbox envelopes delivered, in order, in one transaction per 1,000 ids, and
+/// Marks many outbox envelopes delivered, in order, in one transaction per 2,000 ids, and
 /// sets `out_was_pending[n]` to whether envelope `outbox_ids[n]` was still pending (false for
 /// an unknown id, or one given twice). `out_was_pending` is an array of `count` bools written
 /// by libchat (all false on failure). On a failure after earlier transactions were committed,
@@ -985,7 +985,7 @@ pub unsafe extern "C" fn libchat_mark_delivered_batch(
     }
 }
 
-/// Acknowledges many received contents, in order, in one transaction per 1,000 ids, and sets
+/// Acknowledges many received contents, in order, in one transaction per 2,000 ids, and sets
 /// `out_was_pending[n]` to whether content `inbox_ids[n]` was still pending. As
 /// `libchat_mark_delivered_batch` otherwise.
 ///

@@ -141,8 +141,11 @@ enum Undo {
 /// checkpoint 5 %; decryption and parsing about 7 %. (Profiled before installations; with
 /// them every key carries `installation_id` first, and since migration
 /// `2026-11-30-000002_drop_mailbox_installation_indexes` the `inbox` row again updates one
-/// b-tree: `cargo bench --bench batch` gives 25–27 µs per envelope in `Full`.) Keys created and used within the same
-/// transaction are not worth keeping out of the table: in that backlog only 762 of its 9,467
+/// b-tree. Since every statement a received envelope runs has a static query id (diesel's
+/// generic DSL walked its expression tree twice per call, which cost more than SQLite's
+/// insert) and the caches pass from one transaction of a series to the next, `cargo bench
+/// --bench batch` gives about 16 µs per envelope in `Full`, in transactions of 2,000.) Keys
+/// created and used within the same transaction are not worth keeping out of the table: in that backlog only 762 of its 9,467
 /// skipped keys (8 %) are stored and used within one transaction of 1,000, about 2–3 % of the
 /// time, so every key is written as a lone save writes it.
 ///
@@ -511,7 +514,9 @@ struct BusyTimeout {
 }
 
 /// WAL frames (pages of 4 KiB) allowed to pile up before a checkpoint during
-/// [`Database::batch_series`]: about 40 MiB, ten transactions of 1,000 received envelopes.
+/// [`Database::batch_series`]: about 40 MiB, what 3 to 19 transactions of 2,000 received
+/// envelopes (the Client's default bound) write: from about 530 pages each over the 10,000
+/// envelopes of `cargo bench --bench batch` to 3,200 in a database of 1,000 conversations.
 const SERIES_CHECKPOINT_PAGES: i64 = 10_000;
 
 /// Ratchet key pairs remembered during [`Database::batch_series`] (16 otherwise): loading a
@@ -524,9 +529,9 @@ impl Database {
     /// Runs `f` — several batch transactions in a row, e.g. a backlog cut into bounded
     /// batches — tuned for that:
     /// - the WAL's automatic checkpoints are deferred. SQLite checkpoints at the first commit
-    ///   that leaves more than 1,000 pages in the WAL, and a transaction of 1,000 received
-    ///   envelopes writes about that many, so every commit would copy the whole WAL into the
-    ///   database file and sync it. Deferred to 10,000 pages, the pages several transactions
+    ///   that leaves more than 1,000 pages in the WAL, and a transaction of 2,000 received
+    ///   envelopes writes from about 530 pages (a backlog in 100 conversations) to 3,200 (in
+    ///   1,000), so most commits would copy the WAL into the database file and sync it. Deferred to 10,000 pages, the pages several transactions
     ///   modified are copied once; when `f` returns, the WAL is checkpointed and truncated to
     ///   zero bytes (as when the database closes; skipped, not waited for, when another
     ///   connection is reading or writing) and the automatic checkpoints are restored;
