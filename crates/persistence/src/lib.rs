@@ -47,6 +47,7 @@ mod schema;
 #[allow(missing_docs, dead_code, unused_imports)]
 mod schema_pg;
 mod store;
+mod store_impls;
 
 pub use batch::{BatchTx, UndoNeeded};
 pub use config::{

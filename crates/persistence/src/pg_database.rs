@@ -19,15 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use diesel::prelude::*;
-use domain_chat::{
-    Acknowledged, ConversationRecord, ConversationStore, Delivered, EphemeralKeyStore,
-    HistoryEntry, Identity, IdentityStore, InboxEntry, MailboxStore, NewHistoryEntry,
-    NewInboxEntry, NewOutboxEntry, OutboxEntry, Processed,
-};
-use domain_ratchet::{
-    DhKeyPair, PublicKey, RatchetState, RatchetStore, SkippedKey, SkippedKeyDelta, StoreError,
-    Timestamp, Transactional,
-};
+use domain_ratchet::{StoreError, Transactional};
 
 use crate::config::validate_installation_name;
 use crate::crypt::{PostgresKey, RowCipher};
@@ -35,8 +27,9 @@ use crate::error::PersistenceError;
 use crate::postgres::PgPool;
 use crate::repo::RowCx;
 use crate::repo::keycache::KeyPairCache;
-use crate::repo::pg::{convo, identity, mailbox, ratchet};
+use crate::repo::pg;
 use crate::schema_pg::installations;
+use crate::store_impls::store_impls;
 
 /// The constant sealed into `installations.key_check` (cell `installations.key_check`, no
 /// key columns): it opens only under the key the installation was created with.
@@ -114,27 +107,24 @@ impl<E> From<diesel::result::Error> for Failure<E> {
     }
 }
 
-/// `SELECT id FROM installations WHERE id = $1 FOR UPDATE`.
-fn lock_installation(conn: &mut PgConnection, id: i64) -> Result<(), PersistenceError> {
+/// `SELECT id FROM installations WHERE id = $1 FOR UPDATE`, `$1` the transaction's
+/// installation.
+fn lock_installation(tx: &mut PgTx<'_>) -> Result<(), PersistenceError> {
     installations::table
-        .find(id)
+        .find(tx.cipher.id())
         .select(installations::id)
         .for_update()
-        .first::<i64>(conn)?;
+        .first::<i64>(tx.conn)?;
     Ok(())
 }
 
 /// `SELECT pg_advisory_xact_lock(k)`, `k` from the digest's first 8 bytes and the
-/// installation (a collision only makes two unrelated receptions take turns).
-fn lock_digest(
-    conn: &mut PgConnection,
-    installation: i64,
-    digest: &[u8; 32],
-) -> Result<(), PersistenceError> {
-    let key = crate::pg_batch::digest_lock_key(installation, digest);
+/// transaction's installation (a collision only makes two unrelated receptions take turns).
+fn lock_digest(tx: &mut PgTx<'_>, digest: &[u8; 32]) -> Result<(), PersistenceError> {
+    let key = crate::pg_batch::digest_lock_key(tx.cipher.id(), digest);
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
         .bind::<diesel::sql_types::BigInt, _>(key)
-        .execute(conn)?;
+        .execute(tx.conn)?;
     Ok(())
 }
 
@@ -343,362 +333,27 @@ fn in_tx<T>(
     Transactional::transaction(db, f)
 }
 
-impl IdentityStore for PgTx<'_> {
-    /// Locks the installation's row first (`FOR UPDATE`, until the transaction ends): a
-    /// unit of work that loads the identity and creates it when absent runs alone, so two
-    /// processes opening a new installation at once never create two identities.
-    fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
-        lock_installation(self.conn, self.cipher.id())?;
-        Ok(identity::load(self.conn, self.cipher)?)
-    }
-
-    fn save_identity(&mut self, value: &Identity) -> Result<(), StoreError> {
-        Ok(identity::save(self.conn, self.cipher, value)?)
-    }
+store_impls! {
+    transaction: PgTx<'_>,
+    repo: pg,
+    row_cx: cipher,
+    lock_identity:
+        /// Locks the installation's row first (`FOR UPDATE`, until the transaction ends): a
+        /// unit of work that loads the identity and creates it when absent runs alone, so two
+        /// processes opening a new installation at once never create two identities.
+        lock_installation,
+    lock_digest:
+        /// Takes a transaction-level advisory lock on the digest first
+        /// (`pg_advisory_xact_lock`): two processes receiving the same envelope at once take
+        /// turns, and the second, checking after the first committed, finds it processed.
+        lock_digest,
 }
 
-impl EphemeralKeyStore for PgTx<'_> {
-    fn save_ephemeral_key(&mut self, key_pair: &DhKeyPair) -> Result<(), StoreError> {
-        Ok(identity::save_intro_key(self.conn, self.cipher, key_pair)?)
-    }
-
-    fn load_ephemeral_key(&mut self, public: &PublicKey) -> Result<Option<DhKeyPair>, StoreError> {
-        Ok(identity::load_intro_key(self.conn, self.cipher, public)?)
-    }
-
-    fn delete_ephemeral_key(&mut self, public: &PublicKey) -> Result<bool, StoreError> {
-        Ok(identity::delete_intro_key(self.conn, self.cipher, public)?)
-    }
-
-    fn count_ephemeral_keys(&mut self) -> Result<usize, StoreError> {
-        Ok(identity::count_intro_keys(self.conn, self.cipher)?)
-    }
-}
-
-impl ConversationStore for PgTx<'_> {
-    fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
-        Ok(convo::save(self.conn, self.cipher, record)?)
-    }
-
-    fn load_conversation(
-        &mut self,
-        conversation_id: &str,
-    ) -> Result<Option<ConversationRecord>, StoreError> {
-        Ok(convo::load(self.conn, self.cipher, conversation_id)?)
-    }
-
-    fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
-        Ok(convo::list(self.conn, self.cipher)?)
-    }
-
-    fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
-        Ok(convo::delete(self.conn, self.cipher, conversation_id)?)
-    }
-}
-
-impl RatchetStore for PgTx<'_> {
-    fn load_ratchet_state(
-        &mut self,
-        conversation_id: &str,
-    ) -> Result<Option<RatchetState>, StoreError> {
-        Ok(ratchet::load(
-            self.conn,
-            self.cipher,
-            self.keys,
-            conversation_id,
-        )?)
-    }
-
-    fn save_ratchet_state(
-        &mut self,
-        conversation_id: &str,
-        state: &RatchetState,
-        delta: &SkippedKeyDelta,
-    ) -> Result<(), StoreError> {
-        // Already inside the caller's transaction: a failure makes the caller roll back.
-        Ok(ratchet::save(
-            self.conn,
-            self.cipher,
-            self.keys,
-            conversation_id,
-            state,
-            delta,
-        )?)
-    }
-
-    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
-        Ok(ratchet::delete(self.conn, self.cipher, conversation_id)?)
-    }
-
-    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
-        Ok(ratchet::exists(self.conn, self.cipher, conversation_id)?)
-    }
-
-    fn load_skipped_key(
-        &mut self,
-        conversation_id: &str,
-        dh_pub: &PublicKey,
-        msg_num: u32,
-    ) -> Result<Option<SkippedKey>, StoreError> {
-        Ok(ratchet::load_skipped(
-            self.conn,
-            self.cipher,
-            conversation_id,
-            dh_pub,
-            msg_num,
-        )?)
-    }
-
-    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
-        Ok(ratchet::load_all_skipped(
-            self.conn,
-            self.cipher,
-            conversation_id,
-        )?)
-    }
-
-    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
-        Ok(ratchet::count_skipped(
-            self.conn,
-            self.cipher,
-            conversation_id,
-        )?)
-    }
-
-    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
-        Ok(ratchet::expire(self.conn, self.cipher, older_than)?)
-    }
-}
-
-impl MailboxStore for PgTx<'_> {
-    fn outbox_push(&mut self, entry: &NewOutboxEntry<'_>) -> Result<i64, StoreError> {
-        Ok(mailbox::outbox_push(self.conn, self.cipher, entry)?)
-    }
-
-    fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        Ok(mailbox::outbox_pending(self.conn, self.cipher, limit)?)
-    }
-
-    fn outbox_len(&mut self) -> Result<usize, StoreError> {
-        Ok(mailbox::outbox_count(self.conn, self.cipher)?)
-    }
-
-    fn outbox_mark_delivered(&mut self, id: i64) -> Result<Delivered, StoreError> {
-        Ok(mailbox::outbox_delete(self.conn, self.cipher, id)?)
-    }
-
-    fn inbox_push(&mut self, entry: &NewInboxEntry<'_>) -> Result<i64, StoreError> {
-        Ok(mailbox::inbox_push(self.conn, self.cipher, entry)?)
-    }
-
-    fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
-        Ok(mailbox::inbox_pending(self.conn, self.cipher, limit)?)
-    }
-
-    fn inbox_ack(&mut self, id: i64) -> Result<Acknowledged, StoreError> {
-        Ok(mailbox::inbox_delete(self.conn, self.cipher, id)?)
-    }
-
-    fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
-        Ok(mailbox::history_push(self.conn, self.cipher, entry)?)
-    }
-
-    fn history_append(&mut self, entry: &NewHistoryEntry<'_>) -> Result<(), StoreError> {
-        Ok(mailbox::history_append(self.conn, self.cipher, entry)?)
-    }
-
-    fn history(
-        &mut self,
-        conversation_id: &str,
-        limit: usize,
-    ) -> Result<Vec<HistoryEntry>, StoreError> {
-        Ok(mailbox::history(
-            self.conn,
-            self.cipher,
-            conversation_id,
-            limit,
-        )?)
-    }
-
-    fn mark_envelope_processed(
-        &mut self,
-        digest: &[u8; 32],
-        at: Timestamp,
-    ) -> Result<Processed, StoreError> {
-        Ok(mailbox::mark_processed(self.conn, self.cipher, digest, at)?)
-    }
-
-    /// Takes a transaction-level advisory lock on the digest first
-    /// (`pg_advisory_xact_lock`): two processes receiving the same envelope at once take
-    /// turns, and the second, checking after the first committed, finds it processed.
-    fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
-        lock_digest(self.conn, self.cipher.id(), digest)?;
-        Ok(mailbox::is_processed(self.conn, self.cipher, digest)?)
-    }
-
-    fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError> {
-        Ok(mailbox::forget_processed_before(
-            self.conn,
-            self.cipher,
-            before,
-        )?)
-    }
-}
-
-impl IdentityStore for PgDatabase {
-    fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
-        in_tx(self, |tx| tx.load_identity())
-    }
-
-    fn save_identity(&mut self, value: &Identity) -> Result<(), StoreError> {
-        in_tx(self, |tx| tx.save_identity(value))
-    }
-}
-
-impl EphemeralKeyStore for PgDatabase {
-    fn save_ephemeral_key(&mut self, key_pair: &DhKeyPair) -> Result<(), StoreError> {
-        in_tx(self, |tx| tx.save_ephemeral_key(key_pair))
-    }
-
-    fn load_ephemeral_key(&mut self, public: &PublicKey) -> Result<Option<DhKeyPair>, StoreError> {
-        in_tx(self, |tx| tx.load_ephemeral_key(public))
-    }
-
-    fn delete_ephemeral_key(&mut self, public: &PublicKey) -> Result<bool, StoreError> {
-        in_tx(self, |tx| tx.delete_ephemeral_key(public))
-    }
-
-    fn count_ephemeral_keys(&mut self) -> Result<usize, StoreError> {
-        in_tx(self, |tx| tx.count_ephemeral_keys())
-    }
-}
-
-impl ConversationStore for PgDatabase {
-    fn save_conversation(&mut self, record: &ConversationRecord) -> Result<(), StoreError> {
-        in_tx(self, |tx| tx.save_conversation(record))
-    }
-
-    fn load_conversation(
-        &mut self,
-        conversation_id: &str,
-    ) -> Result<Option<ConversationRecord>, StoreError> {
-        in_tx(self, |tx| tx.load_conversation(conversation_id))
-    }
-
-    fn list_conversations(&mut self) -> Result<Vec<ConversationRecord>, StoreError> {
-        in_tx(self, |tx| tx.list_conversations())
-    }
-
-    fn delete_conversation(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
-        in_tx(self, |tx| tx.delete_conversation(conversation_id))
-    }
-}
-
-impl RatchetStore for PgDatabase {
-    fn load_ratchet_state(
-        &mut self,
-        conversation_id: &str,
-    ) -> Result<Option<RatchetState>, StoreError> {
-        in_tx(self, |tx| tx.load_ratchet_state(conversation_id))
-    }
-
-    fn save_ratchet_state(
-        &mut self,
-        conversation_id: &str,
-        state: &RatchetState,
-        delta: &SkippedKeyDelta,
-    ) -> Result<(), StoreError> {
-        in_tx(self, |tx| {
-            tx.save_ratchet_state(conversation_id, state, delta)
-        })
-    }
-
-    fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
-        in_tx(self, |tx| tx.delete_ratchet_state(conversation_id))
-    }
-
-    fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
-        in_tx(self, |tx| tx.ratchet_state_exists(conversation_id))
-    }
-
-    fn load_skipped_key(
-        &mut self,
-        conversation_id: &str,
-        dh_pub: &PublicKey,
-        msg_num: u32,
-    ) -> Result<Option<SkippedKey>, StoreError> {
-        in_tx(self, |tx| {
-            tx.load_skipped_key(conversation_id, dh_pub, msg_num)
-        })
-    }
-
-    fn load_skipped_keys(&mut self, conversation_id: &str) -> Result<Vec<SkippedKey>, StoreError> {
-        in_tx(self, |tx| tx.load_skipped_keys(conversation_id))
-    }
-
-    fn count_skipped_keys(&mut self, conversation_id: &str) -> Result<usize, StoreError> {
-        in_tx(self, |tx| tx.count_skipped_keys(conversation_id))
-    }
-
-    fn expire_skipped_keys(&mut self, older_than: Timestamp) -> Result<usize, StoreError> {
-        in_tx(self, |tx| tx.expire_skipped_keys(older_than))
-    }
-}
-
-impl MailboxStore for PgDatabase {
-    fn outbox_push(&mut self, entry: &NewOutboxEntry<'_>) -> Result<i64, StoreError> {
-        in_tx(self, |tx| tx.outbox_push(entry))
-    }
-
-    fn outbox_pending(&mut self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        in_tx(self, |tx| tx.outbox_pending(limit))
-    }
-
-    fn outbox_len(&mut self) -> Result<usize, StoreError> {
-        in_tx(self, |tx| tx.outbox_len())
-    }
-
-    fn outbox_mark_delivered(&mut self, id: i64) -> Result<Delivered, StoreError> {
-        in_tx(self, |tx| tx.outbox_mark_delivered(id))
-    }
-
-    fn inbox_push(&mut self, entry: &NewInboxEntry<'_>) -> Result<i64, StoreError> {
-        in_tx(self, |tx| tx.inbox_push(entry))
-    }
-
-    fn inbox_pending(&mut self, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
-        in_tx(self, |tx| tx.inbox_pending(limit))
-    }
-
-    fn inbox_ack(&mut self, id: i64) -> Result<Acknowledged, StoreError> {
-        in_tx(self, |tx| tx.inbox_ack(id))
-    }
-
-    fn history_push(&mut self, entry: &NewHistoryEntry<'_>) -> Result<i64, StoreError> {
-        in_tx(self, |tx| tx.history_push(entry))
-    }
-
-    fn history(
-        &mut self,
-        conversation_id: &str,
-        limit: usize,
-    ) -> Result<Vec<HistoryEntry>, StoreError> {
-        in_tx(self, |tx| tx.history(conversation_id, limit))
-    }
-
-    fn mark_envelope_processed(
-        &mut self,
-        digest: &[u8; 32],
-        at: Timestamp,
-    ) -> Result<Processed, StoreError> {
-        in_tx(self, |tx| tx.mark_envelope_processed(digest, at))
-    }
-
-    fn is_envelope_processed(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
-        in_tx(self, |tx| tx.is_envelope_processed(digest))
-    }
-
-    fn forget_processed_envelopes(&mut self, before: Timestamp) -> Result<usize, StoreError> {
-        in_tx(self, |tx| tx.forget_processed_envelopes(before))
-    }
+// Every call, read or write, runs in a transaction of its own (on a connection from the
+// pool); `history_append` is the trait's default (`history_push`, in its transaction).
+store_impls! {
+    database: PgDatabase,
+    in_tx: in_tx,
+    direct: in_tx,
+    history_append: default,
 }

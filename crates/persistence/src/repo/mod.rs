@@ -13,7 +13,7 @@ pub(crate) mod keycache;
 pub(crate) mod pg;
 pub(crate) mod sqlite;
 
-pub(crate) use sqlite::{convo, identity, mailbox, ratchet};
+pub(crate) use sqlite::{convo, identity, ratchet};
 
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
