@@ -145,9 +145,10 @@ enum Undo {
 /// generic DSL walked its expression tree twice per call, which cost more than SQLite's
 /// insert) and the caches pass from one transaction of a series to the next, `cargo bench
 /// --bench batch` gives about 16 µs per envelope in `Full`, in transactions of 2,000.) Keys
-/// created and used within the same transaction are not worth keeping out of the table: in that backlog only 762 of its 9,467
-/// skipped keys (8 %) are stored and used within one transaction of 1,000, about 2–3 % of the
-/// time, so every key is written as a lone save writes it.
+/// created and used within the same transaction are not worth keeping out of the table: in
+/// that backlog only 762 of its 9,467 skipped keys (8 %) are stored and used within one
+/// transaction of 1,000, about 2–3 % of the time, so every key is written as a lone save
+/// writes it.
 ///
 /// A store call that writes is atomic on its own, except inside [`BatchTx::item`], where a
 /// failing call may leave part of its writes (the item then reports [`UndoNeeded`]).
@@ -531,10 +532,11 @@ impl Database {
     /// - the WAL's automatic checkpoints are deferred. SQLite checkpoints at the first commit
     ///   that leaves more than 1,000 pages in the WAL, and a transaction of 2,000 received
     ///   envelopes writes from about 530 pages (a backlog in 100 conversations) to 3,200 (in
-    ///   1,000), so most commits would copy the WAL into the database file and sync it. Deferred to 10,000 pages, the pages several transactions
-    ///   modified are copied once; when `f` returns, the WAL is checkpointed and truncated to
-    ///   zero bytes (as when the database closes; skipped, not waited for, when another
-    ///   connection is reading or writing) and the automatic checkpoints are restored;
+    ///   1,000), so most commits would copy the WAL into the database file and sync it.
+    ///   Deferred to 10,000 pages, the pages several transactions modified are copied once;
+    ///   when `f` returns, the WAL is checkpointed and truncated to zero bytes (as when the
+    ///   database closes; skipped, not waited for, when another connection is reading or
+    ///   writing) and the automatic checkpoints are restored;
     /// - the key pairs of up to 256 ratchet states are remembered across the transactions
     ///   (16 otherwise), so each conversation's key pair is derived once per series rather than
     ///   once per transaction; the extra ones are forgotten (and wiped) when `f` returns;
@@ -665,7 +667,7 @@ fn stamp_now(tx: &mut Tx<'_>) -> Result<Stamp, PersistenceError> {
     let data_version = diesel::sql_query("PRAGMA data_version")
         .get_result::<DataVersion>(tx.conn)?
         .data_version;
-    let total_changes = crate::database::query_i64(tx.conn, "SELECT total_changes() AS n")?;
+    let total_changes = crate::database::total_changes(tx.conn)?;
     Ok(Stamp {
         installation: tx.installation,
         data_version,

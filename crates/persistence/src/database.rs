@@ -111,6 +111,12 @@ pub(crate) fn query_i64(conn: &mut SqliteConnection, sql: &str) -> Result<i64, P
     Ok(row.n)
 }
 
+/// SQLite's `total_changes()` of `conn`: rows inserted, updated or deleted by it since it
+/// opened.
+pub(crate) fn total_changes(conn: &mut SqliteConnection) -> Result<i64, PersistenceError> {
+    query_i64(conn, "SELECT total_changes() AS n")
+}
+
 /// Opens the connection and checks the key, without writing anything to the file.
 ///
 /// The key is validated before anything else (a key that cannot be passed is refused before
@@ -697,7 +703,7 @@ impl Database {
     /// SQLite's `total_changes()`: rows inserted, updated or deleted by this connection since
     /// it opened (statements of rolled-back transactions included). Reads nothing.
     pub(crate) fn total_changes(&mut self) -> Result<i64, PersistenceError> {
-        query_i64(&mut self.conn, "SELECT total_changes() AS n")
+        total_changes(&mut self.conn)
     }
 
     /// Sets `PRAGMA synchronous` (outside a transaction: SQLite refuses it inside one).
