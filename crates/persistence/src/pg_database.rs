@@ -350,10 +350,9 @@ store_impls! {
 }
 
 // Every call, read or write, runs in a transaction of its own (on a connection from the
-// pool); `history_append` is the trait's default (`history_push`, in its transaction).
+// pool).
 store_impls! {
     database: PgDatabase,
     in_tx: in_tx,
     direct: in_tx,
-    history_append: default,
 }

@@ -58,5 +58,4 @@ store_impls! {
     database: Database,
     in_tx: in_tx,
     direct: repo(sqlite, installation),
-    history_append: in_tx,
 }

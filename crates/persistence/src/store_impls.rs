@@ -33,16 +33,13 @@
 /// in its own transaction (`in_tx`, the file's helper). The reads (and
 /// `expire_skipped_keys`, one `DELETE`) either run the same way (`direct: in_tx`) or call
 /// the repository directly on the database's own connection, outside any explicit
-/// transaction (`direct: repo(sqlite, installation)`). `history_append` is either run
-/// through the transaction's (`history_append: in_tx`) or left to the trait's default,
-/// which calls `history_push` (`history_append: default`):
+/// transaction (`direct: repo(sqlite, installation)`):
 ///
 /// ```text
 /// store_impls! {
 ///     database: Database,
 ///     in_tx: in_tx,
 ///     direct: repo(sqlite, installation),   // or: in_tx
-///     history_append: in_tx,                // or: default
 /// }
 /// ```
 ///
@@ -323,7 +320,6 @@ macro_rules! store_impls {
         database: $db:ty,
         in_tx: $in_tx:path,
         direct: $direct:ident $(($repo:ident, $inst:ident))?,
-        history_append: $history_append:ident,
     ) => {
         const _: () = {
             $crate::store_impls::store_impls!(@imports);
@@ -525,7 +521,12 @@ macro_rules! store_impls {
                     $in_tx(self, |tx| tx.history_push(entry))
                 }
 
-                $crate::store_impls::store_impls!(@history_append $history_append, $in_tx);
+                fn history_append(
+                    &mut self,
+                    entry: &NewHistoryEntry<'_>,
+                ) -> Result<(), StoreError> {
+                    $in_tx(self, |tx| tx.history_append(entry))
+                }
 
                 fn history(
                     &mut self,
@@ -597,14 +598,6 @@ macro_rules! store_impls {
         $in_tx($s, |tx| tx.$method($($arg),*))
     };
 
-    // A database's `history_append`: the transaction's, in a transaction of its own, or the
-    // trait's default (nothing generated).
-    (@history_append in_tx, $in_tx:path) => {
-        fn history_append(&mut self, entry: &NewHistoryEntry<'_>) -> Result<(), StoreError> {
-            $in_tx(self, |tx| tx.history_append(entry))
-        }
-    };
-    (@history_append default, $in_tx:path) => {};
 }
 
 pub(crate) use store_impls;
