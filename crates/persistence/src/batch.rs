@@ -154,9 +154,8 @@ enum Undo {
 /// failing call may leave part of its writes (the item then reports [`UndoNeeded`]).
 pub struct BatchTx<'a> {
     tx: Tx<'a>,
-    states: HashMap<String, CachedState>,
-    conversations: HashMap<String, Option<ConversationRecord>>,
-    identity: Option<Option<Identity>>,
+    /// What this batch has read or written, handed on to the next batch of a series.
+    caches: Caches,
     /// Changes to the caches since the outermost open savepoint, oldest first.
     journal: Vec<Undo>,
     /// Open savepoints.
@@ -181,7 +180,7 @@ pub struct UndoNeeded<E>(pub E);
 impl std::fmt::Debug for BatchTx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BatchTx")
-            .field("cached_states", &self.states.len())
+            .field("cached_states", &self.caches.states.len())
             .field("depth", &self.depth)
             .finish_non_exhaustive()
     }
@@ -234,20 +233,13 @@ impl SavepointSql {
 
 impl<'a> BatchTx<'a> {
     fn new(tx: &'a mut Tx<'_>, caches: Caches) -> Self {
-        let Caches {
-            states,
-            conversations,
-            identity,
-        } = caches;
         Self {
             tx: Tx {
                 conn: &mut *tx.conn,
                 keys: &mut *tx.keys,
                 installation: tx.installation,
             },
-            states,
-            conversations,
-            identity,
+            caches,
             journal: Vec::new(),
             depth: 0,
             writes: 0,
@@ -259,11 +251,7 @@ impl<'a> BatchTx<'a> {
 
     /// The caches, for the next batch of a series (after the flush: every state as written).
     fn into_caches(self) -> Caches {
-        Caches {
-            states: self.states,
-            conversations: self.conversations,
-            identity: self.identity,
-        }
+        self.caches
     }
 
     /// Whether SQLite rolled the batch's transaction back by itself when an item failed (it
@@ -384,6 +372,7 @@ impl<'a> BatchTx<'a> {
             return Err(abandoned());
         }
         let mut dirty: Vec<&String> = self
+            .caches
             .states
             .iter()
             .filter(|(_, cached)| cached.dirty)
@@ -393,7 +382,7 @@ impl<'a> BatchTx<'a> {
         dirty.sort_unstable();
         let dirty: Vec<String> = dirty.into_iter().cloned().collect();
         for conversation_id in dirty {
-            let Some(cached) = self.states.get_mut(&conversation_id) else {
+            let Some(cached) = self.caches.states.get_mut(&conversation_id) else {
                 continue;
             };
             if let Some(state) = &cached.state {
@@ -420,25 +409,28 @@ impl<'a> BatchTx<'a> {
             };
             match undo {
                 Undo::State(id, Some(previous)) => {
-                    self.states.insert(id, previous);
+                    self.caches.states.insert(id, previous);
                 }
                 Undo::State(id, None) => {
-                    self.states.remove(&id);
+                    self.caches.states.remove(&id);
                 }
                 Undo::Conversation(id, Some(previous)) => {
-                    self.conversations.insert(id, previous);
+                    self.caches.conversations.insert(id, previous);
                 }
                 Undo::Conversation(id, None) => {
-                    self.conversations.remove(&id);
+                    self.caches.conversations.remove(&id);
                 }
-                Undo::Identity(previous) => self.identity = previous,
+                Undo::Identity(previous) => self.caches.identity = previous,
             }
         }
     }
 
     /// Replaces the cached state of `conversation_id`, recording how to undo it.
     fn set_state(&mut self, conversation_id: &str, cached: CachedState) {
-        let previous = self.states.insert(conversation_id.to_owned(), cached);
+        let previous = self
+            .caches
+            .states
+            .insert(conversation_id.to_owned(), cached);
         if self.depth > 0 {
             self.journal
                 .push(Undo::State(conversation_id.to_owned(), previous));
@@ -448,6 +440,7 @@ impl<'a> BatchTx<'a> {
     /// Replaces the cached record of `conversation_id`, recording how to undo it.
     fn set_conversation(&mut self, conversation_id: &str, record: Option<ConversationRecord>) {
         let previous = self
+            .caches
             .conversations
             .insert(conversation_id.to_owned(), record);
         if self.depth > 0 {
@@ -458,7 +451,7 @@ impl<'a> BatchTx<'a> {
 
     /// The cached state of `conversation_id`, read from the database on first use.
     fn cached_state(&mut self, conversation_id: &str) -> Result<&CachedState, PersistenceError> {
-        if !self.states.contains_key(conversation_id) {
+        if !self.caches.states.contains_key(conversation_id) {
             let loaded = ratchet::load_with_counters(
                 self.tx.conn,
                 self.tx.installation,
@@ -479,7 +472,8 @@ impl<'a> BatchTx<'a> {
                 },
             );
         }
-        self.states
+        self.caches
+            .states
             .get(conversation_id)
             .ok_or_else(|| PersistenceError::NotFound(format!("cached state {conversation_id}")))
     }
@@ -488,7 +482,7 @@ impl<'a> BatchTx<'a> {
         &mut self,
         conversation_id: &str,
     ) -> Result<Option<ConversationRecord>, PersistenceError> {
-        if let Some(cached) = self.conversations.get(conversation_id) {
+        if let Some(cached) = self.caches.conversations.get(conversation_id) {
             return Ok(cached.clone());
         }
         let loaded = convo::load(self.tx.conn, self.tx.installation, conversation_id)?;
@@ -722,11 +716,11 @@ where
 
 impl IdentityStore for BatchTx<'_> {
     fn load_identity(&mut self) -> Result<Option<Identity>, StoreError> {
-        if let Some(cached) = &self.identity {
+        if let Some(cached) = &self.caches.identity {
             return Ok(cached.clone());
         }
         let loaded = identity::load(self.tx.conn, self.tx.installation)?;
-        let previous = self.identity.replace(loaded.clone());
+        let previous = self.caches.identity.replace(loaded.clone());
         if self.depth > 0 {
             self.journal.push(Undo::Identity(previous));
         }
@@ -736,7 +730,7 @@ impl IdentityStore for BatchTx<'_> {
     fn save_identity(&mut self, value: &Identity) -> Result<(), StoreError> {
         self.writing();
         identity::save(self.tx.conn, self.tx.installation, value)?;
-        let previous = self.identity.replace(Some(value.clone()));
+        let previous = self.caches.identity.replace(Some(value.clone()));
         if self.depth > 0 {
             self.journal.push(Undo::Identity(previous));
         }
@@ -849,6 +843,7 @@ impl RatchetStore for BatchTx<'_> {
     fn delete_ratchet_state(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
         self.writing();
         let in_batch = self
+            .caches
             .states
             .get(conversation_id)
             .map(|cached| cached.state.is_some());
@@ -866,7 +861,7 @@ impl RatchetStore for BatchTx<'_> {
     }
 
     fn ratchet_state_exists(&mut self, conversation_id: &str) -> Result<bool, StoreError> {
-        if let Some(cached) = self.states.get(conversation_id) {
+        if let Some(cached) = self.caches.states.get(conversation_id) {
             return Ok(cached.state.is_some());
         }
         // Not cached: ask without loading (a load derives the key pair).
