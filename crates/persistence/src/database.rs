@@ -11,7 +11,7 @@ use crate::config::{
     DEFAULT_INSTALLATION, DatabaseConfig, DatabaseKey, Durability, Location, MigrationMode,
     validate_installation_name,
 };
-use crate::error::{PersistenceError, is_not_a_database};
+use crate::error::{PersistenceError, TxFailure, is_not_a_database};
 use crate::files::{self, PermissionWarning};
 use crate::migrate::{self, SchemaStatus};
 use crate::repo::keycache::KeyPairCache;
@@ -743,18 +743,14 @@ impl Database {
                 keys,
                 installation,
             };
-            f(&mut tx).map_err(TxError::Caller)
+            f(&mut tx).map_err(TxFailure::Caller)
         };
         let result = if immediate {
-            self.conn.immediate_transaction::<T, TxError<E>, _>(body)
+            self.conn.immediate_transaction::<T, TxFailure<E>, _>(body)
         } else {
-            self.conn.transaction::<T, TxError<E>, _>(body)
+            self.conn.transaction::<T, TxFailure<E>, _>(body)
         };
-        match result {
-            Ok(value) => Ok(value),
-            Err(TxError::Caller(e)) => Err(e),
-            Err(TxError::Database(e)) => Err(E::from(PersistenceError::from(e))),
-        }
+        result.map_err(TxFailure::into_caller)
     }
 
     /// Deletes, across all conversations of this installation, skipped message keys stored
@@ -888,17 +884,4 @@ fn rewrite_user_version(conn: &mut SqliteConnection) -> Result<(), PersistenceEr
     let version = query_i64(conn, "SELECT user_version AS n FROM pragma_user_version()")?;
     conn.batch_execute(&format!("PRAGMA user_version = {version};"))?;
     Ok(())
-}
-
-/// Error of the closure inside diesel's transaction: the caller's error or diesel's own
-/// (begin/commit failure).
-enum TxError<E> {
-    Caller(E),
-    Database(diesel::result::Error),
-}
-
-impl<E> From<diesel::result::Error> for TxError<E> {
-    fn from(error: diesel::result::Error) -> Self {
-        TxError::Database(error)
-    }
 }

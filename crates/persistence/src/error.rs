@@ -225,3 +225,46 @@ impl From<PersistenceError> for domain_ratchet::SessionError {
         domain_ratchet::SessionError::Store(error.into())
     }
 }
+
+/// The error of a closure run inside a transaction (or savepoint): the caller's own, or the
+/// database's when beginning, committing or rolling back failed (`D`: diesel's, or ours).
+/// Diesel's transactions need an error type with `From<diesel::result::Error>`; this one lets
+/// them run a closure with any caller error, and [`TxFailure::into_caller`] gives that error
+/// back.
+pub(crate) enum TxFailure<E, D = diesel::result::Error> {
+    Caller(E),
+    Database(D),
+}
+
+impl<E> From<diesel::result::Error> for TxFailure<E> {
+    fn from(error: diesel::result::Error) -> Self {
+        TxFailure::Database(error)
+    }
+}
+
+impl<E> From<PersistenceError> for TxFailure<E, PersistenceError> {
+    fn from(error: PersistenceError) -> Self {
+        TxFailure::Database(error)
+    }
+}
+
+impl<E: From<PersistenceError>> TxFailure<E> {
+    /// The caller's error as it was; the database's as a [`PersistenceError`].
+    pub(crate) fn into_caller(self) -> E {
+        match self {
+            TxFailure::Caller(error) => error,
+            TxFailure::Database(error) => E::from(PersistenceError::from(error)),
+        }
+    }
+}
+
+impl<E: From<StoreError>> TxFailure<E, PersistenceError> {
+    /// The caller's error as it was; the database's as a [`StoreError`] (for the domain's
+    /// [`domain_ratchet::Transactional`]).
+    pub(crate) fn into_store_caller(self) -> E {
+        match self {
+            TxFailure::Caller(error) => error,
+            TxFailure::Database(error) => E::from(StoreError::from(error)),
+        }
+    }
+}

@@ -23,7 +23,7 @@ use domain_ratchet::{StoreError, Transactional};
 
 use crate::config::validate_installation_name;
 use crate::crypt::{PostgresKey, RowCipher};
-use crate::error::PersistenceError;
+use crate::error::{PersistenceError, TxFailure};
 use crate::postgres::PgPool;
 use crate::repo::RowCx;
 use crate::repo::keycache::KeyPairCache;
@@ -79,31 +79,15 @@ impl PgTx<'_> {
         let keys = &mut *self.keys;
         let result = self.conn.transaction(|conn| {
             let mut tx = PgTx { conn, cipher, keys };
-            f(&mut tx).map_err(Failure::Caller)
+            f(&mut tx).map_err(TxFailure::Caller)
         });
-        match result {
-            Ok(value) => Ok(value),
-            Err(Failure::Caller(error)) => Err(error),
-            Err(Failure::Database(error)) => Err(E::from(PersistenceError::from(error))),
-        }
+        result.map_err(TxFailure::into_caller)
     }
 }
 
 impl std::fmt::Debug for PgTx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgTx").finish_non_exhaustive()
-    }
-}
-
-/// The caller's error, or the database's own (connection, begin or commit).
-enum Failure<E> {
-    Caller(E),
-    Database(diesel::result::Error),
-}
-
-impl<E> From<diesel::result::Error> for Failure<E> {
-    fn from(error: diesel::result::Error) -> Self {
-        Failure::Database(error)
     }
 }
 
@@ -243,13 +227,9 @@ impl PgDatabase {
         let keys = &mut self.keys;
         let result = conn.build_transaction().read_committed().run(|conn| {
             let mut tx = PgTx { conn, cipher, keys };
-            f(&mut tx).map_err(Failure::Caller)
+            f(&mut tx).map_err(TxFailure::Caller)
         });
-        match result {
-            Ok(value) => Ok(value),
-            Err(Failure::Caller(error)) => Err(error),
-            Err(Failure::Database(error)) => Err(E::from(PersistenceError::from(error))),
-        }
+        result.map_err(TxFailure::into_caller)
     }
 
     /// Runs `f` like [`PgDatabase::transaction`], running the whole transaction again (at
@@ -309,19 +289,8 @@ impl Transactional for PgDatabase {
         E: From<StoreError>,
         F: FnOnce(&mut PgTx<'_>) -> Result<T, E>,
     {
-        enum Either<E> {
-            Caller(E),
-            Database(PersistenceError),
-        }
-        impl<E> From<PersistenceError> for Either<E> {
-            fn from(error: PersistenceError) -> Self {
-                Either::Database(error)
-            }
-        }
-        PgDatabase::transaction(self, |tx| f(tx).map_err(Either::Caller)).map_err(|e| match e {
-            Either::Caller(error) => error,
-            Either::Database(error) => E::from(StoreError::from(error)),
-        })
+        PgDatabase::transaction(self, |tx| f(tx).map_err(TxFailure::Caller))
+            .map_err(TxFailure::into_store_caller)
     }
 }
 

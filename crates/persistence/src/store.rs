@@ -5,7 +5,7 @@
 use domain_ratchet::{StoreError, Transactional};
 
 use crate::database::{Database, Tx};
-use crate::error::PersistenceError;
+use crate::error::TxFailure;
 use crate::repo::sqlite;
 use crate::store_impls::store_impls;
 
@@ -25,22 +25,8 @@ impl Transactional for Database {
         E: From<StoreError>,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     {
-        /// The caller's error, or the database's own (begin or commit).
-        enum Failure<E> {
-            Caller(E),
-            Database(PersistenceError),
-        }
-        impl<E> From<PersistenceError> for Failure<E> {
-            fn from(error: PersistenceError) -> Self {
-                Failure::Database(error)
-            }
-        }
-        Database::transaction(self, |tx| f(tx).map_err(Failure::Caller)).map_err(|failure| {
-            match failure {
-                Failure::Caller(error) => error,
-                Failure::Database(error) => E::from(StoreError::from(error)),
-            }
-        })
+        Database::transaction(self, |tx| f(tx).map_err(TxFailure::Caller))
+            .map_err(TxFailure::into_store_caller)
     }
 }
 
