@@ -18,7 +18,7 @@ use domain_ratchet::{
     Timestamp,
 };
 
-use crate::database::{Database, Tx};
+use crate::database::{Database, Tx, query_i64, total_changes};
 use crate::error::PersistenceError;
 use crate::repo::ratchet::SkippedCounters;
 use crate::repo::{convo, identity, ratchet};
@@ -247,11 +247,6 @@ impl<'a> BatchTx<'a> {
             abandoned: false,
             lost: false,
         }
-    }
-
-    /// The caches, for the next batch of a series (after the flush: every state as written).
-    fn into_caches(self) -> Caches {
-        self.caches
     }
 
     /// Whether SQLite rolled the batch's transaction back by itself when an item failed (it
@@ -649,19 +644,14 @@ impl Database {
     }
 }
 
-#[derive(QueryableByName)]
-struct DataVersion {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    data_version: i64,
-}
-
 /// Inside a batch's transaction (under the write lock): the stamp the database has now, with
 /// `total_changes()` as it is before the batch writes anything.
 fn stamp_now(tx: &mut Tx<'_>) -> Result<Stamp, PersistenceError> {
-    let data_version = diesel::sql_query("PRAGMA data_version")
-        .get_result::<DataVersion>(tx.conn)?
-        .data_version;
-    let total_changes = crate::database::total_changes(tx.conn)?;
+    let data_version = query_i64(
+        tx.conn,
+        "SELECT data_version AS n FROM pragma_data_version()",
+    )?;
+    let total_changes = total_changes(tx.conn)?;
     Ok(Stamp {
         installation: tx.installation,
         data_version,
@@ -704,10 +694,11 @@ where
         batch.transaction_is_open();
         return result;
     }
-    // Flushed (an abandoned batch fails its flush): the caches are what the commit writes.
+    // Flushed (an abandoned batch fails its flush): the caches are what the commit writes,
+    // every state as written.
     if let Some(stamp) = stamp {
         *left = Some(Box::new(Carried {
-            caches: batch.into_caches(),
+            caches: batch.caches,
             stamp,
         }));
     }
