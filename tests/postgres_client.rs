@@ -16,8 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Barrier};
 
-use diesel::connection::{InstrumentationEvent, SimpleConnection};
-use diesel::prelude::*;
+use diesel::connection::InstrumentationEvent;
 use domain_ratchet::Timestamp;
 use libchat::postgres::{PgPool, PostgresConfig};
 use libchat::{Client, ClientConfig, ClientError, PersistenceError, PostgresKey, Received};
@@ -171,25 +170,7 @@ fn receive_batch_gives_the_outcomes_of_receive_one_by_one() {
         let pool = original.pool().unwrap();
         backlog(&pool)
     };
-    // Every session on the template must be gone before copying it. The pool's sessions
-    // may outlive its drop by a moment: end them. Only this role's client sessions: an
-    // autovacuum worker on the template belongs to the superuser, may not be terminated by
-    // this role, and is stopped by `CREATE DATABASE` itself.
-    let copy = (0..250)
-        .find_map(|_| {
-            if let Ok(mut admin) = PgConnection::establish(&server) {
-                // Best effort: a failure here shows as a failed copy, which is retried.
-                let _ = admin.batch_execute(&format!(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = '{}' AND pid <> pg_backend_pid() \
-                     AND usename = current_user AND backend_type = 'client backend'",
-                    original.name()
-                ));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            TestDb::create(&server, "batchcopy", Some(&original)).ok()
-        })
-        .expect("copy the database");
+    let copy = original.copy("batchcopy").expect("copy the database");
 
     // Shuffled, with duplicates, a forged envelope, an empty one and one handshake late.
     let mut rng = StdRng::seed_from_u64(15);

@@ -62,6 +62,9 @@ pub enum TestDbError {
     Create(#[from] diesel::result::Error),
 }
 
+/// How many times [`TestDb::copy`] tries to copy a database (over 5 s in all).
+pub const COPY_ATTEMPTS: u32 = 250;
+
 /// A database of its own for one test, created on the server and dropped (with any session
 /// still connected to it) when this value is dropped.
 #[derive(Debug)]
@@ -78,9 +81,36 @@ impl TestDb {
         Self::create(server, tag, None)
     }
 
+    /// A copy of this database (`CREATE DATABASE … TEMPLATE`), whose name starts with `tag`.
+    ///
+    /// PostgreSQL copies a database only while no other session is connected to it. Before
+    /// each attempt this ends the role's own client sessions on it (a pool's may outlive the
+    /// pool's drop by a moment); it leaves an autovacuum worker alone (it belongs to the
+    /// superuser, and `CREATE DATABASE` stops it itself). It tries [`COPY_ATTEMPTS`] times, 20
+    /// ms apart, and returns the last attempt's error.
+    pub fn copy(&self, tag: &str) -> Result<Self, TestDbError> {
+        let mut attempt = 1;
+        loop {
+            if let Ok(mut admin) = PgConnection::establish(&self.server) {
+                // Best effort: a session left shows as a failed attempt, which is retried.
+                let _ = admin.batch_execute(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{}' AND pid <> pg_backend_pid() \
+                     AND usename = current_user AND backend_type = 'client backend'",
+                    self.name
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            match Self::create(&self.server, tag, Some(self)) {
+                Err(_) if attempt < COPY_ATTEMPTS => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
     /// Creates a database whose name starts with `tag`, a copy of `template` when given (no
     /// session may be connected to the template).
-    pub fn create(server: &str, tag: &str, template: Option<&TestDb>) -> Result<Self, TestDbError> {
+    fn create(server: &str, tag: &str, template: Option<&TestDb>) -> Result<Self, TestDbError> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
