@@ -13,11 +13,12 @@
 //! `generate DIR CONVERSATIONS MESSAGES` writes `DIR/receiver.db` (the receiver, with the
 //! conversations established) and `DIR/backlog.bin` (the shuffled messages of 100 bytes,
 //! each a little-endian `u32` length and the envelope). `ingest DIR MODE` receives the backlog
-//! into a fresh copy of the receiver (`Durability::Full`): `stream` reads `DEFAULT_MAX_BATCH_ITEMS` (2,000) envelopes at a
-//! time and passes each chunk to `receive_batch`; `all` reads the whole backlog and passes it
-//! in one call (which cuts it into transactions itself); `stream` also prints how long its
-//! transactions took (each holds the write lock that long). `baseline DIR MODE` does everything
-//! `ingest` does except receiving: the difference of the two peaks is what ingestion costs.
+//! into a fresh copy of the receiver (`Durability::Full`): `stream` reads
+//! `DEFAULT_MAX_BATCH_ITEMS` (2,000) envelopes at a time and passes each chunk to
+//! `receive_batch`; `all` reads the whole backlog and passes it in one call (which cuts it
+//! into transactions itself); `stream` also prints how long its transactions took (each holds
+//! the write lock that long). `baseline DIR MODE` does everything `ingest` does except
+//! receiving: the difference of the two peaks is what ingestion costs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs::File;
